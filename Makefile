@@ -1,0 +1,54 @@
+# proflab — a thin wrapper over meson/ninja. The two front-door commands:
+#   make run    install what is missing, build, start proflabd with the lab on
+#   make test   install what is missing, build, run every test suite
+#               (also under AddressSanitizer + UndefinedBehaviorSanitizer)
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON      ?= meson
+
+.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench clean format
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+	@scripts/npm-deps.sh
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	$(MESON) setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	@scripts/run.sh
+
+test: test-deps build
+	$(MESON) test -C $(BUILD) --print-errorlogs --suite unit
+	PROFLABD=$(BUILD)/proflabd node --test tests/integration/
+	$(MAKE) --no-print-directory test-asan
+
+test-asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --suite unit
+	PROFLABD=$(ASAN_BUILD)/proflabd PROFLAB_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  node --test tests/integration/
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	bench/http/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

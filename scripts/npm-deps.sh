@@ -1,0 +1,9 @@
+#!/bin/sh
+# Install the npm test clients listed in tests/package.json (none yet are
+# needed by the integration tests themselves: they use node's own fetch).
+set -eu
+cd "$(dirname "$0")/../tests"
+[ -f package.json ] || exit 0
+if [ -d node_modules ] && [ node_modules -nt package.json ]; then exit 0; fi
+npm install --no-audit --no-fund --loglevel=error >/dev/null
+touch node_modules

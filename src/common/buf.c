@@ -1,0 +1,236 @@
+/* Growable buffer and streaming JSON writer (see include/proflab/buf.h). */
+#include "proflab/buf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pl_buf_init(pl_buf *b) { memset(b, 0, sizeof(*b)); }
+
+void pl_buf_free(pl_buf *b) {
+  free(b->data);
+  memset(b, 0, sizeof(*b));
+}
+
+void pl_buf_reset(pl_buf *b) {
+  b->len = 0;
+  b->failed = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+int pl_buf_reserve(pl_buf *b, size_t n) {
+  if (b->failed) return -ENOMEM;
+  if (n > SIZE_MAX - b->len - 1) goto fail;
+  size_t need = b->len + n + 1;
+  if (need <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < need) {
+    if (cap > SIZE_MAX / 2) { cap = need; break; }
+    cap *= 2;
+  }
+  char *p = realloc(b->data, cap);
+  if (!p) goto fail;
+  b->data = p;
+  b->cap = cap;
+  return 0;
+fail:
+  b->failed = 1;
+  return -ENOMEM;
+}
+
+void pl_buf_append(pl_buf *b, const void *p, size_t n) {
+  if (pl_buf_reserve(b, n) != 0) return;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void pl_buf_puts(pl_buf *b, const char *s) { pl_buf_append(b, s, strlen(s)); }
+
+void pl_buf_putc(pl_buf *b, char c) { pl_buf_append(b, &c, 1); }
+
+void pl_buf_vprintf(pl_buf *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  if (pl_buf_reserve(b, 64) != 0) goto out;
+  size_t room = b->cap - b->len;
+  int n = vsnprintf(b->data + b->len, room, fmt, ap);
+  if (n < 0) { b->failed = 1; goto out; }
+  if ((size_t)n >= room) {
+    if (pl_buf_reserve(b, (size_t)n) != 0) goto out;
+    room = b->cap - b->len;
+    n = vsnprintf(b->data + b->len, room, fmt, ap2);
+    if (n < 0 || (size_t)n >= room) { b->failed = 1; goto out; }
+  }
+  b->len += (size_t)n;
+out:
+  va_end(ap2);
+}
+
+void pl_buf_printf(pl_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pl_buf_vprintf(b, fmt, ap);
+  va_end(ap);
+}
+
+char *pl_buf_steal(pl_buf *b, size_t *len) {
+  char *p = b->data;
+  if (len) *len = b->len;
+  memset(b, 0, sizeof(*b));
+  return p;
+}
+
+/* ---- JSON writer ------------------------------------------------------ */
+
+void pl_json_init(pl_json *j, pl_buf *out) {
+  memset(j, 0, sizeof(*j));
+  j->out = out;
+}
+
+static void json_pre_value(pl_json *j) {
+  if (j->after_key) { j->after_key = 0; return; }
+  if (j->depth > 0 && j->depth <= PL_JSON_MAX_DEPTH) {
+    if (j->need_comma[j->depth - 1]) pl_buf_putc(j->out, ',');
+    j->need_comma[j->depth - 1] = 1;
+  }
+}
+
+static void json_open(pl_json *j, char c) {
+  json_pre_value(j);
+  pl_buf_putc(j->out, c);
+  if (j->depth < PL_JSON_MAX_DEPTH) j->need_comma[j->depth] = 0;
+  else j->out->failed = 1; /* nesting beyond the bound is a caller bug */
+  j->depth++;
+}
+
+static void json_close(pl_json *j, char c) {
+  if (j->depth > 0) j->depth--;
+  pl_buf_putc(j->out, c);
+}
+
+void pl_json_obj_open(pl_json *j) { json_open(j, '{'); }
+void pl_json_obj_close(pl_json *j) { json_close(j, '}'); }
+void pl_json_arr_open(pl_json *j) { json_open(j, '['); }
+void pl_json_arr_close(pl_json *j) { json_close(j, ']'); }
+
+/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t len;
+  uint32_t cp;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+  else return 0;
+  if (len > n) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+void pl_json_escape(pl_buf *b, const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0, run = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    const char *esc = NULL;
+    char tmp[8];
+    size_t l = 1;
+    if (c == '"') esc = "\\\"";
+    else if (c == '\\') esc = "\\\\";
+    else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20 || c == 0x7F) {
+      snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+      esc = tmp;
+    } else if (c >= 0x80) {
+      l = utf8_seq_len(s + i, n - i);
+      if (l == 0) { esc = "\\ufffd"; l = 1; }
+    }
+    if (esc) {
+      pl_buf_append(b, s + i - run, run);
+      run = 0;
+      pl_buf_puts(b, esc);
+      i += l;
+    } else {
+      run += l;
+      i += l;
+    }
+  }
+  pl_buf_append(b, s + n - run, run);
+}
+
+void pl_json_key(pl_json *j, const char *key) {
+  json_pre_value(j);
+  pl_buf_putc(j->out, '"');
+  pl_json_escape(j->out, key, strlen(key));
+  pl_buf_append(j->out, "\":", 2);
+  j->after_key = 1;
+}
+
+void pl_json_strn(pl_json *j, const char *s, size_t n) {
+  json_pre_value(j);
+  pl_buf_putc(j->out, '"');
+  pl_json_escape(j->out, s, n);
+  pl_buf_putc(j->out, '"');
+}
+
+void pl_json_str(pl_json *j, const char *s) {
+  if (!s) { pl_json_null(j); return; }
+  pl_json_strn(j, s, strlen(s));
+}
+
+void pl_json_int(pl_json *j, int64_t v) {
+  json_pre_value(j);
+  pl_buf_printf(j->out, "%lld", (long long)v);
+}
+
+void pl_json_uint(pl_json *j, uint64_t v) {
+  json_pre_value(j);
+  pl_buf_printf(j->out, "%llu", (unsigned long long)v);
+}
+
+void pl_json_double(pl_json *j, double v, int decimals) {
+  json_pre_value(j);
+  if (!isfinite(v)) { pl_buf_puts(j->out, "null"); return; }
+  if (decimals < 0) decimals = 0;
+  if (decimals > 17) decimals = 17;
+  char tmp[64];
+  int n = snprintf(tmp, sizeof(tmp), "%.*f", decimals, v);
+  if (n < 0 || (size_t)n >= sizeof(tmp)) { /* huge magnitude */
+    n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) { pl_buf_puts(j->out, "null"); return; }
+  } else if (decimals > 0) { /* trim trailing zeros: 1.500 -> 1.5, 2.000 -> 2 */
+    while (n > 0 && tmp[n - 1] == '0') n--;
+    if (n > 0 && tmp[n - 1] == '.') n--;
+  }
+  if (n == 2 && tmp[0] == '-' && tmp[1] == '0') { tmp[0] = '0'; n = 1; }
+  pl_buf_append(j->out, tmp, (size_t)n);
+}
+
+void pl_json_bool(pl_json *j, int v) {
+  json_pre_value(j);
+  pl_buf_puts(j->out, v ? "true" : "false");
+}
+
+void pl_json_null(pl_json *j) {
+  json_pre_value(j);
+  pl_buf_puts(j->out, "null");
+}
+
+void pl_json_kv_str(pl_json *j, const char *k, const char *v) { pl_json_key(j, k); pl_json_str(j, v); }
+void pl_json_kv_int(pl_json *j, const char *k, int64_t v) { pl_json_key(j, k); pl_json_int(j, v); }
+void pl_json_kv_uint(pl_json *j, const char *k, uint64_t v) { pl_json_key(j, k); pl_json_uint(j, v); }
+void pl_json_kv_double(pl_json *j, const char *k, double v, int d) { pl_json_key(j, k); pl_json_double(j, v, d); }
+void pl_json_kv_bool(pl_json *j, const char *k, int v) { pl_json_key(j, k); pl_json_bool(j, v); }

@@ -1,0 +1,92 @@
+/* Buffered JSON-lines logger (see include/proflab/log.h). */
+#include "proflab/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define LOG_FLUSH_AT (64 * 1024)
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pl_buf log_buf;
+static pl_json log_json;
+static char log_task[128];
+static pl_log_sink_fn log_sink;
+static void *log_sink_arg;
+
+static void write_all_stdout(const char *p, size_t n, void *arg) {
+  (void)arg;
+  while (n > 0) {
+    ssize_t w = write(STDOUT_FILENO, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return; /* stdout gone: logging must never take the service down */
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+void pl_log_set_sink(pl_log_sink_fn fn, void *arg) {
+  pthread_mutex_lock(&log_lock);
+  log_sink = fn;
+  log_sink_arg = arg;
+  pthread_mutex_unlock(&log_lock);
+}
+
+void pl_log_set_task(const char *task) {
+  pthread_mutex_lock(&log_lock);
+  snprintf(log_task, sizeof(log_task), "%s", task ? task : "");
+  pthread_mutex_unlock(&log_lock);
+}
+
+static void flush_locked(void) {
+  if (log_buf.len) {
+    pl_log_sink_fn fn = log_sink ? log_sink : write_all_stdout;
+    fn(log_buf.data, log_buf.len, log_sink_arg);
+  }
+  pl_buf_reset(&log_buf);
+}
+
+pl_json *pl_log_begin(const char *level, const char *event) {
+  pthread_mutex_lock(&log_lock);
+  char ts[40];
+  pl_format_iso8601(pl_wall_ns(), ts, sizeof(ts));
+  pl_json_init(&log_json, &log_buf);
+  pl_json_obj_open(&log_json);
+  pl_json_kv_str(&log_json, "ts", ts);
+  pl_json_kv_str(&log_json, "level", level);
+  pl_json_kv_str(&log_json, "event", event);
+  if (log_task[0]) pl_json_kv_str(&log_json, "task", log_task);
+  return &log_json;
+}
+
+void pl_log_end(void) {
+  pl_json_obj_close(&log_json);
+  pl_buf_putc(&log_buf, '\n');
+  if (pl_buf_failed(&log_buf)) pl_buf_reset(&log_buf); /* drop, never crash */
+  else if (log_buf.len >= LOG_FLUSH_AT) flush_locked();
+  pthread_mutex_unlock(&log_lock);
+}
+
+void pl_log_msg(const char *level, const char *event, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  pl_json *j = pl_log_begin(level, event);
+  pl_json_kv_str(j, "msg", msg);
+  pl_log_end();
+}
+
+void pl_log_flush(void) {
+  pthread_mutex_lock(&log_lock);
+  flush_locked();
+  pthread_mutex_unlock(&log_lock);
+}

@@ -1,0 +1,87 @@
+/* pl_buf and the streaming JSON writer. */
+#include "test.h"
+
+#include <stdlib.h>
+
+#include "proflab/buf.h"
+
+static void test_append_and_printf(void **state) {
+  (void)state;
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_buf_puts(&b, "abc");
+  pl_buf_printf(&b, "-%d-%s", 42, "x");
+  for (int i = 0; i < 1000; i++) pl_buf_putc(&b, 'z');
+  assert_int_equal(b.len, 3 + 5 + 1000);
+  assert_memory_equal(b.data, "abc-42-xzz", 10);
+  assert_int_equal(b.data[b.len], '\0');
+  assert_false(pl_buf_failed(&b));
+  pl_buf_free(&b);
+}
+
+static void test_json_nesting(void **state) {
+  (void)state;
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_json j;
+  pl_json_init(&j, &b);
+  pl_json_obj_open(&j);
+  pl_json_kv_str(&j, "a", "x");
+  pl_json_key(&j, "arr");
+  pl_json_arr_open(&j);
+  pl_json_int(&j, -1);
+  pl_json_uint(&j, 18446744073709551615ull);
+  pl_json_obj_open(&j);
+  pl_json_obj_close(&j);
+  pl_json_arr_open(&j);
+  pl_json_arr_close(&j);
+  pl_json_null(&j);
+  pl_json_bool(&j, 1);
+  pl_json_arr_close(&j);
+  pl_json_kv_double(&j, "d", 1.5, 3);
+  pl_json_kv_double(&j, "e", 2.0, 3);
+  pl_json_kv_double(&j, "nan", 0.0 / 0.0, 3);
+  pl_json_obj_close(&j);
+  assert_string_equal(b.data,
+                      "{\"a\":\"x\",\"arr\":[-1,18446744073709551615,{},[],null,true],"
+                      "\"d\":1.5,\"e\":2,\"nan\":null}");
+  pl_buf_free(&b);
+}
+
+static void test_json_escape(void **state) {
+  (void)state;
+  pl_buf b;
+  pl_buf_init(&b);
+  const char in[] = "q\"b\\n\n\t\x01\x7f é \xff end";
+  pl_json_escape(&b, in, sizeof(in) - 1);
+  assert_string_equal(b.data, "q\\\"b\\\\n\\n\\t\\u0001\\u007f é \\ufffd end");
+  pl_buf_reset(&b);
+  /* overlong encoding and a lone surrogate are invalid UTF-8 */
+  const char bad[] = "\xc0\xaf|\xed\xa0\x80|\xf0\x9f\x98\x80";
+  pl_json_escape(&b, bad, sizeof(bad) - 1);
+  assert_string_equal(b.data, "\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|\xf0\x9f\x98\x80");
+  pl_buf_free(&b);
+}
+
+static void test_steal(void **state) {
+  (void)state;
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_buf_puts(&b, "hello");
+  size_t len;
+  char *p = pl_buf_steal(&b, &len);
+  assert_int_equal(len, 5);
+  assert_string_equal(p, "hello");
+  assert_null(b.data);
+  free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_append_and_printf),
+      cmocka_unit_test(test_json_nesting),
+      cmocka_unit_test(test_json_escape),
+      cmocka_unit_test(test_steal),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
