@@ -1,0 +1,64 @@
+/* Byte sinks (see sink.h). */
+#include "common/sink.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fd_backend(void *ctx, const void *p, size_t n) {
+  int fd = *(int *)ctx;
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+void pl_sink_init_fd(pl_sink *s, int *fd) {
+  memset(s, 0, sizeof(*s));
+  pl_buf_init(&s->buf);
+  s->backend = fd_backend;
+  s->ctx = fd;
+  s->flush_at = 1 << 16;
+}
+
+void pl_sink_init_mem(pl_sink *s) {
+  memset(s, 0, sizeof(*s));
+  pl_buf_init(&s->buf);
+  s->flush_at = SIZE_MAX;
+}
+
+static void flush(pl_sink *s) {
+  if (pl_buf_failed(&s->buf) && !s->error) s->error = -ENOMEM;
+  if (!s->backend || s->error) return;
+  if (s->buf.len) {
+    int rc = s->backend(s->ctx, s->buf.data, s->buf.len);
+    if (rc) s->error = rc;
+    else s->total += s->buf.len;
+  }
+  pl_buf_reset(&s->buf);
+}
+
+void pl_sink_write(pl_sink *s, const void *p, size_t n) {
+  if (s->error) return;
+  pl_buf_append(&s->buf, p, n);
+  if (s->buf.len >= s->flush_at) flush(s);
+}
+
+void pl_sink_maybe_flush(pl_sink *s) {
+  if (s->buf.len >= s->flush_at || pl_buf_failed(&s->buf)) flush(s);
+}
+
+int pl_sink_finish(pl_sink *s) {
+  if (s->backend) flush(s);
+  else if (pl_buf_failed(&s->buf) && !s->error) s->error = -ENOMEM;
+  return s->error;
+}
+
+void pl_sink_free(pl_sink *s) { pl_buf_free(&s->buf); }
