@@ -1,0 +1,480 @@
+/* The CPU profiler: timers, the collector thread, and the profile it
+ * builds (see include/proflab/profiler.h). The signal path lives in
+ * src/sample/; nothing here runs in a signal handler. */
+#include "proflab/profiler.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/arena.h"
+#include "common/util.h"
+#include "profile/cpu_model.h"
+#include "profile/symbolize.h"
+#include "sample/ring.h"
+#include "sample/sigprof.h"
+
+#define RING_SLOTS 4096
+#define COLLECT_EVERY_NS 5000000u
+#define RESCAN_EVERY_NS 100000000u
+
+/* Everything a profile owns, behind pl_cpu_profile.arena. */
+typedef struct owner {
+  pl_arena arena;
+  pl_cpu_profile profile;
+  /* interning */
+  uint64_t *pc_keys;   /* open addressing: adjusted pc + 1 (0 = empty) */
+  uint32_t *pc_vals;
+  size_t pc_cap, npcs;
+  uintptr_t *pcs;      /* frame index -> pc */
+  size_t pcs_cap;
+  uint32_t *pool;      /* stack frames, concatenated */
+  size_t pool_len, pool_cap;
+  uint32_t *stk_off, *stk_depth;
+  uint64_t *stk_hash;
+  size_t nstacks, stacks_cap;
+  uint32_t *stk_table; /* open addressing: stack id + 1 */
+  size_t stk_table_cap;
+  pl_cpu_sample *samples;
+  size_t nsamples, samples_cap;
+  uint64_t idle_samples;
+  int error;
+} owner;
+
+typedef struct running {
+  pl_cpu_mode mode;
+  uint64_t period_ns;
+  pl_ring ring;
+  timer_t timers[PL_SIGPROF_MAX_THREADS];
+  uint32_t tids[PL_SIGPROF_MAX_THREADS];
+  unsigned ntimers;
+  uint32_t collector_tid;
+  pthread_t collector;
+  _Atomic int stop;
+  owner *own;
+} running;
+
+static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+static running *current;
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t n = *cap ? *cap : 1024;
+  while (n < need) n *= 2;
+  void *q = realloc(*p, n * elem);
+  if (!q) return -ENOMEM;
+  *p = q;
+  *cap = n;
+  return 0;
+}
+
+/* Frame index of an (adjusted) pc, adding it if new. */
+static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
+  if ((o->npcs + 1) * 2 > o->pc_cap) {
+    size_t ncap = o->pc_cap ? o->pc_cap * 2 : 4096;
+    uint64_t *keys = calloc(ncap, sizeof(*keys));
+    uint32_t *vals = calloc(ncap, sizeof(*vals));
+    if (!keys || !vals) { free(keys); free(vals); return -ENOMEM; }
+    for (size_t i = 0; i < o->pc_cap; i++) {
+      if (!o->pc_keys[i]) continue;
+      size_t h = mix64(o->pc_keys[i]) & (ncap - 1);
+      while (keys[h]) h = (h + 1) & (ncap - 1);
+      keys[h] = o->pc_keys[i];
+      vals[h] = o->pc_vals[i];
+    }
+    free(o->pc_keys);
+    free(o->pc_vals);
+    o->pc_keys = keys;
+    o->pc_vals = vals;
+    o->pc_cap = ncap;
+  }
+  uint64_t key = (uint64_t)pc + 1;
+  size_t h = mix64(key) & (o->pc_cap - 1);
+  while (o->pc_keys[h]) {
+    if (o->pc_keys[h] == key) { *out = o->pc_vals[h]; return 0; }
+    h = (h + 1) & (o->pc_cap - 1);
+  }
+  if (grow((void **)&o->pcs, &o->pcs_cap, o->npcs + 1, sizeof(*o->pcs))) return -ENOMEM;
+  o->pcs[o->npcs] = pc;
+  o->pc_keys[h] = key;
+  o->pc_vals[h] = (uint32_t)o->npcs;
+  *out = (uint32_t)o->npcs++;
+  return 0;
+}
+
+static int stack_equal(const owner *o, uint32_t id, const uint32_t *f, uint32_t depth) {
+  return o->stk_depth[id] == depth &&
+         memcmp(o->pool + o->stk_off[id], f, depth * sizeof(*f)) == 0;
+}
+
+/* Stack id of frames f[0..depth) (leaf first), adding it if new. */
+static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *out) {
+  uint64_t hash = depth;
+  for (uint32_t i = 0; i < depth; i++) hash = mix64(hash ^ f[i]);
+  if ((o->nstacks + 1) * 2 > o->stk_table_cap) {
+    size_t ncap = o->stk_table_cap ? o->stk_table_cap * 2 : 4096;
+    uint32_t *t = calloc(ncap, sizeof(*t));
+    if (!t) return -ENOMEM;
+    for (size_t id = 0; id < o->nstacks; id++) {
+      size_t h = o->stk_hash[id] & (ncap - 1);
+      while (t[h]) h = (h + 1) & (ncap - 1);
+      t[h] = (uint32_t)id + 1;
+    }
+    free(o->stk_table);
+    o->stk_table = t;
+    o->stk_table_cap = ncap;
+  }
+  size_t h = hash & (o->stk_table_cap - 1);
+  while (o->stk_table[h]) {
+    uint32_t id = o->stk_table[h] - 1;
+    if (o->stk_hash[id] == hash && stack_equal(o, id, f, depth)) { *out = id; return 0; }
+    h = (h + 1) & (o->stk_table_cap - 1);
+  }
+  size_t cap = o->stacks_cap;
+  if (grow((void **)&o->stk_off, &cap, o->nstacks + 1, sizeof(uint32_t))) return -ENOMEM;
+  cap = o->stacks_cap;
+  if (grow((void **)&o->stk_depth, &cap, o->nstacks + 1, sizeof(uint32_t))) return -ENOMEM;
+  cap = o->stacks_cap;
+  if (grow((void **)&o->stk_hash, &cap, o->nstacks + 1, sizeof(uint64_t))) return -ENOMEM;
+  o->stacks_cap = cap;
+  if (grow((void **)&o->pool, &o->pool_cap, o->pool_len + depth, sizeof(uint32_t))) return -ENOMEM;
+  memcpy(o->pool + o->pool_len, f, depth * sizeof(*f));
+  o->stk_off[o->nstacks] = (uint32_t)o->pool_len;
+  o->stk_depth[o->nstacks] = depth;
+  o->stk_hash[o->nstacks] = hash;
+  o->pool_len += depth;
+  o->stk_table[h] = (uint32_t)o->nstacks + 1;
+  *out = (uint32_t)o->nstacks++;
+  return 0;
+}
+
+static int add_sample(owner *o, const pl_raw_sample *s) {
+  uint32_t frames[PL_MAX_FRAMES];
+  uint32_t stack;
+  if (s->flags & PL_RAW_IDLE) {
+    stack = PL_STACK_IDLE;
+    o->idle_samples++;
+  } else if (s->depth == 0) {
+    stack = PL_STACK_PROGRAM;
+  } else {
+    uint32_t depth = s->depth > PL_MAX_FRAMES ? PL_MAX_FRAMES : s->depth;
+    for (uint32_t i = 0; i < depth; i++) {
+      /* callers' pcs are return addresses: look up the call instruction */
+      uintptr_t pc = i == 0 ? s->pcs[i] : s->pcs[i] - 1;
+      if (intern_pc(o, pc, &frames[i])) return -ENOMEM;
+    }
+    if (intern_stack(o, frames, depth, &stack)) return -ENOMEM;
+  }
+  if (grow((void **)&o->samples, &o->samples_cap, o->nsamples + 1, sizeof(*o->samples)))
+    return -ENOMEM;
+  pl_cpu_sample *d = &o->samples[o->nsamples++];
+  d->time_ns = s->time_ns;
+  d->stack = stack;
+  d->weight = s->weight ? s->weight : 1;
+  d->tid = s->tid;
+  return 0;
+}
+
+static void drain(running *r) {
+  pl_raw_sample *s;
+  while ((s = pl_ring_peek(&r->ring))) {
+    if (!r->own->error && add_sample(r->own, s)) r->own->error = -ENOMEM;
+    pl_ring_release(&r->ring, s);
+  }
+}
+
+static uint32_t gettid_u32(void) { return (uint32_t)syscall(SYS_gettid); }
+
+/* A thread's CPU-time clock (the kernel's MAKE_THREAD_CPUCLOCK). */
+static clockid_t thread_cpu_clock(uint32_t tid) {
+  return (clockid_t)((~(unsigned)tid << 3) | 6u);
+}
+
+static int arm_timer(running *r, unsigned i, clockid_t clock, uint32_t tid) {
+  struct sigevent sev;
+  memset(&sev, 0, sizeof(sev));
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = SIGPROF;
+  sev.sigev_value.sival_int = pl_sigprof_value(i);
+  sev._sigev_un._tid = (pid_t)tid;
+  if (timer_create(clock, &sev, &r->timers[i]) != 0) return -errno;
+  struct itimerspec its;
+  its.it_interval.tv_sec = (time_t)(r->period_ns / 1000000000u);
+  its.it_interval.tv_nsec = (long)(r->period_ns % 1000000000u);
+  its.it_value = its.it_interval;
+  if (timer_settime(r->timers[i], 0, &its, NULL) != 0) {
+    int e = -errno;
+    timer_delete(r->timers[i]);
+    return e;
+  }
+  return 0;
+}
+
+static int known_tid(const running *r, uint32_t tid) {
+  for (unsigned i = 0; i < r->ntimers; i++)
+    if (r->tids[i] == tid) return 1;
+  return 0;
+}
+
+/* cpu mode: give every thread of the process (but the collector) a timer. */
+static void scan_threads(running *r) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    uint64_t tid;
+    if (pl_parse_u64(e->d_name, &tid) != 0 || tid == 0 || tid > UINT32_MAX) continue;
+    if (tid == r->collector_tid || known_tid(r, (uint32_t)tid)) continue;
+    if (r->ntimers >= PL_SIGPROF_MAX_THREADS) break;
+    unsigned i = r->ntimers;
+    r->tids[i] = (uint32_t)tid;
+    pl_sigprof_set_tid(i, (uint32_t)tid);
+    if (arm_timer(r, i, thread_cpu_clock((uint32_t)tid), (uint32_t)tid) == 0) r->ntimers++;
+  }
+  closedir(d);
+}
+
+static void *collector_main(void *arg) {
+  running *r = arg;
+  r->collector_tid = gettid_u32();
+  uint64_t last_scan = pl_now_ns();
+  while (!atomic_load(&r->stop)) {
+    struct timespec ts = {0, COLLECT_EVERY_NS};
+    nanosleep(&ts, NULL);
+    drain(r);
+    if (r->mode == PL_CPU_CPU && pl_now_ns() - last_scan >= RESCAN_EVERY_NS) {
+      pthread_mutex_lock(&prof_lock);
+      if (!atomic_load(&r->stop)) scan_threads(r);
+      pthread_mutex_unlock(&prof_lock);
+      last_scan = pl_now_ns();
+    }
+  }
+  return NULL;
+}
+
+static void owner_free(owner *o) {
+  if (!o) return;
+  free(o->pc_keys);
+  free(o->pc_vals);
+  free(o->pcs);
+  free(o->pool);
+  free(o->stk_off);
+  free(o->stk_depth);
+  free(o->stk_hash);
+  free(o->stk_table);
+  free(o->samples);
+  pl_arena_free(&o->arena);
+  free(o);
+}
+
+int pl_cpu_profiler_start(const pl_cpu_options *opts) {
+  unsigned hz = opts->hz ? opts->hz : 1000;
+  if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU))
+    return -EINVAL;
+  int rc = pl_sigprof_install();
+  if (rc) return rc;
+  pthread_mutex_lock(&prof_lock);
+  if (current) {
+    pthread_mutex_unlock(&prof_lock);
+    return -EBUSY;
+  }
+  running *r = calloc(1, sizeof(*r));
+  owner *o = calloc(1, sizeof(*o));
+  if (!r || !o) { rc = -ENOMEM; goto fail; }
+  pl_arena_init(&o->arena);
+  r->own = o;
+  r->mode = opts->mode;
+  r->period_ns = 1000000000u / hz;
+  if ((rc = pl_ring_init(&r->ring, RING_SLOTS)) != 0) goto fail;
+  uint32_t wall_tid = opts->wall_tid ? opts->wall_tid : gettid_u32();
+  o->profile.period_ns = r->period_ns;
+  o->profile.mode = opts->mode == PL_CPU_WALL ? "wall" : "cpu";
+  o->profile.arena = o;
+  /* the collector must exist before cpu-mode scanning, to leave it out */
+  if ((rc = -pthread_create(&r->collector, NULL, collector_main, r)) != 0) goto fail;
+  while (!r->collector_tid) {
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+  if (opts->mode == PL_CPU_WALL) r->tids[0] = wall_tid;
+  pl_sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
+                   wall_tid);
+  o->profile.start_ns = pl_now_ns();
+  o->profile.start_wall_ns = pl_wall_ns();
+  if (opts->mode == PL_CPU_WALL) {
+    if ((rc = arm_timer(r, 0, CLOCK_MONOTONIC, wall_tid)) != 0) goto fail_running;
+    r->ntimers = 1;
+  } else {
+    scan_threads(r);
+    if (r->ntimers == 0) { rc = -EAGAIN; goto fail_running; }
+  }
+  current = r;
+  pthread_mutex_unlock(&prof_lock);
+  return 0;
+fail_running:
+  pl_sigprof_end();
+  pl_sigprof_quiesce();
+  atomic_store(&r->stop, 1);
+  pthread_join(r->collector, NULL);
+fail:
+  if (r) pl_ring_free(&r->ring);
+  owner_free(o);
+  free(r);
+  pthread_mutex_unlock(&prof_lock);
+  return rc;
+}
+
+int pl_cpu_profiler_running(void) {
+  pthread_mutex_lock(&prof_lock);
+  int on = current != NULL;
+  pthread_mutex_unlock(&prof_lock);
+  return on;
+}
+
+static int by_time(const void *a, const void *b) {
+  const pl_cpu_sample *x = a, *y = b;
+  return x->time_ns < y->time_ns ? -1 : x->time_ns > y->time_ns;
+}
+
+int pl_cpu_profiler_stop(pl_cpu_profile **out) {
+  pthread_mutex_lock(&prof_lock);
+  running *r = current;
+  if (!r) {
+    pthread_mutex_unlock(&prof_lock);
+    return -ENOENT;
+  }
+  current = NULL;
+  atomic_store(&r->stop, 1);
+  for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
+  owner *o = r->own;
+  o->profile.end_ns = pl_now_ns();
+  o->profile.signals = pl_sigprof_signals();
+  pl_sigprof_end();
+  pl_sigprof_quiesce();
+  pthread_mutex_unlock(&prof_lock);
+  pthread_join(r->collector, NULL);
+  drain(r);
+  o->profile.dropped = atomic_load(&r->ring.dropped);
+  pl_ring_free(&r->ring);
+  free(r);
+  if (o->error) {
+    owner_free(o);
+    return o->error;
+  }
+  /* Threads' samples interleave slightly out of order in the ring. */
+  qsort(o->samples, o->nsamples, sizeof(*o->samples), by_time);
+  pl_cpu_profile *p = &o->profile;
+  p->samples = o->samples;
+  p->nsamples = o->nsamples;
+  p->nframes = o->npcs;
+  p->frames = pl_arena_alloc(&o->arena, (o->npcs ? o->npcs : 1) * sizeof(pl_frame));
+  p->stacks = pl_arena_alloc(&o->arena, (o->nstacks ? o->nstacks : 1) * sizeof(pl_cpu_stack));
+  if (!p->frames || !p->stacks) {
+    owner_free(o);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < o->npcs; i++) {
+    p->frames[i].address = o->pcs[i];
+    p->frames[i].function = "";
+    p->frames[i].file = "";
+    p->frames[i].module = "";
+  }
+  p->nstacks = o->nstacks;
+  for (size_t i = 0; i < o->nstacks; i++) {
+    p->stacks[i].depth = o->stk_depth[i];
+    p->stacks[i].frames = o->pool + o->stk_off[i];
+  }
+  *out = p;
+  return 0;
+}
+
+int pl_cpu_profile_symbolize(pl_cpu_profile *p) {
+  owner *o = p->arena;
+  pl_symbolizer *sym;
+  int rc = pl_symbolizer_new(&sym);
+  if (rc) return rc;
+  for (size_t i = 0; i < p->nframes && !rc; i++)
+    rc = pl_symbolize(sym, p->frames[i].address, &o->arena, &p->frames[i]);
+  pl_symbolizer_free(sym);
+  return rc;
+}
+
+void pl_cpu_profile_free(pl_cpu_profile *p) {
+  if (p) owner_free(p->arena);
+}
+
+void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info) {
+  const owner *o = p->arena;
+  memset(info, 0, sizeof(*info));
+  info->samples = p->nsamples;
+  info->idle_samples = o->idle_samples;
+  info->signals = p->signals;
+  info->dropped = p->dropped;
+  info->period_ns = p->period_ns;
+  info->duration_ns = p->end_ns - p->start_ns;
+  uint32_t seen[64];
+  unsigned nseen = 0;
+  for (size_t i = 0; i < p->nsamples; i++) {
+    info->weight += p->samples[i].weight;
+    unsigned k;
+    for (k = 0; k < nseen; k++)
+      if (seen[k] == p->samples[i].tid) break;
+    if (k == nseen && nseen < 64) seen[nseen++] = p->samples[i].tid;
+  }
+  info->threads = nseen;
+}
+
+/* ---- loop idle tracking ----------------------------------------------- */
+
+struct pl_loop_idle {
+  uv_prepare_t prepare;
+  uv_check_t check;
+  volatile sig_atomic_t in_poll;
+  int closing;
+};
+
+static void on_prepare(uv_prepare_t *h) { ((pl_loop_idle *)h->data)->in_poll = 1; }
+static void on_check(uv_check_t *h) { ((pl_loop_idle *)h->data)->in_poll = 0; }
+
+int pl_loop_idle_track(uv_loop_t *loop, pl_loop_idle **out) {
+  pl_loop_idle *t = calloc(1, sizeof(*t));
+  if (!t) return -ENOMEM;
+  uv_prepare_init(loop, &t->prepare);
+  uv_check_init(loop, &t->check);
+  t->prepare.data = t->check.data = t;
+  uv_prepare_start(&t->prepare, on_prepare);
+  uv_check_start(&t->check, on_check);
+  uv_unref((uv_handle_t *)&t->prepare);
+  uv_unref((uv_handle_t *)&t->check);
+  *out = t;
+  return 0;
+}
+
+volatile sig_atomic_t *pl_loop_idle_flag(pl_loop_idle *t) { return &t->in_poll; }
+
+static void on_idle_closed(uv_handle_t *h) {
+  pl_loop_idle *t = h->data;
+  if (++t->closing == 3) free(t);
+}
+
+void pl_loop_idle_untrack(pl_loop_idle *t) {
+  if (!t) return;
+  t->closing = 1;
+  uv_close((uv_handle_t *)&t->prepare, on_idle_closed);
+  uv_close((uv_handle_t *)&t->check, on_idle_closed);
+}

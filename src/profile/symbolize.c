@@ -1,0 +1,97 @@
+/* Symbolization with libdwfl (see symbolize.h). */
+#include "profile/symbolize.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <elfutils/libdwfl.h>
+
+struct pl_symbolizer {
+  Dwfl *dwfl;
+};
+
+static char *debuginfo_path = NULL;
+static const Dwfl_Callbacks callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &debuginfo_path,
+};
+
+int pl_symbolizer_new(pl_symbolizer **out) {
+  pl_symbolizer *s = calloc(1, sizeof(*s));
+  if (!s) return -ENOMEM;
+  s->dwfl = dwfl_begin(&callbacks);
+  if (!s->dwfl) goto fail;
+  dwfl_report_begin(s->dwfl);
+  if (dwfl_linux_proc_report(s->dwfl, getpid()) != 0) goto fail;
+  if (dwfl_report_end(s->dwfl, NULL, NULL) != 0) goto fail;
+  *out = s;
+  return 0;
+fail:
+  if (s->dwfl) dwfl_end(s->dwfl);
+  free(s);
+  return -EIO;
+}
+
+void pl_symbolizer_free(pl_symbolizer *s) {
+  if (!s) return;
+  dwfl_end(s->dwfl);
+  free(s);
+}
+
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
+  memset(f, 0, sizeof(*f));
+  f->address = pc;
+  f->file = "";
+  f->module = "";
+  Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+  char tmp[512];
+  if (!mod) {
+    snprintf(tmp, sizeof(tmp), "0x%lx", (unsigned long)pc);
+    f->function = pl_arena_strdup(arena, tmp);
+    return f->function ? 0 : -ENOMEM;
+  }
+  Dwarf_Addr mod_start = 0;
+  const char *mainfile = NULL;
+  const char *modname = dwfl_module_info(mod, NULL, &mod_start, NULL, NULL, NULL, &mainfile, NULL);
+  const char *modpath = mainfile ? mainfile : modname ? modname : "";
+  f->module = pl_arena_strdup(arena, modpath);
+  if (!f->module) return -ENOMEM;
+
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+  if (name && *name) {
+    f->function = pl_arena_strdup(arena, name);
+  } else {
+    snprintf(tmp, sizeof(tmp), "%s+0x%lx", base_name(modpath), (unsigned long)(pc - mod_start));
+    f->function = pl_arena_strdup(arena, tmp);
+  }
+  if (!f->function) return -ENOMEM;
+
+  Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+  if (line) {
+    int lineno = 0;
+    const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+    if (file) {
+      f->file = pl_arena_strdup(arena, file);
+      if (!f->file) return -ENOMEM;
+      f->line = lineno > 0 ? (uint32_t)lineno : 0;
+    }
+  }
+  if (name && *name) {
+    Dwfl_Line *first = dwfl_module_getsrc(mod, pc - offset);
+    int lineno = 0;
+    if (first && dwfl_lineinfo(first, NULL, &lineno, NULL, NULL, NULL) && lineno > 0)
+      f->function_line = (uint32_t)lineno;
+  }
+  return 0;
+}

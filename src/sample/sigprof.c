@@ -1,0 +1,198 @@
+/* SIGNAL-SAFE: the SIGPROF handler (see sigprof.h). Everything reachable
+ * from on_sigprof() uses only atomics, clock_gettime (vDSO) and libgcc's
+ * unwinder; no malloc, locks or stdio. */
+#include "sample/sigprof.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unwind.h>
+
+#define VALUE_MAGIC_SHIFT 20
+#define VALUE_INDEX_MASK ((1u << VALUE_MAGIC_SHIFT) - 1)
+
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER; /* normal context only */
+static int installed;
+static struct sigaction previous;
+
+static _Atomic(pl_ring *) cur_ring;
+static _Atomic unsigned generation; /* 1..2047, changes with each recording */
+static _Atomic uint32_t thread_ids[PL_SIGPROF_MAX_THREADS];
+static volatile sig_atomic_t *_Atomic idle_flag_ptr;
+static _Atomic uint32_t idle_thread;
+static _Atomic int in_handler;
+static _Atomic uint64_t signals_seen;
+
+/* Address ranges of the poll functions (set once at install). */
+static uintptr_t poll_lo[3], poll_hi[3];
+
+typedef struct unwind_state {
+  uintptr_t *pcs;
+  unsigned n, max;
+  int found;
+} unwind_state;
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg) {
+  unwind_state *st = arg;
+  int before_insn = 0;
+  uintptr_t ip = _Unwind_GetIPInfo(ctx, &before_insn);
+  if (!st->found) {
+    /* Skip the handler's own frames until the interrupted one: the frame
+     * after the signal trampoline is marked "IP before instruction". */
+    if (!before_insn) return _URC_NO_REASON;
+    st->found = 1;
+  }
+  if (ip == 0 || st->n >= st->max) return _URC_END_OF_STACK;
+  st->pcs[st->n++] = ip;
+  return _URC_NO_REASON;
+}
+
+unsigned pl_sigprof_unwind(uintptr_t *pcs, unsigned max, int *found) {
+  unwind_state st = {.pcs = pcs, .max = max};
+  _Unwind_Backtrace(unwind_step, &st);
+  *found = st.found;
+  return st.n;
+}
+
+static int pc_in_poll(uintptr_t pc) {
+  for (int i = 0; i < 3; i++)
+    if (pc >= poll_lo[i] && pc < poll_hi[i]) return 1;
+  return 0;
+}
+
+static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
+  int saved_errno = errno;
+  /* Count ourselves in before looking at the generation, so that
+   * pl_sigprof_quiesce() after pl_sigprof_end() sees every handler that
+   * may still touch the ring. */
+  atomic_fetch_add_explicit(&in_handler, 1, memory_order_seq_cst);
+  unsigned gen = atomic_load_explicit(&generation, memory_order_seq_cst);
+  if (si->si_code != SI_TIMER || ((unsigned)si->si_value.sival_int >> VALUE_MAGIC_SHIFT) != gen) {
+    atomic_fetch_sub_explicit(&in_handler, 1, memory_order_release);
+    /* Not ours: pass it on to whoever had SIGPROF before us. */
+    if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction)
+      previous.sa_sigaction(sig, si, ucv);
+    else if (!(previous.sa_flags & SA_SIGINFO) && previous.sa_handler != SIG_DFL &&
+             previous.sa_handler != SIG_IGN && previous.sa_handler)
+      previous.sa_handler(sig);
+    errno = saved_errno;
+    return;
+  }
+  pl_ring *ring = atomic_load_explicit(&cur_ring, memory_order_acquire);
+  if (!ring) goto out;
+  atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed);
+  uint64_t pos;
+  pl_raw_sample *s = pl_ring_claim(ring, &pos);
+  if (!s) goto out;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  s->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  unsigned idx = (unsigned)si->si_value.sival_int & VALUE_INDEX_MASK;
+  uint32_t tid = idx < PL_SIGPROF_MAX_THREADS
+                     ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed) : 0;
+  s->tid = tid;
+  s->weight = 1u + (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0);
+  s->flags = 0;
+  const ucontext_t *uc = ucv;
+  uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+  volatile sig_atomic_t *idle = atomic_load_explicit(&idle_flag_ptr, memory_order_relaxed);
+  if (idle && *idle && tid == atomic_load_explicit(&idle_thread, memory_order_relaxed) &&
+      pc_in_poll(pc)) {
+    s->flags = PL_RAW_IDLE;
+    s->depth = 0;
+  } else {
+    unwind_state st = {.pcs = s->pcs, .max = PL_MAX_FRAMES};
+    _Unwind_Backtrace(unwind_step, &st);
+    if (!st.found || st.n == 0) { /* unwinder lost: keep at least the PC */
+      s->pcs[0] = pc;
+      st.n = 1;
+      s->flags |= PL_RAW_TRUNCATED;
+    }
+    s->depth = st.n;
+  }
+  pl_ring_publish(s, pos);
+out:
+  atomic_fetch_sub_explicit(&in_handler, 1, memory_order_acq_rel);
+  errno = saved_errno;
+}
+
+static void find_range(const char *name, int i) {
+  void *addr = dlsym(RTLD_DEFAULT, name);
+  if (!addr) return;
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+    poll_lo[i] = (uintptr_t)addr;
+    poll_hi[i] = (uintptr_t)addr + sym->st_size;
+  }
+}
+
+int pl_sigprof_install(void) {
+  int rc = 0;
+  pthread_mutex_lock(&install_lock);
+  if (installed) goto out;
+  struct sigaction old;
+  if (sigaction(SIGPROF, NULL, &old) != 0) { rc = -errno; goto out; }
+  if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+    rc = -EBUSY; /* someone else profiles this process */
+    goto out;
+  }
+  find_range("epoll_wait", 0);
+  find_range("epoll_pwait", 1);
+  find_range("epoll_pwait2", 2);
+  /* Warm the unwinder: its first call initializes tables (pthread_once). */
+  uintptr_t pcs[8];
+  int found;
+  pl_sigprof_unwind(pcs, 8, &found);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = on_sigprof;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGPROF, &sa, &previous) != 0) { rc = -errno; goto out; }
+  installed = 1;
+out:
+  pthread_mutex_unlock(&install_lock);
+  return rc;
+}
+
+void pl_sigprof_begin(pl_ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
+                      uint32_t idle_tid) {
+  for (unsigned i = 0; i < PL_SIGPROF_MAX_THREADS; i++)
+    atomic_store_explicit(&thread_ids[i], tids ? tids[i] : 0, memory_order_relaxed);
+  atomic_store(&idle_flag_ptr, idle_flag);
+  atomic_store(&idle_thread, idle_tid);
+  atomic_store(&signals_seen, 0);
+  unsigned g = atomic_load(&generation) + 1;
+  if (g >= (1u << (31 - VALUE_MAGIC_SHIFT)) || g == 0) g = 1;
+  atomic_store(&cur_ring, ring);
+  atomic_store_explicit(&generation, g, memory_order_release);
+}
+
+void pl_sigprof_set_tid(unsigned i, uint32_t tid) {
+  if (i < PL_SIGPROF_MAX_THREADS) atomic_store_explicit(&thread_ids[i], tid, memory_order_relaxed);
+}
+
+int pl_sigprof_value(unsigned i) {
+  return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | (i & VALUE_INDEX_MASK));
+}
+
+void pl_sigprof_end(void) {
+  /* A new generation makes any signal still queued "not ours". */
+  unsigned g = atomic_load(&generation) + 1;
+  if (g >= (1u << (31 - VALUE_MAGIC_SHIFT))) g = 1;
+  atomic_store_explicit(&generation, g, memory_order_seq_cst);
+  atomic_store(&cur_ring, NULL);
+}
+
+void pl_sigprof_quiesce(void) {
+  struct timespec ts = {0, 100000};
+  while (atomic_load(&in_handler) > 0) nanosleep(&ts, NULL);
+}
+
+uint64_t pl_sigprof_signals(void) { return atomic_load(&signals_seen); }
