@@ -40,6 +40,8 @@ typedef struct pl_lab_config {
   uint64_t max_leak_mb;         /* LAB_MAX_LEAK_MB, default 1024 */
   uint64_t max_profile_seconds; /* LAB_MAX_PROFILE_SECONDS, default 60 */
   uint64_t max_jam_ms;          /* LAB_MAX_JAM_MS, default 30000 */
+  unsigned max_artifacts;        /* LAB_MAX_ARTIFACTS, default 20 */
+  uint64_t max_artifact_mb;     /* LAB_MAX_ARTIFACT_MB, default 1024 */
   unsigned failed_token_limit;  /* failures per address before 429; default 10 */
   unsigned failed_token_window_s; /* and for how long; default 60 */
 } pl_lab_config;
@@ -68,7 +70,9 @@ void pl_task_id_from(const char *explicit_id, const char *ecs_uri, const char *h
 
 typedef struct pl_lab pl_lab;
 
-/* Create the lab (cfg is copied; its strings must outlive the lab).
+/* Create the lab (cfg is copied; its strings must outlive the lab). An
+ * active lab prepares its artifact directory (created, mode 0700) and
+ * fails with its errno when it cannot.
  * mon may be NULL (no lag figures). Returns 0 or a negative errno. */
 int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopmon *mon);
 /* Register /api/lab/... on the server when the lab is active. */
@@ -76,7 +80,12 @@ int pl_lab_mount(pl_lab *lab, pl_server *server);
 int pl_lab_active(const pl_lab *lab);
 /* Bytes held by memory-leak. */
 uint64_t pl_lab_leak_bytes(const pl_lab *lab);
-/* Free everything the lab holds. */
+/* The service is stopping: end a running profile now (its artifact is
+ * still written and its request answered). */
+void pl_lab_shutdown(pl_lab *lab);
+/* Close the lab's libuv handles (then run the loop to let them close). */
+void pl_lab_close(pl_lab *lab);
+/* Free everything the lab holds (after pl_lab_close and the loop ran). */
 void pl_lab_free(pl_lab *lab);
 
 /* /metrics in Prometheus text format: loop lag histogram and utilization,

@@ -49,6 +49,8 @@ static void usage(FILE *f) {
           "  --max-leak-mb N           LAB_MAX_LEAK_MB  [1024]\n"
           "  --max-profile-seconds N   LAB_MAX_PROFILE_SECONDS [60]\n"
           "  --max-jam-ms N            LAB_MAX_JAM_MS   [30000]\n"
+          "                            LAB_MAX_ARTIFACTS, LAB_MAX_ARTIFACT_MB  retention:\n"
+          "                                             oldest pruned [20, 1024]\n"
           "  --max-connections N       PROFLAB_MAX_CONNECTIONS [1024]\n"
           "  --header-timeout-ms N     PROFLAB_HEADER_TIMEOUT_MS request head deadline [10000]\n"
           "  --idle-timeout-ms N       PROFLAB_IDLE_TIMEOUT_MS keep-alive idle [65000]\n"
@@ -125,6 +127,7 @@ static void on_drained(pl_server *s, void *arg) {
   a->server = NULL;
   pl_loopmon_free(a->mon);
   a->mon = NULL;
+  pl_lab_close(a->lab);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -138,6 +141,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   pl_json_kv_str(j, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
   pl_json_kv_str(j, "msg", "stopped accepting; finishing requests in flight");
   pl_log_end();
+  pl_lab_shutdown(a->lab); /* a running profile ends now and is still written */
   pl_server_shutdown(a->server, on_drained, a);
 }
 
@@ -237,7 +241,8 @@ int main(int argc, char **argv) {
   scfg.port = (uint16_t)port;
   scfg.task = task;
   if ((rc = pl_server_new(&a.server, a.loop, &scfg)) != 0) die("server: %s", strerror(-rc));
-  if ((rc = pl_lab_new(&a.lab, a.loop, &lcfg, a.mon)) != 0) die("lab: %s", strerror(-rc));
+  if ((rc = pl_lab_new(&a.lab, a.loop, &lcfg, a.mon)) != 0)
+    die("lab: artifact directory %s: %s", lcfg.artifact_dir, strerror(-rc));
   if ((rc = business_mount(a.server)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
       (rc = pl_metrics_mount(a.server, a.mon, a.lab)) != 0)
     die("routes: %s", strerror(-rc));

@@ -21,15 +21,7 @@ static void *log_sink_arg;
 
 static void write_all_stdout(const char *p, size_t n, void *arg) {
   (void)arg;
-  while (n > 0) {
-    ssize_t w = write(STDOUT_FILENO, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return; /* stdout gone: logging must never take the service down */
-    }
-    p += w;
-    n -= (size_t)w;
-  }
+  (void)pl_write_all(STDOUT_FILENO, p, n); /* stdout gone: never take the service down */
 }
 
 void pl_log_set_sink(pl_log_sink_fn fn, void *arg) {

@@ -1,24 +1,13 @@
 /* Byte sinks (see sink.h). */
 #include "common/sink.h"
 
+#include "common/util.h"
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-static int fd_backend(void *ctx, const void *p, size_t n) {
-  int fd = *(int *)ctx;
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    c += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
+static int fd_backend(void *ctx, const void *p, size_t n) { return pl_write_all(*(int *)ctx, p, n); }
 
 void pl_sink_init_fd(pl_sink *s, int *fd) {
   memset(s, 0, sizeof(*s));

@@ -96,3 +96,17 @@ void pl_hex(const unsigned char *in, size_t n, char *out) {
   }
   out[2 * n] = '\0';
 }
+
+int pl_write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    c += (size_t)w;
+    n -= (size_t)w;
+  }
+  return 0;
+}

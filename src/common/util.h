@@ -30,6 +30,19 @@ uint64_t pl_rss_bytes(void);
  * digests, so neither content nor length leaks through timing. */
 int pl_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* splitmix64's finalizer: spreads low-entropy keys over all bits. */
+static inline uint64_t pl_mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+/* write(2) all of p, retrying on EINTR and short writes. 0 or -errno. */
+int pl_write_all(int fd, const void *p, size_t n);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void pl_hex(const unsigned char *in, size_t n, char *out);
 

@@ -12,9 +12,12 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,6 +53,9 @@ typedef struct conn {
   enum conn_phase phase;
   uint64_t phase_start_ns;
   int cut;
+  int rx_known;          /* idle: bytes received when last looked */
+  uint64_t rx_mark;
+  uint64_t rx_since_ns;
   char remote[INET6_ADDRSTRLEN];
 } conn;
 
@@ -62,6 +68,8 @@ struct pl_request {
   enum req_state state;
   int gone;          /* MHD is done with it while a handler still holds it */
   int body_too_large;
+  int head_too_large;
+  int no_host;
   unsigned method;
   const char *method_name;
   const char *path;
@@ -217,13 +225,47 @@ static conn *conn_of(struct MHD_Connection *mc) {
   return ci ? ci->socket_context : NULL;
 }
 
-/* Cut connections that take too long to send their request headers. */
+/* Bytes the kernel has received on fd (TCP_INFO), or -1. glibc's struct
+ * tcp_info stops at tcpi_total_retrans (104 bytes); the kernel's struct
+ * grows only at its end and continues with pacing_rate, max_pacing_rate,
+ * bytes_acked and bytes_received (Linux >= 4.1), 8 bytes each. */
+#define TCPI_BYTES_RECEIVED_OFFSET (sizeof(struct tcp_info) + 24)
+_Static_assert(sizeof(struct tcp_info) == 104, "unexpected glibc struct tcp_info");
+static int64_t rx_bytes(int fd) {
+  unsigned char info[256];
+  socklen_t len = sizeof(info);
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &len) != 0 ||
+      len < TCPI_BYTES_RECEIVED_OFFSET + 8)
+    return -1;
+  uint64_t v;
+  memcpy(&v, info + TCPI_BYTES_RECEIVED_OFFSET, sizeof(v));
+  return (int64_t)v;
+}
+
+/* Cut connections that take too long to send their request head. The
+ * deadline runs from the first byte of a request: MHD reports a request
+ * only once its request line is complete, so for idle connections the
+ * sweep watches the kernel's received-byte count to see a request begin
+ * (a client trickling the request line is caught too). */
 static void on_sweep(uv_timer_t *t) {
   pl_server *s = t->data;
   uint64_t now = pl_now_ns();
   uint64_t limit = (uint64_t)s->cfg.header_timeout_ms * 1000000u;
   for (conn *c = s->conns; c; c = c->next) {
-    if (c->phase == PHASE_HEADERS && !c->cut && now - c->phase_start_ns > limit) {
+    if (c->cut) continue;
+    if (c->phase == PHASE_IDLE) {
+      int64_t rx = rx_bytes(c->fd);
+      if (rx < 0) continue;
+      if (!c->rx_known || (uint64_t)rx == c->rx_mark) {
+        c->rx_known = 1;
+        c->rx_mark = (uint64_t)rx;
+        c->rx_since_ns = now;
+        continue;
+      }
+      c->phase = PHASE_HEADERS; /* a request has begun arriving */
+      c->phase_start_ns = c->rx_since_ns;
+    }
+    if (c->phase == PHASE_HEADERS && now - c->phase_start_ns > limit) {
       c->cut = 1;
       pl_json *j = pl_log_begin("warn", "header_timeout");
       pl_json_kv_str(j, "remote", c->remote);
@@ -283,7 +325,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
   (void)uri;
   pl_server *s = cls;
   conn *c = conn_of(mc);
-  if (c) {
+  if (c && c->phase != PHASE_HEADERS) {
     c->phase = PHASE_HEADERS;
     c->phase_start_ns = pl_now_ns();
   }
@@ -316,6 +358,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   if (c) {
     c->phase = PHASE_IDLE;
     c->phase_start_ns = pl_now_ns();
+    c->rx_known = 0;
   }
   if (!r) return;
   *con_cls = NULL;
@@ -390,7 +433,19 @@ static void dispatch(pl_server *s, pl_request *r) {
     pl_respond_error(r, 503, "shutting_down", "the service is shutting down; retry on another task");
     return;
   }
+  if (r->head_too_large) {
+    pl_request_add_header(r, "Connection", "close");
+    pl_respond_error(r, 431, "header_too_large", "request head is larger than %zu bytes",
+                     s->cfg.max_header_bytes);
+    return;
+  }
+  if (r->no_host) {
+    pl_request_add_header(r, "Connection", "close");
+    pl_respond_error(r, 400, "bad_request", "HTTP/1.1 requests need a Host header");
+    return;
+  }
   if (r->body_too_large) {
+    pl_request_add_header(r, "Connection", "close");
     pl_respond_error(r, 413, "payload_too_large", "request body is larger than %zu bytes",
                      s->cfg.max_body_bytes);
     return;
@@ -428,7 +483,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
                                  void **con_cls) {
-  (void)version;
+
   pl_server *s = cls;
   pl_request *r = *con_cls;
   if (!r) return MHD_NO; /* out of memory at on_uri: drop the connection */
@@ -439,14 +494,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     r->method_name = method;
     r->method = method_bit(method);
     if (r->c) r->c->phase = PHASE_REQUEST;
+    const union MHD_ConnectionInfo *hi =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (hi && hi->header_size > s->cfg.max_header_bytes) r->head_too_large = 1;
+    if (strcmp(version, "HTTP/1.1") == 0 &&
+        !MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+      r->no_host = 1;
+    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t clen;
+    if (cl && pl_parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) r->body_too_large = 1;
+    /* A request refused for its head or declared size is answered before
+     * its body is read (MHD then closes the connection). */
+    if (r->head_too_large || r->no_host || r->body_too_large) {
+      dispatch(s, r);
+      if (r->state == REQ_READY) return queue_ready(r);
+    }
     return MHD_YES;
   }
   if (r->state == REQ_NEW) {
     if (*upload_data_size) {
+      /* Past the bound, keep reading but drop the bytes; answer at the end. */
       if (r->body.len + *upload_data_size > s->cfg.max_body_bytes) r->body_too_large = 1;
       else pl_buf_append(&r->body, upload_data, *upload_data_size);
       *upload_data_size = 0;
-      if (!r->body_too_large) return MHD_YES;
+      return MHD_YES;
     }
     dispatch(s, r);
     if (r->state == REQ_READY) return queue_ready(r);
@@ -678,6 +749,10 @@ int pl_server_start(pl_server *s) {
     return rc;
   }
   unsigned idle_s = (s->cfg.idle_timeout_ms + 999) / 1000;
+  /* MHD's per-connection pool holds the request head and the response head;
+   * make it large enough that heads over our limit reach us for a JSON 431
+   * (only heads over the whole pool get MHD's own HTML 431). */
+  size_t pool_bytes = s->cfg.max_header_bytes * 4 + 16384;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   s->mhd = MHD_start_daemon(
@@ -686,7 +761,7 @@ int pl_server_start(pl_server *s) {
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->cfg.max_header_bytes,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,

@@ -16,6 +16,8 @@ void pl_lab_config_init(pl_lab_config *cfg) {
   cfg->max_leak_mb = 1024;
   cfg->max_profile_seconds = 60;
   cfg->max_jam_ms = 30000;
+  cfg->max_artifacts = 20;
+  cfg->max_artifact_mb = 1024;
   cfg->failed_token_limit = 10;
   cfg->failed_token_window_s = 60;
 }
@@ -57,6 +59,10 @@ int pl_lab_config_from_env(pl_lab_config *cfg, char *err, size_t errlen) {
   if (!rc) rc = env_bound("LAB_MAX_LEAK_MB", 1, 1u << 20, &cfg->max_leak_mb, err, errlen);
   if (!rc) rc = env_bound("LAB_MAX_PROFILE_SECONDS", 1, 86400, &cfg->max_profile_seconds, err, errlen);
   if (!rc) rc = env_bound("LAB_MAX_JAM_MS", 1, 3600000, &cfg->max_jam_ms, err, errlen);
+  uint64_t count = cfg->max_artifacts;
+  if (!rc) rc = env_bound("LAB_MAX_ARTIFACTS", 1, 100000, &count, err, errlen);
+  cfg->max_artifacts = (unsigned)count;
+  if (!rc) rc = env_bound("LAB_MAX_ARTIFACT_MB", 1, 1u << 24, &cfg->max_artifact_mb, err, errlen);
   return rc;
 }
 

@@ -9,22 +9,10 @@
 
 #include "common/util.h"
 #include "lab/harm.h"
-#include "lab/ratelimit.h"
+#include "lab/lab_internal.h"
 #include "proflab/log.h"
 
-struct pl_lab {
-  uv_loop_t *loop;
-  pl_lab_config cfg;
-  pl_loopmon *mon;
-  int active;
-  const char *why_off;
-  pl_ratelimit rl;
-  pl_leak leak;
-  uint64_t start_wall_ns;
-  uint64_t start_mono_ns;
-  uint64_t jams;
-  uint64_t jammed_ms_total;
-};
+
 
 int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopmon *mon) {
   char err[256];
@@ -42,16 +30,40 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
   pl_rl_init(&lab->rl, cfg->failed_token_limit, cfg->failed_token_window_s);
   lab->start_wall_ns = pl_wall_ns();
   lab->start_mono_ns = pl_now_ns();
+  if (active) {
+    rc = pl_artifact_store_init(&lab->store, cfg->artifact_dir, cfg->task, cfg->max_artifacts,
+                                cfg->max_artifact_mb << 20);
+    if (rc) {
+      free(lab);
+      return rc;
+    }
+    lab->store_ready = 1;
+    rc = lab_cpu_init(lab);
+    if (rc) {
+      pl_artifact_store_close(&lab->store);
+      free(lab);
+      return rc;
+    }
+  }
   *out = lab;
   return 0;
+}
+
+void pl_lab_shutdown(pl_lab *lab) {
+  if (lab && lab->active) lab_cpu_cancel(lab);
 }
 
 int pl_lab_active(const pl_lab *lab) { return lab->active; }
 uint64_t pl_lab_leak_bytes(const pl_lab *lab) { return lab->leak.bytes; }
 
+void pl_lab_close(pl_lab *lab) {
+  if (lab && lab->active) lab_cpu_close(lab);
+}
+
 void pl_lab_free(pl_lab *lab) {
   if (!lab) return;
   lab_memory_leak_clear(&lab->leak);
+  if (lab->store_ready) pl_artifact_store_close(&lab->store);
   free(lab);
 }
 
@@ -59,7 +71,7 @@ void pl_lab_free(pl_lab *lab) {
 
 /* Token check with per-address failure limiting. Answers the request and
  * returns -EACCES when it may not go on. */
-static int lab_guard(pl_lab *lab, pl_request *r) {
+int lab_guard(pl_lab *lab, pl_request *r) {
   const char *remote = pl_request_remote(r);
   uint64_t now = pl_now_ns();
   unsigned wait_s = pl_rl_blocked(&lab->rl, remote, now);
@@ -98,6 +110,26 @@ static void write_memory(pl_json *j, const pl_lab *lab) {
   pl_json_kv_uint(j, "malloc_mmapped_bytes", (uint64_t)mi.hblkhd);
   pl_json_kv_uint(j, "leak_bytes", lab->leak.bytes);
   pl_json_kv_uint(j, "leak_chunks", lab->leak.chunks);
+}
+
+static void write_artifacts(pl_json *j, pl_lab *lab) {
+  enum { MAX_LISTED = 50 };
+  pl_json_key(j, "artifacts");
+  pl_json_arr_open(j);
+  pl_artifact *list = malloc(MAX_LISTED * sizeof(*list));
+  int n = list ? pl_artifact_list(&lab->store, list, MAX_LISTED) : 0;
+  for (int i = 0; i < n; i++) {
+    char created[40];
+    pl_format_iso8601(list[i].created_wall_ns, created, sizeof(created));
+    pl_json_obj_open(j);
+    pl_json_kv_str(j, "name", list[i].name);
+    pl_json_kv_uint(j, "bytes", list[i].bytes);
+    pl_json_kv_str(j, "created", created);
+    pl_json_kv_str(j, "kind", pl_artifact_kind(list[i].name));
+    pl_json_obj_close(j);
+  }
+  free(list);
+  pl_json_arr_close(j);
 }
 
 /* ---- handlers --------------------------------------------------------- */
@@ -268,6 +300,9 @@ static void on_status(pl_request *r, void *arg) {
     pl_json_obj_close(&j);
   }
 
+  lab_cpu_status(lab, &j);
+  write_artifacts(&j, lab);
+
   pl_server *s = pl_request_server(r);
   pl_json_key(&j, "http");
   pl_json_obj_open(&j);
@@ -285,5 +320,6 @@ int pl_lab_mount(pl_lab *lab, pl_server *server) {
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/memory-leak", 0, on_leak, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/memory-clear", 0, on_clear, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/event-loop-jam", 0, on_jam, lab);
+  if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/cpu-profile", 0, lab_on_cpu_profile, lab);
   return rc;
 }

@@ -63,14 +63,6 @@ typedef struct running {
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
 static running *current;
 
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
@@ -92,7 +84,7 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
     if (!keys || !vals) { free(keys); free(vals); return -ENOMEM; }
     for (size_t i = 0; i < o->pc_cap; i++) {
       if (!o->pc_keys[i]) continue;
-      size_t h = mix64(o->pc_keys[i]) & (ncap - 1);
+      size_t h = pl_mix64(o->pc_keys[i]) & (ncap - 1);
       while (keys[h]) h = (h + 1) & (ncap - 1);
       keys[h] = o->pc_keys[i];
       vals[h] = o->pc_vals[i];
@@ -104,7 +96,7 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
     o->pc_cap = ncap;
   }
   uint64_t key = (uint64_t)pc + 1;
-  size_t h = mix64(key) & (o->pc_cap - 1);
+  size_t h = pl_mix64(key) & (o->pc_cap - 1);
   while (o->pc_keys[h]) {
     if (o->pc_keys[h] == key) { *out = o->pc_vals[h]; return 0; }
     h = (h + 1) & (o->pc_cap - 1);
@@ -125,7 +117,7 @@ static int stack_equal(const owner *o, uint32_t id, const uint32_t *f, uint32_t 
 /* Stack id of frames f[0..depth) (leaf first), adding it if new. */
 static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *out) {
   uint64_t hash = depth;
-  for (uint32_t i = 0; i < depth; i++) hash = mix64(hash ^ f[i]);
+  for (uint32_t i = 0; i < depth; i++) hash = pl_mix64(hash ^ f[i]);
   if ((o->nstacks + 1) * 2 > o->stk_table_cap) {
     size_t ncap = o->stk_table_cap ? o->stk_table_cap * 2 : 4096;
     uint32_t *t = calloc(ncap, sizeof(*t));
@@ -373,11 +365,12 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   pl_ring_free(&r->ring);
   free(r);
   if (o->error) {
+    int err = o->error;
     owner_free(o);
-    return o->error;
+    return err;
   }
   /* Threads' samples interleave slightly out of order in the ring. */
-  qsort(o->samples, o->nsamples, sizeof(*o->samples), by_time);
+  if (o->nsamples) qsort(o->samples, o->nsamples, sizeof(*o->samples), by_time);
   pl_cpu_profile *p = &o->profile;
   p->samples = o->samples;
   p->nsamples = o->nsamples;

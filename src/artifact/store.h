@@ -1,0 +1,64 @@
+/* The artifact store: where profiles and snapshots are written.
+ *
+ * Files are written off the event loop to "<name>.partial" (O_EXCL, mode
+ * 0600), fsynced, renamed to their final name and the directory fsynced, so
+ * an interrupted write never leaves a file under a final name. A SHA-256 is
+ * computed while writing. After each write the oldest artifacts beyond the
+ * count and byte bounds are removed. Names follow one pattern,
+ *   <kind>-<YYYYMMDDTHHMMSS.mmmZ>-<task>[-N].<ext>
+ * and pl_artifact_name_valid() is the only gate for names that come from
+ * outside (downloads).
+ *
+ * Thread rules: pl_artifact_write() runs on any thread (the thread pool);
+ * the store's mutex guards the directory scan and pruning.
+ */
+#ifndef PL_ARTIFACT_STORE_H
+#define PL_ARTIFACT_STORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sink.h"
+
+typedef struct pl_artifact_store {
+  char dir[4096];
+  char task[80];
+  unsigned max_count;
+  uint64_t max_bytes;
+  pthread_mutex_t lock;
+} pl_artifact_store;
+
+typedef struct pl_artifact {
+  char name[256];
+  char path[4096 + 256];
+  uint64_t bytes;
+  char sha256[65];
+  uint64_t created_wall_ns;
+} pl_artifact;
+
+/* Content producer: writes the artifact into the sink; returns 0 or -errno. */
+typedef int (*pl_artifact_fill_fn)(pl_sink *out, void *arg);
+
+/* Set up a store on dir (created if missing, mode 0700). Removes stale
+ * "*.partial" files a killed process left. 0 or -errno. */
+int pl_artifact_store_init(pl_artifact_store *s, const char *dir, const char *task,
+                           unsigned max_count, uint64_t max_bytes);
+void pl_artifact_store_close(pl_artifact_store *s);
+
+/* Write a new artifact "<kind>-<time>-<task>.<ext>" for time wall_ns.
+ * On success fills *out. On failure nothing is left under any name;
+ * -ENOSPC/-EDQUOT mean the disk is full. */
+int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
+                      pl_artifact_fill_fn fill, void *arg, pl_artifact *out);
+
+/* Is name an artifact name (no path, no tricks)? */
+int pl_artifact_name_valid(const char *name);
+/* "cpu", "heap" or NULL, from a valid name. */
+const char *pl_artifact_kind(const char *name);
+
+/* The artifacts in the directory, newest first (at most max). Returns the
+ * count or -errno. sha256 is left empty (computing it reads the file). */
+int pl_artifact_list(pl_artifact_store *s, pl_artifact *out, size_t max);
+
+#endif

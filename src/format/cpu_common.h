@@ -1,0 +1,47 @@
+/* Helpers shared by the CPU profile writers (internal to src/format/). */
+#ifndef PL_FORMAT_CPU_COMMON_H
+#define PL_FORMAT_CPU_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "profile/cpu_model.h"
+
+/* 0 when every sample's stack, every stack's frames and every weight obey
+ * cpu_model.h, else -EINVAL. Writers call it first, so later code may
+ * index without checks. */
+int pl__cpu_profile_check(const pl_cpu_profile *p);
+
+/* The stack a sample is written with: its index, or PL_STACK_IDLE /
+ * PL_STACK_PROGRAM (also for a real stack of depth 0). */
+static inline uint32_t pl__sample_stack(const pl_cpu_profile *p, const pl_cpu_sample *s) {
+  if (s->stack == PL_STACK_IDLE || s->stack == PL_STACK_PROGRAM) return s->stack;
+  return p->stacks[s->stack].depth ? s->stack : PL_STACK_PROGRAM;
+}
+
+/* Make room for `need` elements in a growable array (arr, cap): 0 or
+ * -ENOMEM (arr unchanged). GNU statement expression, typed by arr. */
+#define PL__RESERVE(arr, cap, need)                                   \
+  __extension__({                                                     \
+    int rc_ = 0;                                                      \
+    size_t need_ = (need);                                            \
+    if (need_ > (cap)) {                                              \
+      size_t nc_ = (cap) ? (cap) : 64;                                \
+      while (nc_ < need_) nc_ *= 2;                                   \
+      __typeof__(arr) np_ = reallocarray((arr), nc_, sizeof(*(arr))); \
+      if (np_) {                                                      \
+        (arr) = np_;                                                  \
+        (cap) = nc_;                                                  \
+      } else {                                                        \
+        rc_ = -ENOMEM;                                                \
+      }                                                               \
+    }                                                                 \
+    rc_;                                                              \
+  })
+
+/* NULL-safe string: the model's optional strings read as "". */
+static inline const char *pl__str(const char *s) { return s ? s : ""; }
+
+#endif
