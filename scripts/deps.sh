@@ -12,7 +12,7 @@ build="gcc make pkg-config meson ninja-build
 libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libunwind-dev libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev"
-test_pkgs="curl nodejs clang"
+test_pkgs="curl nodejs npm clang golang-go chromium"
 bench_pkgs="wrk nginx-light"
 
 case "$level" in
@@ -26,6 +26,7 @@ missing=""
 for p in $want; do
   # nodejs may come from outside Debian (the machine's own node): accept a working node
   if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   case "$status" in
     *"install ok installed"*) ;;

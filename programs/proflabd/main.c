@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "business.h"
+#include "whole_run.h"
 #include "proflab/lab.h"
 #include "proflab/log.h"
 #include "proflab/loopmon.h"
@@ -56,6 +57,10 @@ static void usage(FILE *f) {
           "  --idle-timeout-ms N       PROFLAB_IDLE_TIMEOUT_MS keep-alive idle [65000]\n"
           "  --drain-timeout-ms N      PROFLAB_DRAIN_TIMEOUT_MS on SIGTERM [10000]\n"
           "  --no-request-log          PROFLAB_REQUEST_LOG=false  no line per request\n"
+          "  --cpu-profile FILE        PROFLAB_CPU_PROFILE  profile the whole run and write\n"
+          "                                             FILE at exit (.cpuprofile, .pb.gz\n"
+          "                                             or .folded), like node --cpu-prof\n"
+          "                            PROFLAB_CPU_PROFILE_MODE (wall|cpu), _HZ [wall, 1000]\n"
           "  -h, --help                this text\n"
           "  -V, --version             print the version\n"
           "\n"
@@ -169,9 +174,10 @@ int main(int argc, char **argv) {
     scfg.drain_timeout_ms = parse_uint_opt("PROFLAB_DRAIN_TIMEOUT_MS", env, 3600000);
   if ((env = getenv("PROFLAB_REQUEST_LOG")) && strcmp(env, "false") == 0) scfg.log_requests = 0;
   const char *task_opt = NULL;
+  const char *cpu_profile_path = getenv("PROFLAB_CPU_PROFILE");
 
   enum { O_LISTEN = 256, O_PORT, O_LAB, O_TOKEN_FILE, O_ALLOW_PROD, O_DIR, O_TASK, O_LEAK,
-         O_PROF, O_JAM, O_MAXCONN, O_HDR, O_IDLE, O_DRAIN, O_NOLOG };
+         O_PROF, O_JAM, O_MAXCONN, O_HDR, O_IDLE, O_DRAIN, O_NOLOG, O_CPUPROF };
   static const struct option opts[] = {
       {"listen", required_argument, 0, O_LISTEN},
       {"port", required_argument, 0, O_PORT},
@@ -188,6 +194,7 @@ int main(int argc, char **argv) {
       {"idle-timeout-ms", required_argument, 0, O_IDLE},
       {"drain-timeout-ms", required_argument, 0, O_DRAIN},
       {"no-request-log", no_argument, 0, O_NOLOG},
+      {"cpu-profile", required_argument, 0, O_CPUPROF},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0},
@@ -210,6 +217,7 @@ int main(int argc, char **argv) {
       case O_IDLE: scfg.idle_timeout_ms = parse_uint_opt("--idle-timeout-ms", optarg, 3600000); break;
       case O_DRAIN: scfg.drain_timeout_ms = parse_uint_opt("--drain-timeout-ms", optarg, 3600000); break;
       case O_NOLOG: scfg.log_requests = 0; break;
+      case O_CPUPROF: cpu_profile_path = optarg; break;
       case 'h': usage(stdout); return 0;
       case 'V': printf("proflabd %s\n", PROFLAB_VERSION); return 0;
       default: usage(stderr); return 2;
@@ -236,6 +244,10 @@ int main(int argc, char **argv) {
   int rc = pl_loopmon_configure(a.loop);
   if (rc) die("cannot enable loop metrics: %s", uv_strerror(rc));
   if ((rc = pl_loopmon_new(&a.mon, a.loop, 10)) != 0) die("loop monitor: %s", uv_strerror(rc));
+  whole_run wr;
+  if (cpu_profile_path && *cpu_profile_path &&
+      (rc = whole_run_start(&wr, a.loop, cpu_profile_path, err, sizeof(err))) != 0)
+    die("%s", err);
 
   scfg.host = host;
   scfg.port = (uint16_t)port;
@@ -269,6 +281,7 @@ int main(int argc, char **argv) {
 
   uv_run(a.loop, UV_RUN_DEFAULT);
 
+  if (cpu_profile_path && *cpu_profile_path) whole_run_finish(&wr);
   pl_lab_free(a.lab);
   pl_log_flush();
   rc = uv_loop_close(a.loop);
