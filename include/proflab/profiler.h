@@ -49,6 +49,11 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out);
 int pl_cpu_profile_symbolize(pl_cpu_profile *p);
 void pl_cpu_profile_free(pl_cpu_profile *p);
 
+typedef enum { PL_FMT_CPUPROFILE = 0, PL_FMT_PPROF = 1, PL_FMT_FOLDED = 2 } pl_cpu_format;
+/* Write a symbolized profile to fd (the caller keeps fd): Chrome
+ * .cpuprofile, gzipped pprof, or folded stacks. 0 or -errno. */
+int pl_cpu_profile_write_fd(const pl_cpu_profile *p, pl_cpu_format format, int fd);
+
 /* Summary numbers of a profile. */
 typedef struct pl_cpu_profile_info {
   uint64_t samples;       /* samples recorded */

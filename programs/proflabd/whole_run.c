@@ -8,9 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/sink.h"
 #include "common/util.h"
-#include "format/cpu_writers.h"
 #include "proflab/log.h"
 
 static int ends_with(const char *s, const char *suffix) {
@@ -77,11 +75,7 @@ void whole_run_finish(whole_run *w) {
     if (fd < 0) rc = -errno;
   }
   if (!rc) {
-    pl_sink sink;
-    pl_sink_init_fd(&sink, &fd);
-    rc = w->format == 1 ? pl_pprof_cpu_write(p, &sink)
-         : w->format == 2 ? pl_folded_write(p, &sink) : pl_cpuprofile_write(p, &sink);
-    pl_sink_free(&sink);
+    rc = pl_cpu_profile_write_fd(p, (pl_cpu_format)w->format, fd);
     if (!rc && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && !rc) rc = -errno;
     if (!rc && rename(partial, w->path) != 0) rc = -errno;

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "common/arena.h"
+#include "common/sink.h"
 #include "common/util.h"
+#include "format/cpu_writers.h"
 #include "profile/cpu_model.h"
 #include "profile/symbolize.h"
 #include "sample/ring.h"
@@ -404,6 +406,16 @@ int pl_cpu_profile_symbolize(pl_cpu_profile *p) {
   for (size_t i = 0; i < p->nframes && !rc; i++)
     rc = pl_symbolize(sym, p->frames[i].address, &o->arena, &p->frames[i]);
   pl_symbolizer_free(sym);
+  return rc;
+}
+
+int pl_cpu_profile_write_fd(const pl_cpu_profile *p, pl_cpu_format format, int fd) {
+  pl_sink sink;
+  pl_sink_init_fd(&sink, &fd);
+  int rc = format == PL_FMT_PPROF    ? pl_pprof_cpu_write(p, &sink)
+           : format == PL_FMT_FOLDED ? pl_folded_write(p, &sink)
+                                     : pl_cpuprofile_write(p, &sink);
+  pl_sink_free(&sink);
   return rc;
 }
 
