@@ -32,6 +32,7 @@ run: build
 test: test-deps build
 	$(MESON) test -C $(BUILD) --print-errorlogs --suite unit
 	PROFLABD=$(BUILD)/proflabd node --test tests/integration/
+	PROFLABD=$(BUILD)/proflabd node --test tests/clients/
 	$(MAKE) --no-print-directory test-asan
 
 test-asan: $(ASAN_BUILD)/build.ninja

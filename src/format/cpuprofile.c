@@ -24,6 +24,8 @@
 /* Function indices of the meta nodes (inserted first, keys no frame can have). */
 enum { FN_ROOT, FN_PROGRAM, FN_IDLE };
 
+#define SCRIPT_ID_BASE 1000000
+
 typedef struct cp_func {
   uint32_t name, file; /* ids in cp_ctx.strs */
   uint32_t function_line;
@@ -99,10 +101,13 @@ static int64_t frame_func(cp_ctx *c, uint32_t fi) {
   if (fid < 0) return fid;
   int64_t script = 0;
   if (*file) {
-    /* scriptId: a small integer per distinct file, in order of first use. */
+    /* scriptId: one per distinct file, in order of first use, counted from
+     * SCRIPT_ID_BASE: DevTools matches a loaded profile's scriptIds against
+     * the scripts of the page it inspects (its own injected helpers have
+     * small ids), and a match hides our frame as "Content script". */
     script = pl__keytab_intern(&c->script_keys, (uint32_t)fid, 0, 0, NULL);
     if (script < 0) return script;
-    script++;
+    script += SCRIPT_ID_BASE;
   }
   int64_t f = func_intern(c, (uint32_t)name, (uint32_t)fid, fr->function_line, (uint32_t)script);
   if (f < 0) return f;
@@ -171,7 +176,7 @@ static int build_tree(cp_ctx *c) {
       if ((n = stack_leaf(c, st)) < 0) return (int)n;
       leaf = (uint32_t)n;
     }
-    c->nodes[leaf].hits++;
+    c->nodes[leaf].hits += s->weight; /* one emitted sample per period */
     if (st == PL_STACK_IDLE || st == PL_STACK_PROGRAM) continue;
     uint32_t line = p->frames[p->stacks[st].frames[0]].line;
     if (!line) continue;
@@ -182,7 +187,7 @@ static int build_tree(cp_ctx *c) {
       if (PL__RESERVE(c->ticks, c->ticks_cap, (size_t)t + 1)) return -ENOMEM;
       c->ticks[t] = 0;
     }
-    c->ticks[t]++;
+    c->ticks[t] += s->weight;
   }
   return 0;
 }
@@ -263,18 +268,20 @@ static void put_node(cp_ctx *c, pl_json *j, uint32_t idx, const cp_tick *ticks, 
 
 /* Timestamps, in microseconds of the monotonic clock.
  *
- * "wall": the samples' real times (clamped to be non-decreasing and not
- * before startTime); endTime is the end of the profile (or the last sample
- * if later).
+ * A sample of weight w stands for w sampling periods, and is written as w
+ * consecutive samples one period apart: DevTools' call tree charges each
+ * node hitCount x (profile time / all hits), so hitCount must count
+ * periods, not signals, or a busy machine (late signals, w > 1) skews it.
  *
- * "cpu": a CPU-time sample stands for `weight` sampling periods of CPU time
- * of its thread, and samples of several threads interleave, so their real
- * times do not measure anything. Time is synthesized instead: sample i is
- * stamped startTime + (weights of samples 0..i-1) x period, so the interval
- * up to the next sample (which DevTools and speedscope charge to sample i)
- * is exactly its weight x period, and endTime = startTime + the total
- * accounted CPU time. With several busy threads endTime can pass the real
- * end of the profile: the axis is CPU time, not wall time.
+ * "wall": the w entries end at the sample's real time, one period apart
+ * before it (clamped to be non-decreasing and not before startTime);
+ * endTime is the end of the profile (or the last sample if later).
+ *
+ * "cpu": samples of several threads interleave, so real times measure
+ * nothing: time is synthesized, each entry one period after the previous,
+ * so endTime = startTime + the total accounted CPU time. With several busy
+ * threads endTime can pass the real end of the profile: the axis is CPU
+ * time, not wall time.
  */
 typedef struct cp_clock {
   int cpu;
@@ -300,14 +307,17 @@ static uint64_t end_time_us(const pl_cpu_profile *p, int cpu) {
   return end / 1000;
 }
 
-/* Microseconds since the previous sample (the first: since startTime). */
-static uint64_t clock_delta(cp_clock *k, const pl_cpu_profile *p, const pl_cpu_sample *s) {
+/* Microseconds since the previous entry (the first: since startTime) for
+ * entry k (0..weight-1) of sample s. */
+static uint64_t clock_delta(cp_clock *k, const pl_cpu_profile *p, const pl_cpu_sample *s,
+                            uint32_t entry) {
   uint64_t us;
   if (k->cpu) {
     us = sat_add(k->start_ns, k->acc_ns) / 1000;
-    k->acc_ns = sat_add(k->acc_ns, sat_mul(s->weight, p->period_ns));
+    k->acc_ns = sat_add(k->acc_ns, p->period_ns);
   } else {
-    us = s->time_ns / 1000;
+    uint64_t back = sat_mul(s->weight - 1 - entry, p->period_ns);
+    us = (s->time_ns > back ? s->time_ns - back : 0) / 1000;
   }
   if (us < k->prev_us) us = k->prev_us;
   uint64_t d = us - k->prev_us;
@@ -385,14 +395,16 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   pl_json_key(&j, "samples");
   pl_json_arr_open(&j);
   for (size_t i = 0; i < p->nsamples && !out->error; i++) {
-    pl_json_uint(&j, (uint64_t)sample_node(&c, &p->samples[i]) + 1);
+    uint64_t id = (uint64_t)sample_node(&c, &p->samples[i]) + 1;
+    for (uint32_t w = 0; w < p->samples[i].weight; w++) pl_json_uint(&j, id);
     pl_sink_maybe_flush(out);
   }
   pl_json_arr_close(&j);
   pl_json_key(&j, "timeDeltas");
   pl_json_arr_open(&j);
   for (size_t i = 0; i < p->nsamples && !out->error; i++) {
-    pl_json_uint(&j, clock_delta(&clk, p, &p->samples[i]));
+    for (uint32_t w = 0; w < p->samples[i].weight; w++)
+      pl_json_uint(&j, clock_delta(&clk, p, &p->samples[i], w));
     pl_sink_maybe_flush(out);
   }
   pl_json_arr_close(&j);

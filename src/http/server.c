@@ -350,6 +350,13 @@ static void count_status(route *rt, unsigned status) {
   }
 }
 
+static void on_drain_timeout(uv_timer_t *t);
+
+/* Call the drain callback from a fresh loop turn. */
+static void finish_drain_soon(pl_server *s) {
+  if (s->handles_open) uv_timer_start(&s->drain_timer, on_drain_timeout, 0, 0);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   pl_server *s = cls;
@@ -387,11 +394,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   } else {
     req_release(r);
   }
-  if (s->draining && s->in_flight == 0 && !s->drain_done_called) {
-    s->drain_done_called = 1;
-    uv_timer_stop(&s->drain_timer);
-    if (s->drain_done) s->drain_done(s, s->drain_arg);
-  }
+  if (s->draining && s->in_flight == 0 && !s->drain_done_called)
+    finish_drain_soon(s); /* not from inside MHD: done() may free the server */
 }
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -805,8 +809,9 @@ static void on_drain_timeout(uv_timer_t *t) {
   pl_server *s = t->data;
   if (s->drain_done_called) return;
   s->drain_done_called = 1;
-  pl_log_msg("warn", "drain_timeout", "%u request(s) still in flight after %u ms",
-             s->in_flight, s->cfg.drain_timeout_ms);
+  if (s->in_flight)
+    pl_log_msg("warn", "drain_timeout", "%u request(s) still in flight after %u ms",
+               s->in_flight, s->cfg.drain_timeout_ms);
   if (s->drain_done) s->drain_done(s, s->drain_arg);
 }
 
@@ -818,6 +823,10 @@ void pl_server_shutdown(pl_server *s, void (*done)(pl_server *, void *), void *a
   if (s->mhd) {
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
+  }
+  if (s->in_flight == 0 && s->handles_open) {
+    finish_drain_soon(s);
+    return;
   }
   if (s->in_flight == 0) {
     s->drain_done_called = 1;

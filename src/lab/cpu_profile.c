@@ -244,6 +244,7 @@ void lab_on_cpu_profile(pl_request *r, void *arg) {
   pl_json_kv_str(lj, "mode", mode_names[job->mode]);
   pl_json_kv_str(lj, "format", format_names[job->format]);
   pl_log_end();
+  uv_update_time(lab->loop); /* the loop's cached time may be stale: count from now */
   uv_timer_start(&lab->profile_timer, on_profile_timer, job->seconds * 1000, 0);
   /* no answer yet: the server suspends the request until after_write */
 }

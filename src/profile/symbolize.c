@@ -47,6 +47,37 @@ static const char *base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
+/* dir + "/" + rel with "." and ".." folded lexically (no file access):
+ * DWARF records paths relative to the compile directory, like
+ * "../src/lab/harm.c" for a build in build/. */
+static void join_path(const char *dir, const char *rel, char *out, size_t n) {
+  char tmp[1024];
+  snprintf(tmp, sizeof(tmp), "%s/%s", dir, rel);
+  const char *seg[128];
+  size_t len[128], k = 0;
+  for (const char *p = tmp; *p;) {
+    while (*p == '/') p++;
+    if (!*p) break;
+    const char *e = strchr(p, '/');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == 1 && p[0] == '.') {
+    } else if (l == 2 && p[0] == '.' && p[1] == '.') {
+      if (k) k--;
+    } else if (k < 128) {
+      seg[k] = p;
+      len[k++] = l;
+    }
+    p += l;
+  }
+  size_t off = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < k && off + 1 < n; i++) {
+    int w = snprintf(out + off, n - off, "/%.*s", (int)len[i], seg[i]);
+    if (w < 0) break;
+    off += (size_t)w;
+  }
+}
+
 int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
   memset(f, 0, sizeof(*f));
   f->address = pc;
@@ -82,6 +113,12 @@ int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
     int lineno = 0;
     const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
     if (file) {
+      const char *dir = file[0] != '/' ? dwfl_line_comp_dir(line) : NULL;
+      char abs[1024];
+      if (dir && dir[0] == '/') {
+        join_path(dir, file, abs, sizeof(abs));
+        file = abs;
+      }
       f->file = pl_arena_strdup(arena, file);
       if (!f->file) return -ENOMEM;
       f->line = lineno > 0 ? (uint32_t)lineno : 0;

@@ -72,6 +72,8 @@ static pl_cpu_sample fx_samples[] = {
 };
 #define FX_NSAMPLES (sizeof(fx_samples) / sizeof(fx_samples[0]))
 #define FX_WEIGHTS 20 /* sum of the weights above */
+/* A .cpuprofile writes a sample of weight w as w samples, one per period. */
+#define FX_ENTRIES FX_WEIGHTS
 
 static pl_cpu_profile fixture(const char *mode) {
   pl_cpu_profile p = {
@@ -349,46 +351,48 @@ static void test_cpuprofile_cpu_mode(void **state) {
   pl_cpu_profile p = fixture("cpu");
   size_t len;
   char *out = write_mem(pl_cpuprofile_write, &p, &len);
-  json_t *root = check_cpuprofile(out, len, FX_NSAMPLES);
+  json_t *root = check_cpuprofile(out, len, FX_ENTRIES);
   json_t *nodes = json_object_get(root, "nodes");
 
-  /* Synthesized time: each sample owns weight x period. */
+  /* Synthesized time: each sample owns weight x period, one entry per period. */
   assert_int_equal(jint(root, "startTime"), START_US);
   assert_int_equal(jint(root, "endTime"), START_US + FX_WEIGHTS * PERIOD_NS / 1000);
-  static const json_int_t want_deltas[] = {0,    1000, 2000, 1000, 3000, 1000, 1000,
-                                           4000, 1000, 2000, 1000, 1000, 1000};
   json_t *deltas = json_object_get(root, "timeDeltas");
-  for (size_t i = 0; i < FX_NSAMPLES; i++)
-    assert_int_equal(json_integer_value(json_array_get(deltas, i)), want_deltas[i]);
+  for (size_t i = 0; i < FX_ENTRIES; i++)
+    assert_int_equal(json_integer_value(json_array_get(deltas, i)), i ? 1000 : 0);
 
-  /* The tree: root -> outermost caller -> leaf. */
+  /* The tree: root -> outermost caller -> leaf. Sample k of the fixture
+   * starts at entry (sum of the weights before it): 0 1 3 4 7 8 9 13 14 16
+   * 17 18 19. */
   json_t *samples = json_object_get(root, "samples");
   char path[512];
-  path_of(nodes, json_integer_value(json_array_get(samples, 3)), path, sizeof(path));
+  path_of(nodes, json_integer_value(json_array_get(samples, 4)), path, sizeof(path));
   assert_string_equal(path, "main>handle_request>compute>libx.so+0x1234");
-  path_of(nodes, json_integer_value(json_array_get(samples, 8)), path, sizeof(path));
+  assert_int_equal(json_integer_value(json_array_get(samples, 5)),
+                   json_integer_value(json_array_get(samples, 4))); /* weight 3: repeated */
+  path_of(nodes, json_integer_value(json_array_get(samples, 14)), path, sizeof(path));
   assert_string_equal(path, "worker_thread>weird;name\n\"q\"");
-  path_of(nodes, json_integer_value(json_array_get(samples, 2)), path, sizeof(path));
+  path_of(nodes, json_integer_value(json_array_get(samples, 3)), path, sizeof(path));
   assert_string_equal(path, "(idle)");
-  path_of(nodes, json_integer_value(json_array_get(samples, 12)), path, sizeof(path));
+  path_of(nodes, json_integer_value(json_array_get(samples, 19)), path, sizeof(path));
   assert_string_equal(path, "(program)"); /* a stack of depth 0 */
   /* Stacks 0, 1 and 6 differ by PC or index only: one node. */
   json_int_t leaf = json_integer_value(json_array_get(samples, 0));
   assert_int_equal(json_integer_value(json_array_get(samples, 1)), leaf);
-  assert_int_equal(json_integer_value(json_array_get(samples, 9)), leaf);
+  assert_int_equal(json_integer_value(json_array_get(samples, 16)), leaf);
 
   /* callFrames: 0-based function line, file URLs, unknowns. */
   json_t *compute = find_node(nodes, "compute"), *cf = json_object_get(compute, "callFrame");
   assert_int_equal(jint(cf, "lineNumber"), 9);
   assert_int_equal(jint(cf, "columnNumber"), 0);
   assert_string_equal(jstr(cf, "url"), "file:///src/app/work.c");
-  assert_int_equal(jint(compute, "hitCount"), 4);
+  assert_int_equal(jint(compute, "hitCount"), 8); /* weights 1 + 2 + 4 + 1 */
   json_t *ticks = json_object_get(compute, "positionTicks");
   assert_int_equal(json_array_size(ticks), 2);
   assert_int_equal(jint(json_array_get(ticks, 0), "line"), 15);
-  assert_int_equal(jint(json_array_get(ticks, 0), "ticks"), 3);
+  assert_int_equal(jint(json_array_get(ticks, 0), "ticks"), 6); /* weighted: 1 + 4 + 1 */
   assert_int_equal(jint(json_array_get(ticks, 1), "line"), 17);
-  assert_int_equal(jint(json_array_get(ticks, 1), "ticks"), 1);
+  assert_int_equal(jint(json_array_get(ticks, 1), "ticks"), 2);
   cf = json_object_get(find_node(nodes, "libx.so+0x1234"), "callFrame");
   assert_string_equal(jstr(cf, "url"), "");
   assert_string_equal(jstr(cf, "scriptId"), "0");
@@ -401,8 +405,8 @@ static void test_cpuprofile_cpu_mode(void **state) {
   assert_string_equal(jstr(cf, "url"), "lib/rel.c");
   /* One scriptId per file, the same for both compute PCs and distinct otherwise. */
   assert_string_equal(jstr(json_object_get(find_node(nodes, "main"), "callFrame"), "scriptId"),
-                      "1");
-  assert_string_equal(jstr(json_object_get(compute, "callFrame"), "scriptId"), "3");
+                      "1000000");
+  assert_string_equal(jstr(json_object_get(compute, "callFrame"), "scriptId"), "1000002");
   assert_int_equal(jint(find_node(nodes, "(idle)"), "hitCount"), 2);
   assert_int_equal(jint(find_node(nodes, "(program)"), "hitCount"), 2);
   assert_int_equal(json_array_size(nodes), 11);
@@ -417,14 +421,16 @@ static void test_cpuprofile_wall_mode(void **state) {
   pl_cpu_profile p = fixture("wall");
   size_t len;
   char *out = write_mem(pl_cpuprofile_write, &p, &len);
-  json_t *root = check_cpuprofile(out, len, FX_NSAMPLES);
-  /* Real times, truncated to microseconds, first delta from startTime. */
+  json_t *root = check_cpuprofile(out, len, FX_ENTRIES);
+  /* Real times, truncated to microseconds, first delta from startTime; a
+   * sample of weight w ends w entries one period apart at its time, never
+   * before the previous entry (then the delta is 0). */
   assert_int_equal(jint(root, "startTime"), START_US);
   assert_int_equal(jint(root, "endTime"), (START_NS + 12000000) / 1000);
-  static const json_int_t want_deltas[] = {1000, 1002, 998, 1101, 99,   800, 1000,
-                                           1000, 500,  500, 1000, 1000, 500};
+  static const json_int_t want_deltas[] = {1000, 2, 1000, 998, 0,    101, 1000, 99, 800, 0,
+                                           0,    0, 1000, 1000, 0, 500, 500, 1000, 1000, 500};
   json_t *deltas = json_object_get(root, "timeDeltas");
-  for (size_t i = 0; i < FX_NSAMPLES; i++)
+  for (size_t i = 0; i < FX_ENTRIES; i++)
     assert_int_equal(json_integer_value(json_array_get(deltas, i)), want_deltas[i]);
   check_golden("cpu-fixture-wall.cpuprofile", out, len);
   json_decref(root);
@@ -896,9 +902,9 @@ static void test_big_streaming(void **state) {
   char *mem = write_mem(pl_cpuprofile_write, &b->p, &mlen);
   assert_int_equal(len, mlen);
   assert_memory_equal(out, mem, len);
-  json_t *root = check_cpuprofile(out, len, b->p.nsamples);
   uint64_t weights = 0;
   for (size_t i = 0; i < b->p.nsamples; i++) weights += b->p.samples[i].weight;
+  json_t *root = check_cpuprofile(out, len, weights);
   assert_int_equal(jint(root, "endTime") - jint(root, "startTime"), weights * PERIOD_NS / 1000);
   json_decref(root);
   free(out);
