@@ -31,6 +31,7 @@ run: build
 
 test: test-deps build
 	$(MESON) test -C $(BUILD) --print-errorlogs --suite unit
+	$(MESON) test -C $(BUILD) --print-errorlogs --suite safety
 	PROFLABD=$(BUILD)/proflabd node --test tests/integration/
 	PROFLABD=$(BUILD)/proflabd node --test tests/clients/
 	$(MAKE) --no-print-directory test-asan
@@ -39,6 +40,8 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --suite unit
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MESON) test -C $(ASAN_BUILD) --print-errorlogs --suite safety
 	PROFLABD=$(ASAN_BUILD)/proflabd PROFLAB_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  node --test tests/integration/
@@ -47,6 +50,7 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	bench/http/run.sh
+	bench/cpu/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -13,7 +13,7 @@ libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libunwind-dev libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev"
 test_pkgs="curl nodejs npm clang golang-go chromium"
-bench_pkgs="wrk nginx-light"
+bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf"
 
 case "$level" in
   build) want="$build" ;;

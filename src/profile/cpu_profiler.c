@@ -4,6 +4,7 @@
 #include "proflab/profiler.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -243,6 +244,62 @@ static void scan_threads(running *r) {
   closedir(d);
 }
 
+/* ---- new threads ----------------------------------------------------- */
+/* CPU timers cover only threads that exist when they are armed. The
+ * collector rescans /proc/self/task every 100 ms, but a thread born in
+ * between would lose up to 100 ms of CPU time. So pthread_create is wrapped
+ * (this definition interposes glibc's for the program and the libraries it
+ * loads): while a cpu-mode profile runs, a new thread arms its own timer
+ * before running its start routine. */
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static _Atomic int cpu_mode_running;
+
+typedef struct thread_start {
+  void *(*fn)(void *);
+  void *arg;
+} thread_start;
+
+static void register_this_thread(void) {
+  pthread_mutex_lock(&prof_lock);
+  running *r = current;
+  if (r && r->mode == PL_CPU_CPU && !atomic_load(&r->stop)) {
+    uint32_t tid = gettid_u32();
+    if (!known_tid(r, tid) && r->ntimers < PL_SIGPROF_MAX_THREADS) {
+      unsigned i = r->ntimers;
+      r->tids[i] = tid;
+      pl_sigprof_set_tid(i, tid);
+      if (arm_timer(r, i, thread_cpu_clock(tid), tid) == 0) r->ntimers++;
+    }
+  }
+  pthread_mutex_unlock(&prof_lock);
+}
+
+static void *thread_trampoline(void *p) {
+  thread_start ts = *(thread_start *)p;
+  free(p);
+  register_this_thread();
+  return ts.fn(ts.arg);
+}
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  static _Atomic(pthread_create_fn) real;
+  pthread_create_fn f = atomic_load(&real);
+  if (!f) {
+    f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (!f) return EAGAIN;
+    atomic_store(&real, f);
+  }
+  if (!atomic_load_explicit(&cpu_mode_running, memory_order_relaxed)) return f(t, attr, fn, arg);
+  thread_start *ts = malloc(sizeof(*ts));
+  if (!ts) return f(t, attr, fn, arg); /* the rescan still finds it */
+  ts->fn = fn;
+  ts->arg = arg;
+  int rc = f(t, attr, thread_trampoline, ts);
+  if (rc) free(ts);
+  return rc;
+}
+
 static void *collector_main(void *arg) {
   running *r = arg;
   r->collector_tid = gettid_u32();
@@ -318,6 +375,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
     if (r->ntimers == 0) { rc = -EAGAIN; goto fail_running; }
   }
   current = r;
+  if (opts->mode == PL_CPU_CPU) atomic_store(&cpu_mode_running, 1);
   pthread_mutex_unlock(&prof_lock);
   return 0;
 fail_running:
@@ -353,6 +411,7 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
     return -ENOENT;
   }
   current = NULL;
+  atomic_store(&cpu_mode_running, 0);
   atomic_store(&r->stop, 1);
   for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
   owner *o = r->own;
