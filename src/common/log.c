@@ -45,10 +45,26 @@ static void flush_locked(void) {
   pl_buf_reset(&log_buf);
 }
 
+/* The timestamp's "YYYY-MM-DDTHH:MM:SS" changes once a second: format it
+ * then, and only the milliseconds per line (under log_lock). */
+static void format_ts(char *ts, size_t n) {
+  static uint64_t cached_sec = UINT64_MAX;
+  static char cached[32];
+  uint64_t now = pl_wall_ns();
+  uint64_t sec = now / 1000000000u;
+  if (sec != cached_sec) {
+    pl_format_iso8601(sec * 1000000000u, cached, sizeof(cached));
+    cached[19] = '\0'; /* keep "YYYY-MM-DDTHH:MM:SS" */
+    cached_sec = sec;
+  }
+  unsigned ms = (unsigned)((now / 1000000u) % 1000u);
+  snprintf(ts, n, "%s.%03uZ", cached, ms);
+}
+
 pl_json *pl_log_begin(const char *level, const char *event) {
   pthread_mutex_lock(&log_lock);
   char ts[40];
-  pl_format_iso8601(pl_wall_ns(), ts, sizeof(ts));
+  format_ts(ts, sizeof(ts));
   pl_json_init(&log_json, &log_buf);
   pl_json_obj_open(&log_json);
   pl_json_kv_str(&log_json, "ts", ts);

@@ -63,6 +63,25 @@ static void test_json_escape(void **state) {
   pl_buf_free(&b);
 }
 
+static void test_json_double(void **state) {
+  (void)state;
+  struct { double v; int d; const char *want; } cases[] = {
+      {1.5, 3, "1.5"},       {2.0, 3, "2"},           {0.0004, 3, "0"},
+      {-0.0001, 3, "0"},     {1234.5678, 3, "1234.568"}, {0.1 + 0.2, 3, "0.3"},
+      {-2.25, 2, "-2.25"},   {0.999999, 6, "0.999999"}, {0.9999996, 6, "1"},
+      {1e15, 3, "1000000000000000"}, {12.5, 0, "13"}, {7.0, 17, "7"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    pl_buf b;
+    pl_buf_init(&b);
+    pl_json j;
+    pl_json_init(&j, &b);
+    pl_json_double(&j, cases[i].v, cases[i].d);
+    assert_string_equal(b.data, cases[i].want);
+    pl_buf_free(&b);
+  }
+}
+
 static void test_steal(void **state) {
   (void)state;
   pl_buf b;
@@ -81,6 +100,7 @@ int main(void) {
       cmocka_unit_test(test_append_and_printf),
       cmocka_unit_test(test_json_nesting),
       cmocka_unit_test(test_json_escape),
+      cmocka_unit_test(test_json_double),
       cmocka_unit_test(test_steal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
