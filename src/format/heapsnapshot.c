@@ -1,0 +1,242 @@
+/* Chrome .heapsnapshot writer (see heap_writers.h for the graph and ids).
+ *
+ * Memory: a few 32-bit integers per sample and per group (group of each
+ * sample, members by group); the JSON is formatted straight into the
+ * sink's buffer, one node or edge per line, and flushed as it goes.
+ */
+#include "format/heap_writers.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/cpu_common.h"
+#include "format/hashtab.h"
+#include "format/heap_common.h"
+
+#define NONE UINT32_MAX
+
+/* Node 20's meta (reference/cdp/node20-heapsnapshot-meta-excerpt.json). */
+static const char META[] =
+    "{\"node_fields\":[\"type\",\"name\",\"id\",\"self_size\",\"edge_count\",\"trace_node_id\","
+    "\"detachedness\"],"
+    "\"node_types\":[[\"hidden\",\"array\",\"string\",\"object\",\"code\",\"closure\",\"regexp\","
+    "\"number\",\"native\",\"synthetic\",\"concatenated string\",\"sliced string\",\"symbol\","
+    "\"bigint\",\"object shape\",\"wasm object\"],\"string\",\"number\",\"number\",\"number\","
+    "\"number\",\"number\"],"
+    "\"edge_fields\":[\"type\",\"name_or_index\",\"to_node\"],"
+    "\"edge_types\":[[\"context\",\"element\",\"property\",\"internal\",\"hidden\",\"shortcut\","
+    "\"weak\"],\"string_or_number\",\"node\"],"
+    "\"trace_function_info_fields\":[\"function_id\",\"name\",\"script_name\",\"script_id\","
+    "\"line\",\"column\"],"
+    "\"trace_node_fields\":[\"id\",\"function_info_index\",\"count\",\"size\",\"children\"],"
+    "\"sample_fields\":[\"timestamp_us\",\"last_assigned_id\"],"
+    "\"location_fields\":[\"object_index\",\"script_id\",\"line\",\"column\"]}";
+
+enum { NODE_FIELDS = 7 };
+enum { TYPE_NATIVE = 8, TYPE_SYNTHETIC = 9 }; /* node_types[0] */
+enum { EDGE_ELEMENT = 1, EDGE_SHORTCUT = 5 }; /* edge_types[0] */
+
+typedef struct hs_ctx {
+  pl__heap_view v;
+  pl__strtab strs;        /* strings[]: "" (the root's name) first */
+  pl__keytab groups;      /* (name string, 0, 0) -> group, in order of first use */
+  pl__keytab used_ids;    /* (grouping node id, 0, 0) */
+  uint32_t *stack_group;  /* by stack: group, NONE until used */
+  uint32_t *sample_group; /* by sample */
+  uint32_t *group_start;  /* by group (+1): first index in members */
+  uint32_t *members;      /* sample indices, grouped, in sample order */
+  uint32_t *group_id;     /* by group: its node id (even) */
+} hs_ctx;
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    h ^= *p;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* Group of every sample, members by group, grouping node ids. */
+static int build_groups(hs_ctx *c) {
+  const pl_heap_snapshot *s = c->v.s;
+  size_t ns = s->nstacks ? s->nstacks : 1, n = s->nsamples ? s->nsamples : 1;
+  c->stack_group = malloc(ns * sizeof(*c->stack_group));
+  c->sample_group = malloc(n * sizeof(*c->sample_group));
+  c->members = malloc(n * sizeof(*c->members));
+  if (!c->stack_group || !c->sample_group || !c->members) return -ENOMEM;
+  memset(c->stack_group, 0xff, s->nstacks * sizeof(*c->stack_group));
+  if (pl__strtab_intern(&c->strs, "") < 0) return -ENOMEM;
+
+  for (size_t i = 0; i < s->nsamples; i++) {
+    uint32_t si = s->samples[i].stack;
+    if (c->stack_group[si] == NONE) {
+      int64_t name = pl__strtab_intern(&c->strs, pl__heap_alloc_name(&c->v, si));
+      if (name < 0) return (int)name;
+      int64_t g = pl__keytab_intern(&c->groups, (uint32_t)name, 0, 0, NULL);
+      if (g < 0) return (int)g;
+      c->stack_group[si] = (uint32_t)g;
+    }
+    c->sample_group[i] = c->stack_group[si];
+  }
+
+  size_t ng = c->groups.n;
+  c->group_start = calloc(ng + 1, sizeof(*c->group_start));
+  c->group_id = malloc((ng ? ng : 1) * sizeof(*c->group_id));
+  if (!c->group_start || !c->group_id) return -ENOMEM;
+  for (size_t i = 0; i < s->nsamples; i++) c->group_start[c->sample_group[i] + 1]++;
+  for (size_t g = 0; g < ng; g++) c->group_start[g + 1] += c->group_start[g];
+  for (size_t i = 0; i < s->nsamples; i++)
+    c->members[c->group_start[c->sample_group[i]]++] = (uint32_t)i;
+  for (size_t g = ng; g > 0; g--)
+    c->group_start[g] = c->group_start[g - 1]; /* undo the fill's shift */
+  c->group_start[0] = 0;
+
+  /* Even ids in [2, 2^32 - 2], from the name; the next free one on a collision. */
+  for (size_t g = 0; g < ng; g++) {
+    uint64_t k = fnv1a(c->strs.strs[c->groups.keys[g].a]) % 2147483647u; /* 2^31 - 1 */
+    for (;;) {
+      uint32_t id = (uint32_t)(2 + 2 * k);
+      int added;
+      if (pl__keytab_intern(&c->used_ids, id, 0, 0, &added) < 0) return -ENOMEM;
+      if (added) {
+        c->group_id[g] = id;
+        break;
+      }
+      k = (k + 1) % 2147483647u;
+    }
+  }
+  return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static char *put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+/* One node or edge: "[,]a,b,c...\n". */
+static void put_row(pl_sink *out, int first, const uint64_t *f, int nf) {
+  char line[8 * 22];
+  char *p = line;
+  if (!first) *p++ = ',';
+  for (int i = 0; i < nf; i++) {
+    if (i) *p++ = ',';
+    p = put_u64(p, f[i]);
+  }
+  *p++ = '\n';
+  pl_buf_append(&out->buf, line, (size_t)(p - line));
+}
+
+static void put_str(pl_sink *out, const char *s) {
+  pl_buf_putc(&out->buf, '"');
+  pl_json_escape(&out->buf, s, strlen(s));
+  pl_buf_putc(&out->buf, '"');
+}
+
+static void write_json(hs_ctx *c, pl_sink *out) {
+  const pl_heap_snapshot *s = c->v.s;
+  size_t ng = c->groups.n, n = s->nsamples;
+  uint64_t node_count = 1 + ng + n, edge_count = ng + n;
+  pl_buf *b = &out->buf;
+
+  pl_buf_puts(b, "{\"snapshot\":{\"meta\":");
+  pl_buf_puts(b, META);
+  pl_buf_printf(b, ",\"node_count\":%llu,\"edge_count\":%llu,\"trace_function_count\":0},\n",
+                (unsigned long long)node_count, (unsigned long long)edge_count);
+
+  /* nodes: root, grouping nodes, allocations */
+  pl_buf_puts(b, "\"nodes\":[");
+  uint64_t f[NODE_FIELDS] = {TYPE_SYNTHETIC, 0, 1, 0, ng, 0, 0};
+  put_row(out, 1, f, NODE_FIELDS);
+  for (size_t g = 0; g < ng && !out->error; g++) {
+    uint64_t row[NODE_FIELDS] = {TYPE_NATIVE,
+                                 c->groups.keys[g].a,
+                                 c->group_id[g],
+                                 0,
+                                 c->group_start[g + 1] - c->group_start[g],
+                                 0,
+                                 0};
+    put_row(out, 0, row, NODE_FIELDS);
+    pl_sink_maybe_flush(out);
+  }
+  for (size_t i = 0; i < n && !out->error; i++) {
+    const pl_heap_sample *x = &s->samples[i];
+    uint64_t size = pl__heap_round(x->weight_bytes);
+    uint64_t row[NODE_FIELDS] = {TYPE_NATIVE,
+                                 c->groups.keys[c->sample_group[i]].a,
+                                 (uint32_t)(x->id + PL_HEAPSNAPSHOT_ID_OFFSET),
+                                 size > UINT32_MAX ? UINT32_MAX : size,
+                                 0,
+                                 0,
+                                 0};
+    put_row(out, 0, row, NODE_FIELDS);
+    pl_sink_maybe_flush(out);
+  }
+
+  /* edges: root -> groups (shortcut, named), group -> allocations (element [i]) */
+  pl_buf_puts(b, "],\n\"edges\":[");
+  int first = 1;
+  for (size_t g = 0; g < ng && !out->error; g++) {
+    uint64_t row[3] = {EDGE_SHORTCUT, c->groups.keys[g].a, (1 + g) * NODE_FIELDS};
+    put_row(out, first, row, 3);
+    first = 0;
+  }
+  for (size_t g = 0; g < ng && !out->error; g++) {
+    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1]; k++) {
+      uint64_t row[3] = {EDGE_ELEMENT, k - c->group_start[g],
+                         (1 + ng + c->members[k]) * NODE_FIELDS};
+      put_row(out, 0, row, 3);
+    }
+    pl_sink_maybe_flush(out);
+  }
+  pl_buf_puts(b,
+              "],\n\"trace_function_infos\":[],\n\"trace_tree\":[],\n\"samples\":[],\n"
+              "\"locations\":[],\n\"strings\":[");
+  for (size_t i = 0; i < c->strs.n && !out->error; i++) {
+    if (i) pl_buf_puts(b, ",\n");
+    put_str(out, c->strs.strs[i]);
+    pl_sink_maybe_flush(out);
+  }
+  pl_buf_puts(b, "]}\n");
+}
+
+int pl_heapsnapshot_write(const pl_heap_snapshot *s, pl_sink *out) {
+  if (!out) return -EINVAL;
+  hs_ctx c;
+  memset(&c, 0, sizeof(c));
+  int rc = pl__heap_view_init(&c.v, s);
+  if (rc) return rc;
+  pl__strtab_init(&c.strs);
+  pl__keytab_init(&c.groups);
+  pl__keytab_init(&c.used_ids);
+
+  if ((rc = build_groups(&c))) goto out;
+  /* DevTools reads node and edge fields as uint32: to_node must fit. */
+  if ((1 + c.groups.n + s->nsamples) * NODE_FIELDS > UINT32_MAX) {
+    rc = -EOVERFLOW;
+    goto out;
+  }
+  write_json(&c, out);
+
+out:
+  pl__strtab_free(&c.strs);
+  pl__keytab_free(&c.groups);
+  pl__keytab_free(&c.used_ids);
+  free(c.stack_group);
+  free(c.sample_group);
+  free(c.group_start);
+  free(c.members);
+  free(c.group_id);
+  pl__heap_view_free(&c.v);
+  if (rc) return rc;
+  return pl_sink_finish(out);
+}

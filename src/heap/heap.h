@@ -1,0 +1,172 @@
+/* The heap tracker: sampled malloc interposition (issue 4).
+ *
+ * What it does. Linking this library into a program replaces the malloc
+ * family (malloc, free, calloc, realloc, reallocarray, posix_memalign,
+ * aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size) with thin
+ * wrappers over glibc's own (__libc_malloc and friends). Until
+ * pl_heap_init() they only forward. After it, each thread counts down the
+ * bytes it allocates from an exponentially distributed starting value of
+ * mean T (the sampling interval); the allocation that crosses zero is
+ * sampled: its stack (libgcc's _Unwind_Backtrace, the tracker's own frames
+ * skipped), requested size, time and a stable odd id are recorded, and it
+ * stands for 1/(1 − e^(−size/T)) allocations of its size (size × that in
+ * bytes) — an unbiased estimate (Go's runtime/pprof does the same). T = 1
+ * records every allocation with weight exactly 1.
+ *
+ * Under AddressSanitizer (the build defines __SANITIZE_ADDRESS__) malloc
+ * belongs to ASan: nothing is interposed, and pl_heap_init() observes
+ * allocations through __sanitizer_install_malloc_and_free_hooks instead,
+ * sampled the same way.
+ *
+ * Concurrency rules:
+ * - pl_heap_init() once per process, from any thread, before or after other
+ *   threads exist. Threads already running when it is called start sampling
+ *   within their next 64 KiB of allocation; threads created later and the
+ *   calling thread start at once.
+ * - malloc/free and friends: any thread, before main, in constructors, in
+ *   the child of fork, and re-entrantly (a signal handler that allocates
+ *   while the thread is inside the tracker is served untracked). The free()
+ *   of a block that was not sampled takes no lock: a hash and one atomic
+ *   load of a bitmap word (see track.c for the argument).
+ * - Sampled allocations and their frees take one internal mutex for a short,
+ *   bounded time; the mutex is never held while calling glibc's allocator,
+ *   the unwinder or any user code, and pthread_atfork handlers take it
+ *   around fork() so the child never inherits it locked.
+ * - pl_heap_snapshot_take(), pl_heap_get_stats(): any thread, concurrently
+ *   with allocations in every other thread. A snapshot copies the tracker's
+ *   state in chunks (the mutex is held for at most a few thousand records
+ *   at a time), so it is consistent per allocation, not globally: an
+ *   allocation made or freed while the snapshot is being copied may or may
+ *   not be in it.
+ * - Nothing here may be called from a signal handler except the malloc
+ *   family itself (which is no more signal-safe than glibc's).
+ *
+ * Memory. The tracker's own tables are mapped once by pl_heap_init() and
+ * never grow: at most max_samples live sampled allocations and max_stacks
+ * distinct stacks. A sample that does not fit is dropped and counted
+ * (pl_heap_stats.dropped_samples; the alloc_* estimates still include it,
+ * the inuse_* ones cannot); a stack that does not fit is recorded as the
+ * empty "unknown" stack (index 0, PL_HEAP_STACK_UNKNOWN) and counted.
+ */
+#ifndef PL_HEAP_HEAP_H
+#define PL_HEAP_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/cpu_model.h" /* pl_frame */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PL_HEAP_DEFAULT_SAMPLE_BYTES 524288u
+#define PL_HEAP_MAX_FRAMES 64 /* deeper stacks keep their 64 innermost frames */
+
+typedef struct pl_heap_options {
+  /* Mean sampling interval T in bytes; 1 records every allocation.
+   * 0: LAB_HEAP_SAMPLE_BYTES from the environment, else 524288. */
+  uint64_t sample_bytes;
+  /* Live sampled allocations kept at most. 0: LAB_HEAP_MAX_SAMPLES, else
+   * 65536 when T >= 65536 (32 GiB of live heap at 512 KiB) and 2^21 below. */
+  uint32_t max_samples;
+  /* Distinct stacks kept at most. 0: LAB_HEAP_MAX_STACKS, else 65536. */
+  uint32_t max_stacks;
+} pl_heap_options;
+
+/* Start tracking (opts may be NULL: all defaults). Once per process.
+ * Returns 0, -EALREADY (already started), -EINVAL (a bad option or
+ * environment value), -ENOMEM (tables could not be mapped), -ENOTSUP (the
+ * sanitizer refused the hooks). On failure nothing is tracked and the
+ * interposer keeps forwarding. */
+int pl_heap_init(const pl_heap_options *opts);
+/* 1 once pl_heap_init() succeeded. */
+int pl_heap_running(void);
+/* 1 when allocations are observed through sanitizer hooks, not interposed. */
+int pl_heap_uses_sanitizer_hooks(void);
+
+/* Counters since pl_heap_init(). Estimates are sums of sample weights. */
+typedef struct pl_heap_stats {
+  uint64_t sample_bytes;    /* T */
+  double alloc_objects;     /* estimated allocations made */
+  double alloc_bytes;       /* estimated bytes allocated */
+  double inuse_objects;     /* estimated live allocations */
+  double inuse_bytes;       /* estimated live bytes */
+  uint64_t samples;         /* allocations sampled so far */
+  uint64_t live_samples;    /* sampled allocations not yet freed */
+  uint64_t dropped_samples; /* sampled but not kept: max_samples or the table was full */
+  uint64_t unknown_stacks;  /* samples recorded with the unknown stack (stack table full) */
+  uint64_t stacks;          /* distinct stacks recorded */
+  uint64_t max_samples, max_stacks;
+  uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
+  uint64_t tracker_reserved;/* the bound: all tables at their maximum (mapped
+                               once, MAP_NORESERVE, touched as they fill) */
+} pl_heap_stats;
+
+/* Fill st (zeros when not running). Takes the mutex briefly. */
+void pl_heap_get_stats(pl_heap_stats *st);
+
+enum {
+  PL_HEAP_STACK_TRUNCATED = 1u << 0, /* deeper than PL_HEAP_MAX_FRAMES */
+  PL_HEAP_STACK_UNKNOWN = 1u << 1,   /* the stack table was full: no frames */
+};
+
+/* A distinct allocation stack. */
+typedef struct pl_heap_stack {
+  uint32_t depth;
+  uint32_t flags;          /* PL_HEAP_STACK_* */
+  /* Return addresses, innermost first: pcs[0] is in the function that
+   * called malloc (or calloc, realloc, ...; or a libc function such as
+   * strdup that did). Look each up at pc − 1 (the call instruction). */
+  const uintptr_t *pcs;
+  /* After pl_heap_snapshot_symbolize(): indices into the snapshot's frames,
+   * innermost first, same depth; NULL before. */
+  uint32_t *frames;
+  double alloc_objects, alloc_bytes; /* cumulative estimates since init */
+  double inuse_objects, inuse_bytes; /* live estimates: sums over this snapshot's samples */
+} pl_heap_stack;
+
+/* A live sampled allocation. */
+typedef struct pl_heap_sample {
+  uint64_t id;             /* odd, unique, increasing in allocation order; the
+                              same in every snapshot while the block lives */
+  uint64_t size;           /* bytes requested */
+  uint64_t time_ns;        /* CLOCK_MONOTONIC when it was allocated */
+  uintptr_t address;       /* the block (it may be freed once the snapshot is taken) */
+  double weight_objects;   /* allocations it stands for: 1/(1 − e^(−size/T)); 1 when T = 1 */
+  double weight_bytes;     /* bytes it stands for: size × weight_objects */
+  uint32_t stack;          /* index into pl_heap_snapshot.stacks */
+  uint32_t tid;            /* allocating thread */
+} pl_heap_sample;
+
+/* What a snapshot copied: the model the writers (.heapsnapshot,
+ * .heapprofile, pprof heap) read. Owned by the caller
+ * (pl_heap_snapshot_free); independent of the tracker once taken. */
+typedef struct pl_heap_snapshot {
+  pl_heap_sample *samples; /* live sampled allocations, by increasing id */
+  size_t nsamples;
+  pl_heap_stack *stacks;   /* every stack recorded since init; [0] is "unknown" */
+  size_t nstacks;
+  pl_frame *frames;        /* after pl_heap_snapshot_symbolize(): distinct locations */
+  size_t nframes;
+  pl_heap_stats stats;     /* the tracker's counters as the snapshot ended */
+  double inuse_objects, inuse_bytes; /* sums over samples (what the snapshot shows) */
+  uint64_t time_ns;        /* CLOCK_MONOTONIC when taken */
+  uint64_t wall_ns;        /* wall clock at time_ns (ns since the epoch) */
+  uint64_t sample_bytes;   /* T */
+  void *owner;             /* implementation */
+} pl_heap_snapshot;
+
+/* Copy the live sampled allocations and all stacks. 0, -ENOENT (not
+ * running) or -ENOMEM. The snapshot's own allocations are not tracked. */
+int pl_heap_snapshot_take(pl_heap_snapshot **out);
+/* Resolve every distinct pc of the snapshot's stacks to function, file and
+ * line (libdwfl; tens of ms: do it off the event loop). Fills frames and
+ * each stack's frames. 0 or -errno. */
+int pl_heap_snapshot_symbolize(pl_heap_snapshot *s);
+void pl_heap_snapshot_free(pl_heap_snapshot *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,128 @@
+/* Internals shared by the heap tracker's files (track.c: core, interpose.c:
+ * the malloc family or the sanitizer hooks, snapshot.c: copies for writers).
+ * The fast paths are here, inline, so that malloc() and free() compile to a
+ * few instructions around glibc's own call. */
+#ifndef PL_HEAP_INTERNAL_H
+#define PL_HEAP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PL_HEAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PL_HEAP_ASAN 1
+#endif
+#endif
+#ifndef PL_HEAP_ASAN
+#define PL_HEAP_ASAN 0
+#endif
+
+/* Every function that can be on the stack between the program's call into
+ * the allocator and the unwinder lives in this section; the stack capture
+ * skips frames inside it (the linker defines __start_/__stop_ symbols for
+ * sections named like C identifiers). */
+#define PL_HEAP_TEXT __attribute__((section("proflab_heap_text")))
+
+/* The fast paths are inlined into the allocation functions even at -O0
+ * (the debug/ASan build): an out-of-line copy would be a frame outside
+ * proflab_heap_text in every captured stack. */
+#define PL_HEAP_INLINE PL_HEAP_TEXT __attribute__((always_inline)) static inline
+
+#define PL_HEAP_NONE UINT32_MAX
+
+/* Per-thread state, initial-exec TLS: a %fs-relative access, no
+ * __tls_get_addr (which may allocate) and usable before main. */
+typedef struct pl__heap_tls {
+  int64_t countdown; /* bytes until the next sample; <= 0 takes the slow path */
+  uint32_t busy;     /* recursion guard: > 0 while this thread is inside the tracker */
+  uint32_t started;  /* countdown drawn since tracking started */
+  uint64_t rng;      /* xorshift64* state */
+  uint32_t tid;      /* cached gettid() */
+  int64_t saved_countdown; /* countdown when busy went from 0 to 1 */
+} __attribute__((aligned(64))) pl__heap_tls; /* one cache line, hot with countdown */
+
+extern __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
+
+/* Enter/leave the tracker on this thread. While busy, allocations are
+ * neither tracked nor counted: the countdown is put back as it was, so the
+ * tracker's own allocations do not move the program's sampling points. */
+PL_HEAP_INLINE void pl__heap_busy_enter(pl__heap_tls *t) {
+  if (t->busy++ == 0) t->saved_countdown = t->countdown;
+}
+PL_HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
+  if (--t->busy == 0) t->countdown = t->saved_countdown;
+}
+
+/* Read by free(): the current filter bitmap and its shift (64 − bits),
+ * packed in one word (the bitmap is 64-byte aligned; shifts are 46..52) so
+ * that a reader always gets a matching pair. 0 until tracking starts.
+ * The first, smallest level (2^12 bits) lives right here, on the same page
+ * as the word that points to it: on a workload that walks megabytes of heap
+ * a separate page costs a TLB miss on every free (measured: ~6 ns a free
+ * on this VM). The struct is aligned so that it never straddles a page. */
+typedef struct pl__heap_fast_state {
+  _Atomic uintptr_t filter;
+  _Alignas(64) _Atomic uint64_t level0[64];
+} __attribute__((aligned(1024))) pl__heap_fast_state;
+extern pl__heap_fast_state pl__heap_fast;
+
+/* The pointer hash; filter cells and set buckets take its top bits. Two
+ * multiply rounds: a single one (Fibonacci hashing) maps blocks a constant
+ * stride apart onto a handful of buckets for unlucky strides — seen under
+ * ASan, whose chunks came 46,368 bytes apart (a Fibonacci number), which
+ * filled 4 neighbouring buckets at 23% load. */
+PL_HEAP_INLINE uint64_t pl__heap_hash(const void *p) {
+  uint64_t x = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+  x ^= x >> 32;
+  return x * 0xd6e8feb86659fd93ull;
+}
+
+/* 0: p was certainly not sampled. 1: it may have been (look it up). */
+PL_HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
+  uintptr_t w = atomic_load_explicit(&pl__heap_fast.filter, memory_order_acquire);
+  if (!w) return 0;
+  const _Atomic uint64_t *f = (const _Atomic uint64_t *)(w & ~(uintptr_t)63);
+  uint64_t c = pl__heap_hash(p) >> (w & 63);
+  return (int)((atomic_load_explicit(&f[c >> 6], memory_order_relaxed) >> (c & 63)) & 1);
+}
+
+/* Slow paths (track.c). pl__heap_on_sample returns p so that the
+ * allocation functions can tail-call it: their frames are then gone by the
+ * time the stack is captured, and every frame the unwinder walks costs
+ * ~100 ns here. */
+void *pl__heap_on_sample(void *p, size_t n);
+/* Remove p from the sampled set: its record index, or PL_HEAP_NONE. Lock-free. */
+uint32_t pl__heap_take(const void *p);
+/* Account the record of a freed block (deferred, lock-free, when the thread
+ * is already inside the tracker). */
+void pl__heap_release(uint32_t ri);
+/* Put back a record taken for a realloc that failed. */
+void pl__heap_restore(const void *p, uint32_t ri);
+/* Code ranges (besides proflab_heap_text) whose frames the capture skips:
+ * the sanitizer's allocator under ASan. */
+void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi);
+
+/* interpose.c: 0, or -ENOTSUP when sanitizer hooks cannot be installed. */
+int pl__heap_observer_install(void);
+
+/* Account an allocation of n bytes at p (the malloc fast path); returns p.
+ * Use as `return pl__heap_note_alloc(p, n);` so the slow path is a tail call. */
+PL_HEAP_INLINE void *pl__heap_note_alloc(void *p, size_t n) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  t->countdown -= (int64_t)n;
+  if (__builtin_expect(t->countdown <= 0, 0)) return pl__heap_on_sample(p, n);
+  return p;
+}
+
+/* The free fast path: nothing unless p may be sampled. */
+PL_HEAP_INLINE void pl__heap_note_free(const void *p) {
+  if (__builtin_expect(pl__heap_maybe_sampled(p), 0)) {
+    uint32_t ri = pl__heap_take(p);
+    if (ri != PL_HEAP_NONE) pl__heap_release(ri);
+  }
+}
+
+#endif

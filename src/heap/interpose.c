@@ -1,0 +1,199 @@
+/* The malloc family, forwarded to glibc's exported __libc_* entry points
+ * (no dlsym bootstrap: they exist from the first instruction), with the
+ * tracker's fast paths around them. A program that links this object gets
+ * these definitions ahead of libc.so's, and libc's internal allocations
+ * (strdup, fopen, ...) come here too.
+ *
+ * Under AddressSanitizer the family belongs to ASan: nothing is defined,
+ * and the same fast paths run from ASan's malloc/free hooks instead.
+ *
+ * Every function here is in proflab_heap_text, so stack capture skips it.
+ */
+#include "heap/heap_internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !PL_HEAP_ASAN
+
+#include <malloc.h>
+
+extern void *__libc_malloc(size_t n);
+extern void __libc_free(void *p);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+extern void *__libc_valloc(size_t n);
+extern void *__libc_pvalloc(size_t n);
+
+PL_HEAP_TEXT void *malloc(size_t n) {
+  void *p = __libc_malloc(n);
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n);
+}
+
+/* A sampled (or maybe sampled) block: account, then glibc frees it. */
+PL_HEAP_TEXT __attribute__((noinline)) static void free_sampled(void *p) {
+  uint32_t ri = pl__heap_take(p);
+  if (ri != PL_HEAP_NONE) pl__heap_release(ri);
+  __libc_free(p);
+}
+
+/* The fast path keeps no registers across a call: two tail jumps. (NULL
+ * needs no test: glibc ignores it, and its filter bit is only a maybe.) */
+PL_HEAP_TEXT void free(void *p) {
+  if (__builtin_expect(pl__heap_maybe_sampled(p), 0)) return free_sampled(p);
+  __libc_free(p);
+}
+
+PL_HEAP_TEXT void *calloc(size_t n, size_t size) {
+  void *p = __libc_calloc(n, size); /* checks n * size for overflow (ENOMEM) */
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n * size);
+}
+
+/* glibc semantics: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and
+ * returns NULL; on failure p is untouched (and stays tracked). */
+PL_HEAP_TEXT void *realloc(void *p, size_t n) {
+  if (!p) return malloc(n);
+  if (n == 0) {
+    free(p);
+    return NULL;
+  }
+  /* Take p out of the sampled set before glibc may hand it to another
+   * thread (which could sample it again). */
+  uint32_t ri = pl__heap_maybe_sampled(p) ? pl__heap_take(p) : PL_HEAP_NONE;
+  void *q = __libc_realloc(p, n);
+  if (!q) {
+    if (ri != PL_HEAP_NONE) pl__heap_restore(p, ri);
+    return NULL;
+  }
+  if (ri != PL_HEAP_NONE) pl__heap_release(ri);
+  return pl__heap_note_alloc(q, n);
+}
+
+PL_HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(p, bytes);
+}
+
+PL_HEAP_TEXT void *memalign(size_t align, size_t n) {
+  void *p = __libc_memalign(align, n);
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n);
+}
+
+/* glibc 2.36's aligned_alloc is an alias of memalign (no extra checks). */
+PL_HEAP_TEXT void *aligned_alloc(size_t align, size_t n) {
+  void *p = __libc_memalign(align, n);
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n);
+}
+
+PL_HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n) {
+  /* glibc's checks: a power of two multiple of sizeof(void *). */
+  if (align % sizeof(void *) != 0 || align == 0 || (align & (align - 1)) != 0) return EINVAL;
+  int saved_errno = errno;
+  void *p = __libc_memalign(align, n);
+  errno = saved_errno; /* posix_memalign reports through its result only */
+  if (!p) return ENOMEM;
+  *out = pl__heap_note_alloc(p, n);
+  return 0;
+}
+
+PL_HEAP_TEXT void *valloc(size_t n) {
+  void *p = __libc_valloc(n);
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n);
+}
+
+PL_HEAP_TEXT void *pvalloc(size_t n) {
+  void *p = __libc_pvalloc(n);
+  if (__builtin_expect(p == NULL, 0)) return p;
+  return pl__heap_note_alloc(p, n);
+}
+
+/* glibc exports no __libc_malloc_usable_size: find its own with
+ * dlsym(RTLD_NEXT) once (at start-up, or on first use; dlsym's own
+ * allocations come back here through the busy guard). */
+typedef size_t (*usable_fn)(void *);
+static _Atomic(usable_fn) real_usable;
+
+static usable_fn resolve_usable(void) {
+  usable_fn f = atomic_load_explicit(&real_usable, memory_order_acquire);
+  if (f) return f;
+  pl__heap_busy_enter(&pl__heap_tls_state);
+  f = (usable_fn)dlvsym(RTLD_NEXT, "malloc_usable_size", "GLIBC_2.2.5");
+  if (!f) f = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+  pl__heap_busy_exit(&pl__heap_tls_state);
+  if (f) atomic_store_explicit(&real_usable, f, memory_order_release);
+  return f;
+}
+
+__attribute__((constructor(101))) static void resolve_at_start(void) { resolve_usable(); }
+
+PL_HEAP_TEXT size_t malloc_usable_size(void *p) {
+  if (!p) return 0;
+  usable_fn f = resolve_usable();
+  return f ? f(p) : 0;
+}
+
+int pl__heap_observer_install(void) {
+  resolve_usable();
+  return 0;
+}
+
+#else /* PL_HEAP_ASAN */
+
+/* From compiler-rt's <sanitizer/allocator_interface.h>, which GCC does not
+ * install; libasan exports it. At most 5 hook pairs per process. */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
+
+/* ASan calls these on the allocating thread, after an allocation and
+ * before a deallocation (realloc: both), outside its allocator locks. */
+PL_HEAP_TEXT static void on_asan_malloc(const volatile void *p, size_t n) {
+  if (p) (void)pl__heap_note_alloc((void *)(uintptr_t)p, n);
+}
+
+PL_HEAP_TEXT static void on_asan_free(const volatile void *p) {
+  if (p) pl__heap_note_free((const void *)(uintptr_t)p);
+}
+
+typedef struct find_module {
+  uintptr_t addr, lo, hi;
+} find_module;
+
+static int find_exec_range(struct dl_phdr_info *info, size_t size, void *arg) {
+  find_module *fm = arg;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (fm->addr >= lo && fm->addr < hi) {
+      fm->lo = lo;
+      fm->hi = hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int pl__heap_observer_install(void) {
+  /* Frames of ASan's allocator and interceptors sit between our hook and
+   * the program: skip the code of the module that defines malloc. */
+  find_module fm = {.addr = (uintptr_t)dlsym(RTLD_DEFAULT, "malloc")};
+  if (fm.addr && dl_iterate_phdr(find_exec_range, &fm) && fm.lo)
+    pl__heap_add_skip_range(fm.lo, fm.hi);
+  if (!__sanitizer_install_malloc_and_free_hooks(on_asan_malloc, on_asan_free)) return -ENOTSUP;
+  return 0;
+}
+
+#endif

@@ -1,0 +1,192 @@
+/* Snapshots of the tracker for the writers (see heap.h): copied in chunks
+ * under the tracker's mutex, then sorted, summed and (on request)
+ * symbolized outside it. The calling thread is "busy" throughout, so the
+ * snapshot's own allocations (and libdwfl's) are not tracked. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/arena.h"
+#include "common/util.h"
+#include "heap/track_internal.h"
+#include "profile/symbolize.h"
+
+#define H pl__heap
+#define CHUNK 4096 /* records or stacks copied per hold of the mutex */
+
+typedef struct owner {
+  pl_heap_snapshot snap;
+  uintptr_t *pcs;     /* copy of the stacks' pcs */
+  uint32_t *frame_ix; /* stacks' frame indices, after symbolize */
+  pl_arena arena;     /* symbol strings */
+} owner;
+
+static int by_id(const void *a, const void *b) {
+  const pl_heap_sample *x = a, *y = b;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void owner_free(owner *o) {
+  if (!o) return;
+  free(o->snap.samples);
+  free(o->snap.stacks);
+  free(o->snap.frames);
+  free(o->pcs);
+  free(o->frame_ix);
+  pl_arena_free(&o->arena);
+  free(o);
+}
+
+int pl_heap_snapshot_take(pl_heap_snapshot **out) {
+  if (!pl_heap_running()) return -ENOENT;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  int rc = -ENOMEM;
+  pl__heap_busy_enter(t);
+  owner *o = calloc(1, sizeof(*o));
+  if (!o) goto out;
+  pl_arena_init(&o->arena);
+  pl_heap_snapshot *s = &o->snap;
+  s->owner = o;
+  s->sample_bytes = H.T;
+
+  /* Records: the ones in use when we start; later ones may or may not be
+   * seen (a freed record may be reused for a new block in the meantime). */
+  pl__heap_lock(t);
+  uint32_t hw = H.rec_hw;
+  pl__heap_unlock(t);
+  s->samples = malloc((hw ? hw : 1) * sizeof(*s->samples));
+  if (!s->samples) goto out;
+  size_t n = 0;
+  for (uint32_t base = 0; base < hw; base += CHUNK) {
+    uint32_t end = hw - base > CHUNK ? base + CHUNK : hw;
+    pl__heap_lock(t);
+    for (uint32_t i = base; i < end; i++) {
+      const pl__heap_rec *r = &H.recs[i];
+      if (!r->id || atomic_load_explicit(&r->freed, memory_order_relaxed)) continue;
+      pl_heap_sample *x = &s->samples[n++];
+      x->id = r->id;
+      x->size = r->size;
+      x->time_ns = r->time_ns;
+      x->address = r->ptr;
+      x->weight_objects = r->weight;
+      x->weight_bytes = x->weight_objects * (double)r->size;
+      x->stack = r->stack;
+      x->tid = r->tid;
+    }
+    pl__heap_unlock(t);
+  }
+  s->nsamples = n;
+
+  /* Stacks: append-only, so every stack a copied sample names is below the
+   * count read now. Their pcs never change; their counters do. */
+  pl__heap_lock(t);
+  uint32_t ns = H.nstacks;
+  size_t npcs = H.npcs;
+  pl__heap_unlock(t);
+  s->stacks = calloc(ns, sizeof(*s->stacks));
+  o->pcs = malloc((npcs ? npcs : 1) * sizeof(uintptr_t));
+  if (!s->stacks || !o->pcs) goto out;
+  for (uint32_t base = 0; base < ns; base += CHUNK) {
+    uint32_t end = ns - base > CHUNK ? base + CHUNK : ns;
+    pl__heap_lock(t);
+    for (uint32_t i = base; i < end; i++) {
+      const pl__heap_stk *k = &H.stacks[i];
+      pl_heap_stack *x = &s->stacks[i];
+      x->depth = k->depth;
+      x->flags = k->flags;
+      x->pcs = o->pcs + k->off;
+      x->alloc_objects = k->alloc_objects;
+      x->alloc_bytes = k->alloc_bytes;
+      memcpy(o->pcs + k->off, H.pcs + k->off, k->depth * sizeof(uintptr_t));
+    }
+    pl__heap_unlock(t);
+  }
+  s->nstacks = ns;
+
+  pl__heap_lock(t);
+  pl__heap_stats_locked(&s->stats);
+  pl__heap_unlock(t);
+  s->stats.tracker_bytes = pl__heap_resident();
+  struct timespec mono, wall;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &wall);
+  s->time_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+  s->wall_ns = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
+
+  qsort(s->samples, s->nsamples, sizeof(*s->samples), by_id);
+  for (size_t i = 0; i < s->nsamples; i++) {
+    const pl_heap_sample *x = &s->samples[i];
+    pl_heap_stack *k = &s->stacks[x->stack];
+    k->inuse_objects += x->weight_objects;
+    k->inuse_bytes += x->weight_bytes;
+    s->inuse_objects += x->weight_objects;
+    s->inuse_bytes += x->weight_bytes;
+  }
+  *out = s;
+  o = NULL;
+  rc = 0;
+out:
+  owner_free(o);
+  pl__heap_busy_exit(t);
+  return rc;
+}
+
+/* Distinct pcs → frames, through an open-addressing table of frame ids. */
+int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) {
+  owner *o = s->owner;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (s->frames) return 0;
+  int rc = -ENOMEM;
+  pl__heap_busy_enter(t);
+  size_t total = 0;
+  for (size_t i = 0; i < s->nstacks; i++) total += s->stacks[i].depth;
+  size_t cap = 16;
+  while (cap < total * 2) cap <<= 1;
+  uint32_t *table = calloc(cap, sizeof(uint32_t)); /* frame id + 1 */
+  uintptr_t *addrs = malloc((total ? total : 1) * sizeof(uintptr_t));
+  o->frame_ix = malloc((total ? total : 1) * sizeof(uint32_t));
+  pl_symbolizer *sym = NULL;
+  size_t nf = 0;
+  if (!table || !addrs || !o->frame_ix) goto out;
+  size_t pos = 0;
+  for (size_t i = 0; i < s->nstacks; i++) {
+    pl_heap_stack *k = &s->stacks[i];
+    k->frames = o->frame_ix + pos;
+    for (uint32_t d = 0; d < k->depth; d++) {
+      uintptr_t pc = k->pcs[d] - 1; /* return address → call instruction */
+      size_t h = pl_mix64(pc) & (cap - 1);
+      while (table[h] && addrs[table[h] - 1] != pc) h = (h + 1) & (cap - 1);
+      if (!table[h]) {
+        addrs[nf++] = pc;
+        table[h] = (uint32_t)nf;
+      }
+      k->frames[d] = table[h] - 1;
+    }
+    pos += k->depth;
+  }
+  s->frames = calloc(nf ? nf : 1, sizeof(pl_frame));
+  if (!s->frames) goto out;
+  if ((rc = pl_symbolizer_new(&sym)) != 0) goto out;
+  for (size_t i = 0; i < nf && !rc; i++) rc = pl_symbolize(sym, addrs[i], &o->arena, &s->frames[i]);
+  if (!rc) s->nframes = nf;
+out:
+  if (rc) {
+    free(s->frames);
+    s->frames = NULL;
+    for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
+  }
+  pl_symbolizer_free(sym);
+  free(table);
+  free(addrs);
+  pl__heap_busy_exit(t);
+  return rc;
+}
+
+void pl_heap_snapshot_free(pl_heap_snapshot *s) {
+  if (!s) return;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  pl__heap_busy_enter(t);
+  owner_free(s->owner);
+  pl__heap_busy_exit(t);
+}

@@ -1,0 +1,767 @@
+/* The heap tracker's core (see heap.h): the sampling decision, stack
+ * capture and interning, the records of live sampled blocks and the
+ * pointer set free() consults.
+ *
+ * Why a pointer set and not a header in front of sampled blocks. A header
+ * scheme must be able to tell, from the pointer alone, whether a block has
+ * one; glibc's chunk header belongs to glibc (its size and flag bits must
+ * not be touched), so every block would need our own header or an
+ * alignment trick, which costs memory on every allocation, breaks
+ * malloc_usable_size and memalign's guarantees, and makes a block allocated
+ * before pl_heap_init() (or by ld.so) undecidable at free(). Sampled blocks
+ * are rare (one per T bytes), so instead they are kept in a set beside the
+ * heap, and the question free() asks — "could p be sampled?" — is answered
+ * by a bitmap over a hash of the pointer:
+ *
+ * - filter: a bitmap over the top bits of the pointer's hash
+ *   (pl__heap_hash: two multiplies), bit c set while at least one live
+ *   sampled block hashes to c (a count per cell, changed under the mutex,
+ *   decides when to set and clear it). free(p) of an unsampled block: one
+ *   load of the filter word (bitmap pointer and shift packed), the hash, a
+ *   shift, one relaxed atomic load, a bit test: no lock, O(1). The bit of a
+ *   sampled block is set before malloc returns it, so the free() that the
+ *   program orders after that malloc sees it (C11 coherence: a load that
+ *   happens-after a store reads it or a later value).
+ *   The bitmap must stay in L1 and in the TLB: at 2^18 bits (32 KiB, its
+ *   own pages) the load missed on most frees of the benchmark and cost ~6 ns
+ *   each. So it starts at 2^12 bits (512 bytes, inside pl__heap_fast, on the
+ *   page of the word that points to it) and grows (2^13 ... 2^18) when live
+ *   samples exceed bits/64, keeping false positives under ~1.6%. It never
+ *   shrinks: a grown level is built (under the mutex) from the live records
+ *   in fresh memory and published; an older level is then frozen, still a
+ *   superset of the blocks live at the switch, so a reader holding it stays
+ *   correct, and a block sampled after the switch is freed through a load
+ *   that sees the new level (its insertion follows the switch under the
+ *   same mutex).
+ * - set: open addressing over buckets of one cache line (5 pointers, their
+ *   record indices, a spill count); a pointer lives in its home bucket or,
+ *   when that is full, one of the 7 after it (the home's spill count says
+ *   how many did). Inserts happen under the mutex into empty slots; a slot
+ *   is emptied only by the free of the pointer it holds (lock-free: a
+ *   compare-and-swap, so a free from a signal handler inside the tracker
+ *   can still remove it). A lookup of an absent key (a filter false
+ *   positive) costs one cache line when nothing spilled. No tombstones.
+ *   The set is sized to the live samples, not to max_samples: a 2 MiB table
+ *   hashed over sparsely costs a cache and TLB miss (and, on this VM, page
+ *   faults as the kernel reclaims cold pages) on every sampled malloc and
+ *   free — measured 2.3 µs a sample against 1.4 µs with a small table. It
+ *   starts at 64 buckets and doubles (under the mutex) at 40% load, up to
+ *   2.5 slots per allowed sample (a full 8-bucket window, 40 keys where 16
+ *   are expected, also makes it double; that has a probability near 1e-7
+ *   per window). Growing copies each live key to the new set, then marks
+ *   the old slot "moved" (p | 1) with a CAS; a free racing with it either
+ *   empties the old slot first (the copy is then undone) or sees the mark
+ *   and follows the old set's `next` to the new one. The new set is
+ *   published after the copy; sets are never freed (all levels together
+ *   are less than twice the largest).
+ *
+ * The mutex protects records, stacks and counters. It is taken only on the
+ * sampled paths, never while calling glibc's allocator, the unwinder or
+ * other foreign code, and the thread's busy guard is held with it, so a
+ * signal handler that allocates while its thread holds the mutex is served
+ * untracked instead of deadlocking.
+ */
+#include "heap/heap.h"
+#include "heap/heap_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include "common/util.h"
+#include "heap/track_internal.h"
+
+__thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
+pl__heap_fast_state pl__heap_fast;
+pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+#define H pl__heap
+
+#define FILTER_MIN_BITS 12
+#define FILTER_MAX_BITS 18
+#define SET_MIN_BITS 6 /* 64 buckets, 4 KiB */
+#define PROBE_BUCKETS 8
+#define DISABLED_INTERVAL (64 * 1024) /* slow-path period before tracking starts */
+
+extern char __start_proflab_heap_text[] __attribute__((weak));
+extern char __stop_proflab_heap_text[] __attribute__((weak));
+
+/* ---------------------------------------------------------------- clocks, rng */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_next(pl__heap_tls *t) {
+  uint64_t x = t->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  t->rng = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+static void thread_start(pl__heap_tls *t) {
+  if (!t->tid) t->tid = (uint32_t)gettid();
+  uint64_t seed = pl_mix64(now_ns() ^ ((uint64_t)t->tid << 32) ^ (uintptr_t)t);
+  t->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+  t->started = 1;
+}
+
+/* Bytes to the next sample: Exp(T), rounded up (so that an allocation of
+ * n bytes is sampled with probability 1 − e^(−n/T); truncating + 1 differs
+ * from ceil only on exact integers, which have probability 0). */
+static int64_t draw(pl__heap_tls *t) {
+  double u = (double)((rng_next(t) >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
+  double v = -log(u) * (double)H.T;
+  if (v > 0x1.0p62) v = 0x1.0p62;
+  return (int64_t)v + 1;
+}
+
+/* 1 / (1 − e^(−x)), x = size/T. Most samples are small blocks (x < 1/16):
+ * the Laurent series 1/x + 1/2 + x/12 − x³/720 is then exact to 1e-9
+ * relative and saves a libm call on the sampled path. */
+double pl__heap_weight(uint64_t size) {
+  if (H.T == 1 || size == 0) return 1.0;
+  double x = (double)size / (double)H.T;
+  if (x < 0.0625) return 1.0 / x + 0.5 + x / 12.0 - x * x * x / 720.0;
+  return 1.0 / -expm1(-x);
+}
+
+/* ---------------------------------------------------------------- stack capture */
+
+typedef struct capture_state {
+  uintptr_t *pcs;
+  unsigned n, max;
+  int seen_ours, truncated;
+} capture_state;
+
+static int in_skip(uintptr_t ip) {
+  if (ip >= (uintptr_t)__start_proflab_heap_text && ip < (uintptr_t)__stop_proflab_heap_text)
+    return 1;
+  for (unsigned i = 0; i < H.nskip; i++)
+    if (ip >= H.skip_lo[i] && ip < H.skip_hi[i]) return 1;
+  return 0;
+}
+
+void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi) {
+  if (H.nskip < PL_ARRAY_SIZE(H.skip_lo)) {
+    H.skip_lo[H.nskip] = lo;
+    H.skip_hi[H.nskip] = hi;
+    H.nskip++;
+  }
+}
+
+/* Frames come innermost first: libgcc's own, then ours (the section, and
+ * the sanitizer's allocator), then the program's. Record from the first
+ * frame outside them that follows one of ours. */
+PL_HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ctx, void *arg) {
+  capture_state *st = arg;
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (ip == 0) return _URC_END_OF_STACK;
+  if (st->seen_ours < 2) {
+    if (in_skip(ip)) {
+      st->seen_ours = 1;
+      return _URC_NO_REASON;
+    }
+    if (!st->seen_ours) return _URC_NO_REASON;
+    st->seen_ours = 2;
+  }
+  if (st->n >= st->max) {
+    st->truncated = 1;
+    return _URC_END_OF_STACK;
+  }
+  st->pcs[st->n++] = ip;
+  return _URC_NO_REASON;
+}
+
+PL_HEAP_TEXT __attribute__((always_inline)) static inline unsigned capture(uintptr_t *pcs,
+                                                                         int *truncated) {
+  capture_state st = {.pcs = pcs, .max = PL_HEAP_MAX_FRAMES};
+  _Unwind_Backtrace(capture_step, &st);
+  *truncated = st.truncated;
+  return st.n;
+}
+
+/* ---------------------------------------------------------------- stacks (locked) */
+
+static uint64_t stack_hash(const uintptr_t *pcs, unsigned depth) {
+  uint64_t h = 0x84222325cbf29ce4ull ^ depth;
+  for (unsigned i = 0; i < depth; i++) h = pl_mix64(h ^ pcs[i]);
+  return h ? h : 1;
+}
+
+static uint32_t intern_locked(const uintptr_t *pcs, unsigned depth, int truncated) {
+  uint64_t h = stack_hash(pcs, depth);
+  uint32_t mask = H.stk_table_cap - 1;
+  uint32_t i = (uint32_t)h & mask;
+  while (H.stk_table[i]) {
+    uint32_t id = H.stk_table[i] - 1;
+    const pl__heap_stk *s = &H.stacks[id];
+    if (s->hash == h && s->depth == depth && memcmp(H.pcs + s->off, pcs, depth * sizeof(*pcs)) == 0)
+      return id;
+    i = (i + 1) & mask;
+  }
+  if (H.nstacks >= H.max_stacks || H.npcs + depth > H.max_pcs) {
+    H.unknown_stacks++;
+    return 0;
+  }
+  uint32_t id = H.nstacks;
+  pl__heap_stk *s = &H.stacks[id];
+  s->hash = h;
+  s->off = (uint32_t)H.npcs;
+  s->depth = (uint16_t)depth;
+  s->flags = truncated ? PL_HEAP_STACK_TRUNCATED : 0;
+  s->alloc_objects = s->alloc_bytes = 0;
+  memcpy(H.pcs + H.npcs, pcs, depth * sizeof(*pcs));
+  H.npcs += depth;
+  H.stk_table[i] = id + 1;
+  H.nstacks = id + 1;
+  return id;
+}
+
+/* ---------------------------------------------------------------- pointer set */
+
+static inline uint64_t ptr_hash(const void *p) { return pl__heap_hash(p); }
+
+static inline size_t cell_of(uintptr_t p) {
+  return (size_t)(ptr_hash((const void *)p) >> (64 - H.filter_bits));
+}
+
+/* Under the mutex: one more live record at p's cell. */
+static void filter_add_locked(uintptr_t p) {
+  size_t c = cell_of(p);
+  if (H.fcount[c]++ == 0)
+    atomic_fetch_or_explicit(&H.filter[c >> 6], 1ull << (c & 63), memory_order_release);
+}
+
+/* Under the mutex: one live record less at p's cell. */
+static void filter_drop_locked(uintptr_t p) {
+  size_t c = cell_of(p);
+  if (--H.fcount[c] == 0)
+    atomic_fetch_and_explicit(&H.filter[c >> 6], ~(1ull << (c & 63)), memory_order_relaxed);
+}
+
+static void filter_publish(void) {
+  atomic_store_explicit(&pl__heap_fast.filter,
+                        (uintptr_t)H.filter | (uintptr_t)(64 - H.filter_bits),
+                        memory_order_release);
+}
+
+/* Under the mutex: move to a filter level large enough for H.live live
+ * records. The counts are rebuilt from the records (every record with an
+ * id is counted, including ones freed re-entrantly and not yet settled). */
+static void filter_grow_locked(void) {
+  unsigned bits = H.filter_bits;
+  while (bits < H.filter_max_bits && (H.live + 1) * 64 > (1ull << bits)) bits++;
+  if (bits == H.filter_bits) return;
+  H.filter_bits = bits;
+  /* level 2^k at filter_mem + (2^k − 2^13) bits; 2^12 is pl__heap_fast.level0 */
+  H.filter = H.filter_mem + (((1ull << bits) - (2ull << FILTER_MIN_BITS)) >> 6);
+  memset(H.fcount, 0, ((size_t)1 << bits) * sizeof(*H.fcount));
+  for (uint32_t i = 0; i < H.rec_hw; i++)
+    if (H.recs[i].id) filter_add_locked(H.recs[i].ptr);
+  filter_publish();
+}
+
+/* 0 when the PROBE_BUCKETS buckets from p's home in set st are full. Under the mutex
+ * (or, for a set not yet published, by its only writer). */
+static int set_put(pl__heap_set *st, uintptr_t p, uint32_t ri) {
+  size_t b0 = ptr_hash((const void *)p) >> st->shift;
+  for (size_t d = 0; d < PROBE_BUCKETS; d++) {
+    pl__heap_bucket *bk = &st->b[(b0 + d) & st->mask];
+    for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+      if (atomic_load_explicit(&bk->key[i], memory_order_relaxed) == 0) {
+        if (d) atomic_fetch_add_explicit(&st->b[b0].spill, 1, memory_order_relaxed);
+        bk->val[i] = ri;
+        atomic_store_explicit(&bk->key[i], p, memory_order_release);
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Remove p from st if it is there: its record index, or PL_HEAP_NONE.
+ * Follows "moved" marks to newer sets. */
+static uint32_t set_take(pl__heap_set *st, uintptr_t p) {
+  uint64_t h = ptr_hash((const void *)p);
+  while (st) {
+    size_t b0 = h >> st->shift;
+    pl__heap_set *next = NULL;
+    for (size_t d = 0; d < PROBE_BUCKETS && !next; d++) {
+      pl__heap_bucket *bk = &st->b[(b0 + d) & st->mask];
+      for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+        uintptr_t k = atomic_load_explicit(&bk->key[i], memory_order_acquire);
+        if (k == p) {
+          uint32_t ri = bk->val[i];
+          /* Only the free of p empties this slot (before glibc can hand p
+           * out again); only a growing set marks it moved. */
+          if (atomic_compare_exchange_strong_explicit(&bk->key[i], &k, 0, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+            if (d) atomic_fetch_sub_explicit(&st->b[b0].spill, 1, memory_order_relaxed);
+            return ri;
+          }
+          /* lost to the grower: k is now p | 1 */
+        }
+        if (k == (p | 1)) {
+          atomic_fetch_add_explicit(&H.followed_moved, 1, memory_order_relaxed);
+          next = atomic_load_explicit(&st->next, memory_order_acquire);
+          break;
+        }
+      }
+      /* Nothing of this home spilled: p is not in this set. */
+      if (!next && d == 0 && atomic_load_explicit(&st->b[b0].spill, memory_order_relaxed) == 0)
+        return PL_HEAP_NONE;
+    }
+    st = next;
+  }
+  return PL_HEAP_NONE;
+}
+
+uint32_t pl__heap_take(const void *p) {
+  pl__heap_set *st = atomic_load_explicit(&H.set, memory_order_acquire);
+  return st ? set_take(st, (uintptr_t)p) : PL_HEAP_NONE;
+}
+
+static void release_locked(uint32_t ri);
+
+/* Under the mutex: double the set (see the comment at the top). 0 when it
+ * is at its maximum already. */
+static int set_grow_locked(void) {
+  pl__heap_set *old = atomic_load_explicit(&H.set, memory_order_relaxed);
+  unsigned bits = 64 - old->shift + 1;
+  if (bits > H.set_max_bits) return 0;
+  pl__heap_set *nw = &H.sets[bits - SET_MIN_BITS];
+  nw->b = H.set_mem + ((1ull << bits) - (1ull << SET_MIN_BITS));
+  nw->mask = ((size_t)1 << bits) - 1;
+  nw->shift = 64 - bits;
+  atomic_store_explicit(&nw->next, NULL, memory_order_relaxed);
+  atomic_store_explicit(&old->next, nw, memory_order_release);
+  for (size_t b = 0; b <= old->mask; b++) {
+    pl__heap_bucket *bk = &old->b[b];
+    for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+      uintptr_t k = atomic_load_explicit(&bk->key[i], memory_order_acquire);
+      if (k == 0 || (k & 1)) continue;
+      uint32_t ri = bk->val[i];
+      int copied = set_put(nw, k, ri);
+      uintptr_t expect = k;
+      if (atomic_compare_exchange_strong_explicit(&bk->key[i], &expect, copied ? k | 1 : 0,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+        if (!copied) { /* no room (cannot happen at half the load): forget it */
+          H.dropped++;
+          release_locked(ri);
+        }
+      } else if (copied) { /* freed meanwhile: undo the copy */
+        H.undone_copies++;
+        set_take(nw, k);
+      }
+    }
+  }
+  atomic_store_explicit(&H.set, nw, memory_order_release);
+  H.set_slots = (nw->mask + 1) * PL_HEAP_BUCKET_KEYS;
+  return 1;
+}
+
+/* Under the mutex. 0 when the set has no room for p. */
+static int set_insert_locked(const void *p, uint32_t ri) {
+  if (H.fcount[cell_of((uintptr_t)p)] == UINT32_MAX) return 0;
+  if ((H.live + 1) * 5 > H.set_slots * 2) set_grow_locked(); /* 40% load */
+  pl__heap_set *st = atomic_load_explicit(&H.set, memory_order_relaxed);
+  if (!set_put(st, (uintptr_t)p, ri)) {
+    if (!set_grow_locked()) return 0;
+    st = atomic_load_explicit(&H.set, memory_order_relaxed);
+    if (!set_put(st, (uintptr_t)p, ri)) return 0;
+  }
+  filter_add_locked((uintptr_t)p);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- records (locked) */
+
+static uint32_t rec_alloc_locked(void) {
+  if (H.free_head) {
+    uint32_t ri = H.free_head - 1;
+    H.free_head = atomic_load_explicit(&H.recs[ri].next, memory_order_relaxed);
+    return ri;
+  }
+  if (H.rec_hw < H.max_samples) return H.rec_hw++;
+  return PL_HEAP_NONE;
+}
+
+static void rec_free_locked(uint32_t ri) {
+  pl__heap_rec *r = &H.recs[ri];
+  r->id = 0;
+  atomic_store_explicit(&r->freed, 0, memory_order_relaxed);
+  atomic_store_explicit(&r->next, H.free_head, memory_order_relaxed);
+  H.free_head = ri + 1;
+}
+
+static void release_locked(uint32_t ri) {
+  pl__heap_rec *r = &H.recs[ri];
+  double w = r->weight;
+  filter_drop_locked(r->ptr);
+  H.inuse_objects -= w;
+  H.inuse_bytes -= w * (double)r->size;
+  if (--H.live == 0) H.inuse_objects = H.inuse_bytes = 0; /* no rounding residue */
+  rec_free_locked(ri);
+}
+
+static void drain_locked(void) {
+  uint32_t head = atomic_exchange_explicit(&H.pending, 0, memory_order_acquire);
+  while (head) {
+    uint32_t ri = head - 1;
+    head = atomic_load_explicit(&H.recs[ri].next, memory_order_relaxed);
+    release_locked(ri);
+  }
+}
+
+void pl__heap_lock(pl__heap_tls *t) {
+  pl__heap_busy_enter(t);
+  pthread_mutex_lock(&H.lock);
+  drain_locked();
+}
+
+void pl__heap_unlock(pl__heap_tls *t) {
+  pthread_mutex_unlock(&H.lock);
+  pl__heap_busy_exit(t);
+}
+
+void pl__heap_release(uint32_t ri) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (t->busy) {
+    /* Re-entered (a signal handler freeing while this thread is inside the
+     * tracker, or the tracker's own code): the mutex may be ours already.
+     * Defer the accounting to the next holder: a lock-free push; the holder
+     * takes the whole list at once, so there is no ABA. */
+    pl__heap_rec *r = &H.recs[ri];
+    atomic_store_explicit(&r->freed, 1, memory_order_relaxed);
+    uint32_t old = atomic_load_explicit(&H.pending, memory_order_relaxed);
+    do atomic_store_explicit(&r->next, old, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&H.pending, &old, ri + 1, memory_order_release,
+                                                  memory_order_relaxed));
+    return;
+  }
+  pl__heap_lock(t);
+  release_locked(ri);
+  pl__heap_unlock(t);
+}
+
+void pl__heap_restore(const void *p, uint32_t ri) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (t->busy) { /* cannot insert without the mutex: forget the block */
+    pl__heap_release(ri);
+    return;
+  }
+  pl__heap_lock(t);
+  /* The filter still counts p's record (release_locked would drop it). */
+  filter_drop_locked((uintptr_t)p);
+  if (!set_insert_locked(p, ri)) {
+    filter_add_locked((uintptr_t)p);
+    H.dropped++;
+    release_locked(ri);
+  }
+  pl__heap_unlock(t);
+}
+
+/* ---------------------------------------------------------------- sampling */
+
+/* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
+PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
+                                                                      size_t n) {
+  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
+  int truncated = 0;
+  pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
+  unsigned depth = capture(pcs, &truncated);
+  pl__heap_busy_exit(t);
+  uint64_t time = now_ns();
+  double w = pl__heap_weight(n);
+  pl__heap_lock(t);
+  uint32_t sid = intern_locked(pcs, depth, truncated);
+  H.samples++;
+  H.alloc_objects += w;
+  H.alloc_bytes += w * (double)n;
+  H.stacks[sid].alloc_objects += w;
+  H.stacks[sid].alloc_bytes += w * (double)n;
+  uint32_t ri = rec_alloc_locked();
+  if (ri == PL_HEAP_NONE || !set_insert_locked(p, ri)) {
+    if (ri != PL_HEAP_NONE) rec_free_locked(ri);
+    H.dropped++;
+  } else {
+    pl__heap_rec *r = &H.recs[ri];
+    r->ptr = (uintptr_t)p;
+    r->size = n;
+    r->time_ns = time;
+    r->stack = sid;
+    r->tid = t->tid;
+    r->weight = w;
+    r->id = H.next_id;
+    H.next_id += 2;
+    H.inuse_objects += w;
+    H.inuse_bytes += w * (double)n;
+    H.live++;
+    if (H.live * 64 > (1ull << H.filter_bits) && H.filter_bits < H.filter_max_bits)
+      filter_grow_locked();
+  }
+  pl__heap_unlock(t);
+}
+
+PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (t->busy) return p; /* the tracker's own: busy_exit restores the countdown */
+  if (!atomic_load_explicit(&H.running, memory_order_acquire)) {
+    t->countdown = DISABLED_INTERVAL;
+    t->started = 0;
+    return p;
+  }
+  int saved_errno = errno;
+  if (!t->started) thread_start(t);
+  if (H.T == 1) {
+    t->countdown = 0; /* every allocation comes here */
+    record(t, p, n);
+  } else {
+    if (t->started == 1) {
+      /* First allocation since this thread started sampling: its
+       * countdown so far is meaningless; draw one and apply n to it. */
+      t->started = 2;
+      t->countdown = draw(t) - (int64_t)n;
+      if (t->countdown > 0) goto out;
+    }
+    /* Memoryless: the next sampling point is Exp(T) past this block. */
+    t->countdown = draw(t);
+    if (n) record(t, p, n);
+  }
+out:
+  errno = saved_errno;
+  return p;
+}
+
+/* ---------------------------------------------------------------- fork */
+
+/* pthread_atfork: the forking thread holds the mutex across fork(), so the
+ * child never inherits it held by a thread that does not exist there. A
+ * fork() from a signal handler that interrupted this thread inside the
+ * tracker (busy) must not wait for the mutex (it may hold it): it forks
+ * without, and the child starts from a fresh mutex anyway. */
+static __thread int fork_locked __attribute__((tls_model("initial-exec")));
+
+static void atfork_prepare(void) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  fork_locked = t->busy == 0;
+  pl__heap_busy_enter(t);
+  if (fork_locked) pthread_mutex_lock(&H.lock);
+}
+
+static void atfork_parent(void) {
+  if (fork_locked) pthread_mutex_unlock(&H.lock);
+  pl__heap_busy_exit(&pl__heap_tls_state);
+}
+
+static void atfork_child(void) {
+  /* The child has one thread, this one: nothing else can be waiting for
+   * the mutex. Start from a fresh one. The records stay: the child's heap
+   * is a copy of the parent's. */
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&H.lock, &fresh, sizeof(fresh));
+  pl__heap_tls_state.tid = (uint32_t)gettid();
+  pl__heap_busy_exit(&pl__heap_tls_state);
+}
+
+/* ---------------------------------------------------------------- init */
+
+static int env_u64(const char *name, uint64_t *out) {
+  const char *v = getenv(name);
+  if (!v || !*v) return 0;
+  uint64_t x;
+  if (pl_parse_u64(v, &x) != 0) return -EINVAL;
+  *out = x;
+  return 1;
+}
+
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+static unsigned log2_ceil(uint64_t n) {
+  unsigned b = 0;
+  while ((1ull << b) < n) b++;
+  return b;
+}
+
+int pl_heap_init(const pl_heap_options *opts) {
+  static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  pl_heap_options o = {0};
+  if (opts) o = *opts;
+  int rc = 0;
+  pl__heap_busy_enter(t); /* getenv, dl_iterate_phdr, pthread_atfork may allocate */
+  pthread_mutex_lock(&init_lock);
+  if (atomic_load(&H.running)) {
+    rc = -EALREADY;
+    goto out;
+  }
+  uint64_t v = 0;
+  if (!o.sample_bytes) {
+    o.sample_bytes = PL_HEAP_DEFAULT_SAMPLE_BYTES;
+    if ((rc = env_u64("LAB_HEAP_SAMPLE_BYTES", &v)) < 0) goto out;
+    if (rc == 1) o.sample_bytes = v;
+  }
+  if (!o.max_samples) {
+    o.max_samples = o.sample_bytes >= 65536 ? 1u << 16 : 1u << 21;
+    if ((rc = env_u64("LAB_HEAP_MAX_SAMPLES", &v)) < 0) goto out;
+    if (rc == 1) o.max_samples = v > (1u << 26) ? 0 : (uint32_t)v;
+  }
+  if (!o.max_stacks) {
+    o.max_stacks = 1u << 16;
+    if ((rc = env_u64("LAB_HEAP_MAX_STACKS", &v)) < 0) goto out;
+    if (rc == 1) o.max_stacks = v > (1u << 24) ? 0 : (uint32_t)v;
+  }
+  rc = 0;
+  if (o.sample_bytes == 0 || o.sample_bytes > (1ull << 40) || o.max_samples == 0 ||
+      o.max_samples > (1u << 26) || o.max_stacks < 2 || o.max_stacks > (1u << 24)) {
+    rc = -EINVAL;
+    goto out;
+  }
+
+  /* Sizes: up to 2.5 set slots per allowed sample (every level of the set
+   * reserved: they are used one after the other); a stack table at most
+   * half full; 32 frames per stack on average. One mapping for everything,
+   * touched (and so made resident) only where used. */
+  unsigned set_max = log2_ceil((uint64_t)o.max_samples * 5 / 2 / PL_HEAP_BUCKET_KEYS + 1);
+  if (set_max < SET_MIN_BITS) set_max = SET_MIN_BITS;
+  uint32_t stk_cap = 1u << log2_ceil((uint64_t)o.max_stacks * 2);
+  size_t max_pcs = (size_t)o.max_stacks * 32;
+  unsigned fmax = log2_ceil((uint64_t)o.max_samples * 64); /* enough for every allowed sample */
+  if (fmax > FILTER_MAX_BITS) fmax = FILTER_MAX_BITS;
+  if (fmax < FILTER_MIN_BITS) fmax = FILTER_MIN_BITS;
+  size_t off_set = 0;
+  size_t off_filter =
+      round_up(off_set + ((2ull << set_max) - (1ull << SET_MIN_BITS)) * sizeof(pl__heap_bucket),
+               4096);
+  size_t off_fcount = round_up(off_filter + ((size_t)1 << (fmax + 1)) / 8, 4096);
+  size_t off_recs = round_up(off_fcount + ((size_t)1 << fmax) * sizeof(uint32_t), 4096);
+  size_t off_stacks = round_up(off_recs + (size_t)o.max_samples * sizeof(pl__heap_rec), 4096);
+  size_t off_stab = round_up(off_stacks + (size_t)o.max_stacks * sizeof(pl__heap_stk), 4096);
+  size_t off_pcs = round_up(off_stab + (size_t)stk_cap * sizeof(uint32_t), 4096);
+  size_t total = round_up(off_pcs + max_pcs * sizeof(uintptr_t), 4096);
+  char *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (m == MAP_FAILED) {
+    rc = -ENOMEM;
+    goto out;
+  }
+
+  H.map = m;
+  H.map_bytes = total;
+  H.T = o.sample_bytes;
+  H.max_samples = o.max_samples;
+  H.max_stacks = o.max_stacks;
+  H.set_mem = (pl__heap_bucket *)(m + off_set);
+  H.set_max_bits = set_max;
+  pl__heap_set *st = &H.sets[0];
+  st->b = H.set_mem;
+  st->mask = ((size_t)1 << SET_MIN_BITS) - 1;
+  st->shift = 64 - SET_MIN_BITS;
+  H.set_slots = (st->mask + 1) * PL_HEAP_BUCKET_KEYS;
+  atomic_store_explicit(&H.set, st, memory_order_release);
+  H.filter_mem = (_Atomic uint64_t *)(m + off_filter);
+  H.filter = pl__heap_fast.level0;
+  memset((void *)pl__heap_fast.level0, 0, sizeof(pl__heap_fast.level0));
+  H.filter_bits = FILTER_MIN_BITS;
+  H.filter_max_bits = fmax;
+  H.fcount = (uint32_t *)(m + off_fcount);
+  H.recs = (pl__heap_rec *)(m + off_recs);
+  H.stacks = (pl__heap_stk *)(m + off_stacks);
+  H.stk_table = (uint32_t *)(m + off_stab);
+  H.stk_table_cap = stk_cap;
+  H.pcs = (uintptr_t *)(m + off_pcs);
+  H.max_pcs = max_pcs;
+  /* Stack 0: "unknown", for samples whose stack did not fit. */
+  H.stacks[0].flags = PL_HEAP_STACK_UNKNOWN;
+  H.nstacks = 1;
+  H.next_id = 1;
+
+  /* Warm the unwinder (its first call initializes tables). */
+  uintptr_t pcs[4];
+  int truncated;
+  capture(pcs, &truncated);
+  static int atfork_done;
+  if (!atfork_done) {
+    if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
+      rc = -ENOMEM;
+      goto fail_unmap;
+    }
+    atfork_done = 1;
+  }
+  /* Last (sanitizer hooks cannot be removed): until `running`, they only
+   * forward. */
+  rc = pl__heap_observer_install();
+  if (rc) goto fail_unmap;
+  filter_publish();
+  atomic_store_explicit(&H.running, 1, memory_order_release);
+  goto out;
+
+fail_unmap:
+  munmap(m, total);
+  memset(&H.T, 0, sizeof(H) - offsetof(pl__heap_state, T));
+out:
+  pthread_mutex_unlock(&init_lock);
+  pl__heap_busy_exit(t);
+  if (rc == 0) { /* the calling thread samples from its next allocation on */
+    t->started = 0;
+    t->countdown = 0;
+  }
+  return rc;
+}
+
+int pl_heap_running(void) { return atomic_load(&H.running); }
+
+int pl_heap_uses_sanitizer_hooks(void) { return PL_HEAP_ASAN && pl_heap_running(); }
+
+void pl__heap_stats_locked(pl_heap_stats *st) {
+  st->sample_bytes = H.T;
+  st->alloc_objects = H.alloc_objects;
+  st->alloc_bytes = H.alloc_bytes;
+  st->inuse_objects = H.inuse_objects > 0 ? H.inuse_objects : 0;
+  st->inuse_bytes = H.inuse_bytes > 0 ? H.inuse_bytes : 0;
+  st->samples = H.samples;
+  st->live_samples = H.live;
+  st->dropped_samples = H.dropped;
+  st->unknown_stacks = H.unknown_stacks;
+  st->stacks = H.nstacks - 1;
+  st->max_samples = H.max_samples;
+  st->max_stacks = H.max_stacks;
+  st->tracker_reserved = H.map_bytes;
+}
+
+/* Resident bytes of the tracker's mapping (mincore, 4096 pages a call):
+ * its tables are reserved at their maximum and touched sparsely. */
+uint64_t pl__heap_resident(void) {
+  if (!H.map) return 0;
+  long page = sysconf(_SC_PAGESIZE);
+  unsigned char vec[4096];
+  uint64_t resident = 0;
+  for (size_t off = 0; off < H.map_bytes; off += sizeof(vec) * (size_t)page) {
+    size_t len = H.map_bytes - off < sizeof(vec) * (size_t)page ? H.map_bytes - off
+                                                                 : sizeof(vec) * (size_t)page;
+    if (mincore((char *)H.map + off, len, vec) != 0) return H.map_bytes;
+    for (size_t i = 0; i < (len + (size_t)page - 1) / (size_t)page; i++)
+      resident += vec[i] & 1;
+  }
+  return resident * (uint64_t)page;
+}
+
+void pl_heap_get_stats(pl_heap_stats *st) {
+  memset(st, 0, sizeof(*st));
+  if (!pl_heap_running()) return;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  pl__heap_lock(t);
+  pl__heap_stats_locked(st);
+  pl__heap_unlock(t);
+  st->tracker_bytes = pl__heap_resident();
+}
