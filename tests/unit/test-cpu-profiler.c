@@ -112,10 +112,15 @@ static void test_split_wall_mode(void **state) {
   pl_cpu_profile_get_info(p, &info);
   double sampled = (double)info.weight * (double)p->period_ns;
   double elapsed = (double)(p->end_ns - p->start_ns);
-  printf("# wall mode: alpha %.3f beta %.3f; sampled %.3f s vs elapsed %.3f s (ratio %.4f)\n", sa,
-         1 - sa, sampled / 1e9, elapsed / 1e9, sampled / elapsed);
-  assert_true(sa > 0.70 && sa < 0.80);
+  printf("# wall mode: alpha %.3f beta %.3f; sampled %.3f s vs elapsed %.3f s (ratio %.4f); "
+         "thread ran %.0f%% of the time\n",
+         sa, 1 - sa, sampled / 1e9, elapsed / 1e9, sampled / elapsed, 100.0 * (double)cpu / elapsed);
   assert_true(sampled / elapsed > 0.98 && sampled / elapsed < 1.02);
+  /* Wall time splits like CPU time only if the thread had a CPU: on a
+   * machine so busy that it waited for one (its wait is charged, in large
+   * late samples, to whatever ran before), the split is not the truth. */
+  if ((double)cpu / elapsed >= 0.9) assert_true(sa > 0.70 && sa < 0.80);
+  else printf("# machine busy: the 75/25 check needs the thread to run >= 90%% of the time\n");
   /* symbolization found our source file and a line for the hot function */
   int found = 0;
   for (size_t i = 0; i < p->nframes; i++)
