@@ -14,6 +14,9 @@
 #   PIN          1: wrk on CPU 0, servers on CPU 1 (taskset) [0]
 #   PROFLABD     binary to measure                         [build/proflabd]
 #   PROFLABD_ARGS extra options for it (e.g. --no-request-log)
+#   PROFLABD_STDOUT where its JSON log goes [/dev/null]; a file keeps its
+#                shutdown line if it dies mid-run (but costs page-cache writes)
+#   NOISY        flag runs where other processes used > this % of a core [20]
 #
 # Per run it records req/s, p99 latency (wrk --latency), and the server's CPU
 # time per request: utime+stime from /proc/PID/stat of every server process
@@ -36,7 +39,9 @@ THREADS=${THREADS:-1}
 PIN=${PIN:-0}
 PROFLABD=${PROFLABD:-build/proflabd}
 PROFLABD_ARGS=${PROFLABD_ARGS:-}
+PROFLABD_STDOUT=${PROFLABD_STDOUT:-/dev/null}
 PATH_UNDER_TEST=/api/health
+NOISY=${NOISY:-20} # a run is "noisy" when other processes used more than this % of a core
 GOAL_NGINX=0.95
 GOAL_NODE=2
 
@@ -73,16 +78,17 @@ declare -A PID PORT
 
 # --- clean-up: every server we started, whatever way we leave -------------
 cleanup() {
-  local rc=$? name pid i
+  local rc=$? name pid
   trap - EXIT INT TERM
+  if [ -n "${WRK_PID:-}" ]; then kill -TERM "$WRK_PID" 2>/dev/null || true; fi
   for name in "${SERVERS[@]}"; do
     pid=${PID[$name]:-}
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   for name in "${SERVERS[@]}"; do
     pid=${PID[$name]:-}
     [ -n "$pid" ] || continue
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -113,7 +119,7 @@ PORT[node]=$p3
 # proflabd: lab off, request logging ON (the real configuration), logs to /dev/null.
 # shellcheck disable=SC2086
 env LAB_ENABLE=false LAB_TASK_ID=bench PROFLAB_LISTEN="127.0.0.1:${PORT[proflabd]}" \
-  "${SRV_PIN[@]}" "$PROFLABD" $PROFLABD_ARGS >/dev/null 2>"$tmp/proflabd.err" &
+  "${SRV_PIN[@]}" "$PROFLABD" $PROFLABD_ARGS >"$PROFLABD_STDOUT" 2>"$tmp/proflabd.err" &
 PID[proflabd]=$!
 
 # nginx: 1 worker (plus its idle master), access log written to /dev/null,
@@ -157,8 +163,8 @@ PID[node]=$!
 url() { echo "http://127.0.0.1:${PORT[$1]}$PATH_UNDER_TEST"; }
 
 wait_ready() {
-  local name=$1 i
-  for i in $(seq 1 100); do
+  local name=$1
+  for _ in $(seq 1 100); do
     if ! kill -0 "${PID[$name]}" 2>/dev/null; then
       cat "$tmp/$name.err" "$tmp/nginx/error.log" 2>/dev/null | tail -n 20 >&2
       die "$name exited during start-up"
@@ -196,12 +202,50 @@ cpu_ticks() { # utime+stime (all threads) of every process of the server
   echo "$total"
 }
 
-# run_wrk NAME SECONDS OUTFILE: wrk's output to OUTFILE, wrk's own CPU seconds
-# (user+sys, from bash's time) to OUTFILE.time
+# run_wrk NAME SECONDS OUTFILE: wrk's output to OUTFILE; wrk's own CPU
+# seconds (user+sys) to OUTFILE.time. wrk runs in the background and we
+# `wait` for it so that Ctrl-C reaches our trap at once (a foreground wrk
+# would swallow SIGINT, print its summary, and the script would go on).
+children_ticks() { # cutime+cstime of this shell: CPU of the children it reaped
+  local line rest
+  read -r line <"/proc/$$/stat"
+  rest=${line##*) }
+  # shellcheck disable=SC2086
+  set -- $rest
+  echo $((${14} + ${15}))
+}
+sys_busy_ticks() { # whole machine: non-idle CPU ticks (all CPUs) from /proc/stat
+  local user nice system irq softirq steal
+  read -r _ user nice system _ _ irq softirq steal _ </proc/stat
+  echo $((user + nice + system + irq + softirq + steal))
+}
+server_check() { # die with its exit status and stderr if server $1 is gone
+  local rc=0
+  kill -0 "${PID[$1]}" 2>/dev/null && return 0
+  wait "${PID[$1]}" 2>/dev/null || rc=$?
+  PID[$1]=
+  echo "bench: $1 exited (status $rc$([ "$rc" -gt 128 ] && echo ", signal $(kill -l $((rc - 128)))")); its stderr:" >&2
+  tail -n 20 "$tmp/$1.err" >&2
+  [ "$1" = nginx ] && tail -n 20 "$tmp/nginx/error.log" >&2
+  if [ "$1" = proflabd ]; then
+    if [ "$PROFLABD_STDOUT" = /dev/null ]; then
+      echo "bench: (status 0: a clean shutdown, e.g. on SIGTERM/SIGINT from elsewhere; rerun with PROFLABD_STDOUT=FILE to keep its log)" >&2
+    else
+      grep -v '"event":"request"' "$PROFLABD_STDOUT" | tail -n 5 >&2 || true
+    fi
+  fi
+  die "$1 died during the benchmark"
+}
+WRK_PID=
 run_wrk() {
-  local TIMEFORMAT='%U %S'
-  { time "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2"s --latency "$(url "$1")" \
-      >"$3" 2>&1; } 2>"$3.time"
+  local t0 t1
+  t0=$(children_ticks)
+  "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2"s --latency "$(url "$1")" >"$3" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { server_check "$1"; die "wrk failed against $1: $(tail -n 3 "$3")"; }
+  WRK_PID=
+  t1=$(children_ticks)
+  echo $((t1 - t0)) >"$3.time"
 }
 
 to_ms() { # wrk latency like 812.00us, 1.23ms, 1.01s, 1.5m -> ms
@@ -211,15 +255,24 @@ to_ms() { # wrk latency like 812.00us, 1.23ms, 1.01s, 1.5m -> ms
     printf "%.3f", n }'
 }
 
+# Is the machine quiet? Other processes' CPU over one second, before we load it.
+b0=$(sys_busy_ticks)
+sleep 1
+b1=$(sys_busy_ticks)
+idle_other=$(((b1 - b0) * 100 / CLK_TCK))
+if [ "$idle_other" -gt "$NOISY" ]; then
+  echo "bench: warning: before the runs other processes already use ${idle_other}% of a core; numbers will be noisy" >&2
+fi
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 csv=bench/results/http-$stamp.csv
-echo "round,order,server,duration_s,requests,req_per_s,p99_ms,server_cpu_ticks,server_cpu_us_per_req,server_cpu_pct,wrk_cpu_pct,non_2xx,socket_errors" >"$csv"
+echo "round,order,server,duration_s,requests,req_per_s,p99_ms,server_cpu_ticks,server_cpu_us_per_req,server_cpu_pct,wrk_cpu_pct,other_cpu_pct,non_2xx,socket_errors" >"$csv"
 
 echo "proflab HTTP benchmark — $(date -u '+%Y-%m-%d %H:%M:%SZ')"
 echo "  machine: $(nproc) CPUs, $(uname -sr); $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'); node $(node --version)"
 echo "  load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency GET $PATH_UNDER_TEST, $ROUNDS rounds, servers alternating; warm-up ${WARMUP}s each; pinned: $([ "$PIN" = 1 ] && echo 'wrk CPU0, servers CPU1' || echo no)"
-echo "  proflabd ($PROFLABD${PROFLABD_ARGS:+ $PROFLABD_ARGS}) :${PORT[proflabd]}  lab off, request log on -> /dev/null"
+echo "  proflabd ($PROFLABD${PROFLABD_ARGS:+ $PROFLABD_ARGS}) :${PORT[proflabd]}  lab off, JSON log -> $PROFLABD_STDOUT"
 echo "  nginx 1 worker :${PORT[nginx]}  access_log /dev/null;  node http.createServer :${PORT[node]}  no log"
 echo
 
@@ -236,37 +289,41 @@ for r in $(seq 1 "$ROUNDS"); do
     s=${SERVERS[$(((r - 1 + k) % n))]} # rotate who goes first each round
     out=$tmp/r$r-$s.out
     c0=$(cpu_ticks "$s")
+    b0=$(sys_busy_ticks)
     run_wrk "$s" "$DURATION" "$out"
+    b1=$(sys_busy_ticks)
     c1=$(cpu_ticks "$s")
-    kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during round $r"
+    server_check "$s"
     reqs=$(awk '/requests in/ {print $1; exit}' "$out")
     secs=$(awk '/requests in/ {sub(/s,$/, "", $4); print $4; exit}' "$out")
     rps=$(awk '/^Requests\/sec/ {print $2; exit}' "$out")
     p99raw=$(awk '$1 == "99%" {print $2; exit}' "$out")
     non2xx=$(awk -F': *' '/Non-2xx/ {print $2; exit}' "$out")
     sockerr=$(awk '/Socket errors/ {gsub(/,/, ""); print $4 + $6 + $8 + $10; exit}' "$out")
-    [ -n "$reqs" ] && [ -n "$rps" ] && [ -n "$p99raw" ] && [ "$reqs" -gt 0 ] || {
+    if [ -z "$reqs" ] || [ -z "$rps" ] || [ -z "$p99raw" ] || [ "$reqs" -le 0 ]; then
       cat "$out" >&2
       die "could not read wrk's output for $s (round $r)"
-    }
+    fi
     p99=$(to_ms "$p99raw")
     ticks=$((c1 - c0))
-    read -r wu ws <"$out.time"
+    read -r wt <"$out.time"
     line=$(awk -v r="$r" -v k="$((k + 1))" -v s="$s" -v secs="$secs" -v reqs="$reqs" -v rps="$rps" \
-      -v p99="$p99" -v t="$ticks" -v hz="$CLK_TCK" -v wu="$wu" -v ws="$ws" \
+      -v p99="$p99" -v t="$ticks" -v hz="$CLK_TCK" -v wt="$wt" -v busy="$((b1 - b0))" \
       -v n2="${non2xx:-0}" -v se="${sockerr:-0}" 'BEGIN {
         cpu_s = t / hz
-        printf "%d,%d,%s,%.2f,%d,%.2f,%.3f,%d,%.2f,%.1f,%.1f,%d,%d", r, k, s, secs, reqs, rps, p99, t,
-          cpu_s * 1e6 / reqs, 100 * cpu_s / secs, 100 * (wu + ws) / secs, n2, se }')
+        other = 100 * (busy - t - wt) / hz / secs; if (other < 0) other = 0
+        printf "%d,%d,%s,%.2f,%d,%.2f,%.3f,%d,%.2f,%.1f,%.1f,%.1f,%d,%d", r, k, s, secs, reqs, rps, p99, t,
+          cpu_s * 1e6 / reqs, 100 * cpu_s / secs, 100 * wt / hz / secs, other, n2, se }')
     echo "$line" >>"$csv"
-    awk -F, '{printf "  round %d  %-8s %10.0f req/s  p99 %7.2f ms  %6.2f CPU µs/req  server CPU %5.1f%%  wrk CPU %5.1f%%%s\n",
-      $1, $3, $6, $7, $9, $10, $11, ($12 + $13 > 0 ? "  ERRORS: non-2xx " $12 ", socket " $13 : "")}' <<<"$line"
+    awk -F, -v noisy="$NOISY" '{printf "  round %d  %-8s %8.0f req/s  p99 %6.2f ms  %6.2f CPU µs/req  CPU%%: server %5.1f  wrk %5.1f  other %5.1f%s%s\n",
+      $1, $3, $6, $7, $9, $10, $11, $12, ($12 > noisy ? "  (noisy)" : ""),
+      ($13 + $14 > 0 ? "  ERRORS: non-2xx " $13 ", socket " $14 : "")}' <<<"$line"
   done
 done
 echo
 
 # --- summary ---------------------------------------------------------------
-awk -F, -v gn="$GOAL_NGINX" -v gd="$GOAL_NODE" -v rounds="$ROUNDS" '
+awk -F, -v ncpu="$(nproc)" -v noisy="$NOISY" -v gn="$GOAL_NGINX" -v gd="$GOAL_NODE" -v rounds="$ROUNDS" '
   function median(list,   a, m, i, j, t) {
     m = split(list, a, " ")
     for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -275,7 +332,7 @@ awk -F, -v gn="$GOAL_NGINX" -v gd="$GOAL_NODE" -v rounds="$ROUNDS" '
   NR == 1 { next }
   {
     rps[$3] = rps[$3] " " $6; p99[$3] = p99[$3] " " $7; cpu[$3] = cpu[$3] " " $9
-    scpu[$3] = scpu[$3] " " $10; wcpu[$3] = wcpu[$3] " " $11; errs += $12 + $13
+    scpu[$3] = scpu[$3] " " $10; wcpu[$3] = wcpu[$3] " " $11; ocpu = ocpu " " $12; errs += $13 + $14; if ($12 > noisy) noisyruns++
     R[$1, $3] = $6; C[$1, $3] = $9
   }
   END {
@@ -300,6 +357,8 @@ awk -F, -v gn="$GOAL_NGINX" -v gd="$GOAL_NODE" -v rounds="$ROUNDS" '
     print ""
     print "note: wrk runs one thread (-t1). When its CPU % is near 100 it, not the server, is the"
     print "ceiling, and req/s of the fast servers converge; server CPU µs/request then tells them apart."
+    printf "other processes used a median %.1f%% of a core during the runs (%s CPUs in all).\n", median(ocpu), ncpu
+    if (noisyruns > 0) printf "WARNING: %d of %d runs had other processes using > %d%% of a core (marked noisy): the machine was\nnot quiet; server and wrk shared CPUs with them, so treat these figures as rough and run again.\n", noisyruns, NR - 1, noisy
     if (errs > 0) print "WARNING: some runs had non-2xx answers or socket errors (see the CSV); their req/s is suspect."
   }' "$csv"
 echo
