@@ -140,6 +140,14 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
 
 void pl_json_escape(pl_buf *b, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
+  /* Fast path: plain printable ASCII without quote or backslash, the common
+   * case for log fields, is copied as is. */
+  size_t k = 0;
+  while (k < n && s[k] >= 0x20 && s[k] < 0x7F && s[k] != '"' && s[k] != '\\') k++;
+  if (k == n) {
+    pl_buf_append(b, s, n);
+    return;
+  }
   size_t i = 0, run = 0;
   while (i < n) {
     unsigned char c = s[i];
@@ -191,14 +199,30 @@ void pl_json_str(pl_json *j, const char *s) {
   pl_json_strn(j, s, strlen(s));
 }
 
+/* Decimal digits of v, right-aligned in a 24-byte buffer; returns the start. */
+static char *format_u64(uint64_t v, char buf[24]) {
+  char *p = buf + 24;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return p;
+}
+
 void pl_json_int(pl_json *j, int64_t v) {
   json_pre_value(j);
-  pl_buf_printf(j->out, "%lld", (long long)v);
+  char buf[24];
+  uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  char *p = format_u64(mag, buf);
+  if (v < 0) pl_buf_putc(j->out, '-');
+  pl_buf_append(j->out, p, (size_t)(buf + 24 - p));
 }
 
 void pl_json_uint(pl_json *j, uint64_t v) {
   json_pre_value(j);
-  pl_buf_printf(j->out, "%llu", (unsigned long long)v);
+  char buf[24];
+  char *p = format_u64(v, buf);
+  pl_buf_append(j->out, p, (size_t)(buf + 24 - p));
 }
 
 void pl_json_double(pl_json *j, double v, int decimals) {
@@ -216,7 +240,12 @@ void pl_json_double(pl_json *j, double v, int decimals) {
     int neg = v < 0;
     uint64_t q = (uint64_t)((neg ? -v : v) * (double)scale + 0.5);
     uint64_t ip = q / scale, fp = q % scale;
-    n = snprintf(tmp, sizeof(tmp), "%s%llu", neg && q ? "-" : "", (unsigned long long)ip);
+    char digits[24];
+    char *d = format_u64(ip, digits);
+    n = 0;
+    if (neg && q) tmp[n++] = '-';
+    memcpy(tmp + n, d, (size_t)(digits + 24 - d));
+    n += (int)(digits + 24 - d);
     if (fp) {
       char frac[8];
       for (int i = decimals - 1; i >= 0; i--, fp /= 10) frac[i] = (char)('0' + fp % 10);

@@ -58,7 +58,14 @@ static void format_ts(char *ts, size_t n) {
     cached_sec = sec;
   }
   unsigned ms = (unsigned)((now / 1000000u) % 1000u);
-  snprintf(ts, n, "%s.%03uZ", cached, ms);
+  if (n < 25) return;
+  memcpy(ts, cached, 19);
+  ts[19] = '.';
+  ts[20] = (char)('0' + ms / 100);
+  ts[21] = (char)('0' + ms / 10 % 10);
+  ts[22] = (char)('0' + ms % 10);
+  ts[23] = 'Z';
+  ts[24] = '\0';
 }
 
 pl_json *pl_log_begin(const char *level, const char *event) {
