@@ -683,7 +683,7 @@ static void hp_walk(hp_info *h, json_t *node, json_int_t parent) {
   if (strcmp(script, "0") == 0)
     assert_string_equal(jstr(cf, "url"), "");
   else
-    assert_true(atol(script) >= 1000000);
+    assert_true(strtol(script, NULL, 10) >= 1000000);
   assert_true(jint(cf, "lineNumber") >= -1 && jint(cf, "columnNumber") >= -1);
   assert_true(jint(node, "selfSize") >= 0);
   json_int_t id = jint(node, "id");
