@@ -24,6 +24,11 @@ OPS_EXACT=${OPS_EXACT:-500000} # per thread, for T = 1 and heaptrack
 THREADS=${THREADS:-2}
 JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
 
+if ! ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^src/heap/libproflab_heap.a:'; then
+  echo "$BUILD has no heap tracker: add subdir('src/heap') after the libproflab" >&2
+  echo "library in meson.build (see docs/internals.md), or set BUILD" >&2
+  exit 1
+fi
 ninja -C "$BUILD" src/heap/libproflab_heap.a libproflab.a >/dev/null
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM

@@ -27,11 +27,14 @@
  *   the child of fork, and re-entrantly (a signal handler that allocates
  *   while the thread is inside the tracker is served untracked). The free()
  *   of a block that was not sampled takes no lock: a hash and one atomic
- *   load of a bitmap word (see track.c for the argument).
- * - Sampled allocations and their frees take one internal mutex for a short,
- *   bounded time; the mutex is never held while calling glibc's allocator,
- *   the unwinder or any user code, and pthread_atfork handlers take it
- *   around fork() so the child never inherits it locked.
+ *   load of a bitmap word (see track.c for the argument). The free() of a
+ *   sampled block takes no lock either (a compare-and-swap and a lock-free
+ *   push); its accounting is settled by the next holder of the mutex.
+ * - A sampled allocation takes one internal mutex for a short, bounded time
+ *   (its stack is captured before); the mutex is never held while calling
+ *   glibc's allocator, the unwinder or any user code, and pthread_atfork
+ *   handlers take it around fork() so the child never inherits it held by
+ *   a thread that does not exist there.
  * - pl_heap_snapshot_take(), pl_heap_get_stats(): any thread, concurrently
  *   with allocations in every other thread. A snapshot copies the tracker's
  *   state in chunks (the mutex is held for at most a few thousand records
@@ -41,12 +44,20 @@
  * - Nothing here may be called from a signal handler except the malloc
  *   family itself (which is no more signal-safe than glibc's).
  *
- * Memory. The tracker's own tables are mapped once by pl_heap_init() and
- * never grow: at most max_samples live sampled allocations and max_stacks
- * distinct stacks. A sample that does not fit is dropped and counted
- * (pl_heap_stats.dropped_samples; the alloc_* estimates still include it,
- * the inuse_* ones cannot); a stack that does not fit is recorded as the
- * empty "unknown" stack (index 0, PL_HEAP_STACK_UNKNOWN) and counted.
+ * Memory. The tracker's own tables live in one mapping made by
+ * pl_heap_init() at their maximum size (MAP_NORESERVE: pages become
+ * resident as the tables fill; the pointer set and the filter start small
+ * and double as live samples grow): at most max_samples live sampled
+ * allocations and max_stacks distinct stacks. A sample that does not fit
+ * is dropped and counted (pl_heap_stats.dropped_samples; the alloc_*
+ * estimates still include it, the inuse_* ones cannot); a stack that does
+ * not fit is recorded as the empty "unknown" stack (index 0,
+ * PL_HEAP_STACK_UNKNOWN) and counted.
+ *
+ * Linking. Static, into an executable, whole archive (proflab_heap_dep
+ * does link_whole): the malloc family must be in the program even when
+ * nothing references the archive member, and the per-thread state uses
+ * initial-exec TLS, which a dlopen()ed shared object cannot have.
  */
 #ifndef PL_HEAP_HEAP_H
 #define PL_HEAP_HEAP_H

@@ -36,12 +36,15 @@
 /* Per-thread state, initial-exec TLS: a %fs-relative access, no
  * __tls_get_addr (which may allocate) and usable before main. */
 typedef struct pl__heap_tls {
-  int64_t countdown; /* bytes until the next sample; <= 0 takes the slow path */
+  /* Bytes that may still be allocated before the next sampling point: an
+   * allocation of n >= countdown crosses it and takes the slow path (so 0
+   * sends every allocation there). */
+  uint64_t countdown;
   uint32_t busy;     /* recursion guard: > 0 while this thread is inside the tracker */
   uint32_t started;  /* countdown drawn since tracking started */
   uint64_t rng;      /* xorshift64* state */
   uint32_t tid;      /* cached gettid() */
-  int64_t saved_countdown; /* countdown when busy went from 0 to 1 */
+  uint64_t saved_countdown; /* countdown when busy went from 0 to 1 */
 } __attribute__((aligned(64))) pl__heap_tls; /* one cache line, hot with countdown */
 
 extern __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
@@ -96,8 +99,8 @@ PL_HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
 void *pl__heap_on_sample(void *p, size_t n);
 /* Remove p from the sampled set: its record index, or PL_HEAP_NONE. Lock-free. */
 uint32_t pl__heap_take(const void *p);
-/* Account the record of a freed block (deferred, lock-free, when the thread
- * is already inside the tracker). */
+/* The record of a freed block: queued lock-free, settled by the next
+ * holder of the mutex. */
 void pl__heap_release(uint32_t ri);
 /* Put back a record taken for a realloc that failed. */
 void pl__heap_restore(const void *p, uint32_t ri);
@@ -108,13 +111,16 @@ void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi);
 /* interpose.c: 0, or -ENOTSUP when sanitizer hooks cannot be installed. */
 int pl__heap_observer_install(void);
 
-/* Account an allocation of n bytes at p (the malloc fast path); returns p.
- * Use as `return pl__heap_note_alloc(p, n);` so the slow path is a tail call. */
+/* Account an allocation of n bytes at p (after it was made); returns p.
+ * Use as `return pl__heap_note_alloc(p, n);` so the slow path is a tail
+ * call. (malloc itself decides before allocating: interpose.c.) */
 PL_HEAP_INLINE void *pl__heap_note_alloc(void *p, size_t n) {
   pl__heap_tls *t = &pl__heap_tls_state;
-  t->countdown -= (int64_t)n;
-  if (__builtin_expect(t->countdown <= 0, 0)) return pl__heap_on_sample(p, n);
-  return p;
+  if (__builtin_expect(n < t->countdown, 1)) {
+    t->countdown -= n;
+    return p;
+  }
+  return pl__heap_on_sample(p, n);
 }
 
 /* The free fast path: nothing unless p may be sampled. */

@@ -21,18 +21,34 @@
 
 #include <malloc.h>
 
-extern void *__libc_malloc(size_t n);
-extern void __libc_free(void *p);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-extern void *__libc_valloc(size_t n);
-extern void *__libc_pvalloc(size_t n);
+/* noplt: called through the GOT, one jump less than through the PLT. */
+#define LIBC __attribute__((noplt))
+extern void *__libc_malloc(size_t n) LIBC;
+extern void __libc_free(void *p) LIBC;
+extern void *__libc_calloc(size_t n, size_t size) LIBC;
+extern void *__libc_realloc(void *p, size_t n) LIBC;
+extern void *__libc_memalign(size_t align, size_t n) LIBC;
+extern void *__libc_valloc(size_t n) LIBC;
+extern void *__libc_pvalloc(size_t n) LIBC;
 
-PL_HEAP_TEXT void *malloc(size_t n) {
+/* An allocation that reaches the sampling point: allocate, then account
+ * (a tail call: this frame is gone by the time the stack is captured). */
+PL_HEAP_TEXT __attribute__((noinline)) static void *malloc_crossing(size_t n) {
   void *p = __libc_malloc(n);
   if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n);
+  return pl__heap_on_sample(p, n);
+}
+
+/* The fast path decides before allocating, so it keeps nothing across the
+ * call: no frame, the countdown, a tail jump to glibc. (A failed
+ * allocation on it still counts down: harmless, and only under ENOMEM.) */
+PL_HEAP_TEXT void *malloc(size_t n) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (__builtin_expect(n < t->countdown, 1)) {
+    t->countdown -= n;
+    return __libc_malloc(n);
+  }
+  return malloc_crossing(n);
 }
 
 /* A sampled (or maybe sampled) block: account, then glibc frees it. */

@@ -79,6 +79,8 @@
 
 __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
 pl__heap_fast_state pl__heap_fast;
+/* A plain mutex: an adaptive one (spin, then sleep) doubled the cost of
+ * T = 1 on two threads (heavy contention) and did not help at 512 KiB. */
 pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 #define H pl__heap
 
@@ -118,11 +120,11 @@ static void thread_start(pl__heap_tls *t) {
 /* Bytes to the next sample: Exp(T), rounded up (so that an allocation of
  * n bytes is sampled with probability 1 − e^(−n/T); truncating + 1 differs
  * from ceil only on exact integers, which have probability 0). */
-static int64_t draw(pl__heap_tls *t) {
+static uint64_t draw(pl__heap_tls *t) {
   double u = (double)((rng_next(t) >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
   double v = -log(u) * (double)H.T;
   if (v > 0x1.0p62) v = 0x1.0p62;
-  return (int64_t)v + 1;
+  return (uint64_t)v + 1;
 }
 
 /* 1 / (1 − e^(−x)), x = size/T. Most samples are small blocks (x < 1/16):
@@ -235,18 +237,38 @@ static inline size_t cell_of(uintptr_t p) {
   return (size_t)(ptr_hash((const void *)p) >> (64 - H.filter_bits));
 }
 
-/* Under the mutex: one more live record at p's cell. */
+/* Under the mutex: one more live record at p's cell. The bit is written
+ * only if it is not set already (it may still be, see filter_drop_locked):
+ * every write invalidates the line in the other cores, whose free() reads
+ * it next. */
 static void filter_add_locked(uintptr_t p) {
   size_t c = cell_of(p);
-  if (H.fcount[c]++ == 0)
+  if (H.fcount[c]++ == 0 &&
+      !((atomic_load_explicit(&H.filter[c >> 6], memory_order_relaxed) >> (c & 63)) & 1))
     atomic_fetch_or_explicit(&H.filter[c >> 6], 1ull << (c & 63), memory_order_release);
 }
 
-/* Under the mutex: one live record less at p's cell. */
+/* Under the mutex: clear the bits of cells that are still empty. */
+static void filter_flush_locked(void) {
+  for (unsigned i = 0; i < H.nclear; i++) {
+    size_t c = H.clear_cells[i];
+    if (H.fcount[c] == 0 && ((atomic_load_explicit(&H.filter[c >> 6], memory_order_relaxed) >>
+                              (c & 63)) & 1))
+      atomic_fetch_and_explicit(&H.filter[c >> 6], ~(1ull << (c & 63)), memory_order_relaxed);
+  }
+  H.nclear = 0;
+}
+
+/* Under the mutex: one live record less at p's cell. A bit whose count
+ * reaches 0 is cleared later, with PL_HEAP_CLEAR_BATCH others (a set bit
+ * over an empty cell only costs a lookup): fewer writes to lines every
+ * free() reads. */
 static void filter_drop_locked(uintptr_t p) {
   size_t c = cell_of(p);
-  if (--H.fcount[c] == 0)
-    atomic_fetch_and_explicit(&H.filter[c >> 6], ~(1ull << (c & 63)), memory_order_relaxed);
+  if (--H.fcount[c] == 0) {
+    H.clear_cells[H.nclear++] = (uint32_t)c;
+    if (H.nclear == PL_HEAP_CLEAR_BATCH) filter_flush_locked();
+  }
 }
 
 static void filter_publish(void) {
@@ -257,7 +279,7 @@ static void filter_publish(void) {
 
 /* Under the mutex: move to a filter level large enough for H.live live
  * records. The counts are rebuilt from the records (every record with an
- * id is counted, including ones freed re-entrantly and not yet settled). */
+ * id is counted, including freed ones still queued for the mutex holder). */
 static void filter_grow_locked(void) {
   unsigned bits = H.filter_bits;
   while (bits < H.filter_max_bits && (H.live + 1) * 64 > (1ull << bits)) bits++;
@@ -266,13 +288,14 @@ static void filter_grow_locked(void) {
   /* level 2^k at filter_mem + (2^k − 2^13) bits; 2^12 is pl__heap_fast.level0 */
   H.filter = H.filter_mem + (((1ull << bits) - (2ull << FILTER_MIN_BITS)) >> 6);
   memset(H.fcount, 0, ((size_t)1 << bits) * sizeof(*H.fcount));
+  H.nclear = 0; /* cells of the old level */
   for (uint32_t i = 0; i < H.rec_hw; i++)
     if (H.recs[i].id) filter_add_locked(H.recs[i].ptr);
   filter_publish();
 }
 
-/* 0 when the PROBE_BUCKETS buckets from p's home in set st are full. Under the mutex
- * (or, for a set not yet published, by its only writer). */
+/* 0 when the PROBE_BUCKETS buckets from p's home in set st are full. Under
+ * the mutex (or, for a set not yet published, by its only writer). */
 static int set_put(pl__heap_set *st, uintptr_t p, uint32_t ri) {
   size_t b0 = ptr_hash((const void *)p) >> st->shift;
   for (size_t d = 0; d < PROBE_BUCKETS; d++) {
@@ -292,6 +315,7 @@ static int set_put(pl__heap_set *st, uintptr_t p, uint32_t ri) {
 /* Remove p from st if it is there: its record index, or PL_HEAP_NONE.
  * Follows "moved" marks to newer sets. */
 static uint32_t set_take(pl__heap_set *st, uintptr_t p) {
+  if (p == 0) return PL_HEAP_NONE; /* free(NULL): 0 is also what an empty slot holds */
   uint64_t h = ptr_hash((const void *)p);
   while (st) {
     size_t b0 = h >> st->shift;
@@ -434,24 +458,21 @@ void pl__heap_unlock(pl__heap_tls *t) {
   pl__heap_busy_exit(t);
 }
 
+/* A sampled block was freed (its key is already out of the set). The
+ * accounting is deferred to the next holder of the mutex (the next sample
+ * on any thread, a snapshot, stats): a lock-free push; the holder takes the
+ * whole list at once, so there is no ABA. This keeps free() of a sampled
+ * block off the mutex, which matters for the same reason as everything
+ * else on the sampled path: every line it touches is cold or owned by
+ * another core. It is also what makes a free safe when this thread is
+ * inside the tracker already (a signal handler), holding the mutex. */
 void pl__heap_release(uint32_t ri) {
-  pl__heap_tls *t = &pl__heap_tls_state;
-  if (t->busy) {
-    /* Re-entered (a signal handler freeing while this thread is inside the
-     * tracker, or the tracker's own code): the mutex may be ours already.
-     * Defer the accounting to the next holder: a lock-free push; the holder
-     * takes the whole list at once, so there is no ABA. */
-    pl__heap_rec *r = &H.recs[ri];
-    atomic_store_explicit(&r->freed, 1, memory_order_relaxed);
-    uint32_t old = atomic_load_explicit(&H.pending, memory_order_relaxed);
-    do atomic_store_explicit(&r->next, old, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&H.pending, &old, ri + 1, memory_order_release,
-                                                  memory_order_relaxed));
-    return;
-  }
-  pl__heap_lock(t);
-  release_locked(ri);
-  pl__heap_unlock(t);
+  pl__heap_rec *r = &H.recs[ri];
+  atomic_store_explicit(&r->freed, 1, memory_order_relaxed);
+  uint32_t old = atomic_load_explicit(&H.pending, memory_order_relaxed);
+  do atomic_store_explicit(&r->next, old, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&H.pending, &old, ri + 1, memory_order_release,
+                                                memory_order_relaxed));
 }
 
 void pl__heap_restore(const void *p, uint32_t ri) {
@@ -513,6 +534,8 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_t
   pl__heap_unlock(t);
 }
 
+/* An allocation of n bytes at p reached the current sampling point
+ * (n >= countdown), or tracking is not set up on this thread yet. */
 PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
   pl__heap_tls *t = &pl__heap_tls_state;
   if (t->busy) return p; /* the tracker's own: busy_exit restores the countdown */
@@ -531,12 +554,15 @@ PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t 
       /* First allocation since this thread started sampling: its
        * countdown so far is meaningless; draw one and apply n to it. */
       t->started = 2;
-      t->countdown = draw(t) - (int64_t)n;
-      if (t->countdown > 0) goto out;
+      uint64_t c = draw(t);
+      if (n < c) {
+        t->countdown = c - n;
+        goto out;
+      }
     }
     /* Memoryless: the next sampling point is Exp(T) past this block. */
     t->countdown = draw(t);
-    if (n) record(t, p, n);
+    record(t, p, n);
   }
 out:
   errno = saved_errno;

@@ -21,7 +21,7 @@ typedef struct pl__heap_rec {
   uint32_t stack;
   uint32_t tid;
   _Atomic uint32_t next;       /* free list or pending list: index + 1 */
-  _Atomic uint32_t freed;      /* freed re-entrantly, accounting pending */
+  _Atomic uint32_t freed;      /* freed, queued for the mutex holder */
   uint64_t pad;
 } pl__heap_rec;
 
@@ -52,51 +52,54 @@ typedef struct pl__heap_stk {
   double alloc_objects, alloc_bytes;
 } pl__heap_stk;
 
-/* Ordered so that a sample touches few cache lines: the mutex and what the
- * sampled paths read and write come first, the set descriptors last. */
+/* Laid out by who writes what, so that two threads sampling at once share
+ * as few cache lines as possible: the mutex alone; what lock-free paths
+ * write; what every sampled path reads (written only at start and when a
+ * table grows); what the mutex holder writes; cold data last. */
+#define PL_HEAP_CLEAR_BATCH 32
 typedef struct pl__heap_state {
-  pthread_mutex_t lock;
-  _Atomic int running;
-  _Atomic uint32_t pending; /* records freed re-entrantly: index + 1, lock-free push */
-  /* Everything below is reset if pl_heap_init() fails. */
+  _Alignas(64) pthread_mutex_t lock;
+  /* written without the mutex */
+  _Alignas(64) _Atomic uint32_t pending; /* freed records queued lock-free: index + 1 */
+  _Atomic uint64_t followed_moved; /* frees that met a key marked moved (tests read it) */
+  /* read-mostly */
+  _Alignas(64) _Atomic int running;
+  /* Everything from T on is reset if pl_heap_init() fails. */
   uint64_t T;
   pl__heap_set *_Atomic set; /* the current pointer set */
   size_t set_slots;
   _Atomic uint64_t *filter;  /* the current level */
   uint32_t *fcount;          /* live records per cell of the current level */
   unsigned filter_bits, filter_max_bits;
-  /* records */
   pl__heap_rec *recs;
-  uint32_t max_samples, rec_hw, free_head;
-  /* counters */
-  uint64_t samples, live, dropped, unknown_stacks, next_id;
-  double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
-  /* stacks */
+  uint32_t max_samples, max_stacks;
   pl__heap_stk *stacks;
-  uint32_t max_stacks, nstacks;
   uint32_t *stk_table;
   uint32_t stk_table_cap;
   uintptr_t *pcs;
-  size_t max_pcs, npcs;
-  /* frames the capture skips besides proflab_heap_text */
+  size_t max_pcs;
+  unsigned nskip; /* frames the capture skips besides proflab_heap_text */
   uintptr_t skip_lo[4], skip_hi[4];
-  unsigned nskip;
-  /* how often a free met a set being grown (tests look at these) */
-  _Atomic uint64_t followed_moved; /* found its key marked moved: looked in the new set */
-  uint64_t undone_copies;          /* the grower copied a key freed meanwhile */
-  /* the mapping; sets[k] has 2^(6+k) buckets in set_mem; filter levels */
-  void *map;
+  /* written under the mutex */
+  _Alignas(64) uint32_t rec_hw, free_head, nstacks;
+  unsigned nclear;
+  size_t npcs;
+  uint64_t samples, live, dropped, unknown_stacks, next_id, undone_copies;
+  double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
+  uint32_t clear_cells[PL_HEAP_CLEAR_BATCH]; /* cells whose count reached 0 */
+  /* cold: the mapping; sets[k] has 2^(6+k) buckets in set_mem; filter levels */
+  _Alignas(64) void *map;
   size_t map_bytes;
   pl__heap_bucket *set_mem;
   unsigned set_max_bits;
   _Atomic uint64_t *filter_mem; /* levels 2^13 .. 2^18 bits, each used once */
   pl__heap_set sets[32];
-} __attribute__((aligned(64))) pl__heap_state;
+} pl__heap_state;
 
 extern pl__heap_state pl__heap;
 
-/* Take/release the mutex with the thread's busy guard (and drain records
- * freed re-entrantly). */
+/* Take/release the mutex with the thread's busy guard; taking it settles
+ * the queued frees. */
 void pl__heap_lock(pl__heap_tls *t);
 void pl__heap_unlock(pl__heap_tls *t);
 /* Counters (tracker_bytes excepted: pl__heap_resident, without the mutex). */
