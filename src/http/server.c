@@ -30,6 +30,7 @@
 #define MAX_STATS_PER_ROUTE 16
 #define MAX_QUERY 32
 #define MAX_EXTRA_HEADERS 8
+#define PL_DRAIN_BYTES ((uint64_t)16 << 20) /* bytes read past the body bound before a 413 */
 
 typedef struct route {
   char *path;
@@ -506,10 +507,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
       r->no_host = 1;
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
-    if (cl && pl_parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) r->body_too_large = 1;
-    /* A request refused for its head or declared size is answered before
-     * its body is read (MHD then closes the connection). */
-    if (r->head_too_large || r->no_host || r->body_too_large) {
+    int huge = 0;
+    if (cl && pl_parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) {
+      r->body_too_large = 1;
+      /* Up to a drain bound the body is read and dropped before the 413:
+       * closing with unread bytes makes the kernel send a reset, which can
+       * destroy the answer before the client reads it. */
+      huge = clen - s->cfg.max_body_bytes > PL_DRAIN_BYTES;
+    }
+    /* A request refused for its head or a huge declared size is answered
+     * before its body is read (MHD then closes the connection). */
+    if (r->head_too_large || r->no_host || huge) {
       dispatch(s, r);
       if (r->state == REQ_READY) return queue_ready(r);
     }
@@ -518,7 +526,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
   if (r->state == REQ_NEW) {
     if (*upload_data_size) {
       /* Past the bound, keep reading but drop the bytes; answer at the end. */
-      if (r->body.len + *upload_data_size > s->cfg.max_body_bytes) r->body_too_large = 1;
+      if (r->body_too_large || r->body.len + *upload_data_size > s->cfg.max_body_bytes)
+        r->body_too_large = 1;
       else pl_buf_append(&r->body, upload_data, *upload_data_size);
       *upload_data_size = 0;
       return MHD_YES;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
   startProflabd, stopChecked, request, assertError, labEnv, GOOD_TOKEN, crc32, rawExchange, httpText,
-  parseResponses,
+  parseResponses, slow,
 } from './helpers.mjs';
 
 const MiB = 1024 * 1024;
@@ -119,6 +119,16 @@ test('POST /api/checksum with a body over the 1 MiB limit -> 413 JSON error (DES
   assert.equal(JSON.parse(r.body.toString()).error.code, 'payload_too_large');
   const h = await call('/api/health');
   assert.equal(h.status, 200, 'still serving');
+});
+
+test('POST with a declared body far over the bound -> 413 before any body byte is sent', async () => {
+  // 1 GiB declared, nothing sent: waiting for the body would hang until the idle timeout
+  const head = 'POST /api/checksum HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1073741824\r\n\r\n';
+  const raw = await rawExchange(srv.port, head, slow(5000));
+  const { responses } = parseResponses(raw, true);
+  assert.equal(responses.length, 1, `expected one answer, got ${JSON.stringify(raw.toString('latin1').slice(0, 300))}`);
+  assert.equal(responses[0].status, 413);
+  assert.equal(JSON.parse(responses[0].body.toString()).error.code, 'payload_too_large');
 });
 
 test('GET /api/lab/status -> every documented field', async () => {
