@@ -22,3 +22,22 @@ int pl__cpu_profile_check(const pl_cpu_profile *p) {
   }
   return 0;
 }
+
+void pl__file_url(pl_buf *b, const char *file) {
+  if (file[0] != '/') {
+    pl_buf_puts(b, file);
+    return;
+  }
+  static const char hex[] = "0123456789ABCDEF";
+  pl_buf_puts(b, "file://");
+  const unsigned char *s = (const unsigned char *)file, *run = s;
+  for (; *s; s++) {
+    if (*s <= 0x20 || *s >= 0x7f || *s == '%' || *s == '#' || *s == '?') {
+      pl_buf_append(b, run, (size_t)(s - run));
+      char enc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
+      pl_buf_append(b, enc, 3);
+      run = s + 1;
+    }
+  }
+  pl_buf_append(b, run, (size_t)(s - run));
+}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "profile/cpu_model.h"
+#include "proflab/buf.h"
 
 /* 0 when every sample's stack, every stack's frames and every weight obey
  * cpu_model.h, else -EINVAL. Writers call it first, so later code may
@@ -43,5 +44,16 @@ static inline uint32_t pl__sample_stack(const pl_cpu_profile *p, const pl_cpu_sa
 
 /* NULL-safe string: the model's optional strings read as "". */
 static inline const char *pl__str(const char *s) { return s ? s : ""; }
+
+/* First scriptId of a writer's files in .cpuprofile/.heapprofile callFrames:
+ * DevTools matches a loaded profile's scriptIds against the scripts of the
+ * page it inspects (its own injected helpers have small ids), and a match
+ * hides our frame as "Content script". */
+#define PL_SCRIPT_ID_BASE 1000000
+
+/* Appends the url DevTools expects for a source file: "file://" + the path
+ * percent-encoded like Node's pathToFileURL for an absolute path, the path
+ * itself otherwise ("" stays ""). */
+void pl__file_url(pl_buf *b, const char *file);
 
 #endif

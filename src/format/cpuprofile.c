@@ -24,8 +24,6 @@
 /* Function indices of the meta nodes (inserted first, keys no frame can have). */
 enum { FN_ROOT, FN_PROGRAM, FN_IDLE };
 
-#define SCRIPT_ID_BASE 1000000
-
 typedef struct cp_func {
   uint32_t name, file; /* ids in cp_ctx.strs */
   uint32_t function_line;
@@ -102,12 +100,10 @@ static int64_t frame_func(cp_ctx *c, uint32_t fi) {
   int64_t script = 0;
   if (*file) {
     /* scriptId: one per distinct file, in order of first use, counted from
-     * SCRIPT_ID_BASE: DevTools matches a loaded profile's scriptIds against
-     * the scripts of the page it inspects (its own injected helpers have
-     * small ids), and a match hides our frame as "Content script". */
+     * PL_SCRIPT_ID_BASE (see cpu_common.h). */
     script = pl__keytab_intern(&c->script_keys, (uint32_t)fid, 0, 0, NULL);
     if (script < 0) return script;
-    script += SCRIPT_ID_BASE;
+    script += PL_SCRIPT_ID_BASE;
   }
   int64_t f = func_intern(c, (uint32_t)name, (uint32_t)fid, fr->function_line, (uint32_t)script);
   if (f < 0) return f;
@@ -201,28 +197,15 @@ static int tick_cmp(const void *a, const void *b) {
 /* url: "file://" + path (percent-encoded like Node's pathToFileURL) for
  * absolute paths, the path itself otherwise, "" for none. */
 static void put_url(cp_ctx *c, pl_json *j, const char *file) {
-  if (file[0] != '/') {
-    pl_json_str(j, file);
-    return;
-  }
-  static const char hex[] = "0123456789ABCDEF";
   pl_buf *b = &c->scratch;
   pl_buf_reset(b);
-  pl_buf_puts(b, "file://");
-  for (const unsigned char *s = (const unsigned char *)file; *s; s++) {
-    if (*s <= 0x20 || *s >= 0x7f || *s == '%' || *s == '#' || *s == '?') {
-      char enc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
-      pl_buf_append(b, enc, 3);
-    } else {
-      pl_buf_putc(b, (char)*s);
-    }
-  }
+  pl__file_url(b, file);
   if (pl_buf_failed(b)) {
     c->oom = 1; /* reported at the end */
     pl_json_str(j, "");
     return;
   }
-  pl_json_strn(j, b->data, b->len);
+  pl_json_strn(j, b->data ? b->data : "", b->len);
 }
 
 static void put_node(cp_ctx *c, pl_json *j, uint32_t idx, const cp_tick *ticks, size_t nticks,

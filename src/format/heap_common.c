@@ -210,25 +210,6 @@ const char *pl__heap_alloc_name(const pl__heap_view *v, size_t si) {
   return name && *name ? name : PL__HEAP_UNKNOWN;
 }
 
-void pl__heap_file_url(pl_buf *b, const char *file) {
-  if (file[0] != '/') {
-    pl_buf_puts(b, file);
-    return;
-  }
-  static const char hex[] = "0123456789ABCDEF";
-  pl_buf_puts(b, "file://");
-  const unsigned char *s = (const unsigned char *)file, *run = s;
-  for (; *s; s++) {
-    if (*s <= 0x20 || *s >= 0x7f || *s == '%' || *s == '#' || *s == '?') {
-      pl_buf_append(b, run, (size_t)(s - run));
-      char enc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
-      pl_buf_append(b, enc, 3);
-      run = s + 1;
-    }
-  }
-  pl_buf_append(b, run, (size_t)(s - run));
-}
-
 int pl_heap_alloc_frame(const pl_heap_snapshot *s, size_t si) {
   if (!s || si >= s->nstacks || !s->stacks) return -EINVAL;
   const pl_heap_stack *st = &s->stacks[si];

@@ -58,9 +58,5 @@ static inline uint64_t pl__heap_round(double x) {
   return (uint64_t)(x + 0.5);
 }
 
-/* Appends the url DevTools expects for a source file: "file://" + the
- * path percent-encoded like Node's pathToFileURL for an absolute path, the
- * path itself otherwise. */
-void pl__heap_file_url(pl_buf *b, const char *file);
 
 #endif

@@ -19,7 +19,6 @@
 #include "format/heap_common.h"
 
 #define NONE UINT32_MAX
-#define SCRIPT_ID_BASE 1000000 /* as the .cpuprofile writer: out of DevTools' own range */
 
 /* Function indices of the pseudo-frames (inserted first, keys no frame has). */
 enum { FN_ROOT, FN_UNKNOWN, FN_TRUNCATED, FN_PSEUDO };
@@ -42,7 +41,7 @@ typedef struct hp_ctx {
   pl__keytab func_keys; /* (name, file, function_line) -> index in funcs */
   hp_func *funcs;
   size_t funcs_cap;
-  pl__keytab script_keys; /* (file, 0, 0) -> script id - SCRIPT_ID_BASE */
+  pl__keytab script_keys; /* (file, 0, 0) -> script id - PL_SCRIPT_ID_BASE */
   uint32_t *frame_func;   /* by frame index: function, NONE until used */
   pl__keytab node_keys;   /* (parent node, function, 0) -> index in nodes */
   hp_node *nodes;
@@ -92,7 +91,7 @@ static int64_t frame_func(hp_ctx *c, uint32_t fi) {
   if (*file) {
     script = pl__keytab_intern(&c->script_keys, (uint32_t)fid, 0, 0, NULL);
     if (script < 0) return script;
-    script += SCRIPT_ID_BASE;
+    script += PL_SCRIPT_ID_BASE;
   }
   int64_t f = func_intern(c, (uint32_t)name, (uint32_t)fid, fr->function_line, (uint32_t)script);
   if (f < 0) return f;
@@ -162,7 +161,7 @@ static void open_node(hp_ctx *c, pl_buf *b, uint32_t idx) {
   put_str(b, name, strlen(name));
   pl_buf_printf(b, ",\"scriptId\":\"%u\",\"url\":", (unsigned)fn->script_id);
   pl_buf_reset(&c->scratch);
-  if (!pseudo) pl__heap_file_url(&c->scratch, file);
+  if (!pseudo) pl__file_url(&c->scratch, file);
   if (pl_buf_failed(&c->scratch)) c->oom = 1;
   put_str(b, c->scratch.data ? c->scratch.data : "", c->scratch.len);
   pl_buf_printf(
