@@ -80,6 +80,29 @@ int pl_lab_mount(pl_lab *lab, pl_server *server);
 int pl_lab_active(const pl_lab *lab);
 /* Bytes held by memory-leak. */
 uint64_t pl_lab_leak_bytes(const pl_lab *lab);
+/* Counters of the lab's artifacts (for /metrics). */
+typedef struct pl_lab_counters {
+  uint64_t profiles, profile_failures;   /* CPU profiles written / failed */
+  uint64_t snapshots, snapshot_failures; /* heap snapshots written / failed */
+} pl_lab_counters;
+void pl_lab_get_counters(const pl_lab *lab, pl_lab_counters *out);
+
+/* The heap tracker's figures (estimates, see src/heap/heap.h). The tracker
+ * is a separate library a program links whole (proflab_heap_dep); without
+ * it linked = 0. Returns 0 when it runs, -ENOSYS when it is not linked,
+ * -ENOENT when it is linked but was not started. */
+typedef struct pl_lab_heap {
+  int linked, running, sanitizer_hooks;
+  uint64_t sample_bytes;           /* mean sampling interval T */
+  double live_bytes, live_allocations;
+  double allocated_bytes, allocations; /* since the tracker started */
+  uint64_t samples, live_samples, dropped_samples, unknown_stacks, stacks;
+  uint64_t max_samples, max_stacks;
+  uint64_t tracker_bytes;          /* the tracker's own resident memory */
+  uint64_t tracker_reserved_bytes; /* its bound */
+} pl_lab_heap;
+int pl_lab_heap_figures(pl_lab_heap *out);
+
 /* The service is stopping: end a running profile now (its artifact is
  * still written and its request answered). */
 void pl_lab_shutdown(pl_lab *lab);

@@ -18,6 +18,8 @@
 #include "proflab/log.h"
 #include "proflab/loopmon.h"
 #include "proflab/server.h"
+#include "common/util.h"
+#include "heap/heap.h"
 
 typedef struct app {
   uv_loop_t *loop;
@@ -61,6 +63,10 @@ static void usage(FILE *f) {
           "                                             FILE at exit (.cpuprofile, .pb.gz\n"
           "                                             or .folded), like node --cpu-prof\n"
           "                            PROFLAB_CPU_PROFILE_MODE (wall|cpu), _HZ [wall, 1000]\n"
+          "  --heap-tracking           PROFLAB_HEAP_TRACKING=true  sampled malloc tracking\n"
+          "  --no-heap-tracking        PROFLAB_HEAP_TRACKING=false (default: on with the lab)\n"
+          "  --heap-sample-bytes N     LAB_HEAP_SAMPLE_BYTES mean bytes between samples;\n"
+          "                                             1 tracks every allocation [524288]\n"
           "  -h, --help                this text\n"
           "  -V, --version             print the version\n"
           "\n"
@@ -79,6 +85,15 @@ static void die(const char *fmt, ...) {
   pl_log_flush();
   fprintf(stderr, "proflabd: %s\n", msg);
   exit(2);
+}
+
+static void start_heap_tracking(uint64_t sample_bytes) {
+  pl_heap_options o = {.sample_bytes = sample_bytes};
+  int rc = pl_heap_init(&o);
+  if (rc == -EINVAL)
+    die("heap tracker: LAB_HEAP_SAMPLE_BYTES, LAB_HEAP_MAX_SAMPLES or LAB_HEAP_MAX_STACKS is not "
+        "a usable number (sample bytes 1..2^40, max samples 1..2^26, max stacks 2..2^24)");
+  if (rc) die("heap tracker: cannot start: %s", strerror(-rc));
 }
 
 static unsigned parse_uint_opt(const char *name, const char *v, unsigned long max) {
@@ -175,9 +190,17 @@ int main(int argc, char **argv) {
   if ((env = getenv("PROFLAB_REQUEST_LOG")) && strcmp(env, "false") == 0) scfg.log_requests = 0;
   const char *task_opt = NULL;
   const char *cpu_profile_path = getenv("PROFLAB_CPU_PROFILE");
+  int heap_tracking = -1; /* -1: with the lab */
+  if ((env = getenv("PROFLAB_HEAP_TRACKING")) && *env) {
+    if (strcmp(env, "true") == 0) heap_tracking = 1;
+    else if (strcmp(env, "false") == 0) heap_tracking = 0;
+    else die("PROFLAB_HEAP_TRACKING: '%s' must be true or false", env);
+  }
+  uint64_t heap_sample_bytes = 0; /* 0: LAB_HEAP_SAMPLE_BYTES, else the default */
 
   enum { O_LISTEN = 256, O_PORT, O_LAB, O_TOKEN_FILE, O_ALLOW_PROD, O_DIR, O_TASK, O_LEAK,
-         O_PROF, O_JAM, O_MAXCONN, O_HDR, O_IDLE, O_DRAIN, O_NOLOG, O_CPUPROF };
+         O_PROF, O_JAM, O_MAXCONN, O_HDR, O_IDLE, O_DRAIN, O_NOLOG, O_CPUPROF,
+         O_HEAP, O_NOHEAP, O_HEAPT };
   static const struct option opts[] = {
       {"listen", required_argument, 0, O_LISTEN},
       {"port", required_argument, 0, O_PORT},
@@ -195,6 +218,9 @@ int main(int argc, char **argv) {
       {"drain-timeout-ms", required_argument, 0, O_DRAIN},
       {"no-request-log", no_argument, 0, O_NOLOG},
       {"cpu-profile", required_argument, 0, O_CPUPROF},
+      {"heap-tracking", no_argument, 0, O_HEAP},
+      {"no-heap-tracking", no_argument, 0, O_NOHEAP},
+      {"heap-sample-bytes", required_argument, 0, O_HEAPT},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0},
@@ -218,6 +244,13 @@ int main(int argc, char **argv) {
       case O_DRAIN: scfg.drain_timeout_ms = parse_uint_opt("--drain-timeout-ms", optarg, 3600000); break;
       case O_NOLOG: scfg.log_requests = 0; break;
       case O_CPUPROF: cpu_profile_path = optarg; break;
+      case O_HEAP: heap_tracking = 1; break;
+      case O_NOHEAP: heap_tracking = 0; break;
+      case O_HEAPT:
+        if (pl_parse_u64(optarg, &heap_sample_bytes) != 0 || heap_sample_bytes == 0 ||
+            heap_sample_bytes > (1ull << 40))
+          die("--heap-sample-bytes: '%s' must be a whole number from 1 to 2^40", optarg);
+        break;
       case 'h': usage(stdout); return 0;
       case 'V': printf("proflabd %s\n", PROFLAB_VERSION); return 0;
       default: usage(stderr); return 2;
@@ -239,6 +272,8 @@ int main(int argc, char **argv) {
   int active;
   const char *why;
   if (pl_lab_config_check(&lcfg, &active, &why, err, sizeof(err)) != 0) die("%s", err);
+  if (heap_tracking < 0) heap_tracking = active;
+  if (heap_tracking) start_heap_tracking(heap_sample_bytes);
 
   a.loop = uv_default_loop();
   int rc = pl_loopmon_configure(a.loop);
@@ -276,6 +311,12 @@ int main(int argc, char **argv) {
   pl_json_kv_bool(j, "lab", active);
   if (lcfg.enable && why) pl_json_kv_str(j, "lab_off_because", why);
   if (active) pl_json_kv_str(j, "artifact_dir", lcfg.artifact_dir);
+  pl_json_kv_bool(j, "heap_tracking", pl_heap_running());
+  if (pl_heap_running()) {
+    pl_heap_stats hs;
+    pl_heap_get_stats(&hs);
+    pl_json_kv_uint(j, "heap_sample_bytes", hs.sample_bytes);
+  }
   pl_log_end();
   pl_log_flush();
 

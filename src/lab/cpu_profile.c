@@ -86,29 +86,16 @@ static void after_write(uv_work_t *w, int status) {
   pl_json_kv_uint(lj, "samples", job->info.samples);
   if (job->rc) {
     lab->profile_failures++;
-    pl_json_kv_str(lj, "error", strerror(-job->rc));
-    if (job->rc == -ENOSPC || job->rc == -EDQUOT)
-      pl_respond_error(r, 507, "no_space", "the artifact directory %s is full; nothing was kept",
-                       lab->store.dir);
-    else
-      pl_respond_error(r, 500, "profile_failed", "profile %s failed: %s; nothing was kept",
-                       job->failed_step ? job->failed_step : "write", strerror(-job->rc));
+    lab_answer_write_failed(lab, r, job->rc, "profile_failed", "profile", job->failed_step);
     free(job);
     return;
   }
   lab->profiles_taken++;
   pl_json_kv_str(lj, "file", job->art.name);
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "task", lab->cfg.task);
-  pl_json_kv_str(&j, "file", job->art.name);
-  pl_json_kv_str(&j, "path", job->art.path);
-  pl_json_kv_uint(&j, "bytes", job->art.bytes);
-  pl_json_kv_str(&j, "sha256", job->art.sha256);
-  pl_json_kv_str(&j, "format", format_names[job->format]);
+  lab_answer_open(lab, &b, &j);
+  lab_answer_artifact(&j, &job->art, format_names[job->format]);
   pl_json_kv_str(&j, "mode", mode_names[job->mode]);
   pl_json_kv_uint(&j, "hz", job->hz);
   pl_json_kv_double(&j, "interval_us", (double)job->info.period_ns / 1000.0, 3);

@@ -56,6 +56,13 @@ void pl_lab_shutdown(pl_lab *lab) {
 int pl_lab_active(const pl_lab *lab) { return lab->active; }
 uint64_t pl_lab_leak_bytes(const pl_lab *lab) { return lab->leak.bytes; }
 
+void pl_lab_get_counters(const pl_lab *lab, pl_lab_counters *out) {
+  out->profiles = lab->profiles_taken;
+  out->profile_failures = lab->profile_failures;
+  out->snapshots = lab->snapshots_taken;
+  out->snapshot_failures = lab->snapshot_failures;
+}
+
 void pl_lab_close(pl_lab *lab) {
   if (lab && lab->active) lab_cpu_close(lab);
 }
@@ -71,6 +78,32 @@ void pl_lab_free(pl_lab *lab) {
 
 /* Token check with per-address failure limiting. Answers the request and
  * returns -EACCES when it may not go on. */
+void lab_answer_open(pl_lab *lab, pl_buf *b, pl_json *j) {
+  pl_buf_init(b);
+  pl_json_init(j, b);
+  pl_json_obj_open(j);
+  pl_json_kv_str(j, "task", lab->cfg.task);
+}
+
+void lab_answer_artifact(pl_json *j, const pl_artifact *a, const char *format) {
+  pl_json_kv_str(j, "file", a->name);
+  pl_json_kv_str(j, "path", a->path);
+  pl_json_kv_uint(j, "bytes", a->bytes);
+  pl_json_kv_str(j, "sha256", a->sha256);
+  pl_json_kv_str(j, "format", format);
+}
+
+void lab_answer_write_failed(pl_lab *lab, pl_request *r, int rc, const char *code, const char *what,
+                             const char *step) {
+  pl_json_kv_str(pl_request_log_fields(r), "error", strerror(-rc));
+  if (rc == -ENOSPC || rc == -EDQUOT)
+    pl_respond_error(r, 507, "no_space", "the artifact directory %s is full; nothing was kept",
+                     lab->store.dir);
+  else
+    pl_respond_error(r, 500, code, "%s %s failed: %s; nothing was kept", what, step ? step : "write",
+                     strerror(-rc));
+}
+
 int lab_guard(pl_lab *lab, pl_request *r) {
   const char *remote = pl_request_remote(r);
   uint64_t now = pl_now_ns();
@@ -164,11 +197,8 @@ static void on_leak(pl_request *r, void *arg) {
   pl_json_kv_uint(lj, "mb", mb);
   pl_json_kv_uint(lj, "leak_bytes", lab->leak.bytes);
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "task", lab->cfg.task);
+  lab_answer_open(lab, &b, &j);
   pl_json_kv_uint(&j, "allocated_bytes", mb * PL_LEAK_CHUNK_BYTES);
   pl_json_kv_uint(&j, "retained_bytes", lab->leak.bytes);
   pl_json_kv_uint(&j, "chunks", lab->leak.chunks);
@@ -191,11 +221,8 @@ static void on_clear(pl_request *r, void *arg) {
   pl_json_kv_str(lj, "action", "memory-clear");
   pl_json_kv_uint(lj, "freed_bytes", freed);
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "task", lab->cfg.task);
+  lab_answer_open(lab, &b, &j);
   pl_json_kv_uint(&j, "freed_bytes", freed);
   pl_json_kv_uint(&j, "freed_chunks", chunks);
   pl_json_kv_uint(&j, "retained_bytes", lab->leak.bytes);
@@ -228,11 +255,8 @@ static void on_jam(pl_request *r, void *arg) {
   pl_json_kv_uint(lj, "requested_ms", ms);
   pl_json_kv_double(lj, "jammed_ms", (double)elapsed_ns / 1e6, 3);
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "task", lab->cfg.task);
+  lab_answer_open(lab, &b, &j);
   pl_json_kv_uint(&j, "requested_ms", ms);
   pl_json_kv_double(&j, "jammed_ms", (double)elapsed_ns / 1e6, 3);
   pl_json_kv_double(&j, "lag_ms", lag, 3);
@@ -249,11 +273,8 @@ static void on_status(pl_request *r, void *arg) {
   char started[40];
   pl_format_iso8601(lab->start_wall_ns, started, sizeof(started));
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "task", lab->cfg.task);
+  lab_answer_open(lab, &b, &j);
   pl_json_kv_int(&j, "pid", (int64_t)getpid());
   pl_json_kv_double(&j, "uptime_seconds", (double)(pl_now_ns() - lab->start_mono_ns) / 1e9, 3);
   pl_json_kv_str(&j, "started_at", started);
@@ -301,6 +322,7 @@ static void on_status(pl_request *r, void *arg) {
   }
 
   lab_cpu_status(lab, &j);
+  lab_heap_status(lab, &j);
   write_artifacts(&j, lab);
 
   pl_server *s = pl_request_server(r);
@@ -321,5 +343,6 @@ int pl_lab_mount(pl_lab *lab, pl_server *server) {
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/memory-clear", 0, on_clear, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/event-loop-jam", 0, on_jam, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/cpu-profile", 0, lab_on_cpu_profile, lab);
+  if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/heap-snapshot", 0, lab_on_heap_snapshot, lab);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include "proflab/profiler.h"
 
 struct lab_cpu_job;
+struct lab_heap_job;
 
 struct pl_lab {
   uv_loop_t *loop;
@@ -32,11 +33,23 @@ struct pl_lab {
   struct lab_cpu_job *cpu_job; /* the running profile, or NULL */
   uint64_t profiles_taken;
   uint64_t profile_failures;
+  /* the heap snapshot endpoint (heap_snapshot.c) */
+  struct lab_heap_job *heap_job; /* the snapshot being written, or NULL */
+  uint64_t snapshots_taken;
+  uint64_t snapshot_failures;
 };
 
 /* Token check with per-address failure limiting. Answers the request and
  * returns -EACCES when it may not go on. */
 int lab_guard(pl_lab *lab, pl_request *r);
+
+/* Answers: a JSON object opened with the task; an artifact's fields (file,
+ * path, bytes, sha256, format); a failed artifact write (507 no_space for a
+ * full disk, else 500 `code`: "<what> <step> failed: <reason>"). */
+void lab_answer_open(pl_lab *lab, pl_buf *b, pl_json *j);
+void lab_answer_artifact(pl_json *j, const pl_artifact *a, const char *format);
+void lab_answer_write_failed(pl_lab *lab, pl_request *r, int rc, const char *code, const char *what,
+                             const char *step);
 
 /* cpu_profile.c */
 int lab_cpu_init(pl_lab *lab);
@@ -44,5 +57,9 @@ void lab_cpu_status(pl_lab *lab, pl_json *j);
 void lab_cpu_cancel(pl_lab *lab);
 void lab_cpu_close(pl_lab *lab);
 void lab_on_cpu_profile(pl_request *r, void *arg);
+
+/* heap_snapshot.c */
+void lab_heap_status(pl_lab *lab, pl_json *j);
+void lab_on_heap_snapshot(pl_request *r, void *arg);
 
 #endif

@@ -88,12 +88,42 @@ static void on_metrics(pl_request *r, void *arg) {
                 "proflab_malloc_in_use_bytes %llu\n",
                 (unsigned long long)pl_rss_bytes(),
                 (unsigned long long)(mi.uordblks + mi.hblkhd));
-  if (m->lab)
+  pl_lab_heap h;
+  if (pl_lab_heap_figures(&h) == 0)
+    pl_buf_printf(&b,
+                  "# HELP proflab_heap_live_bytes Estimated live heap bytes (heap tracker).\n"
+                  "# TYPE proflab_heap_live_bytes gauge\n"
+                  "proflab_heap_live_bytes %.0f\n"
+                  "# HELP proflab_heap_live_allocations Estimated live heap allocations.\n"
+                  "# TYPE proflab_heap_live_allocations gauge\n"
+                  "proflab_heap_live_allocations %.0f\n"
+                  "# HELP proflab_heap_allocated_bytes_total Estimated bytes allocated since start.\n"
+                  "# TYPE proflab_heap_allocated_bytes_total counter\n"
+                  "proflab_heap_allocated_bytes_total %.0f\n"
+                  "# HELP proflab_heap_tracker_bytes Resident memory of the heap tracker's tables.\n"
+                  "# TYPE proflab_heap_tracker_bytes gauge\n"
+                  "proflab_heap_tracker_bytes %llu\n",
+                  h.live_bytes, h.live_allocations, h.allocated_bytes,
+                  (unsigned long long)h.tracker_bytes);
+  if (m->lab) {
+    pl_lab_counters c;
+    pl_lab_get_counters(m->lab, &c);
     pl_buf_printf(&b,
                   "# HELP proflab_lab_leak_bytes Bytes held on purpose by the lab's memory-leak.\n"
                   "# TYPE proflab_lab_leak_bytes gauge\n"
-                  "proflab_lab_leak_bytes %llu\n",
-                  (unsigned long long)pl_lab_leak_bytes(m->lab));
+                  "proflab_lab_leak_bytes %llu\n"
+                  "# HELP proflab_lab_artifacts_total Artifacts written by the lab, by kind.\n"
+                  "# TYPE proflab_lab_artifacts_total counter\n"
+                  "proflab_lab_artifacts_total{kind=\"cpu\"} %llu\n"
+                  "proflab_lab_artifacts_total{kind=\"heap\"} %llu\n"
+                  "# HELP proflab_lab_artifact_failures_total Artifacts that failed, by kind.\n"
+                  "# TYPE proflab_lab_artifact_failures_total counter\n"
+                  "proflab_lab_artifact_failures_total{kind=\"cpu\"} %llu\n"
+                  "proflab_lab_artifact_failures_total{kind=\"heap\"} %llu\n",
+                  (unsigned long long)pl_lab_leak_bytes(m->lab), (unsigned long long)c.profiles,
+                  (unsigned long long)c.snapshots, (unsigned long long)c.profile_failures,
+                  (unsigned long long)c.snapshot_failures);
+  }
   pl_server *s = pl_request_server(r);
   pl_buf_printf(&b,
                 "# HELP proflab_http_connections Open HTTP connections.\n"

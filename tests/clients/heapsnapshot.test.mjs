@@ -21,12 +21,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { diag, loud, haveGo, pprof, PROFLABD } from './lib.mjs';
-import { CHROMIUM, launchChromium, openTab, serveSpeedscope, speedscopeLoad, speedscopeWeights } from './chromium.mjs';
-
-const require = createRequire(import.meta.url);
-const CDP = require('chrome-remote-interface');
+import { diag, loud, haveGo, pprof, parseTopBytes, heapSnapshotByName, PROFLABD } from './lib.mjs';
+import { CHROMIUM, launchChromium, serveSpeedscope, speedscopeLoad, speedscopeWeights } from './chromium.mjs';
+import { MemoryPanel, PANEL, REGISTRY, SHOW_SUMMARY, SHOW_COMPARISON, snapshotsReady } from './memory-panel.mjs';
 
 /** The unit test binary that writes the fixture's files (next to proflabd in the build directory). */
 const FIXTURE_WRITER = path.resolve(process.env.TEST_FORMAT_HEAP || path.join(path.dirname(PROFLABD), 'tests', 'test-format-heap'));
@@ -54,22 +51,9 @@ const near = (a, b, rel) => Math.abs(a - b) <= rel * Math.abs(b);
 let dir;
 let files;
 let browser;
-let devtools; // {tab, inspected}
+let devtools; // MemoryPanel
 
-/** Our own reading of a .heapsnapshot: native nodes of self size > 0 by name. */
-function summarize(file) {
-  const j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const nf = j.snapshot.meta.node_fields.length;
-  const byName = {};
-  for (let i = 0; i < j.nodes.length; i += nf) {
-    const size = j.nodes[i + 3];
-    if (!size) continue;
-    const e = byName[j.strings[j.nodes[i + 1]]] ??= { count: 0, bytes: 0 };
-    e.count++;
-    e.bytes += size;
-  }
-  return byName;
-}
+const summarize = heapSnapshotByName; // our own reading of a .heapsnapshot
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proflab-heap-clients-'));
@@ -82,105 +66,28 @@ before(async () => {
   files = Object.fromEntries(['heap-a.heapsnapshot', 'heap-b.heapsnapshot', 'heap-a.heapprofile', 'heap-a.pb.gz', 'heap-b.pb.gz']
     .map((n) => [n, path.join(dir, n)]));
   for (const f of Object.values(files)) assert.ok(fs.existsSync(f), `the fixture writer did not write ${f}`);
-  if (HAVE_CHROMIUM) browser = await launchChromium();
+  if (HAVE_CHROMIUM) {
+    browser = await launchChromium();
+    devtools = new MemoryPanel(browser);
+  }
 });
 
 after(async () => {
-  if (devtools) {
-    await devtools.tab.close();
-    try { await CDP.Close({ host: '127.0.0.1', port: browser.port, id: devtools.inspected.id }); } catch { /* gone */ }
-  }
+  await devtools?.close();
   await browser?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-// The Memory panel ("heap_profiler") of the DevTools frontend Chromium
-// serves, attached to a script-less about:blank page, with files loaded
-// through the panel's own file input (what "Load profile…" uses).
-const PANEL = `(await import('/devtools/panels/profiler/profiler.js'))`;
-const REGISTRY = `${PANEL}.ProfilesPanel.ProfilesPanel.registry`;
-// Switch a HeapSnapshotView to a perspective ("Summary", "Comparison") as
-// its perspective selector does. (changePerspectiveAndWait() waits for the
-// grid's first "ContentShown", which a grid already shown never sends again.)
-const SWITCH = `(view, title) => {
-  const k = view.perspectives.findIndex((p) => p.title() === title);
-  if (k < 0) throw new Error('no perspective ' + title);
-  if (view.currentPerspectiveIndex === k) return;
-  view.perspectiveSelect.select(view.perspectiveSelect.options().find((o) => o.value === String(k)));
-  view.changePerspective(k);
-}`;
 const TIMEOUT = { timeout: 120000 };
-
-async function openMemoryPanel() {
-  if (devtools) return devtools;
-  const port = browser.port;
-  const inspected = await CDP.New({ host: '127.0.0.1', port, url: 'about:blank' });
-  const ws = `127.0.0.1:${port}/devtools/page/${inspected.id}`;
-  const tab = await openTab(port, `http://127.0.0.1:${port}/devtools/devtools_app.html?ws=${ws}&panel=heap_profiler`);
-  devtools = { tab, inspected };
-  await tab.waitFor(`(async () => { try { return !!${PANEL}.HeapProfilerPanel.HeapProfilerPanel.instance().fileSelectorElement; } catch { return false; } })()`,
-    30000, "DevTools' Memory panel");
-  await tab.client.DOM.enable();
-  return devtools;
-}
-
-/** Load a file through the panel's file input; wait until `ready` (a page expression) holds. */
-async function loadFile(file, ready, what) {
-  const { tab } = await openMemoryPanel();
-  const { result, exceptionDetails } = await tab.client.Runtime.evaluate({
-    expression: `import('/devtools/panels/profiler/profiler.js').then((P) => P.HeapProfilerPanel.HeapProfilerPanel.instance().fileSelectorElement)`,
-    awaitPromise: true,
-  });
-  if (exceptionDetails || !result.objectId) throw new Error(`no file input in the Memory panel: ${JSON.stringify(exceptionDetails || result)}`);
-  await tab.client.DOM.setFileInputFiles({ files: [file], objectId: result.objectId });
-  await tab.waitFor(ready, 60000, what);
-}
 
 let snapshotsLoaded = null;
 function loadSnapshots() {
   snapshotsLoaded ??= (async () => {
-    await loadFile(files['heap-a.heapsnapshot'],
-      `(async () => { const ps = ${REGISTRY}.heapSnapshotProfileType.getProfiles(); return ps.length === 1 && !!ps[0].snapshotProxy; })()`,
-      'DevTools to load heap-a.heapsnapshot');
-    await loadFile(files['heap-b.heapsnapshot'],
-      `(async () => { const ps = ${REGISTRY}.heapSnapshotProfileType.getProfiles(); return ps.length === 2 && ps.every((p) => !!p.snapshotProxy); })()`,
-      'DevTools to load heap-b.heapsnapshot');
+    await devtools.loadFile(files['heap-a.heapsnapshot'], snapshotsReady(1), 'DevTools to load heap-a.heapsnapshot');
+    await devtools.loadFile(files['heap-b.heapsnapshot'], snapshotsReady(2), 'DevTools to load heap-b.heapsnapshot');
   })();
   return snapshotsLoaded;
 }
-
-/** Show snapshot `index`; returns the Summary grid's rows as the panel computed them. */
-const SHOW_SUMMARY = (index, filterPattern) => `(async () => {
-  const P = ${PANEL};
-  const panel = P.HeapProfilerPanel.HeapProfilerPanel.instance();
-  const profile = P.ProfilesPanel.ProfilesPanel.registry.heapSnapshotProfileType.getProfiles()[${index}];
-  panel.showProfile(profile);
-  const view = panel.viewForProfile(profile);
-  (${SWITCH})(view, 'Summary');
-  const grid = view.constructorsDataGrid;
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  for (let i = 0; i < 200 && !grid.rootNode().children.length; i++) await sleep(50);
-  let filter = null;
-  if (${JSON.stringify(filterPattern ?? null)}) {
-    const opts = view.filterSelect.options().map((o) => o.text);
-    const k = opts.findIndex((t) => new RegExp(${JSON.stringify(filterPattern ?? '')}).test(t));
-    if (k < 0) throw new Error('no Summary filter like ' + ${JSON.stringify(filterPattern ?? '')} + ' in ' + JSON.stringify(opts));
-    filter = opts[k];
-    const before = grid.rootNode().children.map((n) => n.nameInternal + n.count).join();
-    view.filterSelect.setSelectedIndex(k);
-    view.changeFilter();
-    for (let i = 0; i < 200 && grid.rootNode().children.map((n) => n.nameInternal + n.count).join() === before; i++) await sleep(50);
-  }
-  const rows = grid.rootNode().children.map((n) => ({
-    name: n.nameInternal, count: n.count, distance: n.distance, shallow: n.shallowSize, retained: n.retainedSize,
-    text: { ...n.data },
-  }));
-  return {
-    title: profile.title, maxJSObjectId: profile.maxJSObjectId, totalSize: profile.snapshotProxy.totalSize,
-    nodeCount: profile.snapshotProxy.nodeCount, filter, rows,
-    rendered: [...grid.element.querySelectorAll('tr')].map((tr) => tr.innerText.replace(/\\s+/g, ' ').trim()).filter(Boolean),
-  };
-})()`;
 
 test('Chrome DevTools\' Memory panel: the Summary groups the snapshot by allocating function, ≈ 50 / 30 / 20 MB shallow and retained', TIMEOUT, async (t) => {
   if (!HAVE_CHROMIUM) return t.skip('chromium not installed');
@@ -233,28 +140,7 @@ test('Chrome DevTools\' Comparison view: snapshot B against A shows the leak (+3
     assert.ok(r && r.count === want.count && r.shallow === want.bytes && r.retained === want.bytes,
       `snapshot B, ${name}: ${JSON.stringify(r)}, want ${JSON.stringify(want)}`);
   }
-  const diff = await tab.evaluate(`(async () => {
-    const P = ${PANEL};
-    const panel = P.HeapProfilerPanel.HeapProfilerPanel.instance();
-    const [A, B] = P.ProfilesPanel.ProfilesPanel.registry.heapSnapshotProfileType.getProfiles();
-    panel.showProfile(B);
-    const view = panel.viewForProfile(B);
-    (${SWITCH})(view, 'Comparison');
-    const base = view.baseSelect.options().findIndex((o) => o.text === A.title);
-    view.baseSelect.setSelectedIndex(base);
-    view.changeBase();
-    const grid = view.diffDataGrid;
-    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-    for (let i = 0; i < 200 && !grid.rootNode().children.length; i++) await sleep(50);
-    return {
-      base: view.baseSelect.options()[base]?.text,
-      rows: grid.rootNode().children.map((n) => ({
-        name: n.nameInternal, added: n.addedCount, removed: n.removedCount, countDelta: n.countDelta,
-        addedSize: n.addedSize, removedSize: n.removedSize, sizeDelta: n.sizeDelta, text: { ...n.data },
-      })),
-      rendered: [...grid.element.querySelectorAll('tr')].map((tr) => tr.innerText.replace(/\\s+/g, ' ').trim()).filter(Boolean),
-    };
-  })()`);
+  const diff = await tab.evaluate(SHOW_COMPARISON(1, 0));
   diag(t, `Comparison of ${b.title} against ${diff.base}:`);
   for (const r of diff.rows) diag(t, `  ${r.name.padEnd(14)} new ${r.added}  deleted ${r.removed}  delta ${r.text.countDelta}  alloc ${r.text.addedSize}  freed ${r.text.removedSize}  size delta ${r.text.sizeDelta} (${r.sizeDelta} B)`);
   assert.deepEqual(tab.exceptions, [], 'exceptions in the DevTools frontend');
@@ -283,7 +169,7 @@ test('Chrome DevTools\' Summary filter "Objects allocated between heap-a and hea
 
 test('Chrome DevTools\' allocation-sampling view loads the .heapprofile: the call tree and Bottom-Up self sizes match', TIMEOUT, async (t) => {
   if (!HAVE_CHROMIUM) return t.skip('chromium not installed');
-  await loadFile(files['heap-a.heapprofile'],
+  await devtools.loadFile(files['heap-a.heapprofile'],
     `(async () => ${REGISTRY}.samplingHeapProfileType.getProfiles().length === 1)()`, 'DevTools to load heap-a.heapprofile');
   const { tab } = devtools;
   const r = await tab.evaluate(`(async () => {
@@ -339,17 +225,9 @@ test('speedscope imports the .heapprofile as a Chrome heap profile, grow_cache t
 
 test('go tool pprof -sample_index=inuse_space -top names the 50 MB function first; alloc_space and B agree', TIMEOUT, async (t) => {
   if (!GO) return t.skip('go not installed');
-  const parse = (out) => {
-    const rows = [];
-    for (const l of out.split('\n')) {
-      const m = /^\s*(\d+)B?\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)B?\s+([\d.]+)%\s+(.+?)\s*$/.exec(l);
-      if (m) rows.push({ flat: Number(m[1]), cum: Number(m[4]), name: m[6] });
-    }
-    return rows;
-  };
   const top = async (file, index) => {
     const { stdout } = await pprof([`-sample_index=${index}`, '-top', '-unit=B', '-nodecount=50', '-nodefraction=0', file]);
-    return { text: stdout, rows: parse(stdout) };
+    return { text: stdout, rows: parseTopBytes(stdout) };
   };
   const a = await top(files['heap-a.pb.gz'], 'inuse_space');
   diag(t, `pprof -sample_index=inuse_space -top heap-a:\n${a.text.split('\n').slice(0, 14).join('\n')}`);

@@ -13,9 +13,10 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import {
   startProflabd, stopChecked, labEnv, GOOD_TOKEN, request, sleep, slow, PROFLABD, REPO_ROOT,
+  heapSnapshotByName,
 } from '../integration/helpers.mjs';
 
-export { startProflabd, stopChecked, request, sleep, slow, PROFLABD, REPO_ROOT, GOOD_TOKEN };
+export { startProflabd, stopChecked, request, sleep, slow, PROFLABD, REPO_ROOT, GOOD_TOKEN, heapSnapshotByName };
 
 /** The function that POST /api/lab/event-loop-jam spins in (src/lab/harm.c). */
 export const JAM_FN = 'lab_event_loop_jam_spin';
@@ -207,6 +208,16 @@ export function parseTop(text) {
     rows.push({ flat: msOf(m[1]), flatPct: Number(m[2]), cum: msOf(m[4]), cumPct: Number(m[5]), name: m[6] });
   }
   return { totalMs: tm ? msOf(tm[1]) : NaN, header: lines.slice(0, hi).join('\n'), rows };
+}
+
+/** Parse `go tool pprof -top -unit=B` output (heap profiles): [{flat, cum, name}] in bytes. */
+export function parseTopBytes(text) {
+  const rows = [];
+  for (const l of text.split('\n')) {
+    const m = /^\s*(\d+)B?\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)B?\s+([\d.]+)%\s+(.+?)\s*$/.exec(l);
+    if (m) rows.push({ flat: Number(m[1]), cum: Number(m[4]), name: m[6] });
+  }
+  return rows;
 }
 
 /**

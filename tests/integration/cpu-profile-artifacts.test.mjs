@@ -6,35 +6,18 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { execFileSync } from 'node:child_process';
 import {
-  startProflabd, stopChecked, runProflabd, request, assertError, labEnv, GOOD_TOKEN, slow, sleep,
-  within,
+  stopChecked, runProflabd, request, assertError, labEnv, GOOD_TOKEN, slow, sleep,
+  within, scratch,
 } from './helpers.mjs';
 
-const servers = [];
-const dirs = [];
-const mounts = [];
-after(async () => {
-  for (const s of servers) await s.stop('SIGKILL');
-  for (const m of mounts) { try { execFileSync('umount', [m], { stdio: 'ignore' }); } catch { /* gone */ } }
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(tag) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `pl-${tag}-`));
-  dirs.push(d);
-  return d;
-}
-async function start(env, args = []) {
-  const srv = await startProflabd({ env, args });
-  servers.push(srv);
-  return srv;
-}
+const sc = scratch();
+after(() => sc.cleanup());
+const tmpDir = (tag) => sc.tmpDir(tag);
+const start = (env, args) => sc.start(env, args);
 const profile = (srv, query, seconds = 1) => request(srv.base, `/api/lab/cpu-profile${query}`,
   { method: 'POST', token: GOOD_TOKEN, timeoutMs: slow(seconds * 1000 + 20000) });
 const status = async (srv) => (await request(srv.base, '/api/lab/status', { token: GOOD_TOKEN })).body;
@@ -67,25 +50,8 @@ test('retention: with LAB_MAX_ARTIFACTS=2, three profiles leave the newest two (
 });
 
 test('a full artifact directory: 507 no_space, no file left (final or .partial); space back -> 200', async (t) => {
-  const dir = tmpDir('enospc');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (e) {
-    t.skip(`cannot mount a tmpfs (needs root): ${String(e.stderr || e.message).trim()}`);
-    return;
-  }
-  mounts.push(dir);
-  // fill it
-  const filler = path.join(dir, 'filler');
-  const fd = fs.openSync(filler, 'w');
-  const chunk = Buffer.alloc(4096, 0x61);
-  let full = false;
-  for (let i = 0; i < 1000 && !full; i++) {
-    try { fs.writeSync(fd, chunk); } catch (e) { assert.equal(e.code, 'ENOSPC'); full = true; }
-  }
-  fs.closeSync(fd);
-  assert.ok(full, 'the tmpfs filled up');
-
+  const dir = sc.fullTmpfs('enospc');
+  if (!dir) return t.skip(sc.why);
   const srv = await start(labEnv({ LAB_ARTIFACT_DIR: dir }));
   const r = await profile(srv, '?seconds=1');
   assertError(r, 507, 'no_space', 'profile into a full directory');
@@ -95,13 +61,12 @@ test('a full artifact directory: 507 no_space, no file left (final or .partial);
   assert.equal(st.profiler.failures, 1);
   assert.deepEqual(st.artifacts, []);
 
-  fs.unlinkSync(filler);
+  fs.unlinkSync(path.join(dir, 'filler'));
   const ok = await profile(srv, '?seconds=1&format=folded');
   assert.equal(ok.status, 200, `after freeing space: ${ok.text}`);
   assert.deepEqual(fs.readdirSync(dir), [ok.body.file]);
   await stopChecked(srv);
-  execFileSync('umount', [dir]);
-  mounts.splice(mounts.indexOf(dir), 1);
+  sc.unmount(dir);
 });
 
 test('SIGTERM during a 5 s profile: it stops early and is still answered 200 with the file; the process exits 0', async () => {

@@ -4,7 +4,9 @@
 // loopback port and stops it in an `after` hook, so files are independent.
 // Ordinary requests use the built-in fetch; byte-level checks (raw response
 // comparison, pipelining, oversized headers, slowloris) use node:net.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -437,4 +439,70 @@ export function within(promise, ms, fallback = null) {
     t.unref();
     promise.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
   });
+}
+
+/**
+ * Servers, temporary directories and tmpfs mounts a test file creates; cleanup()
+ * (call it from after()) kills the servers, unmounts and removes everything.
+ */
+export function scratch() {
+  const servers = [];
+  const dirs = [];
+  const mounts = [];
+  return {
+    tmpDir(tag) {
+      const d = fs.mkdtempSync(path.join(os.tmpdir(), `pl-${tag}-`));
+      dirs.push(d);
+      return d;
+    },
+    async start(env, args = []) {
+      const srv = await startProflabd({ env, args });
+      servers.push(srv);
+      return srv;
+    },
+    /** A 64 KiB tmpfs filled up (a 'filler' file in it); null when it cannot be mounted (the reason in .why). */
+    fullTmpfs(tag) {
+      const d = this.tmpDir(tag);
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', d], { stdio: 'pipe' });
+      } catch (e) {
+        this.why = `cannot mount a tmpfs (needs root): ${String(e.stderr || e.message).trim()}`;
+        return null;
+      }
+      mounts.push(d);
+      const fd = fs.openSync(path.join(d, 'filler'), 'w');
+      const chunk = Buffer.alloc(4096, 0x61);
+      let full = false;
+      for (let i = 0; i < 1000 && !full; i++) {
+        try { fs.writeSync(fd, chunk); } catch (e) { assert.equal(e.code, 'ENOSPC'); full = true; }
+      }
+      fs.closeSync(fd);
+      assert.ok(full, 'the tmpfs filled up');
+      return d;
+    },
+    unmount(d) {
+      execFileSync('umount', [d]);
+      mounts.splice(mounts.indexOf(d), 1);
+    },
+    async cleanup() {
+      for (const s of servers) await s.stop('SIGKILL');
+      for (const m of mounts) { try { execFileSync('umount', [m], { stdio: 'ignore' }); } catch { /* gone */ } }
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A .heapsnapshot read back: {count, bytes} of its nodes of self size > 0, by name (allocating function). */
+export function heapSnapshotByName(file) {
+  const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const nf = j.snapshot.meta.node_fields.length;
+  const byName = {};
+  for (let i = 0; i < j.nodes.length; i += nf) {
+    const size = j.nodes[i + 3];
+    if (!size) continue;
+    const e = byName[j.strings[j.nodes[i + 1]]] ??= { count: 0, bytes: 0 };
+    e.count++;
+    e.bytes += size;
+  }
+  return byName;
 }
