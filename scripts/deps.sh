@@ -11,7 +11,7 @@ level=${1:-build}
 build="gcc make pkg-config meson ninja-build
 libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libunwind-dev libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
-protobuf-c-compiler libcmocka-dev"
+protobuf-c-compiler libcmocka-dev libcurl4-openssl-dev"
 test_pkgs="curl nodejs npm clang golang-go chromium"
 bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf"
 

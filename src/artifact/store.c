@@ -249,3 +249,64 @@ fail:
   out->path[0] = '\0';
   return rc;
 }
+
+int pl_artifact_open(pl_artifact_store *s, const char *name, struct stat *st) {
+  if (!pl_artifact_name_valid(name)) return -EINVAL;
+  int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return -errno;
+  int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int rc = fd < 0 ? -errno : 0;
+  close(dfd);
+  if (rc) return rc == -ELOOP ? -ENOENT : rc; /* a symlink is not an artifact */
+  if (fstat(fd, st) != 0) {
+    rc = -errno;
+  } else if (!S_ISREG(st->st_mode) || st->st_nlink != 1) {
+    rc = -ENOENT; /* FIFOs, devices, directories, hard links planted in the directory */
+  } else {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) rc = -errno;
+  }
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+int pl_artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes) {
+  enum { CHUNK = 1 << 17 };
+  unsigned char *buf = malloc(CHUNK);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  int rc = 0;
+  uint64_t total = 0;
+  if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    ssize_t n = read(fd, buf, CHUNK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      rc = -errno;
+      goto out;
+    }
+    if (n == 0) break;
+    if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
+      rc = -EIO;
+      goto out;
+    }
+    total += (uint64_t)n;
+  }
+  unsigned char digest[32];
+  unsigned dlen = 0;
+  if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
+    rc = -EIO;
+    goto out;
+  }
+  pl_hex(digest, 32, hex);
+  if (bytes) *bytes = total;
+out:
+  EVP_MD_CTX_free(md);
+  free(buf);
+  return rc;
+}

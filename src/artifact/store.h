@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/sink.h"
 
@@ -60,5 +61,18 @@ const char *pl_artifact_kind(const char *name);
 /* The artifacts in the directory, newest first (at most max). Returns the
  * count or -errno. sha256 is left empty (computing it reads the file). */
 int pl_artifact_list(pl_artifact_store *s, pl_artifact *out, size_t max);
+
+/* Open artifact `name` for reading, for downloads: the name must pass
+ * pl_artifact_name_valid(); the file is opened relative to the directory
+ * with O_NOFOLLOW and O_NONBLOCK (a planted FIFO cannot block) and must be
+ * a regular file with one link. Fills *st. Returns the fd (the caller
+ * closes it) or -EINVAL (bad name), -ENOENT (missing, a symlink, not a
+ * regular file, or hard-linked), another -errno. Any thread. */
+int pl_artifact_open(pl_artifact_store *s, const char *name, struct stat *st);
+
+/* SHA-256 of everything read from fd (from its current offset) as 64 hex
+ * characters plus NUL in hex; *bytes (may be NULL) gets the length read.
+ * Reads the whole file: call it off the event loop. 0 or -errno. */
+int pl_artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes);
 
 #endif

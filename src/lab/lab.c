@@ -44,6 +44,13 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
       free(lab);
       return rc;
     }
+    rc = lab_artifacts_init(lab);
+    if (rc) {
+      lab_cpu_close(lab);
+      pl_artifact_store_close(&lab->store);
+      free(lab);
+      return rc;
+    }
   }
   *out = lab;
   return 0;
@@ -70,6 +77,7 @@ void pl_lab_close(pl_lab *lab) {
 void pl_lab_free(pl_lab *lab) {
   if (!lab) return;
   lab_memory_leak_clear(&lab->leak);
+  lab_artifacts_free(lab);
   if (lab->store_ready) pl_artifact_store_close(&lab->store);
   free(lab);
 }
@@ -344,5 +352,7 @@ int pl_lab_mount(pl_lab *lab, pl_server *server) {
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/event-loop-jam", 0, on_jam, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/cpu-profile", 0, lab_on_cpu_profile, lab);
   if (!rc) rc = pl_server_route(server, PL_POST, "/api/lab/heap-snapshot", 0, lab_on_heap_snapshot, lab);
+  if (!rc) rc = pl_server_route(server, PL_GET, "/api/lab/artifacts", 0, lab_on_artifacts_list, lab);
+  if (!rc) rc = pl_server_route(server, PL_GET, "/api/lab/artifacts/", 1, lab_on_artifact_get, lab);
   return rc;
 }

@@ -37,6 +37,7 @@ struct pl_lab {
   struct lab_heap_job *heap_job; /* the snapshot being written, or NULL */
   uint64_t snapshots_taken;
   uint64_t snapshot_failures;
+  struct lab_artifacts *artifacts; /* hash cache of the artifact list (artifacts.c) */
 };
 
 /* Token check with per-address failure limiting. Answers the request and
@@ -61,5 +62,11 @@ void lab_on_cpu_profile(pl_request *r, void *arg);
 /* heap_snapshot.c */
 void lab_heap_status(pl_lab *lab, pl_json *j);
 void lab_on_heap_snapshot(pl_request *r, void *arg);
+
+/* artifacts.c: GET /api/lab/artifacts and /api/lab/artifacts/<name> */
+int lab_artifacts_init(pl_lab *lab);
+void lab_artifacts_free(pl_lab *lab);
+void lab_on_artifacts_list(pl_request *r, void *arg);
+void lab_on_artifact_get(pl_request *r, void *arg);
 
 #endif

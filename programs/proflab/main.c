@@ -1,0 +1,54 @@
+/* proflab: the command-line tool. Dispatches to one function per command;
+ * each command parses its own options and has its own --help. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* The commands, in the order `proflab --help` lists them. */
+static const pl_cli_command commands[] = {
+    {"status", "show the lab's state (memory, event-loop lag, profiler, artifacts)", pl_cmd_status},
+    {"leak", "make the lab leak N MiB", pl_cmd_leak},
+    {"clear", "free what the lab leaked", pl_cmd_clear},
+    {"jam", "jam the lab's event loop for N ms", pl_cmd_jam},
+    {"profile", "record a CPU profile, download and verify it", pl_cmd_profile},
+    {"snapshot", "take a heap snapshot, download and verify it", pl_cmd_snapshot},
+    {"artifacts", "list the lab's artifacts", pl_cmd_artifacts},
+    {"download", "download and verify one artifact", pl_cmd_download},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: proflab COMMAND [options]\n"
+          "\n"
+          "The proflab command-line tool: drive a lab service, get artifacts out of\n"
+          "containers. `proflab COMMAND --help` describes each command.\n"
+          "\n"
+          "commands:\n");
+  for (const pl_cli_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+  fprintf(f,
+          "\n"
+          "exit status: 0 success, 1 the operation failed (reason on stderr),\n"
+          "2 bad command line; some commands document more.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return PL_EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+    usage(stdout);
+    return PL_EXIT_OK;
+  }
+  if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+    printf("proflab %s\n", PROFLAB_VERSION);
+    return PL_EXIT_OK;
+  }
+  for (const pl_cli_command *c = commands; c->name; c++)
+    if (strcmp(c->name, name) == 0) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "proflab: unknown command '%s' (see proflab --help)\n", name);
+  return PL_EXIT_USAGE;
+}
