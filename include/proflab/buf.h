@@ -31,6 +31,8 @@ void pl_buf_reset(pl_buf *b);
 /* Make room for n more bytes. Returns 0 or -ENOMEM (and marks failed). */
 int pl_buf_reserve(pl_buf *b, size_t n);
 void pl_buf_append(pl_buf *b, const void *p, size_t n);
+/* Write v in decimal at p (at most 20 bytes, no NUL); returns the end. */
+char *pl_put_u64(char *p, uint64_t v);
 void pl_buf_puts(pl_buf *b, const char *s);
 void pl_buf_putc(pl_buf *b, char c);
 void pl_buf_printf(pl_buf *b, const char *fmt, ...)

@@ -199,14 +199,47 @@ void pl_json_str(pl_json *j, const char *s) {
   pl_json_strn(j, s, strlen(s));
 }
 
-/* Decimal digits of v, right-aligned in a 24-byte buffer; returns the start. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t powers_of_10[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+    100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
+
+char *pl_put_u64(char *p, uint64_t v) {
+  if (v < 10) {
+    *p = (char)('0' + v);
+    return p + 1;
+  }
+  /* digits: log10 from the bit length (1233/4096 ~ log10(2)), corrected by one compare */
+  unsigned t = ((unsigned)(64 - __builtin_clzll(v)) * 1233u) >> 12;
+  unsigned n = t + (v >= powers_of_10[t]);
+  char *end = p + n, *q = end;
+  while (v >= 100) {
+    unsigned k = (unsigned)(v % 100) * 2;
+    v /= 100;
+    *--q = digit_pairs[k + 1];
+    *--q = digit_pairs[k];
+  }
+  if (v >= 10) {
+    *--q = digit_pairs[v * 2 + 1];
+    *--q = digit_pairs[v * 2];
+  } else {
+    *--q = (char)('0' + v);
+  }
+  return end;
+}
+
+/* Decimal digits of v in a 24-byte buffer; returns the start (the digits end at buf + 24). */
 static char *format_u64(uint64_t v, char buf[24]) {
-  char *p = buf + 24;
-  do {
-    *--p = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  return p;
+  char tmp[24];
+  size_t n = (size_t)(pl_put_u64(tmp, v) - tmp);
+  memcpy(buf + 24 - n, tmp, n);
+  return buf + 24 - n;
 }
 
 void pl_json_int(pl_json *j, int64_t v) {

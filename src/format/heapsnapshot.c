@@ -112,28 +112,19 @@ static int build_groups(hs_ctx *c) {
 
 /* ---- output ------------------------------------------------------------- */
 
-static char *put_u64(char *p, uint64_t v) {
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) *p++ = tmp[--n];
-  return p;
-}
-
-/* One node or edge: "[,]a,b,c...\n". */
+/* One node or edge: "[,]a,b,c...\n", formatted in place at the buffer's end. */
 static void put_row(pl_sink *out, int first, const uint64_t *f, int nf) {
-  char line[8 * 22];
-  char *p = line;
+  pl_buf *b = &out->buf;
+  if (pl_buf_reserve(b, (size_t)nf * 21 + 2)) return; /* failed: the sink reports it */
+  char *p = b->data + b->len;
   if (!first) *p++ = ',';
   for (int i = 0; i < nf; i++) {
     if (i) *p++ = ',';
-    p = put_u64(p, f[i]);
+    p = pl_put_u64(p, f[i]);
   }
   *p++ = '\n';
-  pl_buf_append(&out->buf, line, (size_t)(p - line));
+  *p = '\0';
+  b->len = (size_t)(p - b->data);
 }
 
 static void put_str(pl_sink *out, const char *s) {

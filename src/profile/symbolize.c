@@ -2,6 +2,9 @@
 #include "profile/symbolize.h"
 
 #include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 
 struct pl_symbolizer {
   Dwfl *dwfl;
+  unsigned long long adds, subs; /* the loader's counters when dwfl was made */
 };
 
 static char *debuginfo_path = NULL;
@@ -20,26 +24,55 @@ static const Dwfl_Callbacks callbacks = {
     .debuginfo_path = &debuginfo_path,
 };
 
-int pl_symbolizer_new(pl_symbolizer **out) {
-  pl_symbolizer *s = calloc(1, sizeof(*s));
-  if (!s) return -ENOMEM;
+/* The process-wide symbolizer and its lock (libdwfl is not thread-safe). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pl_symbolizer shared;
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
+  unsigned long long *c = arg;
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+  }
+  return 1; /* the counters are the same in every entry: one is enough */
+}
+
+static int build(pl_symbolizer *s) {
   s->dwfl = dwfl_begin(&callbacks);
-  if (!s->dwfl) goto fail;
+  if (!s->dwfl) return -EIO;
   dwfl_report_begin(s->dwfl);
-  if (dwfl_linux_proc_report(s->dwfl, getpid()) != 0) goto fail;
-  if (dwfl_report_end(s->dwfl, NULL, NULL) != 0) goto fail;
-  *out = s;
+  if (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 || dwfl_report_end(s->dwfl, NULL, NULL) != 0) {
+    dwfl_end(s->dwfl);
+    s->dwfl = NULL;
+    return -EIO;
+  }
   return 0;
-fail:
-  if (s->dwfl) dwfl_end(s->dwfl);
-  free(s);
-  return -EIO;
+}
+
+int pl_symbolizer_new(pl_symbolizer **out) {
+  unsigned long long c[2] = {~0ull, ~0ull}; /* unknown: rebuild every time */
+  dl_iterate_phdr(read_counters, c);
+  pthread_mutex_lock(&lock);
+  if (shared.dwfl && (c[0] != shared.adds || c[1] != shared.subs || c[0] == ~0ull)) {
+    dwfl_end(shared.dwfl); /* a library was loaded or unloaded since */
+    shared.dwfl = NULL;
+  }
+  if (!shared.dwfl) {
+    int rc = build(&shared);
+    if (rc) {
+      pthread_mutex_unlock(&lock);
+      return rc;
+    }
+    shared.adds = c[0];
+    shared.subs = c[1];
+  }
+  *out = &shared; /* held until pl_symbolizer_free() */
+  return 0;
 }
 
 void pl_symbolizer_free(pl_symbolizer *s) {
   if (!s) return;
-  dwfl_end(s->dwfl);
-  free(s);
+  pthread_mutex_unlock(&lock);
 }
 
 static const char *base_name(const char *path) {

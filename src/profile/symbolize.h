@@ -1,7 +1,14 @@
 /* Program counters to function, file and line, with elfutils libdwfl.
  * Runs after a profile stops, on any thread, never in a signal handler.
- * One symbolizer reads this process's modules as they are when it is made;
- * lookups are cached per module by libdwfl. */
+ *
+ * There is one symbolizer per process, kept between uses: reading the
+ * modules' symbol tables and DWARF costs tens of ms the first time, and
+ * libdwfl caches per module what it has read, so later profiles and heap
+ * snapshots symbolize in a fraction of that. It is rebuilt when the
+ * loader's counters (dl_phdr_info.dlpi_adds/dlpi_subs) show a library was
+ * loaded or unloaded since. pl_symbolizer_new() hands it out under a
+ * mutex, held until pl_symbolizer_free(): one user at a time, and a
+ * thread must not ask for it twice. */
 #ifndef PL_PROFILE_SYMBOLIZE_H
 #define PL_PROFILE_SYMBOLIZE_H
 
@@ -12,8 +19,9 @@
 
 typedef struct pl_symbolizer pl_symbolizer;
 
-/* 0 or -errno. */
+/* Take the process's symbolizer (waiting for another user). 0 or -errno. */
 int pl_symbolizer_new(pl_symbolizer **out);
+/* Give it back (it stays built for the next user). */
 void pl_symbolizer_free(pl_symbolizer *s);
 /* Fill f for address pc; strings are allocated in arena. Unknown code gets
  * "module+0xoffset" (or "0x<pc>" outside any module), never an empty name.

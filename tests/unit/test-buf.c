@@ -1,6 +1,7 @@
 /* pl_buf and the streaming JSON writer. */
 #include "test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "proflab/buf.h"
@@ -82,6 +83,36 @@ static void test_json_double(void **state) {
   }
 }
 
+/* pl_put_u64 against snprintf: every power of ten and its neighbours, the
+ * extremes, and a pseudo-random spread of magnitudes. */
+static void check_u64(uint64_t v) {
+  char got[32], want[32];
+  char *end = pl_put_u64(got, v);
+  *end = '\0';
+  snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+  assert_string_equal(got, want);
+}
+
+static void test_put_u64(void **state) {
+  (void)state;
+  uint64_t p = 1;
+  for (int i = 0; i < 20; i++) {
+    check_u64(p - 1);
+    check_u64(p);
+    check_u64(p + 1);
+    if (i < 19) p *= 10;
+  }
+  check_u64(UINT64_MAX);
+  check_u64(UINT64_MAX - 1);
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    check_u64(x >> (x & 63));
+  }
+}
+
 static void test_steal(void **state) {
   (void)state;
   pl_buf b;
@@ -102,6 +133,7 @@ int main(void) {
       cmocka_unit_test(test_json_escape),
       cmocka_unit_test(test_json_double),
       cmocka_unit_test(test_steal),
+      cmocka_unit_test(test_put_u64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
