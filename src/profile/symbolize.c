@@ -63,8 +63,7 @@ int pl_symbolizer_new(pl_symbolizer **out) {
       pthread_mutex_unlock(&lock);
       return rc;
     }
-    shared.adds = c[0];
-    shared.subs = c[1];
+
   }
   *out = &shared; /* held until pl_symbolizer_free() */
   return 0;
@@ -72,6 +71,13 @@ int pl_symbolizer_new(pl_symbolizer **out) {
 
 void pl_symbolizer_free(pl_symbolizer *s) {
   if (!s) return;
+  /* The counters as the user leaves: libdw loads its debuginfod client
+   * (and its dependencies) during the first lookups, which must not look
+   * like a change of the program's modules next time. */
+  unsigned long long c[2] = {~0ull, ~0ull};
+  dl_iterate_phdr(read_counters, c);
+  s->adds = c[0];
+  s->subs = c[1];
   pthread_mutex_unlock(&lock);
 }
 

@@ -6,7 +6,7 @@
  * libdwfl caches per module what it has read, so later profiles and heap
  * snapshots symbolize in a fraction of that. It is rebuilt when the
  * loader's counters (dl_phdr_info.dlpi_adds/dlpi_subs) show a library was
- * loaded or unloaded since. pl_symbolizer_new() hands it out under a
+ * loaded or unloaded since its last use. pl_symbolizer_new() hands it out under a
  * mutex, held until pl_symbolizer_free(): one user at a time, and a
  * thread must not ask for it twice. */
 #ifndef PL_PROFILE_SYMBOLIZE_H
