@@ -10,9 +10,26 @@
 #include "common/util.h"
 #include "lab/harm.h"
 #include "lab/lab_internal.h"
+#include "profile/symbolize.h"
 #include "proflab/log.h"
 
 
+
+/* Thread pool, once at start: read this process's symbols now (libdwfl
+ * loads them lazily), so the first profile or snapshot does not pay
+ * 50-170 ms for it. Best effort. */
+static void warm_symbols(uv_work_t *w) {
+  (void)w;
+  pl_symbolizer *sym;
+  if (pl_symbolizer_new(&sym) != 0) return;
+  pl_symbolizer_warm(sym);
+  pl_symbolizer_free(sym);
+}
+
+static void warm_done(uv_work_t *w, int status) {
+  (void)w;
+  (void)status;
+}
 
 int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopmon *mon) {
   char err[256];
@@ -51,6 +68,8 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
       free(lab);
       return rc;
     }
+    if (uv_queue_work(loop, &lab->warm, warm_symbols, warm_done) != 0)
+      pl_log_msg("warn", "lab", "could not queue the symbol warm-up; the first profile pays for it");
   }
   *out = lab;
   return 0;
@@ -71,7 +90,10 @@ void pl_lab_get_counters(const pl_lab *lab, pl_lab_counters *out) {
 }
 
 void pl_lab_close(pl_lab *lab) {
-  if (lab && lab->active) lab_cpu_close(lab);
+  if (lab && lab->active) {
+    uv_cancel((uv_req_t *)&lab->warm); /* not started yet: no need any more */
+    lab_cpu_close(lab);
+  }
 }
 
 void pl_lab_free(pl_lab *lab) {

@@ -81,6 +81,17 @@ void pl_symbolizer_free(pl_symbolizer *s) {
   pthread_mutex_unlock(&lock);
 }
 
+static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
+                       void *arg) {
+  (void)userdata, (void)name, (void)start, (void)arg;
+  Dwarf_Addr bias;
+  (void)dwfl_module_getsymtab(mod);      /* finds and reads the symbol table */
+  (void)dwfl_module_getdwarf(mod, &bias); /* finds the debug info, if any */
+  return DWARF_CB_OK;
+}
+
+void pl_symbolizer_warm(pl_symbolizer *s) { dwfl_getmodules(s->dwfl, warm_module, NULL, 0); }
+
 static const char *base_name(const char *path) {
   const char *slash = strrchr(path, '/');
   return slash ? slash + 1 : path;

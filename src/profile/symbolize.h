@@ -21,6 +21,9 @@ typedef struct pl_symbolizer pl_symbolizer;
 
 /* Take the process's symbolizer (waiting for another user). 0 or -errno. */
 int pl_symbolizer_new(pl_symbolizer **out);
+/* Read every module's symbol table and find its debug info now (libdwfl
+ * does it lazily, on the first lookup in each module). */
+void pl_symbolizer_warm(pl_symbolizer *s);
 /* Give it back (it stays built for the next user). */
 void pl_symbolizer_free(pl_symbolizer *s);
 /* Fill f for address pc; strings are allocated in arena. Unknown code gets
