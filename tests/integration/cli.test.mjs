@@ -17,12 +17,12 @@ import { startProflabd, stopChecked, labEnv, GOOD_TOKEN, REPO_ROOT, slow } from 
 /** The CLI under test: $PROFLAB_CLI (relative to the repo root), default build/proflab. */
 const CLI = path.resolve(REPO_ROOT, process.env.PROFLAB_CLI || 'build/proflab');
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
-const HAS_SNAPSHOT = fs.readFileSync(path.join(REPO_ROOT, 'src/lab/lab.c'), 'utf8').includes('heap-snapshot');
 const COMMANDS = ['status', 'leak', 'clear', 'jam', 'profile', 'snapshot', 'artifacts', 'download'];
 
 const dirs = [];
 const servers = [];
 const balancers = [];
+const nginxes = [];
 let srv;
 let labDir;
 
@@ -39,6 +39,7 @@ before(async () => {
 });
 after(async () => {
   for (const b of balancers) await new Promise((r) => { b.server.closeAllConnections(); b.server.close(r); });
+  for (const n of nginxes) { n.proc.kill('SIGTERM'); await n.exited; }
   for (const s of servers) await stopChecked(s);
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -239,7 +240,7 @@ test('artifacts lists, download fetches by name; a wrong --sha256 writes nothing
   assert.deepEqual(leftovers(out), ['x.bin']);
 });
 
-test('snapshot: triggers a heap snapshot, downloads and verifies it', { skip: !HAS_SNAPSHOT && 'no /api/lab/heap-snapshot in src/lab/lab.c yet' }, async () => {
+test('snapshot: triggers a heap snapshot, downloads and verifies it', async () => {
   const out = tmpDir('snap');
   const file = path.join(out, 'heap.heapsnapshot');
   const r = await cli(['snapshot', '-o', file, '--json']);
@@ -368,4 +369,87 @@ test('two tasks, the writer never reached: bounded retries, exit 1 naming `profl
   assertOneLineError(r, 1, new RegExp(`gave up .* after 3 attempts .*proflab export --task ${task} `), 'retries run out');
   assert.equal(lb.seen.filter((s) => s.url.startsWith('/api/lab/artifacts/')).length, 3, 'exactly --attempts downloads');
   assert.deepEqual(leftovers(out), [], 'no file, no temporary file');
+});
+
+// ---- a real load balancer: Debian's nginx, round robin over two tasks -----
+
+const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f));
+
+/** nginx on an ephemeral loopback port, proxying round robin to the backends (no stickiness). */
+async function startNginx(backends) {
+  const dir = tmpDir('nginx');
+  // a free port: bind, read, release
+  const port = await new Promise((resolve) => {
+    const s = http.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  const conf = `worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream tasks {
+${backends.map((b) => `    server 127.0.0.1:${b.port};`).join('\n')}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://tasks;
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      proxy_read_timeout 120s;
+    }
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const proc = spawn(NGINX, ['-p', `${dir}/`, '-e', `${dir}/error.log`, '-c', `${dir}/nginx.conf`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const n = { proc, port, dir, url: `http://127.0.0.1:${port}`, exited: new Promise((r) => proc.on('close', r)) };
+  nginxes.push(n);
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(`${n.url}/api/health`);
+      if (res.ok) return n;
+    } catch { /* not yet */ }
+    if (proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nginx did not start: ${stderr}${fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : ''}`);
+}
+
+test('two tasks behind a real nginx (round robin): profile and snapshot come from the task that wrote them', async () => {
+  assert.ok(NGINX, 'nginx is not installed: scripts/deps.sh test installs nginx-light');
+  const ts = await twoTasks();
+  const lb = await startNginx(ts);
+  const seenTasks = new Set();
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(`${lb.url}/api/health`);
+    seenTasks.add(res.headers.get('x-lab-task'));
+  }
+  assert.deepEqual([...seenTasks].sort(), ['task-a', 'task-b'], 'nginx spreads requests over both tasks');
+  for (const [cmd, ext] of [['profile', 'cpuprofile'], ['snapshot', 'heapsnapshot']]) {
+    const file = path.join(tmpDir(`nginx-${cmd}`), `x.${ext}`);
+    const args = cmd === 'profile' ? ['profile', '--seconds', '1'] : ['snapshot'];
+    const r = await cli([...args, '-o', file, '--json', '--url', lb.url, '-v']);
+    assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+    const j = JSON.parse(r.stdout);
+    const writer = ts.findIndex((t) => t.task === j.lab.task);
+    assert.ok(writer >= 0, `${cmd}: the trigger answer names a task (${j.lab.task})`);
+    assert.equal(j.task, j.lab.task, `${cmd}: downloaded from the writer`);
+    assert.equal(sha256(fs.readFileSync(file)), j.lab.sha256);
+    assert.ok(fs.readFileSync(file).equals(fs.readFileSync(path.join(dirOf(ts[writer]), j.artifact))), `${cmd}: the writer's bytes`);
+    assert.ok(!fs.existsSync(path.join(dirOf(ts[1 - writer]), j.artifact)), `${cmd}: the other task does not have it`);
+  }
+  const log = fs.readFileSync(path.join(lb.dir, 'access.log'), 'utf8');
+  assert.match(log, /GET \/api\/lab\/artifacts\//, 'the downloads went through nginx');
 });
