@@ -68,7 +68,9 @@ int pl_server_new(pl_server **out, uv_loop_t *loop, const pl_server_config *cfg)
  * a method outside `methods` get 405 with an Allow header. */
 int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix,
                     pl_handler_fn fn, void *arg);
-/* Bind and start serving. Returns 0 or a negative errno (-EADDRINUSE…). */
+/* Bind and start serving. Returns 0 or a negative errno (-EADDRINUSE…).
+ * Sets SIGPIPE to SIG_IGN when it is at its default (a client that goes
+ * away must not kill the process; files are sent with sendfile()). */
 int pl_server_start(pl_server *s);
 /* The bound port (useful after asking for port 0). */
 uint16_t pl_server_port(const pl_server *s);

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -770,9 +771,18 @@ int pl_server_start(pl_server *s) {
   size_t pool_bytes = s->cfg.max_header_bytes + 4096;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  /* A peer that goes away must not kill the process: SIGPIPE is ignored
+   * (unless the program set a handler), and MHD is told so, which lets it
+   * send files with sendfile() (without, it copies them through its small
+   * connection pool, 6 KiB per write). */
+  struct sigaction old_pipe;
+  if (sigaction(SIGPIPE, NULL, &old_pipe) == 0 && old_pipe.sa_handler == SIG_DFL &&
+      !(old_pipe.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
   s->mhd = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, s,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs to stderr */
+      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, idle_s,

@@ -15,20 +15,12 @@
 
 
 
-/* Thread pool, once at start: read this process's symbols now (libdwfl
- * loads them lazily), so the first profile or snapshot does not pay
- * 50-170 ms for it. Best effort. */
-static void warm_symbols(uv_work_t *w) {
-  (void)w;
-  pl_symbolizer *sym;
-  if (pl_symbolizer_new(&sym) != 0) return;
-  pl_symbolizer_warm(sym);
-  pl_symbolizer_free(sym);
-}
-
-static void warm_done(uv_work_t *w, int status) {
-  (void)w;
-  (void)status;
+/* Every 15 s: the symbolizer is kept between profiles and snapshots (its
+ * module data is tens of MB); after a minute unused it is dropped and the
+ * memory handed back, so the process's RSS shows what the service holds. */
+static void on_sym_timer(uv_timer_t *t) {
+  (void)t;
+  if (pl_symbolizer_drop_idle(60 * 1000000000ull)) malloc_trim(0);
 }
 
 int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopmon *mon) {
@@ -68,8 +60,10 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
       free(lab);
       return rc;
     }
-    if (uv_queue_work(loop, &lab->warm, warm_symbols, warm_done) != 0)
-      pl_log_msg("warn", "lab", "could not queue the symbol warm-up; the first profile pays for it");
+    if (uv_timer_init(loop, &lab->sym_timer) == 0) {
+      uv_timer_start(&lab->sym_timer, on_sym_timer, 15000, 15000);
+      uv_unref((uv_handle_t *)&lab->sym_timer); /* never keeps the loop alive */
+    }
   }
   *out = lab;
   return 0;
@@ -91,7 +85,7 @@ void pl_lab_get_counters(const pl_lab *lab, pl_lab_counters *out) {
 
 void pl_lab_close(pl_lab *lab) {
   if (lab && lab->active) {
-    uv_cancel((uv_req_t *)&lab->warm); /* not started yet: no need any more */
+    uv_close((uv_handle_t *)&lab->sym_timer, NULL);
     lab_cpu_close(lab);
   }
 }

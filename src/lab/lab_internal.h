@@ -33,7 +33,7 @@ struct pl_lab {
   struct lab_cpu_job *cpu_job; /* the running profile, or NULL */
   uint64_t profiles_taken;
   uint64_t profile_failures;
-  uv_work_t warm; /* reads the symbols once at start (lab.c) */
+  uv_timer_t sym_timer; /* drops the idle symbolizer (lab.c) */
   /* the heap snapshot endpoint (heap_snapshot.c) */
   struct lab_heap_job *heap_job; /* the snapshot being written, or NULL */
   uint64_t snapshots_taken;

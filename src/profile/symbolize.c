@@ -12,6 +12,8 @@
 
 #include <elfutils/libdwfl.h>
 
+#include "common/util.h"
+
 struct pl_symbolizer {
   Dwfl *dwfl;
   unsigned long long adds, subs; /* the loader's counters when dwfl was made */
@@ -27,6 +29,7 @@ static const Dwfl_Callbacks callbacks = {
 /* The process-wide symbolizer and its lock (libdwfl is not thread-safe). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pl_symbolizer shared;
+static uint64_t last_used_ns; /* CLOCK_MONOTONIC when the last user left */
 
 static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
   unsigned long long *c = arg;
@@ -78,19 +81,21 @@ void pl_symbolizer_free(pl_symbolizer *s) {
   dl_iterate_phdr(read_counters, c);
   s->adds = c[0];
   s->subs = c[1];
+  last_used_ns = pl_now_ns();
   pthread_mutex_unlock(&lock);
 }
 
-static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
-                       void *arg) {
-  (void)userdata, (void)name, (void)start, (void)arg;
-  Dwarf_Addr bias;
-  (void)dwfl_module_getsymtab(mod);      /* finds and reads the symbol table */
-  (void)dwfl_module_getdwarf(mod, &bias); /* finds the debug info, if any */
-  return DWARF_CB_OK;
+int pl_symbolizer_drop_idle(uint64_t idle_ns) {
+  if (pthread_mutex_trylock(&lock) != 0) return 0; /* in use right now */
+  int dropped = 0;
+  if (shared.dwfl && pl_now_ns() - last_used_ns >= idle_ns) {
+    dwfl_end(shared.dwfl);
+    shared.dwfl = NULL;
+    dropped = 1;
+  }
+  pthread_mutex_unlock(&lock);
+  return dropped;
 }
-
-void pl_symbolizer_warm(pl_symbolizer *s) { dwfl_getmodules(s->dwfl, warm_module, NULL, 0); }
 
 static const char *base_name(const char *path) {
   const char *slash = strrchr(path, '/');

@@ -6,7 +6,8 @@
  * libdwfl caches per module what it has read, so later profiles and heap
  * snapshots symbolize in a fraction of that. It is rebuilt when the
  * loader's counters (dl_phdr_info.dlpi_adds/dlpi_subs) show a library was
- * loaded or unloaded since its last use. pl_symbolizer_new() hands it out under a
+ * loaded or unloaded since its last use, and freed by pl_symbolizer_drop_idle()
+ * after a while unused. pl_symbolizer_new() hands it out under a
  * mutex, held until pl_symbolizer_free(): one user at a time, and a
  * thread must not ask for it twice. */
 #ifndef PL_PROFILE_SYMBOLIZE_H
@@ -21,9 +22,10 @@ typedef struct pl_symbolizer pl_symbolizer;
 
 /* Take the process's symbolizer (waiting for another user). 0 or -errno. */
 int pl_symbolizer_new(pl_symbolizer **out);
-/* Read every module's symbol table and find its debug info now (libdwfl
- * does it lazily, on the first lookup in each module). */
-void pl_symbolizer_warm(pl_symbolizer *s);
+/* Free the process's symbolizer if nobody has used it for idle_ns (its
+ * module data is tens of MB). Never waits: returns 0 if it is in use or
+ * was used more recently, 1 if it was dropped (the next user rebuilds it). */
+int pl_symbolizer_drop_idle(uint64_t idle_ns);
 /* Give it back (it stays built for the next user). */
 void pl_symbolizer_free(pl_symbolizer *s);
 /* Fill f for address pc; strings are allocated in arena. Unknown code gets
