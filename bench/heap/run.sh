@@ -14,6 +14,11 @@
 #
 #   bench/heap/run.sh                         # 7 rounds
 #   ROUNDS=11 OPS=10000000 bench/heap/run.sh  # longer
+#   CONFIGS="glibc interposed sampled-512k" bench/heap/run.sh   # a subset
+#   BASE_LIB=/tmp/old/libproflab_heap.a bench/heap/run.sh
+#       A/B: also "base-interposed" and "base-sampled-512k", the same
+#       benchmark linked with another build of the tracker (an archive
+#       copied before a change), run interleaved with the others
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,6 +28,7 @@ OPS=${OPS:-5000000}            # per thread
 OPS_EXACT=${OPS_EXACT:-500000} # per thread, for T = 1 and heaptrack
 THREADS=${THREADS:-2}
 JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
+BASE_LIB=${BASE_LIB:-}
 
 if ! ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^src/heap/libproflab_heap.a:'; then
   echo "$BUILD has no heap tracker: add subdir('src/heap') after the libproflab" >&2
@@ -38,6 +44,11 @@ cc $CFLAGS "$ROOT/bench/heap/malloc-bench.c" -lpthread -o "$TMP/plain"
 cc $CFLAGS -DWITH_HEAP "$ROOT/bench/heap/malloc-bench.c" \
   -Wl,--whole-archive "$BUILD/src/heap/libproflab_heap.a" -Wl,--no-whole-archive \
   "$BUILD/libproflab.a" $LIBS -o "$TMP/heap"
+if [ -n "$BASE_LIB" ]; then
+  cc $CFLAGS -DWITH_HEAP "$ROOT/bench/heap/malloc-bench.c" \
+    -Wl,--whole-archive "$BASE_LIB" -Wl,--no-whole-archive \
+    "$BUILD/libproflab.a" $LIBS -o "$TMP/base"
+fi
 
 configs="glibc interposed sampled-512k every-alloc"
 if [ -r "$JEMALLOC" ]; then
@@ -48,6 +59,9 @@ if [ -r "$JEMALLOC" ]; then
   fi
 fi
 command -v heaptrack >/dev/null 2>&1 && configs="$configs heaptrack"
+[ -n "$BASE_LIB" ] && configs="$configs base-interposed base-sampled-512k"
+configs=${CONFIGS:-$configs}
+case " $configs " in *" glibc "*) ;; *) configs="glibc $configs" ;; esac # the ratios' reference
 
 run() { # config -> one result line on stdout
   a="--threads $THREADS --label $1"
@@ -56,6 +70,8 @@ run() { # config -> one result line on stdout
     interposed) "$TMP/heap" $a --ops "$OPS" ;;
     sampled-512k) "$TMP/heap" $a --ops "$OPS" --track 524288 ;;
     every-alloc) "$TMP/heap" $a --ops "$OPS_EXACT" --track 1 ;;
+    base-interposed) "$TMP/base" $a --ops "$OPS" ;;
+    base-sampled-512k) "$TMP/base" $a --ops "$OPS" --track 524288 ;;
     jemalloc) LD_PRELOAD=$JEMALLOC "$TMP/plain" $a --ops "$OPS" ;;
     jemalloc-prof)
       MALLOC_CONF=prof:true,lg_prof_sample:19 LD_PRELOAD=$JEMALLOC "$TMP/plain" $a --ops "$OPS" ;;

@@ -25,11 +25,17 @@
  *   calling thread start at once.
  * - malloc/free and friends: any thread, before main, in constructors, in
  *   the child of fork, and re-entrantly (a signal handler that allocates
- *   while the thread is inside the tracker is served untracked). The free()
- *   of a block that was not sampled takes no lock: a hash and one atomic
- *   load of a bitmap word (see track.c for the argument). The free() of a
- *   sampled block takes no lock either (a compare-and-swap and a lock-free
- *   push); its accounting is settled by the next holder of the mutex.
+ *   while the thread is inside the tracker is served untracked). Sampled
+ *   blocks do not come from glibc: they are served from one address range
+ *   reserved by pl_heap_init() (2^k bytes, 2^k-aligned; range.c), so the
+ *   free() (realloc, malloc_usable_size) of a block that was not sampled
+ *   takes no lock and loads nothing but one word written once at start-up:
+ *   an xor, a shift and a compare against the range. (Under ASan, where
+ *   blocks are ASan's: a hash and one atomic load of a bitmap word; see
+ *   track.c.) The free() of a sampled block takes no lock either
+ *   (compare-and-swaps and lock-free pushes); its accounting is settled by
+ *   the next holder of the mutex, and its memory is reused by the next
+ *   sampled allocation of its size class.
  * - A sampled allocation takes one internal mutex for a short, bounded time
  *   (its stack is captured before); the mutex is never held while calling
  *   glibc's allocator, the unwinder or any user code, and pthread_atfork
@@ -44,7 +50,13 @@
  * - Nothing here may be called from a signal handler except the malloc
  *   family itself (which is no more signal-safe than glibc's).
  *
- * Memory. The tracker's own tables live in one mapping made by
+ * Memory. Sampled blocks (the program's memory) live in the range: each
+ * has a 16-byte header and is rounded up to one of four size classes per
+ * power of two (at most 25 %); freed blocks of 256 KiB or more give their
+ * pages back. The range is reserved PROT_NONE (1 TiB of address space, or
+ * less if that cannot be had; none under ASan) and made writable as it is
+ * used; a sampled allocation it cannot serve comes from glibc and counts as
+ * a dropped sample. The tracker's own tables live in one mapping made by
  * pl_heap_init() at their maximum size (MAP_NORESERVE: pages become
  * resident as the tables fill; the pointer set and the filter start small
  * and double as live samples grow): at most max_samples live sampled

@@ -59,7 +59,8 @@ PL_HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
   if (--t->busy == 0) t->countdown = t->saved_countdown;
 }
 
-/* Read by free(): the current filter bitmap and its shift (64 − bits),
+/* Read by free() under ASan (the interposer asks the range instead): the
+ * current filter bitmap and its shift (64 − bits),
  * packed in one word (the bitmap is 64-byte aligned; shifts are 46..52) so
  * that a reader always gets a matching pair. 0 until tracking starts.
  * The first, smallest level (2^12 bits) lives right here, on the same page
@@ -68,9 +69,21 @@ PL_HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
  * on this VM). The struct is aligned so that it never straddles a page. */
 typedef struct pl__heap_fast_state {
   _Atomic uintptr_t filter;
+  /* The interposer's sampled-block range (range.c): its base, 2^k-aligned,
+   * or'ed with k. Until it is reserved, PL_HEAP_NO_RANGE, which no user
+   * pointer matches. Written once, before tracking starts. */
+  _Atomic uintptr_t range;
   _Alignas(64) _Atomic uint64_t level0[64];
 } __attribute__((aligned(1024))) pl__heap_fast_state;
 extern pl__heap_fast_state pl__heap_fast;
+#define PL_HEAP_NO_RANGE ((UINT64_C(1) << 63) | 63)
+
+/* 1: p is in the sampled-block range (interposer builds: exactly the
+ * sampled blocks). A load of a word nobody writes, an xor, a shift. */
+PL_HEAP_INLINE int pl__heap_in_range(const void *p) {
+  uintptr_t w = atomic_load_explicit(&pl__heap_fast.range, memory_order_relaxed);
+  return (((uintptr_t)p ^ w) >> (w & 63)) == 0;
+}
 
 /* The pointer hash; filter cells and set buckets take its top bits. Two
  * multiply rounds: a single one (Fibonacci hashing) maps blocks a constant
@@ -110,6 +123,30 @@ void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi);
 
 /* interpose.c: 0, or -ENOTSUP when sanitizer hooks cannot be installed. */
 int pl__heap_observer_install(void);
+
+/* The interposer's sampled path (not under ASan). The allocation functions
+ * decide before allocating: n >= countdown sends them to
+ * pl__heap_alloc_sampled, which decides whether this allocation is a
+ * sample and, if so, serves it from the sampled-block range (range.c) and
+ * records it; otherwise, or when the range cannot serve it, it allocates
+ * from glibc. align: 0 (malloc's), or a power of two; kind: plain, zeroed
+ * (calloc), or pvalloc (n rounded up to pages, n recorded).
+ * Returns the block or NULL (errno set, by glibc). */
+enum { PL_HEAP_KIND_PLAIN, PL_HEAP_KIND_ZERO, PL_HEAP_KIND_PVALLOC };
+void *pl__heap_alloc_sampled(size_t n, size_t align, int kind);
+/* The two halves of it, for realloc: 1 when an allocation of n bytes (that
+ * reached the sampling point) is a sample (errno kept); then allocate it. */
+int pl__heap_decide(size_t n);
+void *pl__heap_alloc_decided(size_t n, size_t align, int kind);
+/* glibc's allocation, as pl__heap_alloc_sampled falls back to (interpose.c). */
+void *pl__heap_libc_alloc(size_t n, size_t align, int kind);
+/* range.c. init: reserve the range (pl_heap_init); alloc: under the mutex,
+ * NULL when it cannot serve (*reused: 1 when the block was used before, so
+ * not known to be zero); free: lock-free; usable: malloc_usable_size. */
+int pl__heap_range_init(void);
+void *pl__heap_range_alloc_locked(size_t n, size_t align, int *reused);
+void pl__heap_range_free(void *p);
+size_t pl__heap_range_usable(const void *p);
 
 /* Account an allocation of n bytes at p (after it was made); returns p.
  * Use as `return pl__heap_note_alloc(p, n);` so the slow path is a tail

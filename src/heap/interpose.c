@@ -16,6 +16,7 @@
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if !PL_HEAP_ASAN
 
@@ -31,44 +32,80 @@ extern void *__libc_memalign(size_t align, size_t n) LIBC;
 extern void *__libc_valloc(size_t n) LIBC;
 extern void *__libc_pvalloc(size_t n) LIBC;
 
-/* An allocation that reaches the sampling point: allocate, then account
- * (a tail call: this frame is gone by the time the stack is captured). */
-PL_HEAP_TEXT __attribute__((noinline)) static void *malloc_crossing(size_t n) {
-  void *p = __libc_malloc(n);
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_on_sample(p, n);
+/* Sampled blocks live in a reserved range of their own (range.c), never in
+ * glibc's heap: free(), realloc() and malloc_usable_size() tell them apart
+ * by address alone, with no memory load beyond one constant word. So every
+ * function here decides before allocating: the fast path (n < countdown) is
+ * a countdown in TLS and a tail jump to glibc; the rest goes to
+ * pl__heap_alloc_sampled (a tail call too: the allocation function's frame
+ * is gone when the stack is captured). (A failed allocation on the fast
+ * path still counts down: harmless, and only under ENOMEM.) */
+#define FAST(n) __builtin_expect((n) < pl__heap_tls_state.countdown, 1)
+#define COUNT(n) (pl__heap_tls_state.countdown -= (n))
+
+void *pl__heap_libc_alloc(size_t n, size_t align, int kind) {
+  if (kind == PL_HEAP_KIND_ZERO) return __libc_calloc(1, n);
+  if (kind == PL_HEAP_KIND_PVALLOC) return __libc_pvalloc(n);
+  return align ? __libc_memalign(align, n) : __libc_malloc(n);
 }
 
-/* The fast path decides before allocating, so it keeps nothing across the
- * call: no frame, the countdown, a tail jump to glibc. (A failed
- * allocation on it still counts down: harmless, and only under ENOMEM.) */
 PL_HEAP_TEXT void *malloc(size_t n) {
-  pl__heap_tls *t = &pl__heap_tls_state;
-  if (__builtin_expect(n < t->countdown, 1)) {
-    t->countdown -= n;
+  if (FAST(n)) {
+    COUNT(n);
     return __libc_malloc(n);
   }
-  return malloc_crossing(n);
+  return pl__heap_alloc_sampled(n, 0, PL_HEAP_KIND_PLAIN);
 }
 
-/* A sampled (or maybe sampled) block: account, then glibc frees it. */
+/* A sampled block: its record, then the block itself, lock-free. */
 PL_HEAP_TEXT __attribute__((noinline)) static void free_sampled(void *p) {
   uint32_t ri = pl__heap_take(p);
   if (ri != PL_HEAP_NONE) pl__heap_release(ri);
-  __libc_free(p);
+  pl__heap_range_free(p);
 }
 
-/* The fast path keeps no registers across a call: two tail jumps. (NULL
- * needs no test: glibc ignores it, and its filter bit is only a maybe.) */
+/* The fast path keeps no registers across a call: two tail jumps. (NULL is
+ * never in the range.) */
 PL_HEAP_TEXT void free(void *p) {
-  if (__builtin_expect(pl__heap_maybe_sampled(p), 0)) return free_sampled(p);
+  if (__builtin_expect(pl__heap_in_range(p), 0)) return free_sampled(p);
   __libc_free(p);
 }
 
 PL_HEAP_TEXT void *calloc(size_t n, size_t size) {
-  void *p = __libc_calloc(n, size); /* checks n * size for overflow (ENOMEM) */
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n * size);
+  size_t bytes;
+  if (__builtin_expect(__builtin_mul_overflow(n, size, &bytes), 0))
+    return __libc_calloc(n, size); /* its ENOMEM */
+  if (FAST(bytes)) {
+    COUNT(bytes);
+    return __libc_calloc(n, size);
+  }
+  return pl__heap_alloc_sampled(bytes, 0, PL_HEAP_KIND_ZERO);
+}
+
+/* glibc's own malloc_usable_size (below). */
+static size_t libc_usable(void *p);
+
+/* realloc of a sampled block: always a move (the new block is sampled or
+ * not by the countdown, like any allocation); on failure p stays, tracked. */
+PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *p, size_t n) {
+  size_t old = pl__heap_range_usable(p);
+  void *q = malloc(n);
+  if (!q) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  free_sampled(p);
+  return q;
+}
+
+/* realloc of a glibc block reaching the sampling point: if this one is a
+ * sample, it moves into the range. */
+PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_crossing(void *p, size_t n) {
+  if (!pl__heap_decide(n)) return __libc_realloc(p, n);
+  size_t old = libc_usable(p);
+  void *q = pl__heap_alloc_decided(n, 0, PL_HEAP_KIND_PLAIN);
+  if (!q) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  __libc_free(p);
+  return q;
 }
 
 /* glibc semantics: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and
@@ -79,16 +116,12 @@ PL_HEAP_TEXT void *realloc(void *p, size_t n) {
     free(p);
     return NULL;
   }
-  /* Take p out of the sampled set before glibc may hand it to another
-   * thread (which could sample it again). */
-  uint32_t ri = pl__heap_maybe_sampled(p) ? pl__heap_take(p) : PL_HEAP_NONE;
-  void *q = __libc_realloc(p, n);
-  if (!q) {
-    if (ri != PL_HEAP_NONE) pl__heap_restore(p, ri);
-    return NULL;
+  if (__builtin_expect(pl__heap_in_range(p), 0)) return realloc_sampled(p, n);
+  if (FAST(n)) {
+    COUNT(n);
+    return __libc_realloc(p, n);
   }
-  if (ri != PL_HEAP_NONE) pl__heap_release(ri);
-  return pl__heap_note_alloc(q, n);
+  return realloc_crossing(p, n);
 }
 
 PL_HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size) {
@@ -100,40 +133,52 @@ PL_HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size) {
   return realloc(p, bytes);
 }
 
+/* glibc's memalign: an alignment up to 16 is malloc's; others are rounded
+ * up to a power of two (0: malloc's). */
+static size_t norm_align(size_t align) {
+  if (align <= 16) return 0;
+  if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzll((unsigned long long)align));
+  return align;
+}
+
 PL_HEAP_TEXT void *memalign(size_t align, size_t n) {
-  void *p = __libc_memalign(align, n);
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n);
+  if (__builtin_expect(align > SIZE_MAX / 2 + 1, 0)) return __libc_memalign(align, n); /* EINVAL */
+  if (FAST(n)) {
+    COUNT(n);
+    return __libc_memalign(align, n);
+  }
+  return pl__heap_alloc_sampled(n, norm_align(align), PL_HEAP_KIND_PLAIN);
 }
 
 /* glibc 2.36's aligned_alloc is an alias of memalign (no extra checks). */
-PL_HEAP_TEXT void *aligned_alloc(size_t align, size_t n) {
-  void *p = __libc_memalign(align, n);
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n);
-}
+PL_HEAP_TEXT void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
 
 PL_HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n) {
   /* glibc's checks: a power of two multiple of sizeof(void *). */
   if (align % sizeof(void *) != 0 || align == 0 || (align & (align - 1)) != 0) return EINVAL;
   int saved_errno = errno;
-  void *p = __libc_memalign(align, n);
+  void *p = memalign(align, n);
   errno = saved_errno; /* posix_memalign reports through its result only */
   if (!p) return ENOMEM;
-  *out = pl__heap_note_alloc(p, n);
+  *out = p;
   return 0;
 }
 
 PL_HEAP_TEXT void *valloc(size_t n) {
-  void *p = __libc_valloc(n);
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n);
+  if (FAST(n)) {
+    COUNT(n);
+    return __libc_valloc(n);
+  }
+  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL_HEAP_KIND_PLAIN);
 }
 
+/* Page-aligned and page-rounded (0: one page); recorded at the size asked. */
 PL_HEAP_TEXT void *pvalloc(size_t n) {
-  void *p = __libc_pvalloc(n);
-  if (__builtin_expect(p == NULL, 0)) return p;
-  return pl__heap_note_alloc(p, n);
+  if (FAST(n)) {
+    COUNT(n);
+    return __libc_pvalloc(n);
+  }
+  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL_HEAP_KIND_PVALLOC);
 }
 
 /* glibc exports no __libc_malloc_usable_size: find its own with
@@ -155,10 +200,15 @@ static usable_fn resolve_usable(void) {
 
 __attribute__((constructor(101))) static void resolve_at_start(void) { resolve_usable(); }
 
-PL_HEAP_TEXT size_t malloc_usable_size(void *p) {
-  if (!p) return 0;
+static size_t libc_usable(void *p) {
   usable_fn f = resolve_usable();
   return f ? f(p) : 0;
+}
+
+PL_HEAP_TEXT size_t malloc_usable_size(void *p) {
+  if (!p) return 0;
+  if (pl__heap_in_range(p)) return pl__heap_range_usable(p);
+  return libc_usable(p);
 }
 
 int pl__heap_observer_install(void) {

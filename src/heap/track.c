@@ -11,7 +11,13 @@
  * before pl_heap_init() (or by ld.so) undecidable at free(). Sampled blocks
  * are rare (one per T bytes), so instead they are kept in a set beside the
  * heap, and the question free() asks — "could p be sampled?" — is answered
- * by a bitmap over a hash of the pointer:
+ * by the address alone in the interposer (sampled blocks are served from a
+ * reserved range of their own: range.c, and heap_internal.h's
+ * pl__heap_in_range; the pointer set then only maps a sampled block to its
+ * record), and under ASan, whose heap holds every block, by a bitmap over
+ * a hash of the pointer (the interposer used it too until the bitmap load
+ * was found missing the L1 cache on most frees: ~3 % of the malloc
+ * benchmark's time):
  *
  * - filter: a bitmap over the top bits of the pointer's hash
  *   (pl__heap_hash: two multiplies), bit c set while at least one live
@@ -78,7 +84,7 @@
 #include "heap/track_internal.h"
 
 __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
-pl__heap_fast_state pl__heap_fast;
+pl__heap_fast_state pl__heap_fast = {.range = PL_HEAP_NO_RANGE};
 /* A plain mutex: an adaptive one (spin, then sleep) doubled the cost of
  * T = 1 on two threads (heavy contention) and did not help at 512 KiB. */
 pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -89,6 +95,10 @@ pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 #define SET_MIN_BITS 6 /* 64 buckets, 4 KiB */
 #define PROBE_BUCKETS 8
 #define DISABLED_INTERVAL (64 * 1024) /* slow-path period before tracking starts */
+/* The filter is what free() asks under ASan (hooks: sampled blocks are in
+ * ASan's heap). The interposer keeps sampled blocks in their own range
+ * (range.c) and asks that instead: no filter to maintain. */
+#define USE_FILTER PL_HEAP_ASAN
 
 extern char __start_proflab_heap_text[] __attribute__((weak));
 extern char __stop_proflab_heap_text[] __attribute__((weak));
@@ -242,6 +252,7 @@ static inline size_t cell_of(uintptr_t p) {
  * every write invalidates the line in the other cores, whose free() reads
  * it next. */
 static void filter_add_locked(uintptr_t p) {
+  if (!USE_FILTER) return;
   size_t c = cell_of(p);
   if (H.fcount[c]++ == 0 &&
       !((atomic_load_explicit(&H.filter[c >> 6], memory_order_relaxed) >> (c & 63)) & 1))
@@ -264,6 +275,7 @@ static void filter_flush_locked(void) {
  * over an empty cell only costs a lookup): fewer writes to lines every
  * free() reads. */
 static void filter_drop_locked(uintptr_t p) {
+  if (!USE_FILTER) return;
   size_t c = cell_of(p);
   if (--H.fcount[c] == 0) {
     H.clear_cells[H.nclear++] = (uint32_t)c;
@@ -281,6 +293,7 @@ static void filter_publish(void) {
  * records. The counts are rebuilt from the records (every record with an
  * id is counted, including freed ones still queued for the mutex holder). */
 static void filter_grow_locked(void) {
+  if (!USE_FILTER) return;
   unsigned bits = H.filter_bits;
   while (bits < H.filter_max_bits && (H.live + 1) * 64 > (1ull << bits)) bits++;
   if (bits == H.filter_bits) return;
@@ -396,7 +409,7 @@ static int set_grow_locked(void) {
 
 /* Under the mutex. 0 when the set has no room for p. */
 static int set_insert_locked(const void *p, uint32_t ri) {
-  if (H.fcount[cell_of((uintptr_t)p)] == UINT32_MAX) return 0;
+  if (USE_FILTER && H.fcount[cell_of((uintptr_t)p)] == UINT32_MAX) return 0;
   if ((H.live + 1) * 5 > H.set_slots * 2) set_grow_locked(); /* 40% load */
   pl__heap_set *st = atomic_load_explicit(&H.set, memory_order_relaxed);
   if (!set_put(st, (uintptr_t)p, ri)) {
@@ -494,80 +507,179 @@ void pl__heap_restore(const void *p, uint32_t ri) {
 
 /* ---------------------------------------------------------------- sampling */
 
-/* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
-PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
-                                                                      size_t n) {
-  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
-  int truncated = 0;
-  pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
-  unsigned depth = capture(pcs, &truncated);
-  pl__heap_busy_exit(t);
-  uint64_t time = now_ns();
-  double w = pl__heap_weight(n);
-  pl__heap_lock(t);
-  uint32_t sid = intern_locked(pcs, depth, truncated);
+/* Under the mutex: count a sample of n bytes (weight w) at stack sid. */
+static void account_locked(uint32_t sid, double w, size_t n) {
   H.samples++;
   H.alloc_objects += w;
   H.alloc_bytes += w * (double)n;
   H.stacks[sid].alloc_objects += w;
   H.stacks[sid].alloc_bytes += w * (double)n;
+}
+
+/* Under the mutex: record ri is the live sample p (already in the set). */
+static void fill_locked(pl__heap_tls *t, uint32_t ri, void *p, size_t n, uint32_t sid, double w,
+                        uint64_t time) {
+  pl__heap_rec *r = &H.recs[ri];
+  r->ptr = (uintptr_t)p;
+  r->size = n;
+  r->time_ns = time;
+  r->stack = sid;
+  r->tid = t->tid;
+  r->weight = w;
+  r->id = H.next_id;
+  H.next_id += 2;
+  H.inuse_objects += w;
+  H.inuse_bytes += w * (double)n;
+  H.live++;
+  if (H.live * 64 > (1ull << H.filter_bits) && H.filter_bits < H.filter_max_bits)
+    filter_grow_locked();
+}
+
+/* What a sample takes before the mutex: its stack, time and weight.
+ * Inlined: one frame of ours for the unwinder. */
+typedef struct sample_ctx {
+  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
+  unsigned depth;
+  int truncated;
+  uint64_t time;
+  double w;
+} sample_ctx;
+
+PL_HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(pl__heap_tls *t,
+                                                                            size_t n,
+                                                                            sample_ctx *c) {
+  c->truncated = 0;
+  pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
+  c->depth = capture(c->pcs, &c->truncated);
+  pl__heap_busy_exit(t);
+  c->time = now_ns();
+  c->w = pl__heap_weight(n);
+}
+
+/* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
+PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
+                                                                      size_t n) {
+  sample_ctx c;
+  sample_begin(t, n, &c);
+  pl__heap_lock(t);
+  uint32_t sid = intern_locked(c.pcs, c.depth, c.truncated);
+  account_locked(sid, c.w, n);
   uint32_t ri = rec_alloc_locked();
   if (ri == PL_HEAP_NONE || !set_insert_locked(p, ri)) {
     if (ri != PL_HEAP_NONE) rec_free_locked(ri);
     H.dropped++;
   } else {
-    pl__heap_rec *r = &H.recs[ri];
-    r->ptr = (uintptr_t)p;
-    r->size = n;
-    r->time_ns = time;
-    r->stack = sid;
-    r->tid = t->tid;
-    r->weight = w;
-    r->id = H.next_id;
-    H.next_id += 2;
-    H.inuse_objects += w;
-    H.inuse_bytes += w * (double)n;
-    H.live++;
-    if (H.live * 64 > (1ull << H.filter_bits) && H.filter_bits < H.filter_max_bits)
-      filter_grow_locked();
+    fill_locked(t, ri, p, n, sid, c.w, c.time);
   }
   pl__heap_unlock(t);
 }
 
-/* An allocation of n bytes at p reached the current sampling point
- * (n >= countdown), or tracking is not set up on this thread yet. */
-PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
-  pl__heap_tls *t = &pl__heap_tls_state;
-  if (t->busy) return p; /* the tracker's own: busy_exit restores the countdown */
+/* An allocation of n bytes reached the current sampling point
+ * (n >= countdown), or tracking is not set up on this thread yet: 1 when it
+ * is to be sampled. Sets the next sampling point. May change errno. */
+static inline int decide(pl__heap_tls *t, size_t n) {
+  if (t->busy) return 0; /* the tracker's own: busy_exit restores the countdown */
   if (!atomic_load_explicit(&H.running, memory_order_acquire)) {
     t->countdown = DISABLED_INTERVAL;
     t->started = 0;
-    return p;
+    return 0;
   }
-  int saved_errno = errno;
   if (!t->started) thread_start(t);
   if (H.T == 1) {
     t->countdown = 0; /* every allocation comes here */
-    record(t, p, n);
-  } else {
-    if (t->started == 1) {
-      /* First allocation since this thread started sampling: its
-       * countdown so far is meaningless; draw one and apply n to it. */
-      t->started = 2;
-      uint64_t c = draw(t);
-      if (n < c) {
-        t->countdown = c - n;
-        goto out;
-      }
-    }
-    /* Memoryless: the next sampling point is Exp(T) past this block. */
-    t->countdown = draw(t);
-    record(t, p, n);
+    return 1;
   }
-out:
+  if (t->started == 1) {
+    /* First allocation since this thread started sampling: its countdown
+     * so far is meaningless; draw one and apply n to it. */
+    t->started = 2;
+    uint64_t c = draw(t);
+    if (n < c) {
+      t->countdown = c - n;
+      return 0;
+    }
+  }
+  /* Memoryless: the next sampling point is Exp(T) past this block. */
+  t->countdown = draw(t);
+  return 1;
+}
+
+/* Allocated (by glibc) already: the ASan hooks' path, and pl__heap_note_alloc. */
+PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  if (t->busy) return p;
+  int saved_errno = errno;
+  if (decide(t, n)) record(t, p, n);
   errno = saved_errno;
   return p;
 }
+
+#if !PL_HEAP_ASAN
+
+/* The interposer's slow path (heap_internal.h): decide, then serve a
+ * sample from the range, recorded, or anything else from glibc. */
+PL_HEAP_TEXT __attribute__((always_inline)) static inline void *
+alloc_decided(pl__heap_tls *t, size_t n, size_t align, int kind, int saved_errno) {
+  sample_ctx c;
+  sample_begin(t, n, &c);
+  int reused = 0;
+  pl__heap_lock(t);
+  uint32_t sid = intern_locked(c.pcs, c.depth, c.truncated);
+  uint32_t ri = rec_alloc_locked();
+  size_t an = n;
+  if (kind == PL_HEAP_KIND_PVALLOC) /* n + align fits: else the range refuses n */
+    an = n <= SIZE_MAX - align ? (n ? (n + align - 1) & ~(align - 1) : align) : SIZE_MAX;
+  void *p = ri != PL_HEAP_NONE ? pl__heap_range_alloc_locked(an, align, &reused) : NULL;
+  if (p && !set_insert_locked(p, ri)) {
+    pl__heap_range_free(p); /* lock-free push: taken back by the next allocation */
+    p = NULL;
+  }
+  if (!p) {
+    if (ri != PL_HEAP_NONE) rec_free_locked(ri);
+    pl__heap_unlock(t);
+    /* Dropped: glibc serves it (outside the mutex), counted if it succeeds. */
+    pl__heap_busy_enter(t);
+    p = pl__heap_libc_alloc(n, align, kind);
+    pl__heap_busy_exit(t);
+    if (!p) return NULL; /* errno from glibc */
+    pl__heap_lock(t);
+    account_locked(sid, c.w, n);
+    H.dropped++;
+    pl__heap_unlock(t);
+    errno = saved_errno;
+    return p;
+  }
+  account_locked(sid, c.w, n);
+  fill_locked(t, ri, p, n, sid, c.w, c.time);
+  pl__heap_unlock(t);
+  if (kind == PL_HEAP_KIND_ZERO && reused) memset(p, 0, n); /* fresh range pages are zero */
+  errno = saved_errno;
+  return p;
+}
+
+PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_sampled(size_t n, size_t align,
+                                                                      int kind) {
+  pl__heap_tls *t = &pl__heap_tls_state;
+  int saved_errno = errno;
+  if (!decide(t, n)) {
+    errno = saved_errno;
+    return pl__heap_libc_alloc(n, align, kind);
+  }
+  return alloc_decided(t, n, align, kind, saved_errno);
+}
+
+int pl__heap_decide(size_t n) {
+  int saved_errno = errno;
+  int r = decide(&pl__heap_tls_state, n);
+  errno = saved_errno;
+  return r;
+}
+
+PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_decided(size_t n, size_t align,
+                                                                      int kind) {
+  return alloc_decided(&pl__heap_tls_state, n, align, kind, errno);
+}
+#endif
 
 /* ---------------------------------------------------------------- fork */
 
@@ -724,6 +836,12 @@ int pl_heap_init(const pl_heap_options *opts) {
     }
     atfork_done = 1;
   }
+#if !PL_HEAP_ASAN
+  /* Sampled blocks live in their own range (range.c); reserved once. */
+  if (atomic_load_explicit(&pl__heap_fast.range, memory_order_relaxed) == PL_HEAP_NO_RANGE &&
+      (rc = pl__heap_range_init()) != 0)
+    goto fail_unmap;
+#endif
   /* Last (sanitizer hooks cannot be removed): until `running`, they only
    * forward. */
   rc = pl__heap_observer_install();

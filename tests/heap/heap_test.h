@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -39,6 +40,14 @@ static void heap_test_on_alarm(int sig) {
 static inline void heap_test_watchdog(unsigned seconds) {
   signal(SIGALRM, heap_test_on_alarm);
   alarm(seconds);
+}
+
+/* Wait for a forked child, which must exit with status 0. */
+static inline void heap_test_wait_ok(pid_t pid) {
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* Name of the function a sample's stack starts in (the one that called the

@@ -168,10 +168,7 @@ static void test_fork_while_allocating(void **state) {
       pl_heap_snapshot_free(cs);
       _exit(ok ? 0 : 1);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    heap_test_wait_ok(pid);
   }
   atomic_store(&stop, 1);
   for (int i = 0; i < 4; i++) pthread_join(w[i].thread, NULL);
