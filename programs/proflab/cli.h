@@ -29,4 +29,7 @@ int pl_cmd_snapshot(int argc, char **argv);
 int pl_cmd_artifacts(int argc, char **argv);
 int pl_cmd_download(int argc, char **argv);
 
+/* export.c: get an artifact out of a container through an exec channel */
+int pl_cmd_export(int argc, char **argv);
+
 #endif

@@ -15,6 +15,7 @@ static const pl_cli_command commands[] = {
     {"snapshot", "take a heap snapshot, download and verify it", pl_cmd_snapshot},
     {"artifacts", "list the lab's artifacts", pl_cmd_artifacts},
     {"download", "download and verify one artifact", pl_cmd_download},
+    {"export", "get an artifact out of a container through an exec channel", pl_cmd_export},
     {NULL, NULL, NULL},
 };
 

@@ -20,6 +20,7 @@
 #include "proflab/server.h"
 #include "common/util.h"
 #include "heap/heap.h"
+#include "export/helper.h"
 
 typedef struct app {
   uv_loop_t *loop;
@@ -166,6 +167,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "export-helper") == 0)
+    return pl_export_helper_main(argc - 1, argv + 1);
   static app a;
   pl_server_config scfg;
   pl_server_config_init(&scfg);
