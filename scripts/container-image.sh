@@ -1,0 +1,30 @@
+#!/bin/sh
+# Container images for the tests, with Debian's podman (no registry is
+# needed or reached; see the Dockerfile):
+#   localhost/deb12:min  a Debian 12 base made with debootstrap from the
+#                        machine's own apt mirror, once per machine, also
+#                        tagged debian:12-slim (what the Dockerfile starts
+#                        FROM) unless that image exists already;
+#   proflab:test         the Dockerfile's "prebuilt" target: the runtime
+#                        image with build/proflabd and build/proflab.
+# Needs root, podman, runc and debootstrap (scripts/deps.sh test installs
+# them) and a built build/ (make build).
+set -eu
+cd "$(dirname "$0")/.."
+P="podman --runtime runc" # crun refuses this kind of machine's hybrid cgroups
+U="--ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
+
+[ -x build/proflabd ] && [ -x build/proflab ] || { echo "container-image: build first (make build)" >&2; exit 1; }
+if ! podman image exists localhost/deb12:min; then
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  rootfs=$(mktemp -d /var/tmp/proflab-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT INT TERM
+  echo "container-image: building the Debian 12 base image (debootstrap, about a minute)" >&2
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+  tar -C "$rootfs" -c . | podman import - localhost/deb12:min >/dev/null
+fi
+podman image exists docker.io/library/debian:12-slim ||
+  podman tag localhost/deb12:min docker.io/library/debian:12-slim
+# shellcheck disable=SC2086
+$P build --pull=never --network=host --format docker $U --target prebuilt -t proflab:test . >&2
