@@ -158,12 +158,21 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   run_mhd(p->data);
 }
 
+/* MHD sends a file 128 KiB per sendfile() and per MHD_run, then asks to be
+ * run again at once (timeout 0). A few more rounds here, while it has work
+ * ready, spare a loop iteration per chunk (downloads went 0.6x -> ~0.9x of
+ * nginx) and stay short: 8 rounds are about 1 MiB of a download. */
+#define MHD_ROUNDS 8
+
 static void run_mhd(pl_server *s) {
   if (!s->mhd) return;
-  s->in_mhd = 1;
-  MHD_run(s->mhd);
-  s->in_mhd = 0;
   MHD_UNSIGNED_LONG_LONG ms;
+  s->in_mhd = 1;
+  for (int i = 0; i < MHD_ROUNDS; i++) {
+    MHD_run(s->mhd);
+    if (MHD_get_timeout(s->mhd, &ms) != MHD_YES || ms != 0) break;
+  }
+  s->in_mhd = 0;
   if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
     if (ms > 60000) ms = 60000;
     uv_timer_start(&s->timer, on_timer, ms, 0);
