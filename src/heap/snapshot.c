@@ -27,31 +27,51 @@ static int by_id(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Samples by increasing id: an LSD radix sort, 11 bits a pass, as many
- * passes as the largest id needs (two for the first 4 million ids), a
- * third of qsort's time on 100k+ samples. qsort if the buffer cannot be had. */
+/* Samples by increasing id: an LSD radix sort of (id, index) pairs, 11
+ * bits a pass, as many passes as the largest id needs (two for the first 4
+ * million ids), then one move of the samples into place. Several times
+ * faster than qsort on 100k+ samples; qsort if the buffers cannot be had. */
+typedef struct id_ix {
+  uint64_t id;
+  size_t ix;
+} id_ix;
+
 static void sort_by_id(pl_heap_sample *v, size_t n) {
   enum { BITS = 11, B = 1 << BITS };
-  uint64_t max = 0;
-  for (size_t i = 0; i < n; i++)
-    if (v[i].id > max) max = v[i].id;
-  pl_heap_sample *tmp = n > 64 ? malloc(n * sizeof(*v)) : NULL;
-  if (!tmp) {
+  id_ix *a = n > 64 ? malloc(n * sizeof(*a)) : NULL;
+  id_ix *b = a ? malloc(n * sizeof(*b)) : NULL;
+  pl_heap_sample *out = b ? malloc(n * sizeof(*out)) : NULL;
+  if (!out) {
+    free(a);
+    free(b);
     qsort(v, n, sizeof(*v), by_id);
     return;
   }
-  pl_heap_sample *src = v, *dst = tmp;
-  for (unsigned shift = 0; shift < 64 && (max >> shift); shift += BITS) {
-    size_t count[B + 1] = {0};
-    for (size_t i = 0; i < n; i++) count[((src[i].id >> shift) & (B - 1)) + 1]++;
-    for (size_t d = 0; d < B; d++) count[d + 1] += count[d];
-    for (size_t i = 0; i < n; i++) dst[count[(src[i].id >> shift) & (B - 1)]++] = src[i];
-    pl_heap_sample *x = src;
-    src = dst;
-    dst = x;
+  uint64_t max = 0;
+  int sorted = 1;
+  for (size_t i = 0; i < n; i++) {
+    a[i].id = v[i].id;
+    a[i].ix = i;
+    if (v[i].id > max) max = v[i].id;
+    if (i && v[i].id < v[i - 1].id) sorted = 0;
   }
-  if (src != v) memcpy(v, src, n * sizeof(*v));
-  free(tmp);
+  if (!sorted) {
+    id_ix *src = a, *dst = b;
+    for (unsigned shift = 0; shift < 64 && (max >> shift); shift += BITS) {
+      size_t count[B + 1] = {0};
+      for (size_t i = 0; i < n; i++) count[((src[i].id >> shift) & (B - 1)) + 1]++;
+      for (size_t d = 0; d < B; d++) count[d + 1] += count[d];
+      for (size_t i = 0; i < n; i++) dst[count[(src[i].id >> shift) & (B - 1)]++] = src[i];
+      id_ix *x = src;
+      src = dst;
+      dst = x;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = v[src[i].ix];
+    memcpy(v, out, n * sizeof(*v));
+  }
+  free(a);
+  free(b);
+  free(out);
 }
 
 static void owner_free(owner *o) {
