@@ -36,6 +36,7 @@ static const char META[] =
 enum { NODE_FIELDS = 7 };
 enum { TYPE_NATIVE = 8, TYPE_SYNTHETIC = 9 }; /* node_types[0] */
 enum { EDGE_ELEMENT = 1, EDGE_SHORTCUT = 5 }; /* edge_types[0] */
+_Static_assert(TYPE_NATIVE == 8 && EDGE_ELEMENT == 1, "put_alloc_node and put_element_edge write these");
 
 typedef struct hs_ctx {
   pl__heap_view v;
@@ -127,6 +128,35 @@ static void put_row(pl_sink *out, int first, const uint64_t *f, int nf) {
   b->len = (size_t)(p - b->data);
 }
 
+/* An allocation's node: ",8,<name>,<id>,<size>,0,0,0\n" (native, no edges). */
+static void put_alloc_node(pl_sink *out, uint64_t name, uint64_t id, uint64_t size) {
+  pl_buf *b = &out->buf;
+  if (pl_buf_reserve(b, 3 * 21 + 12)) return; /* failed: the sink reports it */
+  char *p = b->data + b->len;
+  memcpy(p, ",8,", 3);
+  p = pl_put_u64(p + 3, name);
+  *p++ = ',';
+  p = pl_put_u64(p, id);
+  *p++ = ',';
+  p = pl_put_u64(p, size);
+  memcpy(p, ",0,0,0\n", 8); /* with the NUL */
+  b->len = (size_t)(p + 7 - b->data);
+}
+
+/* An element edge: ",1,<index>,<to_node>\n". */
+static void put_element_edge(pl_sink *out, uint64_t index, uint64_t to) {
+  pl_buf *b = &out->buf;
+  if (pl_buf_reserve(b, 2 * 21 + 6)) return;
+  char *p = b->data + b->len;
+  memcpy(p, ",1,", 3);
+  p = pl_put_u64(p + 3, index);
+  *p++ = ',';
+  p = pl_put_u64(p, to);
+  *p++ = '\n';
+  *p = '\0';
+  b->len = (size_t)(p - b->data);
+}
+
 static void put_str(pl_sink *out, const char *s) {
   pl_buf_putc(&out->buf, '"');
   pl_json_escape(&out->buf, s, strlen(s));
@@ -162,14 +192,8 @@ static void write_json(hs_ctx *c, pl_sink *out) {
   for (size_t i = 0; i < n && !out->error; i++) {
     const pl_heap_sample *x = &s->samples[i];
     uint64_t size = pl__heap_round(x->weight_bytes);
-    uint64_t row[NODE_FIELDS] = {TYPE_NATIVE,
-                                 c->groups.keys[c->sample_group[i]].a,
-                                 (uint32_t)(x->id + PL_HEAPSNAPSHOT_ID_OFFSET),
-                                 size > UINT32_MAX ? UINT32_MAX : size,
-                                 0,
-                                 0,
-                                 0};
-    put_row(out, 0, row, NODE_FIELDS);
+    put_alloc_node(out, c->groups.keys[c->sample_group[i]].a,
+                   (uint32_t)(x->id + PL_HEAPSNAPSHOT_ID_OFFSET), size > UINT32_MAX ? UINT32_MAX : size);
     pl_sink_maybe_flush(out);
   }
 
@@ -182,11 +206,8 @@ static void write_json(hs_ctx *c, pl_sink *out) {
     first = 0;
   }
   for (size_t g = 0; g < ng && !out->error; g++) {
-    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1]; k++) {
-      uint64_t row[3] = {EDGE_ELEMENT, k - c->group_start[g],
-                         (1 + ng + c->members[k]) * NODE_FIELDS};
-      put_row(out, 0, row, 3);
-    }
+    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1]; k++)
+      put_element_edge(out, k - c->group_start[g], (1 + ng + c->members[k]) * NODE_FIELDS);
     pl_sink_maybe_flush(out);
   }
   pl_buf_puts(b,
