@@ -27,6 +27,14 @@ Try, from another terminal:
   curl -s -X POST -H "x-lab-token: \$LAB_TOKEN" "$url/api/lab/event-loop-jam?ms=2000" &
   curl -s -w ' %{time_total}s\n' $url/api/health      # waits for the jam
   curl -s $url/metrics
+  curl -s -X POST -H "x-lab-token: \$LAB_TOKEN" "$url/api/lab/cpu-profile?seconds=5"
+  curl -s -X POST -H "x-lab-token: \$LAB_TOKEN" $url/api/lab/heap-snapshot
+  curl -s -H "x-lab-token: \$LAB_TOKEN" $url/api/lab/artifacts
+
+Or with the client, after  export LAB_URL=$url
+  build/proflab status
+  build/proflab profile --seconds 5 -o cpu.cpuprofile   # open in Chrome DevTools or speedscope
+  build/proflab snapshot -o heap.heapsnapshot           # DevTools Memory panel
 
 Logs (JSON lines) follow. Ctrl-C stops the service.
 
