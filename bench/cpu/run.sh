@@ -13,6 +13,20 @@
 #
 #   bench/cpu/run.sh                         (make bench runs it)
 #   DURATION=5 ROUNDS=3 bench/cpu/run.sh     (quicker)
+#   CONFIGS="off wall1k wall10k" ACCURACY=0 bench/cpu/run.sh   (cost of wall mode only)
+#   PROFLABD_B=/tmp/old/proflabd CONFIGS="off wall10k b-off b-wall10k" bench/cpu/run.sh
+#                                            (A/B: "b-" configurations run PROFLABD_B)
+#   CONFIGS="off floor1k floor10k wall1k wall10k" ...
+#        floor1k/floor10k: no profiler, but a timer signal at 1/10 kHz with an
+#        empty handler (bench/cpu/floor.c, LD_PRELOAD): what sampling costs
+#        here before any unwinding or recording.
+#        wallt1k/wallt10k: wall mode with PROFLAB_CPU_WALL_TIMER=1 (a POSIX
+#        timer on the loop thread instead of the ticker thread).
+# Each run also reports the server's CPU time per request and the CPU that
+# other processes used meanwhile ("other", % of one core, from /proc/stat);
+# the summary repeats the ratios over the rounds where other stayed under
+# NOISY % for every configuration, and gives a "CPU ratio" (CPU per request
+# off / on), the steadier figure when the machine is shared.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,6 +39,12 @@ CONNECTIONS=${CONNECTIONS:-20}
 BURN_SECONDS=${BURN_SECONDS:-3}
 PROFLABD=${PROFLABD:-build/proflabd}
 BURN=${BURN:-build/bench/bench-cpu-burn}
+FLOOR=${FLOOR:-build/bench/libbench-cpu-floor.so}
+PROFLABD_B=${PROFLABD_B:-}
+CONFIGS=${CONFIGS:-}
+ACCURACY=${ACCURACY:-1}
+NOISY=${NOISY:-20}
+CLK_TCK=$(getconf CLK_TCK)
 LIBPROFILER=${LIBPROFILER:-/usr/lib/x86_64-linux-gnu/libprofiler.so.0}
 
 die() { echo "bench/cpu: $*" >&2; exit 1; }
@@ -48,18 +68,23 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 # start CONFIG: runs proflabd profiled as CONFIG on a free port; sets SRV, PORT
 start() {
-  local cfg=$1
+  local cfg=$1 bin=$PROFLABD
+  case "$cfg" in b-*) bin=$PROFLABD_B; cfg=${cfg#b-} ;; esac
   PORT=$(free_port)
   local env=(PROFLAB_LISTEN=127.0.0.1:$PORT LAB_TASK_ID=bench)
   case "$cfg" in
     off) ;;
     wall1k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_HZ=1000) ;;
     wall10k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_HZ=10000) ;;
+    wallt1k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_HZ=1000 PROFLAB_CPU_WALL_TIMER=1) ;;
+    wallt10k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_HZ=10000 PROFLAB_CPU_WALL_TIMER=1) ;;
     cpu1k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_MODE=cpu PROFLAB_CPU_PROFILE_HZ=1000) ;;
     gperf) env+=(LD_PRELOAD=$LIBPROFILER CPUPROFILE=$tmp/g.prof CPUPROFILE_FREQUENCY=1000) ;;
     perf) ;;
+    floor1k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=1000) ;;
+    floor10k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=10000) ;;
   esac
-  env "${env[@]}" "$PROFLABD" >/dev/null 2>"$tmp/err" &
+  env "${env[@]}" "$bin" >/dev/null 2>"$tmp/err" &
   SRV=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null 2>&1 && break; sleep 0.05; done
   if [ "$cfg" = perf ]; then
@@ -73,31 +98,91 @@ stop() {
   kill -TERM "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=""
 }
 
-configs=(off wall1k wall10k cpu1k)
-[ $have_gperf = 1 ] && configs+=(gperf)
-[ $have_perf = 1 ] && configs+=(perf)
-declare -A RPS
+if [ -n "$CONFIGS" ]; then
+  read -r -a configs <<<"$CONFIGS"
+  for cfg in "${configs[@]}"; do
+    case "${cfg#b-}" in off | wall1k | wall10k | wallt1k | wallt10k | cpu1k | gperf | perf | floor1k | floor10k) ;; *) die "unknown configuration $cfg" ;; esac
+    case "$cfg" in b-*) [ -x "$PROFLABD_B" ] || die "$cfg needs PROFLABD_B" ;; esac
+  done
+else
+  configs=(off wall1k wall10k cpu1k)
+  [ $have_gperf = 1 ] && configs+=(gperf)
+  [ $have_perf = 1 ] && configs+=(perf)
+fi
+
+proc_ticks() { # utime+stime of process $1 (all threads), or of thread $2 of it
+  local line rest
+  read -r line <"/proc/$1/${2:+task/$2/}stat" || { echo 0; return; }
+  rest=${line##*) }
+  # shellcheck disable=SC2086
+  set -- $rest
+  echo $((${12} + ${13}))
+}
+sys_busy_ticks() { # whole machine: non-idle CPU ticks (all CPUs)
+  local user nice system irq softirq steal
+  read -r _ user nice system _ _ irq softirq steal _ </proc/stat
+  echo $((user + nice + system + irq + softirq + steal))
+}
+
+declare -A RPS OTHER US LUS
 echo "cost: wrk -t1 -c$CONNECTIONS -d${DURATION}s http://127.0.0.1/api/work?n=$WORK_N, $ROUNDS rounds, configurations alternating"
 for r in $(seq "$ROUNDS"); do
   for cfg in "${configs[@]}"; do
     start "$cfg"
     wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$PORT/api/work?n=$WORK_N" >/dev/null 2>&1 # warm-up
-    rps=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT/api/work?n=$WORK_N" | awk '/Requests\/sec/ {print $2}')
+    s0=$(proc_ticks "$SRV"); l0=$(proc_ticks "$SRV" "$SRV"); b0=$(sys_busy_ticks)
+    [ -n "$PERF" ] && p0=$(proc_ticks "$PERF")
+    TIMEFORMAT='%3U %3S' # wrk's own CPU seconds, from bash's time
+    { time wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT/api/work?n=$WORK_N" >"$tmp/wrk.out"; } 2>"$tmp/wrk.time"
+    b1=$(sys_busy_ticks); l1=$(proc_ticks "$SRV" "$SRV"); s1=$(proc_ticks "$SRV")
+    wsec=$(awk '{print $1 + $2}' "$tmp/wrk.time")
+    pt=0; [ -n "$PERF" ] && pt=$(($(proc_ticks "$PERF") - p0))
+    rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
+    reqs=$(awk '/requests in/ {print $1; exit}' "$tmp/wrk.out")
     stop
+    [ -n "$rps" ] && [ -n "$reqs" ] || die "no wrk result for $cfg (round $r)"
     RPS[$cfg,$r]=$rps
-    printf '  round %d %-8s %10.1f req/s\n' "$r" "$cfg" "$rps"
+    read -r us lus other < <(awk -v s=$((s1 - s0)) -v l=$((l1 - l0)) -v ws="$wsec" -v b=$((b1 - b0)) \
+      -v pt="$pt" -v hz="$CLK_TCK" -v d="$DURATION" -v n="$reqs" 'BEGIN {
+        o = 100 * (b - s - ws * hz - pt) / hz / d; if (o < 0) o = 0
+        printf "%.1f %.1f %.1f\n", 1e6 * s / hz / n, 1e6 * l / hz / n, o }')
+    OTHER[$cfg,$r]=$other
+    US[$cfg,$r]=$us
+    LUS[$cfg,$r]=$lus
+    printf '  round %d %-10s %10.1f req/s  CPU us/req: server %6.1f loop %6.1f  other %5.1f%%%s\n' "$r" "$cfg" \
+      "$rps" "$us" "$lus" "$other" "$(awk -v o="$other" -v n="$NOISY" 'BEGIN { if (o > n) printf "  (noisy)" }')"
   done
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-printf '%-10s %12s %10s\n' config "req/s (med)" "vs off"
-for cfg in "${configs[@]}"; do
-  med=$(for r in $(seq "$ROUNDS"); do echo "${RPS[$cfg,$r]}"; done | median)
-  ratio=$(for r in $(seq "$ROUNDS"); do awk -v a="${RPS[$cfg,$r]}" -v b="${RPS[off,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done | median)
-  printf '%-10s %12.1f %10.4f\n' "$cfg" "$med" "$ratio"
+quiet=()
+for r in $(seq "$ROUNDS"); do
+  ok=1
+  for cfg in "${configs[@]}"; do awk -v o="${OTHER[$cfg,$r]}" -v n="$NOISY" 'BEGIN { exit !(o > n) }' && ok=0; done
+  [ $ok = 1 ] && quiet+=("$r")
 done
-echo "goals: wall1k >= 0.99, wall10k >= 0.97 of off"
+printf '%-12s %12s %8s %9s %9s %s\n' config "req/s (med)" "vs off" "CPU ratio" "loop" "  per-round req/s ratios (quiet rounds: ${quiet[*]:-none})"
+for cfg in "${configs[@]}"; do
+  case "$cfg" in b-*) base=b-off ;; *) base=off ;; esac
+  [ -n "${RPS[$base,1]:-}" ] || base=off
+  [ -n "${RPS[$base,1]:-}" ] || base=$cfg
+  med=$(for r in $(seq "$ROUNDS"); do echo "${RPS[$cfg,$r]}"; done | median)
+  all=$(for r in $(seq "$ROUNDS"); do awk -v a="${RPS[$cfg,$r]}" -v b="${RPS[$base,$r]}" 'BEGIN{printf "%.3f\n", a/b}'; done)
+  ratio=$(echo "$all" | median)
+  qr=""; for r in "${quiet[@]}"; do qr+="$(awk -v a="${RPS[$cfg,$r]}" -v b="${RPS[$base,$r]}" 'BEGIN{printf "%.3f ", a/b}')"; done
+  qmed=""
+  [ ${#quiet[@]} -gt 0 ] && qmed=$(for r in "${quiet[@]}"; do awk -v a="${RPS[$cfg,$r]}" -v b="${RPS[$base,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done | median)
+  cratio=$(for r in $(seq "$ROUNDS"); do awk -v a="${US[$cfg,$r]}" -v b="${US[$base,$r]}" 'BEGIN{printf "%.4f\n", b/a}'; done | median)
+  lratio=$(for r in $(seq "$ROUNDS"); do awk -v a="${LUS[$cfg,$r]}" -v b="${LUS[$base,$r]}" 'BEGIN{printf "%.4f\n", b/a}'; done | median)
+  printf '%-12s %12.1f %8.4f %9.4f %9.4f   all: %s| quiet: %s(median %s)\n' "$cfg" "$med" "$ratio" "$cratio" "$lratio" \
+    "$(echo $all) " "$qr" "${qmed:--}"
+done
+echo "goals: wall1k >= 0.99, wall10k >= 0.97 of off (b- configurations: of b-off)"
+echo "CPU ratio: the server's CPU time per request off / with the configuration (median of rounds);"
+echo "less sensitive than req/s to other load on a shared machine. loop: the same for the loop"
+echo "thread alone (the throughput bound when another CPU has room for the ticker and collector)"
+[ "$ACCURACY" = 1 ] || exit 0
 
 echo
 echo "accuracy: $BURN ${BURN_SECONDS}s x 2 threads at 1 kHz; accounted CPU / measured CPU"

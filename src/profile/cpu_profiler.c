@@ -6,8 +6,12 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -26,6 +30,7 @@
 #define RING_SLOTS 4096
 #define COLLECT_EVERY_NS 5000000u
 #define RESCAN_EVERY_NS 100000000u
+#define TICKER_AVOID_EVERY_NS 100000000u
 
 /* Everything a profile owns, behind pl_cpu_profile.arena. */
 typedef struct owner {
@@ -59,6 +64,9 @@ typedef struct running {
   unsigned ntimers;
   uint32_t collector_tid;
   pthread_t collector;
+  pthread_t ticker; /* wall mode: signals the sampled thread */
+  int has_ticker;
+  uint32_t wall_tid;
   _Atomic int stop;
   owner *own;
 } running;
@@ -300,6 +308,106 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
   return rc;
 }
 
+/* ---- wall mode: the ticker -------------------------------------------- */
+/* A timer aimed at the loop thread costs that thread a timer interrupt per
+ * sample, which on this VM is 4-5x the signal itself (~20 us against ~5 us
+ * at 10 kHz: bench/cpu "floor"). So by default a ticker thread sleeps to
+ * each period boundary (clock_nanosleep, absolute) and queues the SIGPROF
+ * to the loop thread (rt_tgsigqueueinfo, SI_QUEUE): the interrupt lands on
+ * the ticker's CPU, the loop thread only takes the signal. Each signal
+ * carries the number of boundaries passed since the last one (the weight,
+ * like a timer's overrun), and the next one is sent only once the last was
+ * handled (a standard signal does not queue twice). Every 100 ms the
+ * ticker moves itself off the CPU the loop thread last ran on
+ * (PROFLAB_CPU_TICKER_PIN=0 leaves it to the scheduler).
+ * PROFLAB_CPU_WALL_TIMER=1 uses a POSIX timer on the loop thread instead. */
+
+static int ticker_pin_off(void) {
+  const char *v = getenv("PROFLAB_CPU_TICKER_PIN");
+  return v && strcmp(v, "0") == 0;
+}
+
+static int wall_timer_wanted(void) {
+  const char *v = getenv("PROFLAB_CPU_WALL_TIMER");
+  return v && strcmp(v, "1") == 0;
+}
+
+/* The CPU thread tid last ran on (field 39 of its stat), or -1. */
+static int thread_cpu(uint32_t tid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/self/task/%u/stat", (unsigned)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+  if (!p) return -1;
+  for (int field = 2; field < 39; field++) { /* p is inside field 2 */
+    p = strchr(p + 1, ' ');
+    if (!p) return -1;
+  }
+  uint64_t cpu;
+  const char *end = strchr(p + 1, ' ');
+  if (!end || pl_parse_u64n(p + 1, (size_t)(end - p - 1), &cpu) != 0 || cpu >= CPU_SETSIZE)
+    return -1;
+  return (int)cpu;
+}
+
+/* Keep the ticker off the CPU the loop thread runs on: there its timer
+ * interrupt and wake-ups would land on the loop thread again. */
+static void ticker_avoid(const cpu_set_t *allowed, uint32_t tid) {
+  int cpu = thread_cpu(tid);
+  if (cpu < 0 || !CPU_ISSET(cpu, allowed) || CPU_COUNT(allowed) < 2) return;
+  cpu_set_t set = *allowed;
+  CPU_CLR(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set); /* best effort */
+}
+
+static void *ticker_main(void *arg) {
+  running *r = arg;
+  pid_t pid = getpid();
+  uid_t uid = getuid();
+  uint64_t period = r->period_ns, base = pl_now_ns(), index = 0, pending = 0;
+  uint64_t sent = pl_sigprof_queued_done(), last_send = base, last_avoid = 0;
+  cpu_set_t allowed;
+  int pin = sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !ticker_pin_off();
+  while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+    if (pin && base + index * period - last_avoid >= TICKER_AVOID_EVERY_NS) {
+      ticker_avoid(&allowed, r->wall_tid);
+      last_avoid = base + index * period;
+    }
+    uint64_t next = base + (index + 1) * period;
+    struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
+    int e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    if (e && e != EINTR) break;
+    uint64_t now = pl_now_ns();
+    if (now < next) continue;
+    uint64_t k = (now - base) / period; /* boundaries passed so far */
+    pending += k - index;
+    index = k;
+    /* the last signal handled, or lost (a recording ended meanwhile) */
+    if (pl_sigprof_queued_done() != sent && now - last_send < 1000000000u) continue;
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    si.si_signo = SIGPROF;
+    si.si_code = SI_QUEUE;
+    si.si_pid = pid;
+    si.si_uid = uid;
+    si.si_value.sival_int = pl_sigprof_queued_value((unsigned)(pending - 1));
+    sent = pl_sigprof_queued_done() + 1;
+    if (syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)r->wall_tid, SIGPROF, &si) != 0) {
+      if (errno == ESRCH) break; /* the thread is gone */
+      sent = pl_sigprof_queued_done(); /* EAGAIN: try again next period */
+      continue;
+    }
+    pending = 0;
+    last_send = now;
+  }
+  return NULL;
+}
+
 static void *collector_main(void *arg) {
   running *r = arg;
   r->collector_tid = gettid_u32();
@@ -368,8 +476,14 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   o->profile.start_ns = pl_now_ns();
   o->profile.start_wall_ns = pl_wall_ns();
   if (opts->mode == PL_CPU_WALL) {
-    if ((rc = arm_timer(r, 0, CLOCK_MONOTONIC, wall_tid)) != 0) goto fail_running;
-    r->ntimers = 1;
+    r->wall_tid = wall_tid;
+    if (wall_timer_wanted()) {
+      if ((rc = arm_timer(r, 0, CLOCK_MONOTONIC, wall_tid)) != 0) goto fail_running;
+      r->ntimers = 1;
+    } else {
+      if ((rc = -pthread_create(&r->ticker, NULL, ticker_main, r)) != 0) goto fail_running;
+      r->has_ticker = 1;
+    }
   } else {
     scan_threads(r);
     if (r->ntimers == 0) { rc = -EAGAIN; goto fail_running; }
@@ -379,9 +493,9 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   pthread_mutex_unlock(&prof_lock);
   return 0;
 fail_running:
+  atomic_store(&r->stop, 1);
   pl_sigprof_end();
   pl_sigprof_quiesce();
-  atomic_store(&r->stop, 1);
   pthread_join(r->collector, NULL);
 fail:
   if (r) pl_ring_free(&r->ring);
@@ -414,6 +528,7 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   atomic_store(&cpu_mode_running, 0);
   atomic_store(&r->stop, 1);
   for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
+  if (r->has_ticker) pthread_join(r->ticker, NULL); /* wakes within a period */
   owner *o = r->own;
   o->profile.end_ns = pl_now_ns();
   o->profile.signals = pl_sigprof_signals();

@@ -1,7 +1,10 @@
 /* SIGNAL-SAFE: the SIGPROF handler (see sigprof.h). Everything reachable
- * from on_sigprof() uses only atomics, clock_gettime (vDSO) and libgcc's
- * unwinder; no malloc, locks or stdio. */
+ * from on_sigprof() uses only atomics, clock_gettime (vDSO), checked reads
+ * of the interrupted thread's stack and libgcc's unwinder (unwind.h); no
+ * malloc, locks or stdio. */
 #include "sample/sigprof.h"
+
+#include "sample/unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -11,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
-#include <unwind.h>
+#include <unistd.h>
 
 #define VALUE_MAGIC_SHIFT 20
 #define VALUE_INDEX_MASK ((1u << VALUE_MAGIC_SHIFT) - 1)
@@ -27,37 +30,11 @@ static volatile sig_atomic_t *_Atomic idle_flag_ptr;
 static _Atomic uint32_t idle_thread;
 static _Atomic int in_handler;
 static _Atomic uint64_t signals_seen;
+static _Atomic pid_t self_pid;         /* sender of the ticker's signals */
+static _Atomic uint64_t queued_done;   /* ticker signals handled */
 
 /* Address ranges of the poll functions (set once at install). */
 static uintptr_t poll_lo[3], poll_hi[3];
-
-typedef struct unwind_state {
-  uintptr_t *pcs;
-  unsigned n, max;
-  int found;
-} unwind_state;
-
-static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg) {
-  unwind_state *st = arg;
-  int before_insn = 0;
-  uintptr_t ip = _Unwind_GetIPInfo(ctx, &before_insn);
-  if (!st->found) {
-    /* Skip the handler's own frames until the interrupted one: the frame
-     * after the signal trampoline is marked "IP before instruction". */
-    if (!before_insn) return _URC_NO_REASON;
-    st->found = 1;
-  }
-  if (ip == 0 || st->n >= st->max) return _URC_END_OF_STACK;
-  st->pcs[st->n++] = ip;
-  return _URC_NO_REASON;
-}
-
-unsigned pl_sigprof_unwind(uintptr_t *pcs, unsigned max, int *found) {
-  unwind_state st = {.pcs = pcs, .max = max};
-  _Unwind_Backtrace(unwind_step, &st);
-  *found = st.found;
-  return st.n;
-}
 
 static int pc_in_poll(uintptr_t pc) {
   for (int i = 0; i < 3; i++)
@@ -72,7 +49,12 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
    * may still touch the ring. */
   atomic_fetch_add_explicit(&in_handler, 1, memory_order_seq_cst);
   unsigned gen = atomic_load_explicit(&generation, memory_order_seq_cst);
-  if (si->si_code != SI_TIMER || ((unsigned)si->si_value.sival_int >> VALUE_MAGIC_SHIFT) != gen) {
+  /* Ours: a timer's, or queued by our wall-mode ticker thread (whose value
+   * carries the periods missed instead of a timer index). */
+  int queued = si->si_code == SI_QUEUE &&
+               si->si_pid == atomic_load_explicit(&self_pid, memory_order_relaxed);
+  unsigned value = (unsigned)si->si_value.sival_int;
+  if ((si->si_code != SI_TIMER && !queued) || (value >> VALUE_MAGIC_SHIFT) != gen) {
     atomic_fetch_sub_explicit(&in_handler, 1, memory_order_release);
     /* Not ours: pass it on to whoever had SIGPROF before us. */
     if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction)
@@ -92,11 +74,12 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   s->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  unsigned idx = (unsigned)si->si_value.sival_int & VALUE_INDEX_MASK;
+  unsigned idx = queued ? 0 : value & VALUE_INDEX_MASK;
   uint32_t tid = idx < PL_SIGPROF_MAX_THREADS
                      ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed) : 0;
   s->tid = tid;
-  s->weight = 1u + (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0);
+  s->weight = 1u + (queued ? value & VALUE_INDEX_MASK
+                            : (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0));
   s->flags = 0;
   const ucontext_t *uc = ucv;
   uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -106,17 +89,18 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
     s->flags = PL_RAW_IDLE;
     s->depth = 0;
   } else {
-    unwind_state st = {.pcs = s->pcs, .max = PL_MAX_FRAMES};
-    _Unwind_Backtrace(unwind_step, &st);
-    if (!st.found || st.n == 0) { /* unwinder lost: keep at least the PC */
+    unsigned how;
+    unsigned n = pl_unwind_capture(uc, idx, s->pcs, PL_MAX_FRAMES, &how);
+    if (!(how & PL_UNWIND_FOUND) || n == 0) { /* unwinder lost: keep at least the PC */
       s->pcs[0] = pc;
-      st.n = 1;
+      n = 1;
       s->flags |= PL_RAW_TRUNCATED;
     }
-    s->depth = st.n;
+    s->depth = n;
   }
   pl_ring_publish(s, pos);
 out:
+  if (queued) atomic_fetch_add_explicit(&queued_done, 1, memory_order_release);
   atomic_fetch_sub_explicit(&in_handler, 1, memory_order_acq_rel);
   errno = saved_errno;
 }
@@ -145,10 +129,9 @@ int pl_sigprof_install(void) {
   find_range("epoll_wait", 0);
   find_range("epoll_pwait", 1);
   find_range("epoll_pwait2", 2);
-  /* Warm the unwinder: its first call initializes tables (pthread_once). */
-  uintptr_t pcs[8];
-  int found;
-  pl_sigprof_unwind(pcs, 8, &found);
+  /* Text ranges, suffix cache; warms libgcc's unwinder (its first call
+   * initializes tables under pthread_once). */
+  if ((rc = pl_unwind_init()) != 0) goto out;
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_sigaction = on_sigprof;
@@ -168,6 +151,8 @@ void pl_sigprof_begin(pl_ring *ring, const uint32_t *tids, volatile sig_atomic_t
   atomic_store(&idle_flag_ptr, idle_flag);
   atomic_store(&idle_thread, idle_tid);
   atomic_store(&signals_seen, 0);
+  atomic_store(&self_pid, getpid());
+  pl_unwind_prepare(); /* stack bounds of the threads; no handler runs now */
   unsigned g = atomic_load(&generation) + 1;
   if (g >= (1u << (31 - VALUE_MAGIC_SHIFT)) || g == 0) g = 1;
   atomic_store(&cur_ring, ring);
@@ -176,6 +161,15 @@ void pl_sigprof_begin(pl_ring *ring, const uint32_t *tids, volatile sig_atomic_t
 
 void pl_sigprof_set_tid(unsigned i, uint32_t tid) {
   if (i < PL_SIGPROF_MAX_THREADS) atomic_store_explicit(&thread_ids[i], tid, memory_order_relaxed);
+}
+
+int pl_sigprof_queued_value(unsigned missed) {
+  if (missed > VALUE_INDEX_MASK) missed = VALUE_INDEX_MASK;
+  return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | missed);
+}
+
+uint64_t pl_sigprof_queued_done(void) {
+  return atomic_load_explicit(&queued_done, memory_order_acquire);
 }
 
 int pl_sigprof_value(unsigned i) {

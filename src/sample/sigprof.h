@@ -10,9 +10,10 @@
  *   stops recording; after it returns and timers are deleted, handlers still
  *   running finish within a few microseconds (pl_sigprof_quiesce waits).
  * - In the handler: no malloc, no locks, no stdio; errno saved and restored;
- *   the unwinder (libgcc's _Unwind_Backtrace, which finds unwind tables
- *   through glibc's lock-free _dl_find_object) was warmed up by
- *   pl_sigprof_install().
+ *   stacks come from sample/unwind.h (frame pointers for our code, libgcc's
+ *   _Unwind_Backtrace, which finds unwind tables through glibc's lock-free
+ *   _dl_find_object, for the rest), set up by pl_sigprof_install() and
+ *   pl_sigprof_begin().
  */
 #ifndef PL_SAMPLE_SIGPROF_H
 #define PL_SAMPLE_SIGPROF_H
@@ -38,13 +39,18 @@ void pl_sigprof_begin(pl_ring *ring, const uint32_t *tids, volatile sig_atomic_t
 void pl_sigprof_set_tid(unsigned i, uint32_t tid);
 /* The sigev_value for timer index i of the current recording. */
 int pl_sigprof_value(unsigned i);
+/* The si_value of a SIGPROF queued (rt_tgsigqueueinfo, SI_QUEUE, from
+ * this process) to thread index 0 of the current recording: a sample of
+ * weight 1 + missed. Wall mode's ticker thread sends these. */
+int pl_sigprof_queued_value(unsigned missed);
+/* How many queued signals handlers have finished (the ticker sends the next
+ * one only when its last one was handled: a standard signal does not queue
+ * twice, and a merged one would lose its weight). */
+uint64_t pl_sigprof_queued_done(void);
 void pl_sigprof_end(void);
 /* Wait until no handler is inside the ring. */
 void pl_sigprof_quiesce(void);
 /* Signals handled by the current/last recording. */
 uint64_t pl_sigprof_signals(void);
-
-/* Unwind the current thread from a signal context into pcs (test hook). */
-unsigned pl_sigprof_unwind(uintptr_t *pcs, unsigned max, int *found_signal_frame);
 
 #endif

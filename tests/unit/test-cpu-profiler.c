@@ -198,6 +198,25 @@ static void test_jammed_loop(void **state) {
   pl_cpu_profile_free(p);
 }
 
+/* Wall mode through a POSIX timer on the sampled thread (the default is
+ * the ticker thread): the same accounting. */
+static void test_wall_timer_path(void **state) {
+  (void)state;
+  assert_int_equal(setenv("PROFLAB_CPU_WALL_TIMER", "1", 1), 0);
+  uint64_t cpu;
+  pl_cpu_profile *p = run_split(PL_CPU_WALL, 1000, &cpu);
+  assert_int_equal(unsetenv("PROFLAB_CPU_WALL_TIMER"), 0);
+  pl_cpu_profile_info info;
+  pl_cpu_profile_get_info(p, &info);
+  double sampled = (double)info.weight * (double)p->period_ns;
+  double elapsed = (double)(p->end_ns - p->start_ns);
+  printf("# wall mode, timer: sampled %.3f s vs elapsed %.3f s (ratio %.4f), %llu signals\n",
+         sampled / 1e9, elapsed / 1e9, sampled / elapsed, (unsigned long long)info.signals);
+  assert_true(sampled / elapsed > 0.98 && sampled / elapsed < 1.02);
+  assert_true(weight_of(p, "burn_alpha", NULL) > 0);
+  pl_cpu_profile_free(p);
+}
+
 static void test_busy_and_stop(void **state) {
   (void)state;
   pl_cpu_options o = {.mode = PL_CPU_WALL, .hz = 1000};
@@ -216,6 +235,7 @@ int main(void) {
       cmocka_unit_test(test_busy_and_stop),
       cmocka_unit_test(test_split_cpu_mode),
       cmocka_unit_test(test_split_wall_mode),
+      cmocka_unit_test(test_wall_timer_path),
       cmocka_unit_test(test_idle_loop),
       cmocka_unit_test(test_jammed_loop),
   };
