@@ -110,8 +110,11 @@ NO_ASAN static int fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_
     if (*n >= max) return FP_FULL;
     pcs[(*n)++] = ret;
     uintptr_t fp = nfp;
-    if (fp == 0) return FP_END;
-    if ((fp & 7) || fp < csp || fp > top - 16) return FP_BAD;
+    /* 0 is not an end here: our frames are always called from a foreign
+     * frame (libc's start code, start_thread, a library callback) before
+     * any outermost frame, so a 0 frame pointer under a frame of ours is a
+     * broken chain (DWARF takes over), not a short stack. */
+    if (fp == 0 || (fp & 7) || fp < csp || fp > top - 16) return FP_BAD;
     const uintptr_t *f = (const uintptr_t *)fp;
     nfp = f[0];
     ret = f[1];
