@@ -13,6 +13,7 @@
  * Prints one line: label, ops, wall ns of the timed phase (threads started
  * to threads joined), process CPU ns over it, ns per op (wall).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,13 +57,25 @@ static void *work(void *arg) {
   return NULL;
 }
 
+/* A whole number in [min, max], or exit 2 (the plain build links no libproflab). */
+static long number(const char *opt, const char *v, long min, long max) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < min || x > max) {
+    fprintf(stderr, "malloc-bench: %s: '%s' must be a whole number from %ld to %ld\n", opt, v, min, max);
+    exit(2);
+  }
+  return x;
+}
+
 int main(int argc, char **argv) {
   const char *label = "plain";
   long track = -1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--track") == 0 && i + 1 < argc) track = atol(argv[++i]);
-    else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) ops = atol(argv[++i]);
-    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) nthreads = atoi(argv[++i]);
+    if (strcmp(argv[i], "--track") == 0 && i + 1 < argc) track = number("--track", argv[++i], 0, 1L << 40);
+    else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) ops = number("--ops", argv[++i], 1, 1L << 40);
+    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) nthreads = (int)number("--threads", argv[++i], 1, 256);
     else if (strcmp(argv[i], "--label") == 0 && i + 1 < argc) label = argv[++i];
     else {
       fprintf(stderr, "usage: %s [--track T] [--ops N] [--threads N] [--label L]\n", argv[0]);
