@@ -785,13 +785,17 @@ int pl_server_start(pl_server *s) {
    * send files with sendfile() (without, it copies them through its small
    * connection pool, 6 KiB per write). */
   struct sigaction old_pipe;
-  if (sigaction(SIGPIPE, NULL, &old_pipe) == 0 && old_pipe.sa_handler == SIG_DFL &&
-      !(old_pipe.sa_flags & SA_SIGINFO))
-    signal(SIGPIPE, SIG_IGN);
+  int pipe_handled = 0;
+  if (sigaction(SIGPIPE, NULL, &old_pipe) == 0) {
+    if ((old_pipe.sa_flags & SA_SIGINFO) || old_pipe.sa_handler != SIG_DFL)
+      pipe_handled = 1; /* ignored or handled by the program already */
+    else
+      pipe_handled = signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  }
   s->mhd = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, s,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs to stderr */
-      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, pipe_handled, /* then MHD may use sendfile() */
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
