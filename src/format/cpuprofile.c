@@ -16,25 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/calltree.h"
 #include "format/cpu_common.h"
 #include "format/hashtab.h"
 
-#define NONE UINT32_MAX
+#define NONE PL__CT_NONE
 
 /* Function indices of the meta nodes (inserted first, keys no frame can have). */
 enum { FN_ROOT, FN_PROGRAM, FN_IDLE };
-
-typedef struct cp_func {
-  uint32_t name, file; /* ids in cp_ctx.strs */
-  uint32_t function_line;
-  uint32_t script_id; /* 0 for no file */
-} cp_func;
-
-typedef struct cp_node {
-  uint32_t func;
-  uint32_t first_child, last_child, next_sibling; /* node indices or NONE */
-  uint32_t hits;
-} cp_node;
 
 typedef struct cp_tick {
   uint32_t node, line, ticks;
@@ -42,15 +31,7 @@ typedef struct cp_tick {
 
 typedef struct cp_ctx {
   const pl_cpu_profile *p;
-  pl__strtab strs;      /* function names and files */
-  pl__keytab func_keys; /* (name, file, function_line) -> index in funcs */
-  cp_func *funcs;
-  size_t funcs_cap;
-  pl__keytab script_keys; /* (file, 0, 0) -> script id - 1 */
-  uint32_t *frame_func;   /* by frame index: function index, NONE until used */
-  pl__keytab node_keys;   /* (parent node, function, 0) -> index in nodes */
-  cp_node *nodes;
-  size_t nodes_cap;
+  pl__calltree t;       /* node values: hits (periods) */
   uint32_t *stack_leaf; /* by stack index: leaf node, NONE until used */
   pl__keytab tick_keys; /* (node, line, 0) -> index in ticks */
   uint32_t *ticks;
@@ -60,66 +41,15 @@ typedef struct cp_ctx {
   int oom;        /* an allocation of the scratch buffer failed */
 } cp_ctx;
 
-/* Adds (or finds) the node for `func` under `parent`; node index or -ENOMEM. */
-static int64_t node_intern(cp_ctx *c, uint32_t parent, uint32_t func) {
-  int added;
-  int64_t n = pl__keytab_intern(&c->node_keys, parent, func, 0, &added);
-  if (n < 0 || !added) return n;
-  if (PL__RESERVE(c->nodes, c->nodes_cap, (size_t)n + 1)) return -ENOMEM;
-  c->nodes[n] = (cp_node){func, NONE, NONE, NONE, 0};
-  if (parent != NONE) {
-    cp_node *pa = &c->nodes[parent];
-    if (pa->last_child == NONE)
-      pa->first_child = (uint32_t)n;
-    else
-      c->nodes[pa->last_child].next_sibling = (uint32_t)n;
-    pa->last_child = (uint32_t)n;
-  }
-  return n;
-}
-
-/* Adds (or finds) a function by identity; function index or -ENOMEM. */
-static int64_t func_intern(cp_ctx *c, uint32_t name, uint32_t file, uint32_t line,
-                           uint32_t script_id) {
-  int added;
-  int64_t f = pl__keytab_intern(&c->func_keys, name, file, line, &added);
-  if (f < 0 || !added) return f;
-  if (PL__RESERVE(c->funcs, c->funcs_cap, (size_t)f + 1)) return -ENOMEM;
-  c->funcs[f] = (cp_func){name, file, line, script_id};
-  return f;
-}
-
-static int64_t frame_func(cp_ctx *c, uint32_t fi) {
-  if (c->frame_func[fi] != NONE) return c->frame_func[fi];
-  const pl_frame *fr = &c->p->frames[fi];
-  const char *file = pl__str(fr->file);
-  int64_t name = pl__strtab_intern(&c->strs, pl__str(fr->function));
-  if (name < 0) return name;
-  int64_t fid = pl__strtab_intern(&c->strs, file);
-  if (fid < 0) return fid;
-  int64_t script = 0;
-  if (*file) {
-    /* scriptId: one per distinct file, in order of first use, counted from
-     * PL_SCRIPT_ID_BASE (see cpu_common.h). */
-    script = pl__keytab_intern(&c->script_keys, (uint32_t)fid, 0, 0, NULL);
-    if (script < 0) return script;
-    script += PL_SCRIPT_ID_BASE;
-  }
-  int64_t f = func_intern(c, (uint32_t)name, (uint32_t)fid, fr->function_line, (uint32_t)script);
-  if (f < 0) return f;
-  c->frame_func[fi] = (uint32_t)f;
-  return f;
-}
-
 /* Leaf node of a real stack, creating its path from the root. */
 static int64_t stack_leaf(cp_ctx *c, uint32_t si) {
   if (c->stack_leaf[si] != NONE) return c->stack_leaf[si];
   const pl_cpu_stack *st = &c->p->stacks[si];
   uint32_t node = 0;                       /* root */
   for (uint32_t d = st->depth; d-- > 0;) { /* outermost caller first */
-    int64_t f = frame_func(c, st->frames[d]);
+    int64_t f = pl__calltree_frame_func(&c->t, st->frames[d]);
     if (f < 0) return f;
-    int64_t n = node_intern(c, node, (uint32_t)f);
+    int64_t n = pl__calltree_node(&c->t, node, (uint32_t)f);
     if (n < 0) return n;
     node = (uint32_t)n;
   }
@@ -139,23 +69,12 @@ static uint32_t sample_node(const cp_ctx *c, const pl_cpu_sample *s) {
 static int build_tree(cp_ctx *c) {
   const pl_cpu_profile *p = c->p;
   int64_t n;
-  /* Meta functions: keys no frame has (string ids are never NONE). */
-  static const char *const meta_names[] = {"(root)", "(program)", "(idle)"};
-  for (uint32_t k = 0; k < 3; k++) {
-    int64_t name = pl__strtab_intern(&c->strs, meta_names[k]);
-    int64_t empty = pl__strtab_intern(&c->strs, "");
-    if (name < 0 || empty < 0) return -ENOMEM;
-    if (func_intern(c, NONE, NONE, k, 0) < 0) return -ENOMEM;
-    c->funcs[k].name = (uint32_t)name;
-    c->funcs[k].file = (uint32_t)empty;
-  }
-  if ((n = node_intern(c, NONE, FN_ROOT)) < 0) return (int)n;
-  if ((n = node_intern(c, 0, FN_PROGRAM)) < 0) return (int)n;
+  if ((n = pl__calltree_node(&c->t, 0, FN_PROGRAM)) < 0) return (int)n;
   c->program_node = (uint32_t)n;
   c->idle_node = NONE;
   for (size_t i = 0; i < p->nsamples; i++) {
     if (pl__sample_stack(p, &p->samples[i]) != PL_STACK_IDLE) continue;
-    if ((n = node_intern(c, 0, FN_IDLE)) < 0) return (int)n;
+    if ((n = pl__calltree_node(&c->t, 0, FN_IDLE)) < 0) return (int)n;
     c->idle_node = (uint32_t)n;
     break;
   }
@@ -172,7 +91,7 @@ static int build_tree(cp_ctx *c) {
       if ((n = stack_leaf(c, st)) < 0) return (int)n;
       leaf = (uint32_t)n;
     }
-    c->nodes[leaf].hits += s->weight; /* one emitted sample per period */
+    c->t.nodes[leaf].value += s->weight; /* one emitted sample per period */
     if (st == PL_STACK_IDLE || st == PL_STACK_PROGRAM) continue;
     uint32_t line = p->frames[p->stacks[st].frames[0]].line;
     if (!line) continue;
@@ -210,8 +129,8 @@ static void put_url(cp_ctx *c, pl_json *j, const char *file) {
 
 static void put_node(cp_ctx *c, pl_json *j, uint32_t idx, const cp_tick *ticks, size_t nticks,
                      size_t *tick_pos) {
-  const cp_node *nd = &c->nodes[idx];
-  const cp_func *fn = &c->funcs[nd->func];
+  const pl__ct_node *nd = &c->t.nodes[idx];
+  const pl__ct_func *fn = &c->t.funcs[nd->func];
   int meta = nd->func <= FN_IDLE;
   /* lineNumber/columnNumber are 0-based; -1 when unknown (and for meta nodes). */
   int64_t line = (!meta && fn->function_line) ? (int64_t)fn->function_line - 1 : -1;
@@ -222,17 +141,17 @@ static void put_node(cp_ctx *c, pl_json *j, uint32_t idx, const cp_tick *ticks, 
   pl_json_kv_uint(j, "id", (uint64_t)idx + 1);
   pl_json_key(j, "callFrame");
   pl_json_obj_open(j);
-  pl_json_kv_str(j, "functionName", c->strs.strs[fn->name]);
+  pl_json_kv_str(j, "functionName", c->t.strs.strs[fn->name]);
   pl_json_kv_str(j, "scriptId", script);
   pl_json_key(j, "url");
-  put_url(c, j, meta ? "" : c->strs.strs[fn->file]);
+  put_url(c, j, meta ? "" : c->t.strs.strs[fn->file]);
   pl_json_kv_int(j, "lineNumber", line);
   pl_json_kv_int(j, "columnNumber", line < 0 ? -1 : 0); /* the model has no columns */
   pl_json_obj_close(j);
-  pl_json_kv_uint(j, "hitCount", nd->hits);
+  pl_json_kv_uint(j, "hitCount", nd->value);
   pl_json_key(j, "children");
   pl_json_arr_open(j);
-  for (uint32_t ch = nd->first_child; ch != NONE; ch = c->nodes[ch].next_sibling)
+  for (uint32_t ch = nd->first_child; ch != NONE; ch = c->t.nodes[ch].next_sibling)
     pl_json_uint(j, (uint64_t)ch + 1);
   pl_json_arr_close(j);
   if (*tick_pos < nticks && ticks[*tick_pos].node == idx) {
@@ -309,13 +228,7 @@ static uint64_t clock_delta(cp_clock *k, const pl_cpu_profile *p, const pl_cpu_s
 }
 
 static void ctx_free(cp_ctx *c) {
-  pl__strtab_free(&c->strs);
-  pl__keytab_free(&c->func_keys);
-  free(c->funcs);
-  pl__keytab_free(&c->script_keys);
-  free(c->frame_func);
-  pl__keytab_free(&c->node_keys);
-  free(c->nodes);
+  pl__calltree_free(&c->t);
   free(c->stack_leaf);
   pl__keytab_free(&c->tick_keys);
   free(c->ticks);
@@ -330,22 +243,18 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   cp_ctx c;
   memset(&c, 0, sizeof(c));
   c.p = p;
-  pl__strtab_init(&c.strs);
-  pl__keytab_init(&c.func_keys);
-  pl__keytab_init(&c.script_keys);
-  pl__keytab_init(&c.node_keys);
   pl__keytab_init(&c.tick_keys);
   pl_buf_init(&c.scratch);
   cp_tick *ticks = NULL;
   size_t nticks = 0, tick_pos = 0;
 
-  c.frame_func = malloc((p->nframes ? p->nframes : 1) * sizeof(*c.frame_func));
+  static const char *const meta_names[] = {"(root)", "(program)", "(idle)"};
+  rc = pl__calltree_init(&c.t, p->frames, p->nframes, meta_names, 3);
   c.stack_leaf = malloc((p->nstacks ? p->nstacks : 1) * sizeof(*c.stack_leaf));
-  if (!c.frame_func || !c.stack_leaf) {
+  if (rc || !c.stack_leaf) {
     rc = -ENOMEM;
     goto out;
   }
-  memset(c.frame_func, 0xff, p->nframes * sizeof(*c.frame_func));
   memset(c.stack_leaf, 0xff, p->nstacks * sizeof(*c.stack_leaf));
 
   if ((rc = build_tree(&c))) goto out;
@@ -368,7 +277,7 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   pl_json_obj_open(&j);
   pl_json_key(&j, "nodes");
   pl_json_arr_open(&j);
-  for (size_t i = 0; i < c.node_keys.n && !out->error; i++) {
+  for (size_t i = 0; i < c.t.node_keys.n && !out->error; i++) {
     put_node(&c, &j, (uint32_t)i, ticks, nticks, &tick_pos);
     pl_sink_maybe_flush(out);
   }
