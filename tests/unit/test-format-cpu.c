@@ -11,7 +11,7 @@
  *     fixture.pb.gz, fixture.folded) to DIR for real clients (go tool pprof,
  *     node, DevTools, speedscope).
  */
-#include "test.h"
+#include "writer_test.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -109,82 +109,7 @@ static char *write_mem(writer_fn w, const pl_cpu_profile *p, size_t *len) {
   return pl_buf_steal(&s.buf, len);
 }
 
-static void golden_path(char *out, size_t n, const char *name) {
-  const char *dir = getenv("PROFLAB_GOLDEN_DIR");
-  if (dir && *dir) {
-    snprintf(out, n, "%s/%s", dir, name);
-    return;
-  }
-  /* __FILE__ is relative to the build directory meson compiles in. */
-  const char *f = __FILE__, *slash = strrchr(f, '/');
-  int dlen = slash ? (int)(slash - f) : 1;
-  snprintf(out, n, "%.*s/../golden/%s", dlen, slash ? f : ".", name);
-}
-
-static void print_context(const char *label, const char *d, size_t len, size_t at) {
-  size_t from = at > 40 ? at - 40 : 0, to = at + 40 < len ? at + 40 : len;
-  fprintf(stderr, "  %s[%zu..%zu): ", label, from, to);
-  for (size_t i = from; i < to; i++) {
-    unsigned char c = (unsigned char)d[i];
-    if (c >= 0x20 && c < 0x7f)
-      fputc(c, stderr);
-    else
-      fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-}
-
-/* Compares bytes with tests/golden/<name>, or rewrites it under
- * PROFLAB_UPDATE_GOLDEN=1. On a mismatch writes <name>.actual in the cwd. */
-static void check_golden(const char *name, const char *data, size_t len) {
-  char path[4096];
-  golden_path(path, sizeof(path), name);
-  const char *upd = getenv("PROFLAB_UPDATE_GOLDEN");
-  if (upd && strcmp(upd, "1") == 0) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write golden %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    fprintf(stderr, "updated golden %s (%zu bytes)\n", path, len);
-    return;
-  }
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("golden %s: %s (create it with PROFLAB_UPDATE_GOLDEN=1)", path, strerror(errno));
-  char *want = malloc(len + 1);
-  assert_non_null(want);
-  size_t wlen = fread(want, 1, len + 1, f);
-  fclose(f);
-  size_t at = 0;
-  while (at < len && at < wlen && want[at] == data[at]) at++;
-  if (at == len && wlen == len) {
-    free(want);
-    return;
-  }
-  char apath[4200];
-  snprintf(apath, sizeof(apath), "%s.actual", name);
-  FILE *a = fopen(apath, "wb");
-  if (a) {
-    fwrite(data, 1, len, a);
-    fclose(a);
-  }
-  fprintf(stderr,
-          "golden %s differs at byte %zu (golden %s%zu bytes, actual %zu bytes; actual "
-          "written to %s)\n",
-          path, at, wlen > len ? "more than " : "", wlen, len, apath);
-  print_context("golden", want, wlen > len ? len : wlen, at);
-  print_context("actual", data, len, at);
-  free(want);
-  fail_msg("golden mismatch: %s", name);
-}
-
 /* ---- .cpuprofile checks (parsed back with jansson) ----------------------- */
-
-static json_t *parse_json(const char *text, size_t len) {
-  json_error_t err;
-  json_t *root = json_loadb(text, len, 0, &err);
-  if (!root) fail_msg("invalid JSON at line %d col %d: %s", err.line, err.column, err.text);
-  return root;
-}
 
 static json_t *node_by_id(json_t *nodes, json_int_t id) {
   size_t i;
@@ -461,34 +386,6 @@ static void test_folded(void **state) {
 
 /* ---- pprof -------------------------------------------------------------- */
 
-static char *gunzip(const char *in, size_t inlen, size_t *outlen) {
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK); /* gzip only */
-  size_t cap = 4096, len = 0;
-  char *out = malloc(cap);
-  assert_non_null(out);
-  z.next_in = (unsigned char *)in;
-  z.avail_in = (uInt)inlen;
-  int zr;
-  do {
-    if (cap - len < 4096) {
-      cap *= 2;
-      out = realloc(out, cap);
-      assert_non_null(out);
-    }
-    z.next_out = (unsigned char *)out + len;
-    z.avail_out = (uInt)(cap - len);
-    zr = inflate(&z, Z_NO_FLUSH);
-    if (zr != Z_OK && zr != Z_STREAM_END) fail_msg("inflate: %d (%s)", zr, z.msg ? z.msg : "");
-    len = cap - z.avail_out;
-  } while (zr != Z_STREAM_END);
-  assert_int_equal(z.avail_in, 0); /* nothing after the gzip member */
-  inflateEnd(&z);
-  *outlen = len;
-  return out;
-}
-
 static const char *pstr(const pb_profile *pr, int64_t i) {
   assert_true(i >= 0 && (size_t)i < pr->n_string_table);
   return pr->string_table[i];
@@ -727,13 +624,6 @@ static void test_deterministic(void **state) {
   }
 }
 
-static int full_disk(void *ctx, const void *data, size_t n) {
-  (void)ctx;
-  (void)data;
-  (void)n;
-  return -ENOSPC;
-}
-
 static void test_sink_error(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("cpu");
@@ -934,112 +824,23 @@ static void test_big_streaming(void **state) {
   free_big(b);
 }
 
-/* ---- allocation failures ------------------------------------------------
- * Every allocation of a writer fails in turn (curl's "torture"): each run
- * must end in -ENOMEM, or 0 once no allocation is left to fail, and free
- * all it allocated. glibc's malloc is wrapped here; not under
- * AddressSanitizer, which owns malloc (that build checks leaks itself). */
-#if !defined(__SANITIZE_ADDRESS__)
-#define TORTURE 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
+/* Every allocation of each writer fails in turn (writer_test.h). */
+typedef struct run_arg {
+  writer_fn fn;
+  const pl_cpu_profile *p;
+} run_arg;
 
-enum { MAX_LIVE = 1 << 14 };
-static int armed;
-static long fail_countdown = -1; /* -1: never fail */
-static void *live[MAX_LIVE];     /* allocations made while armed */
-static size_t nlive;
-
-static int alloc_fails(void) {
-  if (!armed || fail_countdown < 0) return 0;
-  return fail_countdown-- == 0;
+static int run_writer(void *arg, pl_sink *out) {
+  run_arg *r = arg;
+  return r->fn(r->p, out);
 }
-
-static void track(void *p) {
-  if (armed && p && nlive < MAX_LIVE) live[nlive++] = p;
-}
-
-static void untrack(void *p) {
-  for (size_t i = 0; armed && p && i < nlive; i++) {
-    if (live[i] == p) {
-      live[i] = live[--nlive];
-      return;
-    }
-  }
-}
-
-void *malloc(size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p);
-  return p;
-}
-
-void *calloc(size_t n, size_t size) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p);
-  return p;
-}
-
-void *realloc(void *old, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p) {
-    untrack(old);
-    track(p);
-  }
-  return p;
-}
-
-void *reallocarray(void *old, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return realloc(old, n * size);
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-#endif
 
 static void test_alloc_failures(void **state) {
   (void)state;
-#ifdef TORTURE
+  if (!TORTURE) skip(); /* AddressSanitizer owns malloc */
   pl_cpu_profile p = fixture("cpu");
-  for (size_t w = 0; w < NWRITERS; w++) {
-    long n;
-    for (n = 0; n < 100000; n++) {
-      pl_sink s;
-      nlive = 0;
-      fail_countdown = n;
-      armed = 1;
-      pl_sink_init_mem(&s);
-      int rc = writers[w].fn(&p, &s);
-      if (rc == 0) rc = pl_sink_finish(&s);
-      pl_sink_free(&s);
-      armed = 0;
-      int exhausted = fail_countdown >= 0; /* the n-th allocation never came */
-      fail_countdown = -1;
-      if (nlive)
-        fail_msg("%s: failing allocation %ld leaked %zu blocks", writers[w].name, n, nlive);
-      if (exhausted) {
-        assert_int_equal(rc, 0);
-        break;
-      }
-      if (rc != -ENOMEM) fail_msg("%s: failing allocation %ld gave %d", writers[w].name, n, rc);
-    }
-    fprintf(stderr, "%s: %ld allocations, each failure handled\n", writers[w].name, n);
-    assert_true(n > 0);
-  }
-#else
-  skip();
-#endif
+  for (size_t w = 0; w < NWRITERS; w++)
+    torture_writer(writers[w].name, run_writer, &(run_arg){writers[w].fn, &p});
 }
 
 /* ---- fixture outputs for real clients ----------------------------------- */

@@ -22,7 +22,7 @@
  *     clients (DevTools, go tool pprof, speedscope); with
  *     PROFLAB_TEST_FILTER=test_dump_fixture only that test runs.
  */
-#include "test.h"
+#include "writer_test.h"
 
 #include <errno.h>
 #include <math.h>
@@ -206,80 +206,6 @@ static char *write_mem(writer_fn w, const pl_heap_snapshot *s, size_t *len) {
   assert_int_equal(pl_sink_finish(&sk), 0);
   if (sk.buf.len == 0) pl_buf_putc(&sk.buf, '\0'), sk.buf.len = 0; /* data non-NULL */
   return pl_buf_steal(&sk.buf, len);
-}
-
-static void golden_path(char *out, size_t n, const char *name) {
-  const char *dir = getenv("PROFLAB_GOLDEN_DIR");
-  if (dir && *dir) {
-    snprintf(out, n, "%s/%s", dir, name);
-    return;
-  }
-  const char *f = __FILE__, *slash = strrchr(f, '/');
-  int dlen = slash ? (int)(slash - f) : 1;
-  snprintf(out, n, "%.*s/../golden/%s", dlen, slash ? f : ".", name);
-}
-
-static void print_context(const char *label, const char *d, size_t len, size_t at) {
-  size_t from = at > 40 ? at - 40 : 0, to = at + 40 < len ? at + 40 : len;
-  fprintf(stderr, "  %s[%zu..%zu): ", label, from, to);
-  for (size_t i = from; i < to; i++) {
-    unsigned char c = (unsigned char)d[i];
-    if (c >= 0x20 && c < 0x7f)
-      fputc(c, stderr);
-    else
-      fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-}
-
-/* Compares bytes with tests/golden/<name>, or rewrites it under
- * PROFLAB_UPDATE_GOLDEN=1. On a mismatch writes <name>.actual in the cwd. */
-static void check_golden(const char *name, const char *data, size_t len) {
-  char path[4096];
-  golden_path(path, sizeof(path), name);
-  const char *upd = getenv("PROFLAB_UPDATE_GOLDEN");
-  if (upd && strcmp(upd, "1") == 0) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write golden %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    fprintf(stderr, "updated golden %s (%zu bytes)\n", path, len);
-    return;
-  }
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("golden %s: %s (create it with PROFLAB_UPDATE_GOLDEN=1)", path, strerror(errno));
-  char *want = malloc(len + 1);
-  assert_non_null(want);
-  size_t wlen = fread(want, 1, len + 1, f);
-  fclose(f);
-  size_t at = 0;
-  while (at < len && at < wlen && want[at] == data[at]) at++;
-  if (at == len && wlen == len) {
-    free(want);
-    return;
-  }
-  char apath[4200];
-  snprintf(apath, sizeof(apath), "%s.actual", name);
-  FILE *a = fopen(apath, "wb");
-  if (a) {
-    fwrite(data, 1, len, a);
-    fclose(a);
-  }
-  fprintf(stderr,
-          "golden %s differs at byte %zu (golden %s%zu bytes, actual %zu bytes; actual written to "
-          "%s)\n",
-          path, at, wlen > len ? "more than " : "", wlen, len, apath);
-  print_context("golden", want, wlen > len ? len : wlen, at);
-  print_context("actual", data, len, at);
-  free(want);
-  fail_msg("golden mismatch: %s", name);
-}
-
-static json_t *parse_json(const char *text, size_t len) {
-  json_error_t err;
-  json_t *root = json_loadb(text, len, 0, &err);
-  if (!root) fail_msg("invalid JSON at line %d col %d: %s", err.line, err.column, err.text);
-  return root;
 }
 
 static json_int_t jint(json_t *o, const char *k) {
@@ -822,34 +748,6 @@ static void test_heapprofile(void **state) {
 
 /* ---- pprof -------------------------------------------------------------- */
 
-static char *gunzip(const char *in, size_t inlen, size_t *outlen) {
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
-  size_t cap = 4096, len = 0;
-  char *out = malloc(cap);
-  assert_non_null(out);
-  z.next_in = (unsigned char *)in;
-  z.avail_in = (uInt)inlen;
-  int zr;
-  do {
-    if (cap - len < 4096) {
-      cap *= 2;
-      out = realloc(out, cap);
-      assert_non_null(out);
-    }
-    z.next_out = (unsigned char *)out + len;
-    z.avail_out = (uInt)(cap - len);
-    zr = inflate(&z, Z_NO_FLUSH);
-    if (zr != Z_OK && zr != Z_STREAM_END) fail_msg("inflate: %d", zr);
-    len = cap - z.avail_out;
-  } while (zr != Z_STREAM_END);
-  assert_int_equal(z.avail_in, 0);
-  inflateEnd(&z);
-  *outlen = len;
-  return out;
-}
-
 static const char *pstr(const pb_profile *pr, int64_t i) {
   assert_true(i >= 0 && (size_t)i < pr->n_string_table);
   return pr->string_table[i];
@@ -1098,13 +996,6 @@ static void test_deterministic(void **state) {
     free(b);
   }
   free(f);
-}
-
-static int full_disk(void *ctx, const void *data, size_t n) {
-  (void)ctx;
-  (void)data;
-  (void)n;
-  return -ENOSPC;
 }
 
 static void test_sink_error(void **state) {
@@ -1414,114 +1305,28 @@ static void test_big_streaming(void **state) {
   free_big(b);
 }
 
-/* ---- allocation failures (as test-format-cpu.c) -------------------------- */
-#if !defined(__SANITIZE_ADDRESS__)
-#define TORTURE 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
+typedef struct run_arg {
+  writer_fn fn;
+  const pl_heap_snapshot *s;
+} run_arg;
 
-enum { MAX_LIVE = 1 << 14 };
-static int armed;
-static long fail_countdown = -1;
-static void *live[MAX_LIVE];
-static size_t nlive;
-
-static int alloc_fails(void) {
-  if (!armed || fail_countdown < 0) return 0;
-  return fail_countdown-- == 0;
+static int run_writer(void *arg, pl_sink *out) {
+  run_arg *r = arg;
+  return r->fn(r->s, out);
 }
 
-static void track(void *p) {
-  if (armed && p && nlive < MAX_LIVE) live[nlive++] = p;
-}
-
-static void untrack(void *p) {
-  for (size_t i = 0; armed && p && i < nlive; i++) {
-    if (live[i] == p) {
-      live[i] = live[--nlive];
-      return;
-    }
-  }
-}
-
-void *malloc(size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p);
-  return p;
-}
-
-void *calloc(size_t n, size_t size) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p);
-  return p;
-}
-
-void *realloc(void *old, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p) {
-    untrack(old);
-    track(p);
-  }
-  return p;
-}
-
-void *reallocarray(void *old, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return realloc(old, n * size);
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-#endif
-
+/* Every allocation of each writer fails in turn (writer_test.h). */
 static void torture(const pl_heap_snapshot *s, const char *what) {
-#ifdef TORTURE
   for (size_t w = 0; w < NWRITERS; w++) {
-    long n;
-    for (n = 0; n < 100000; n++) {
-      pl_sink sk;
-      nlive = 0;
-      fail_countdown = n;
-      armed = 1;
-      pl_sink_init_mem(&sk);
-      int rc = writers[w].fn(s, &sk);
-      if (rc == 0) rc = pl_sink_finish(&sk);
-      pl_sink_free(&sk);
-      armed = 0;
-      int exhausted = fail_countdown >= 0;
-      fail_countdown = -1;
-      if (nlive)
-        fail_msg("%s %s: failing allocation %ld leaked %zu blocks", writers[w].name, what, n,
-                 nlive);
-      if (exhausted) {
-        assert_int_equal(rc, 0);
-        break;
-      }
-      if (rc != -ENOMEM)
-        fail_msg("%s %s: failing allocation %ld gave %d", writers[w].name, what, n, rc);
-    }
-    fprintf(stderr, "%s (%s): %ld allocations, each failure handled\n", writers[w].name, what, n);
-    assert_true(n > 0);
+    char name[96];
+    snprintf(name, sizeof(name), "%s (%s)", writers[w].name, what);
+    torture_writer(name, run_writer, &(run_arg){writers[w].fn, s});
   }
-#else
-  (void)s;
-  (void)what;
-#endif
 }
 
 static void test_alloc_failures(void **state) {
   (void)state;
-#ifdef TORTURE
+  if (!TORTURE) skip(); /* AddressSanitizer owns malloc */
   fixture *f = malloc(sizeof(*f));
   assert_non_null(f);
   make_fixture(f, 'b');
@@ -1530,9 +1335,6 @@ static void test_alloc_failures(void **state) {
   f->s.nframes = 0;
   torture(&f->s, "unsymbolized");
   free(f);
-#else
-  skip();
-#endif
 }
 
 /* ---- fixture outputs for real clients ----------------------------------- */

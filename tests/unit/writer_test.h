@@ -1,0 +1,240 @@
+/* Helpers shared by the writer unit tests (test-format-cpu.c,
+ * test-format-heap.c): goldens, JSON and gzip read back, a sink that fails,
+ * and allocation-failure torture. Each test program includes it once. */
+#ifndef PL_TEST_WRITER_TEST_H
+#define PL_TEST_WRITER_TEST_H
+
+#include "test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+#include <zlib.h>
+
+#include "common/sink.h"
+
+static void golden_path(char *out, size_t n, const char *name) {
+  const char *dir = getenv("PROFLAB_GOLDEN_DIR");
+  if (dir && *dir) {
+    snprintf(out, n, "%s/%s", dir, name);
+    return;
+  }
+  /* __FILE__ is relative to the build directory meson compiles in. */
+  const char *f = __FILE__, *slash = strrchr(f, '/');
+  int dlen = slash ? (int)(slash - f) : 1;
+  snprintf(out, n, "%.*s/../golden/%s", dlen, slash ? f : ".", name);
+}
+
+static void print_context(const char *label, const char *d, size_t len, size_t at) {
+  size_t from = at > 40 ? at - 40 : 0, to = at + 40 < len ? at + 40 : len;
+  fprintf(stderr, "  %s[%zu..%zu): ", label, from, to);
+  for (size_t i = from; i < to; i++) {
+    unsigned char c = (unsigned char)d[i];
+    if (c >= 0x20 && c < 0x7f)
+      fputc(c, stderr);
+    else
+      fprintf(stderr, "\\x%02x", c);
+  }
+  fputc('\n', stderr);
+}
+
+/* Compares bytes with tests/golden/<name>, or rewrites it under
+ * PROFLAB_UPDATE_GOLDEN=1. On a mismatch writes <name>.actual in the cwd. */
+static void check_golden(const char *name, const char *data, size_t len) {
+  char path[4096];
+  golden_path(path, sizeof(path), name);
+  const char *upd = getenv("PROFLAB_UPDATE_GOLDEN");
+  if (upd && strcmp(upd, "1") == 0) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write golden %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    fprintf(stderr, "updated golden %s (%zu bytes)\n", path, len);
+    return;
+  }
+  FILE *f = fopen(path, "rb");
+  if (!f) fail_msg("golden %s: %s (create it with PROFLAB_UPDATE_GOLDEN=1)", path, strerror(errno));
+  char *want = malloc(len + 1);
+  assert_non_null(want);
+  size_t wlen = fread(want, 1, len + 1, f);
+  fclose(f);
+  size_t at = 0;
+  while (at < len && at < wlen && want[at] == data[at]) at++;
+  if (at == len && wlen == len) {
+    free(want);
+    return;
+  }
+  char apath[4200];
+  snprintf(apath, sizeof(apath), "%s.actual", name);
+  FILE *a = fopen(apath, "wb");
+  if (a) {
+    fwrite(data, 1, len, a);
+    fclose(a);
+  }
+  fprintf(stderr,
+          "golden %s differs at byte %zu (golden %s%zu bytes, actual %zu bytes; actual "
+          "written to %s)\n",
+          path, at, wlen > len ? "more than " : "", wlen, len, apath);
+  print_context("golden", want, wlen > len ? len : wlen, at);
+  print_context("actual", data, len, at);
+  free(want);
+  fail_msg("golden mismatch: %s", name);
+}
+
+static json_t *parse_json(const char *text, size_t len) {
+  json_error_t err;
+  json_t *root = json_loadb(text, len, 0, &err);
+  if (!root) fail_msg("invalid JSON at line %d col %d: %s", err.line, err.column, err.text);
+  return root;
+}
+
+static char *gunzip(const char *in, size_t inlen, size_t *outlen) {
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK); /* gzip only */
+  size_t cap = 4096, len = 0;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  z.next_in = (unsigned char *)in;
+  z.avail_in = (uInt)inlen;
+  int zr;
+  do {
+    if (cap - len < 4096) {
+      cap *= 2;
+      out = realloc(out, cap);
+      assert_non_null(out);
+    }
+    z.next_out = (unsigned char *)out + len;
+    z.avail_out = (uInt)(cap - len);
+    zr = inflate(&z, Z_NO_FLUSH);
+    if (zr != Z_OK && zr != Z_STREAM_END) fail_msg("inflate: %d (%s)", zr, z.msg ? z.msg : "");
+    len = cap - z.avail_out;
+  } while (zr != Z_STREAM_END);
+  assert_int_equal(z.avail_in, 0); /* nothing after the gzip member */
+  inflateEnd(&z);
+  *outlen = len;
+  return out;
+}
+
+static int full_disk(void *ctx, const void *data, size_t n) {
+  (void)ctx;
+  (void)data;
+  (void)n;
+  return -ENOSPC;
+}
+
+/* ---- allocation failures ------------------------------------------------
+ * Every allocation of a writer fails in turn (curl's "torture"): each run
+ * must end in -ENOMEM, or 0 once no allocation is left to fail, and free
+ * all it allocated. glibc's malloc is wrapped here; not under
+ * AddressSanitizer, which owns malloc (that build checks leaks itself). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TORTURE 0
+#else
+#define TORTURE 1
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+enum { MAX_LIVE = 1 << 14 };
+static int armed;
+static long fail_countdown = -1; /* -1: never fail */
+static void *torture_live[MAX_LIVE];     /* allocations made while armed */
+static size_t nlive;
+
+static int alloc_fails(void) {
+  if (!armed || fail_countdown < 0) return 0;
+  return fail_countdown-- == 0;
+}
+
+static void track(void *p) {
+  if (armed && p && nlive < MAX_LIVE) torture_live[nlive++] = p;
+}
+
+static void untrack(void *p) {
+  for (size_t i = 0; armed && p && i < nlive; i++) {
+    if (torture_live[i] == p) {
+      torture_live[i] = torture_live[--nlive];
+      return;
+    }
+  }
+}
+
+void *malloc(size_t n) {
+  if (alloc_fails()) return NULL;
+  void *p = __libc_malloc(n);
+  track(p);
+  return p;
+}
+
+void *calloc(size_t n, size_t size) {
+  if (alloc_fails()) return NULL;
+  void *p = __libc_calloc(n, size);
+  track(p);
+  return p;
+}
+
+void *realloc(void *old, size_t n) {
+  if (alloc_fails()) return NULL;
+  void *p = __libc_realloc(old, n);
+  if (p) {
+    untrack(old);
+    track(p);
+  }
+  return p;
+}
+
+void *reallocarray(void *old, size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(old, n * size);
+}
+
+void free(void *p) {
+  untrack(p);
+  __libc_free(p);
+}
+#endif
+
+/* Runs `run` (a writer into the sink, returning its result) with every
+ * allocation failing in turn: each run must end in -ENOMEM, or 0 once no
+ * allocation is left to fail, and free all it allocated. `name` names the
+ * writer in messages. Returns how many allocations the writer makes. */
+static long torture_writer(const char *name, int (*run)(void *arg, pl_sink *out), void *arg) {
+#if TORTURE
+  long n;
+  for (n = 0; n < 100000; n++) {
+    pl_sink s;
+    nlive = 0;
+    fail_countdown = n;
+    armed = 1;
+    pl_sink_init_mem(&s);
+    int rc = run(arg, &s);
+    if (rc == 0) rc = pl_sink_finish(&s);
+    pl_sink_free(&s);
+    armed = 0;
+    int exhausted = fail_countdown >= 0; /* the n-th allocation never came */
+    fail_countdown = -1;
+    if (nlive) fail_msg("%s: failing allocation %ld leaked %zu blocks", name, n, nlive);
+    if (exhausted) {
+      assert_int_equal(rc, 0);
+      break;
+    }
+    if (rc != -ENOMEM) fail_msg("%s: failing allocation %ld gave %d", name, n, rc);
+  }
+  fprintf(stderr, "%s: %ld allocations, each failure handled\n", name, n);
+  assert_true(n > 0);
+  return n;
+#else
+  (void)name, (void)run, (void)arg;
+  return 0;
+#endif
+}
+
+#endif
