@@ -25,7 +25,8 @@ SAMPLE_BYTES=${SAMPLE_BYTES:-524288}
 PROFLABD=${PROFLABD:-build/proflabd}
 TOKEN=bench-token-0123456789abcdef
 
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh" # die, free_ports, proc_cpu_ticks, sys_busy_ticks
 command -v wrk >/dev/null 2>&1 || die "wrk not found: 'scripts/deps.sh bench' installs it"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 [ -x "$PROFLABD" ] || die "$PROFLABD not built: run 'make build'"
@@ -43,15 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-read -r PORT[on] PORT[off] < <(node -e '
-  const net = require("node:net");
-  const s = [0, 1].map(() => net.createServer());
-  let n = 0;
-  for (const x of s) x.listen(0, "127.0.0.1", () => {
-    if (++n < 2) return;
-    console.log(s.map((y) => y.address().port).join(" "));
-    s.forEach((y) => y.close());
-  });')
+read -r PORT[on] PORT[off] < <(free_ports 2)
 for n in on off; do
   mkdir -p "$tmp/$n"
   track=true
@@ -77,8 +70,6 @@ off_state=$(curl -sf -H "x-lab-token: $TOKEN" "http://127.0.0.1:${PORT[off]}/api
 [ "$off_state" = off ] || die "the untracked proflabd reports tracker '$off_state'"
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { local line rest; read -r line <"/proc/$1/stat"; rest=${line##*) }; set -- $rest; echo $((${12} + ${13})); }
-busy_ticks() { local u n s irq sirq st; read -r _ u n s _ _ irq sirq st _ </proc/stat; echo $((u + n + s + irq + sirq + st)); }
 
 echo "proflabd heap tracker on vs off under wrk — $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(nproc) CPUs"
 echo "  wrk -t1 -c$CONNECTIONS -d${DURATION}s GET $PATH_UNDER_TEST; $ROUNDS rounds, alternating; tracked: $tracker"
@@ -88,9 +79,9 @@ for r in $(seq 1 "$ROUNDS"); do
   order="on off"
   [ $((r % 2)) -eq 0 ] && order="off on"
   for n in $order; do
-    c0=$(cpu_ticks "${PID[$n]}"); b0=$(busy_ticks); t0=$(date +%s%N)
+    c0=$(proc_cpu_ticks "${PID[$n]}"); b0=$(sys_busy_ticks); t0=$(date +%s%N)
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}"s "$(url "$n")" >"$tmp/out"
-    c1=$(cpu_ticks "${PID[$n]}"); b1=$(busy_ticks); t1=$(date +%s%N)
+    c1=$(proc_cpu_ticks "${PID[$n]}"); b1=$(sys_busy_ticks); t1=$(date +%s%N)
     kill -0 "${PID[$n]}" 2>/dev/null || { cat "$tmp/$n.err" >&2; die "proflabd ($n) died"; }
     reqs=$(awk '/requests in/ {print $1; exit}' "$tmp/out")
     rps=$(awk '/^Requests\/sec/ {print $2; exit}' "$tmp/out")

@@ -20,7 +20,8 @@ PROFLABD=${PROFLABD:-build/proflabd}
 TOKEN=bench-token-0123456789abcdef
 NAME=cpu-20260101T000000.000Z-bench.cpuprofile
 
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh" # die, free_ports
 NGINX=$(command -v nginx 2>/dev/null || true)
 [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
 [ -n "$NGINX" ] || die "nginx not found: 'scripts/deps.sh bench' installs nginx-light"
@@ -46,15 +47,7 @@ head -c $((SIZE_MB * 1048576)) /dev/urandom >"$art/$NAME"
 chmod 600 "$art/$NAME"
 cat "$art/$NAME" >/dev/null # page cache
 
-read -r P1 P2 < <(node -e '
-  const net = require("node:net");
-  const s = [0, 1].map(() => net.createServer());
-  let n = 0;
-  for (const x of s) x.listen(0, "127.0.0.1", () => {
-    if (++n < 2) return;
-    console.log(s.map((y) => y.address().port).join(" "));
-    s.forEach((y) => y.close());
-  });')
+read -r P1 P2 < <(free_ports 2)
 
 env LAB_ENABLE=true LAB_TOKEN=$TOKEN LAB_ARTIFACT_DIR="$art" LAB_TASK_ID=bench PROFLAB_REQUEST_LOG=false \
   PROFLAB_LISTEN="127.0.0.1:$P1" "$PROFLABD" >/dev/null 2>"$tmp/proflabd.err" &

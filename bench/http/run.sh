@@ -45,7 +45,8 @@ NOISY=${NOISY:-20} # a run is "noisy" when other processes used more than this %
 GOAL_NGINX=0.95
 GOAL_NODE=2
 
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$here/../lib.sh" # die, free_ports, proc_cpu_ticks, sys_busy_ticks
 
 for v in DURATION ROUNDS WARMUP CONNECTIONS THREADS; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a positive integer (got '${!v}')" ;; esac
@@ -102,15 +103,7 @@ trap 'exit 143' TERM
 # --- free loopback ports ---------------------------------------------------
 # Ask the kernel for three ephemeral ports (bound at once so they differ),
 # then release them for the servers.
-read -r p1 p2 p3 < <(node -e '
-  const net = require("node:net");
-  const s = [0, 1, 2].map(() => net.createServer());
-  let n = 0;
-  for (const x of s) x.listen(0, "127.0.0.1", () => {
-    if (++n < 3) return;
-    console.log(s.map((y) => y.address().port).join(" "));
-    s.forEach((y) => y.close());
-  });')
+read -r p1 p2 p3 < <(free_ports 3)
 PORT[proflabd]=$p1
 PORT[nginx]=$p2
 PORT[node]=$p3
@@ -190,14 +183,10 @@ server_pids() { # the process and its children (nginx: master + worker)
   ps -o pid= --ppid "${PID[$1]}" 2>/dev/null || true
 }
 cpu_ticks() { # utime+stime (all threads) of every process of the server
-  local total=0 p line rest
+  local total=0 p t
   for p in $(server_pids "$1"); do
-    [ -r "/proc/$p/stat" ] || continue
-    read -r line <"/proc/$p/stat" || continue
-    rest=${line##*) } # fields from 3 (state) on; comm may hold spaces
-    # shellcheck disable=SC2086
-    set -- $rest
-    total=$((total + ${12} + ${13}))
+    t=$(proc_cpu_ticks "$p" 2>/dev/null) || continue
+    total=$((total + t))
   done
   echo "$total"
 }
@@ -213,11 +202,6 @@ children_ticks() { # cutime+cstime of this shell: CPU of the children it reaped
   # shellcheck disable=SC2086
   set -- $rest
   echo $((${14} + ${15}))
-}
-sys_busy_ticks() { # whole machine: non-idle CPU ticks (all CPUs) from /proc/stat
-  local user nice system irq softirq steal
-  read -r _ user nice system _ _ irq softirq steal _ </proc/stat
-  echo $((user + nice + system + irq + softirq + steal))
 }
 server_check() { # die with its exit status and stderr if server $1 is gone
   local rc=0
