@@ -41,8 +41,6 @@
 #include "format/profile.pb-c.h"
 #include "heap/heap.h"
 
-typedef Perftools__Profiles__Profile pb_profile;
-
 /* ---- the fixture -------------------------------------------------------- */
 
 #define T_BYTES 524288u
@@ -747,37 +745,6 @@ static void test_heapprofile(void **state) {
 }
 
 /* ---- pprof -------------------------------------------------------------- */
-
-static const char *pstr(const pb_profile *pr, int64_t i) {
-  assert_true(i >= 0 && (size_t)i < pr->n_string_table);
-  return pr->string_table[i];
-}
-
-static const Perftools__Profiles__Location *loc_by_id(const pb_profile *pr, uint64_t id) {
-  for (size_t i = 0; i < pr->n_location; i++)
-    if (pr->location[i]->id == id) return pr->location[i];
-  fail_msg("no location %llu", (unsigned long long)id);
-  return NULL;
-}
-
-static const Perftools__Profiles__Function *func_by_id(const pb_profile *pr, uint64_t id) {
-  for (size_t i = 0; i < pr->n_function; i++)
-    if (pr->function[i]->id == id) return pr->function[i];
-  fail_msg("no function %llu", (unsigned long long)id);
-  return NULL;
-}
-
-static void sample_names(const pb_profile *pr, const Perftools__Profiles__Sample *s, char *out,
-                         size_t n) {
-  size_t used = 0;
-  out[0] = '\0';
-  for (size_t k = 0; k < s->n_location_id; k++) {
-    const Perftools__Profiles__Location *l = loc_by_id(pr, s->location_id[k]);
-    assert_int_equal(l->n_line, 1);
-    const char *name = pstr(pr, func_by_id(pr, l->line[0]->function_id)->name);
-    used += (size_t)snprintf(out + used, n - used, "%s%s", k ? "<" : "", name);
-  }
-}
 
 /* Invariants of a heap pprof; the totals of each type are the model's. */
 static pb_profile *check_pprof(const char *gz, size_t gzlen, const pl_heap_snapshot *s) {

@@ -15,6 +15,9 @@
 #include <zlib.h>
 
 #include "common/sink.h"
+#include "format/profile.pb-c.h"
+
+typedef Perftools__Profiles__Profile pb_profile;
 
 static void golden_path(char *out, size_t n, const char *name) {
   const char *dir = getenv("PROFLAB_GOLDEN_DIR");
@@ -117,6 +120,40 @@ static char *gunzip(const char *in, size_t inlen, size_t *outlen) {
   inflateEnd(&z);
   *outlen = len;
   return out;
+}
+
+/* ---- pprof read back ----------------------------------------------------- */
+
+static const char *pstr(const pb_profile *pr, int64_t i) {
+  assert_true(i >= 0 && (size_t)i < pr->n_string_table);
+  return pr->string_table[i];
+}
+
+static const Perftools__Profiles__Location *loc_by_id(const pb_profile *pr, uint64_t id) {
+  for (size_t i = 0; i < pr->n_location; i++)
+    if (pr->location[i]->id == id) return pr->location[i];
+  fail_msg("no location %llu", (unsigned long long)id);
+  return NULL;
+}
+
+static const Perftools__Profiles__Function *func_by_id(const pb_profile *pr, uint64_t id) {
+  for (size_t i = 0; i < pr->n_function; i++)
+    if (pr->function[i]->id == id) return pr->function[i];
+  fail_msg("no function %llu", (unsigned long long)id);
+  return NULL;
+}
+
+/* Leaf-first function names of a sample, joined by '<'. */
+static void sample_names(const pb_profile *pr, const Perftools__Profiles__Sample *s, char *out,
+                         size_t n) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t k = 0; k < s->n_location_id; k++) {
+    const Perftools__Profiles__Location *l = loc_by_id(pr, s->location_id[k]);
+    assert_int_equal(l->n_line, 1);
+    const char *name = pstr(pr, func_by_id(pr, l->line[0]->function_id)->name);
+    used += (size_t)snprintf(out + used, n - used, "%s%s", k ? "<" : "", name);
+  }
 }
 
 static int full_disk(void *ctx, const void *data, size_t n) {
