@@ -117,8 +117,11 @@ int main(int argc, char **argv) {
   if (track > 0) {
     pl_heap_stats st;
     pl_heap_get_stats(&st);
-    printf(" samples=%llu alloc_bytes_est=%.0f tracker_bytes=%llu", (unsigned long long)st.samples,
-           st.alloc_bytes, (unsigned long long)st.tracker_bytes);
+    printf(" samples=%llu alloc_bytes_est=%.0f tracker_bytes=%llu unwind_fp=%llu unwind_dwarf=%llu"
+           " unwind_mismatch=%llu",
+           (unsigned long long)st.samples, st.alloc_bytes, (unsigned long long)st.tracker_bytes,
+           (unsigned long long)st.unwind_fp, (unsigned long long)st.unwind_dwarf,
+           (unsigned long long)st.unwind_mismatch);
   }
 #endif
   printf("\n");

@@ -100,6 +100,10 @@ typedef struct pl_lab_heap {
   uint64_t max_samples, max_stacks;
   uint64_t tracker_bytes;          /* the tracker's own resident memory */
   uint64_t tracker_reserved_bytes; /* its bound */
+  /* samples whose stack came from frame pointers (and the suffix cache),
+   * from libgcc's DWARF unwinder, and (PROFLAB_HEAP_UNWIND=verify) where
+   * the two disagreed */
+  uint64_t unwind_fp, unwind_dwarf, unwind_mismatch;
 } pl_lab_heap;
 int pl_lab_heap_figures(pl_lab_heap *out);
 

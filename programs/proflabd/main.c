@@ -93,7 +93,8 @@ static void start_heap_tracking(uint64_t sample_bytes) {
   int rc = pl_heap_init(&o);
   if (rc == -EINVAL)
     die("heap tracker: LAB_HEAP_SAMPLE_BYTES, LAB_HEAP_MAX_SAMPLES or LAB_HEAP_MAX_STACKS is not "
-        "a usable number (sample bytes 1..2^40, max samples 1..2^26, max stacks 2..2^24)");
+        "a usable number (sample bytes 1..2^40, max samples 1..2^26, max stacks 2..2^24), or "
+        "PROFLAB_HEAP_UNWIND is not fp, dwarf or verify");
   if (rc) die("heap tracker: cannot start: %s", strerror(-rc));
 }
 

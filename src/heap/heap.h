@@ -122,6 +122,10 @@ typedef struct pl_heap_stats {
   uint64_t stacks;          /* distinct stacks recorded */
   uint64_t max_samples, max_stacks;
   uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
+  /* How stacks were captured (PROFLAB_HEAP_UNWIND): by frame pointers
+   * alone or with a cached suffix; by libgcc's DWARF unwinder; and, in
+   * verify mode, frame-pointer stacks DWARF disagreed with. */
+  uint64_t unwind_fp, unwind_dwarf, unwind_mismatch;
   uint64_t tracker_reserved;/* the bound: all tables at their maximum (mapped
                                once, MAP_NORESERVE, touched as they fill) */
 } pl_heap_stats;

@@ -45,6 +45,9 @@ typedef struct pl__heap_tls {
   uint64_t rng;      /* xorshift64* state */
   uint32_t tid;      /* cached gettid() */
   uint64_t saved_countdown; /* countdown when busy went from 0 to 1 */
+  /* The mapping holding this thread's stack (stack capture: track.c);
+   * 0, 0 until its first sample, 0, 1 if unknown. */
+  uintptr_t stack_lo, stack_hi;
 } __attribute__((aligned(64))) pl__heap_tls; /* one cache line, hot with countdown */
 
 extern __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));

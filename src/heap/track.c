@@ -82,6 +82,7 @@
 
 #include "common/util.h"
 #include "heap/track_internal.h"
+#include "sample/unwind.h"
 
 __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
 pl__heap_fast_state pl__heap_fast = {.range = PL_HEAP_NO_RANGE};
@@ -149,8 +150,43 @@ double pl__heap_weight(uint64_t size) {
 
 /* ---------------------------------------------------------------- stack capture */
 
+/* How stacks are captured (PROFLAB_HEAP_UNWIND):
+ * - fp (default): the CPU sampler's frame-pointer walk (sample/unwind.c)
+ *   from the tracker's own frame, over our module's frames, up to the
+ *   first return address outside it (libc's start_thread or
+ *   __libc_start_call_main, libuv calling our callbacks, strdup calling
+ *   malloc); the callers above that foreign frame come from a suffix cache
+ *   keyed by (return address, stack pointer) and used only if every return
+ *   address it was found through is still in its slot on the stack. On a
+ *   miss libgcc's DWARF unwinder runs (outside the mutex), must agree with
+ *   the walk frame by frame, and fills the cache. A sample then costs a
+ *   few dozen loads instead of ~8000 instructions of DWARF (callgrind, the
+ *   malloc benchmark).
+ * - dwarf: libgcc alone (a program that links the tracker but is built
+ *   without frame pointers; always under ASan, whose frames are skipped by
+ *   address range).
+ * - verify: both for every sample; DWARF's stack wins and disagreements
+ *   are counted (tests).
+ * Frame pointers are read only inside the mapping that held this thread's
+ * stack at its first sample (/proc/self/maps, plain system calls; glibc's
+ * pthread_getattr_np cannot be used: it allocates while holding the
+ * thread's lock, and that allocation may be the one being sampled), so a
+ * sample on a signal stack or a coroutine's stack goes to DWARF. */
+enum { UNWIND_DWARF, UNWIND_FP, UNWIND_VERIFY };
+#define SUFFIX_SET_BITS 7 /* 128 sets */
+#define SUFFIX_WAYS 4
+#define SUFFIXES ((1u << SUFFIX_SET_BITS) * SUFFIX_WAYS) /* ~400 KiB reserved, touched as used */
+
+typedef struct sample_ctx {
+  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
+  unsigned depth;
+  int truncated;
+  uint64_t time;
+  double w;
+} sample_ctx;
+
 typedef struct capture_state {
-  uintptr_t *pcs;
+  uintptr_t *pcs, *sps; /* sps[i]: the CFA libgcc reports with pcs[i] */
   unsigned n, max;
   int seen_ours, truncated;
 } capture_state;
@@ -190,16 +226,152 @@ PL_HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ctx
     st->truncated = 1;
     return _URC_END_OF_STACK;
   }
+  if (st->sps) st->sps[st->n] = _Unwind_GetCFA(ctx);
   st->pcs[st->n++] = ip;
   return _URC_NO_REASON;
 }
 
-PL_HEAP_TEXT __attribute__((always_inline)) static inline unsigned capture(uintptr_t *pcs,
-                                                                         int *truncated) {
-  capture_state st = {.pcs = pcs, .max = PL_HEAP_MAX_FRAMES};
+PL_HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *pcs,
+                                                                     uintptr_t *sps,
+                                                                     int *truncated) {
+  capture_state st = {.pcs = pcs, .sps = sps, .max = PL_HEAP_MAX_FRAMES};
   _Unwind_Backtrace(capture_step, &st);
   *truncated = st.truncated;
   return st.n;
+}
+
+/* The mapping holding the stack at sp (for the main thread, [stack] down
+ * to the mapping below it: it grows). */
+static void stack_bounds(pl__heap_tls *t, uintptr_t sp) {
+  uintptr_t lo = 0, hi = 0;
+  if (pl_unwind_mapping_of(sp, &lo, &hi) != 0 || hi - lo < 32) {
+    lo = 0;
+    hi = 1; /* unknown: DWARF */
+  }
+  t->stack_lo = lo;
+  t->stack_hi = hi;
+}
+
+/* The frame-pointer walk from frame record fp (the tracker's entry point,
+ * whose frame is set up): our frames skipped, then the program's. */
+PL_HEAP_TEXT __attribute__((always_inline)) static inline int
+capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n, uintptr_t *cross_ret,
+           uintptr_t *cross_sp) {
+  if (!t->stack_hi) stack_bounds(t, fp);
+  uintptr_t top = t->stack_hi;
+  if (fp < t->stack_lo || fp >= top) return PL_FP_BAD;
+  for (unsigned k = 0; k < 8; k++) {
+    if ((fp & 7) || fp > top - 16) return PL_FP_BAD;
+    const uintptr_t *f = (const uintptr_t *)fp;
+    uintptr_t ret = f[1], nfp = f[0];
+    if (!in_skip(ret))
+      return pl_unwind_fp_walk(ret, fp + 16, nfp, top, pcs, n, PL_HEAP_MAX_FRAMES, cross_ret,
+                               cross_sp);
+    if (nfp <= fp) return PL_FP_BAD;
+    fp = nfp;
+  }
+  return PL_FP_BAD;
+}
+
+/* The set of suffixes for the foreign frame (ret, csp). Several ways: the
+ * same foreign function called from two call sites of one caller has the
+ * same key and different callers (seen in proflabd: libmicrohttpd calling
+ * strdup twice), which would evict each other on every sample if the
+ * cache were direct-mapped. */
+static pl_unwind_suffix *suffix_set(uintptr_t ret, uintptr_t csp) {
+  uint64_t h = ((uint64_t)ret ^ ((uint64_t)csp << 17) ^ ((uint64_t)csp >> 3)) * 0x9E3779B97F4A7C15ull;
+  return &H.suffixes[(h >> (64 - SUFFIX_SET_BITS)) * SUFFIX_WAYS];
+}
+
+/* Locked. Appends the cached callers of (ret, csp) to c->pcs[*n..]. */
+static int suffix_lookup_locked(pl__heap_tls *t, uintptr_t ret, uintptr_t csp, uintptr_t *pcs,
+                                unsigned *n) {
+  pl_unwind_suffix *set = suffix_set(ret, csp);
+  for (unsigned w = 0; w < SUFFIX_WAYS; w++)
+    if (pl_unwind_suffix_match(&set[w], ret, csp, t->stack_hi, pcs, n, PL_HEAP_MAX_FRAMES))
+      return 1;
+  return 0;
+}
+
+/* Locked. The way to fill for (ret, csp): an empty one, else the next in
+ * turn. */
+static pl_unwind_suffix *suffix_victim_locked(uintptr_t ret, uintptr_t csp) {
+  pl_unwind_suffix *set = suffix_set(ret, csp);
+  for (unsigned w = 0; w < SUFFIX_WAYS; w++)
+    if (set[w].n == 0) return &set[w];
+  return &set[H.suffix_clock++ % SUFFIX_WAYS];
+}
+
+/* Slow path of sample_begin (outside the mutex): DWARF, checked against
+ * the frame-pointer result (pcs[0, fp_n), the foreign frame (cr, cs) if
+ * r == PL_FP_CROSS, or the whole stack if complete), then the cache filled
+ * on agreement. Returns with the mutex held. */
+PL_HEAP_TEXT __attribute__((noinline)) static void
+capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete, uintptr_t cr,
+             uintptr_t cs) {
+  uintptr_t fp_pcs[PL_HEAP_MAX_FRAMES], sps[PL_HEAP_MAX_FRAMES];
+  if (fp_n) memcpy(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs));
+  int truncated = 0;
+  pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
+  unsigned n = capture_dwarf(c->pcs, sps, &truncated);
+  pl__heap_busy_exit(t);
+  int prefix = r != PL_FP_BAD && n >= fp_n && memcmp(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs)) == 0;
+  pl__heap_lock(t);
+  H.unwind_dwarf++;
+  if (complete) {
+    if (!prefix || n != fp_n || truncated != c->truncated) H.unwind_mismatch++;
+  } else if (r == PL_FP_CROSS) {
+    if (!prefix || n == fp_n || c->pcs[fp_n] != cr || sps[fp_n] != cs) {
+      H.unwind_mismatch++;
+    } else if (!truncated && n - fp_n <= PL_UNWIND_SUFFIX_MAX) {
+      pl_unwind_suffix *e = suffix_victim_locked(cr, cs);
+      e->ret = cr;
+      e->csp = cs;
+      e->n = n - fp_n;
+      memcpy(e->ip, c->pcs + fp_n, e->n * sizeof(*e->ip));
+      memcpy(e->sp, sps + fp_n, e->n * sizeof(*e->sp));
+    }
+  } else if (r == PL_FP_END || r == PL_FP_FULL) {
+    if (!prefix) H.unwind_mismatch++;
+  }
+  c->depth = n;
+  c->truncated = truncated;
+}
+
+/* The stack of the allocation being sampled into c; returns with the
+ * mutex held. */
+PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_tls *t,
+                                                                       sample_ctx *c) {
+  unsigned n = 0;
+  uintptr_t cr = 0, cs = 0;
+  int r = PL_FP_BAD, complete = 0;
+  c->truncated = 0;
+  if (H.unwind != UNWIND_DWARF) {
+    r = capture_fp(t, (uintptr_t)__builtin_frame_address(0), c->pcs, &n, &cr, &cs);
+    if (r == PL_FP_END || r == PL_FP_FULL) {
+      complete = 1;
+      c->truncated = r == PL_FP_FULL;
+    }
+  }
+  if (r == PL_FP_CROSS && n >= PL_HEAP_MAX_FRAMES) { /* full: what is above is cut anyway */
+    complete = 1;
+    c->truncated = 1;
+  }
+  pl__heap_lock(t);
+  if (r == PL_FP_CROSS && !complete) {
+    unsigned m = n;
+    if (suffix_lookup_locked(t, cr, cs, c->pcs, &m)) {
+      complete = 1;
+      n = m;
+    }
+  }
+  if (complete) {
+    H.unwind_fp++;
+    c->depth = n;
+    if (H.unwind != UNWIND_VERIFY) return;
+  }
+  pl__heap_unlock(t);
+  capture_slow(t, c, r, n, complete, cr, cs);
 }
 
 /* ---------------------------------------------------------------- stacks (locked) */
@@ -537,23 +709,13 @@ static void fill_locked(pl__heap_tls *t, uint32_t ri, void *p, size_t n, uint32_
 
 /* What a sample takes before the mutex: its stack, time and weight.
  * Inlined: one frame of ours for the unwinder. */
-typedef struct sample_ctx {
-  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
-  unsigned depth;
-  int truncated;
-  uint64_t time;
-  double w;
-} sample_ctx;
-
+/* Returns with the mutex held. */
 PL_HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(pl__heap_tls *t,
                                                                             size_t n,
                                                                             sample_ctx *c) {
-  c->truncated = 0;
-  pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
-  c->depth = capture(c->pcs, &c->truncated);
-  pl__heap_busy_exit(t);
   c->time = now_ns();
   c->w = pl__heap_weight(n);
+  capture(t, c);
 }
 
 /* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
@@ -561,7 +723,6 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_t
                                                                       size_t n) {
   sample_ctx c;
   sample_begin(t, n, &c);
-  pl__heap_lock(t);
   uint32_t sid = intern_locked(c.pcs, c.depth, c.truncated);
   account_locked(sid, c.w, n);
   uint32_t ri = rec_alloc_locked();
@@ -623,7 +784,6 @@ alloc_decided(pl__heap_tls *t, size_t n, size_t align, int kind, int saved_errno
   sample_ctx c;
   sample_begin(t, n, &c);
   int reused = 0;
-  pl__heap_lock(t);
   uint32_t sid = intern_locked(c.pcs, c.depth, c.truncated);
   uint32_t ri = rec_alloc_locked();
   size_t an = n;
@@ -786,7 +946,8 @@ int pl_heap_init(const pl_heap_options *opts) {
   size_t off_stacks = round_up(off_recs + (size_t)o.max_samples * sizeof(pl__heap_rec), 4096);
   size_t off_stab = round_up(off_stacks + (size_t)o.max_stacks * sizeof(pl__heap_stk), 4096);
   size_t off_pcs = round_up(off_stab + (size_t)stk_cap * sizeof(uint32_t), 4096);
-  size_t total = round_up(off_pcs + max_pcs * sizeof(uintptr_t), 4096);
+  size_t off_suffix = round_up(off_pcs + max_pcs * sizeof(uintptr_t), 4096);
+  size_t total = round_up(off_suffix + SUFFIXES * sizeof(pl_unwind_suffix), 4096);
   char *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
   if (m == MAP_FAILED) {
@@ -824,10 +985,22 @@ int pl_heap_init(const pl_heap_options *opts) {
   H.nstacks = 1;
   H.next_id = 1;
 
+  /* Stack capture: frame pointers where our module's text is known. */
+  const char *uw = getenv("PROFLAB_HEAP_UNWIND");
+  pl_unwind_init();
+  H.unwind = PL_HEAP_ASAN || !pl_unwind_text_known() ? UNWIND_DWARF : UNWIND_FP;
+  if (uw && *uw && strcmp(uw, "fp") != 0 && strcmp(uw, "dwarf") != 0 &&
+      strcmp(uw, "verify") != 0) {
+    rc = -EINVAL;
+    goto fail_unmap;
+  }
+  if (uw && strcmp(uw, "dwarf") == 0) H.unwind = UNWIND_DWARF;
+  if (uw && strcmp(uw, "verify") == 0 && H.unwind == UNWIND_FP) H.unwind = UNWIND_VERIFY;
+  H.suffixes = (pl_unwind_suffix *)(m + off_suffix);
   /* Warm the unwinder (its first call initializes tables). */
-  uintptr_t pcs[4];
+  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
   int truncated;
-  capture(pcs, &truncated);
+  capture_dwarf(pcs, NULL, &truncated);
   static int atfork_done;
   if (!atfork_done) {
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
@@ -881,6 +1054,9 @@ void pl__heap_stats_locked(pl_heap_stats *st) {
   st->max_samples = H.max_samples;
   st->max_stacks = H.max_stacks;
   st->tracker_reserved = H.map_bytes;
+  st->unwind_fp = H.unwind_fp;
+  st->unwind_dwarf = H.unwind_dwarf;
+  st->unwind_mismatch = H.unwind_mismatch;
 }
 
 /* Resident bytes of the tracker's mapping (mincore, 4096 pages a call):

@@ -70,6 +70,9 @@ int pl_lab_heap_figures(pl_lab_heap *out) {
   out->max_stacks = st.max_stacks;
   out->tracker_bytes = st.tracker_bytes;
   out->tracker_reserved_bytes = st.tracker_reserved;
+  out->unwind_fp = st.unwind_fp;
+  out->unwind_dwarf = st.unwind_dwarf;
+  out->unwind_mismatch = st.unwind_mismatch;
   return 0;
 }
 
@@ -98,6 +101,12 @@ void lab_heap_status(pl_lab *lab, pl_json *j) {
     pl_json_kv_uint(j, "stacks", h.stacks);
     pl_json_kv_uint(j, "tracker_bytes", h.tracker_bytes);
     pl_json_kv_uint(j, "tracker_reserved_bytes", h.tracker_reserved_bytes);
+    pl_json_key(j, "stacks_by");
+    pl_json_obj_open(j);
+    pl_json_kv_uint(j, "frame_pointers", h.unwind_fp);
+    pl_json_kv_uint(j, "dwarf", h.unwind_dwarf);
+    pl_json_kv_uint(j, "mismatched", h.unwind_mismatch);
+    pl_json_obj_close(j);
   }
   pl_json_kv_str(j, "state", lab->heap_job ? "writing" : "idle");
   pl_json_kv_uint(j, "snapshots_taken", lab->snapshots_taken);

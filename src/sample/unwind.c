@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #define MAX_REGIONS 4096
 #define CACHE_THREADS 64 /* timer indexes with a suffix cache */
 #define CACHE_WAYS 16    /* suffixes per thread (direct-mapped) */
-#define SUFFIX_MAX 48    /* deeper suffixes are not cached */
+#define SUFFIX_MAX PL_UNWIND_SUFFIX_MAX /* deeper suffixes are not cached */
 #define MAIN_STACK_GROWTH ((uintptr_t)1 << 30)
 /* Reads through frame pointers are bounds-checked, not object-checked: a
  * saved register next to a sanitizer's redzone is fine to read. */
@@ -27,7 +28,6 @@
 static uintptr_t text_lo[MAX_TEXT], text_hi[MAX_TEXT];
 static unsigned ntext;
 static int fp_enabled;
-static int initialized;
 
 typedef struct region {
   uintptr_t lo, hi;
@@ -35,15 +35,7 @@ typedef struct region {
 static region regions[MAX_REGIONS]; /* sorted, disjoint */
 static unsigned nregions;
 
-typedef struct suffix {
-  uintptr_t ret, csp; /* key: the first foreign frame's pc and stack pointer */
-  uint32_t n;         /* 0 = empty */
-  uint32_t pad;
-  uintptr_t ip[SUFFIX_MAX];
-  /* sp[i]: frame i's stack pointer (libgcc's _Unwind_GetCFA in a backtrace
-   * callback: the CFA of the frame below); ip[i] was found at sp[i] - 8 */
-  uintptr_t sp[SUFFIX_MAX];
-} suffix;
+typedef pl_unwind_suffix suffix;
 static suffix *cache; /* CACHE_THREADS * CACHE_WAYS, mmap'd at init */
 static size_t cache_bytes;
 
@@ -75,11 +67,8 @@ static suffix *cache_way(unsigned slot, uintptr_t ret, uintptr_t csp) {
   return &cache[slot * CACHE_WAYS + (unsigned)(h >> 60) % CACHE_WAYS];
 }
 
-/* Append the cached callers of the foreign frame (ret, csp) if every
- * return address they were found through is still in place on the stack. */
-NO_ASAN static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uintptr_t top,
-                        uintptr_t *pcs, unsigned *n, unsigned max) {
-  suffix *e = cache_way(slot, ret, csp);
+NO_ASAN int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
+                           uintptr_t *pcs, unsigned *n, unsigned max) {
   if (!e || e->n == 0 || e->ret != ret || e->csp != csp || *n + e->n > max) return 0;
   for (uint32_t i = 1; i < e->n; i++) {
     uintptr_t a = e->sp[i] - 8;
@@ -91,30 +80,33 @@ NO_ASAN static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uin
   return 1;
 }
 
-enum { FP_END, FP_CROSS, FP_BAD, FP_FULL };
+/* Append the cached callers of the foreign frame (ret, csp) if every
+ * return address they were found through is still in place on the stack. */
+static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uintptr_t top,
+                        uintptr_t *pcs, unsigned *n, unsigned max) {
+  return pl_unwind_suffix_match(cache_way(slot, ret, csp), ret, csp, top, pcs, n, max);
+}
 
-/* Walk frame pointers. The pending frame is the return address `ret` with
- * the caller's stack pointer `csp` and frame pointer `nfp`. Stops at the
- * first return address outside our text (cross_ret, cross_sp: a foreign
- * frame), at the outermost frame, or at a frame pointer that is not
- * 8-aligned, not above the previous frame or outside [lo, top). */
-NO_ASAN static int fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top, uintptr_t *pcs,
-                   unsigned *n, unsigned max, uintptr_t *cross_ret, uintptr_t *cross_sp) {
+/* See unwind.h. The pending frame is the return address `ret` with the
+ * caller's stack pointer `csp` and frame pointer `nfp`. */
+NO_ASAN int pl_unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top,
+                              uintptr_t *pcs, unsigned *n, unsigned max, uintptr_t *cross_ret,
+                              uintptr_t *cross_sp) {
   for (;;) {
-    if (ret == 0) return FP_END;
+    if (ret == 0) return PL_FP_END;
     if (!pl_unwind_pc_is_ours(ret)) {
       *cross_ret = ret;
       *cross_sp = csp;
-      return FP_CROSS;
+      return PL_FP_CROSS;
     }
-    if (*n >= max) return FP_FULL;
+    if (*n >= max) return PL_FP_FULL;
     pcs[(*n)++] = ret;
     uintptr_t fp = nfp;
     /* 0 is not an end here: our frames are always called from a foreign
      * frame (libc's start code, start_thread, a library callback) before
      * any outermost frame, so a 0 frame pointer under a frame of ours is a
      * broken chain (DWARF takes over), not a short stack. */
-    if (fp == 0 || (fp & 7) || fp < csp || fp > top - 16) return FP_BAD;
+    if (fp == 0 || (fp & 7) || fp < csp || fp > top - 16) return PL_FP_BAD;
     const uintptr_t *f = (const uintptr_t *)fp;
     nfp = f[0];
     ret = f[1];
@@ -273,13 +265,13 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
     const uintptr_t *f = (const uintptr_t *)fp;
     uintptr_t cr = 0, cs = 0;
     st->how |= PL_UNWIND_FP;
-    int r = fp_walk(f[1], fp + 16, f[0], st->top, st->pcs, &st->n, st->max, &cr, &cs);
-    if (r == FP_END) return _URC_END_OF_STACK;
-    if (r == FP_FULL) {
+    int r = pl_unwind_fp_walk(f[1], fp + 16, f[0], st->top, st->pcs, &st->n, st->max, &cr, &cs);
+    if (r == PL_FP_END) return _URC_END_OF_STACK;
+    if (r == PL_FP_FULL) {
       st->truncated = 1;
       return _URC_END_OF_STACK;
     }
-    if (r == FP_CROSS) {
+    if (r == PL_FP_CROSS) {
       if (cache_lookup(st->slot, cr, cs, st->top, st->pcs, &st->n, st->max)) {
         st->how |= PL_UNWIND_CACHED;
         return _URC_END_OF_STACK;
@@ -332,14 +324,14 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
     if (leaf_frame(rule, sp, fp, st.top, &ret, &csp, &nfp) == 0) {
       pcs[0] = pc;
       st.n = 1;
-      int r = fp_walk(ret, csp, nfp, st.top, pcs, &st.n, max, &cr, &cs);
+      int r = pl_unwind_fp_walk(ret, csp, nfp, st.top, pcs, &st.n, max, &cr, &cs);
       atomic_fetch_add_explicit(&st_fp, 1, memory_order_relaxed);
       st.how = PL_UNWIND_FP | PL_UNWIND_FOUND;
-      if (r == FP_END || r == FP_FULL) {
+      if (r == PL_FP_END || r == PL_FP_FULL) {
         *how = st.how;
         return st.n;
       }
-      if (r == FP_CROSS) {
+      if (r == PL_FP_CROSS) {
         if (cache_lookup(slot, cr, cs, st.top, pcs, &st.n, max)) {
           atomic_fetch_add_explicit(&st_cached, 1, memory_order_relaxed);
           *how = st.how | PL_UNWIND_CACHED;
@@ -406,8 +398,9 @@ static _Unwind_Reason_Code warm_step(struct _Unwind_Context *ctx, void *arg) {
   return ++*(int *)arg < 8 ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
-int pl_unwind_init(void) {
-  if (initialized) return 0;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_once_fn(void) {
   const char *mode = getenv("PROFLAB_CPU_UNWIND");
   fp_enabled = !(mode && strcmp(mode, "dwarf") == 0);
   ntext = 0;
@@ -419,9 +412,15 @@ int pl_unwind_init(void) {
   /* Warm libgcc's unwinder: its first call initializes tables. */
   int frames = 0;
   _Unwind_Backtrace(warm_step, &frames);
-  initialized = 1;
+}
+
+/* Once per process (the CPU profiler and the heap tracker both call it). */
+int pl_unwind_init(void) {
+  pthread_once(&init_once, init_once_fn);
   return 0;
 }
+
+int pl_unwind_text_known(void) { return ntext > 0; }
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -429,15 +428,24 @@ static int hexval(char c) {
   return -1;
 }
 
+/* "lo-hi " at the start of a maps line; returns the index after hi, or -1. */
+static long parse_range(const char *s, size_t len, uintptr_t *lo, uintptr_t *hi) {
+  size_t i = 0;
+  int v;
+  *lo = *hi = 0;
+  while (i < len && (v = hexval(s[i])) >= 0) *lo = *lo * 16 + (uintptr_t)v, i++;
+  if (i >= len || s[i++] != '-') return -1;
+  while (i < len && (v = hexval(s[i])) >= 0) *hi = *hi * 16 + (uintptr_t)v, i++;
+  return (long)i;
+}
+
 /* One /proc/self/maps line: keep private writable mappings that are
  * anonymous or the main stack (threads' stacks are anonymous). */
 static void maps_line(const char *s, size_t len, uintptr_t *prev_hi) {
   uintptr_t lo = 0, hi = 0;
-  size_t i = 0;
-  int v;
-  while (i < len && (v = hexval(s[i])) >= 0) lo = lo * 16 + (uintptr_t)v, i++;
-  if (i >= len || s[i++] != '-') return;
-  while (i < len && (v = hexval(s[i])) >= 0) hi = hi * 16 + (uintptr_t)v, i++;
+  long at = parse_range(s, len, &lo, &hi);
+  if (at < 0) return;
+  size_t i = (size_t)at;
   uintptr_t below = *prev_hi; /* end of the mapping before this one */
   *prev_hi = hi;
   if (i + 5 > len || s[i] != ' ' || s[i + 1] != 'r' || s[i + 2] != 'w' || s[i + 4] != 'p') return;
@@ -470,6 +478,38 @@ static int by_lo(const void *a, const void *b) {
   return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* Calls fn on each line of /proc/self/maps (plain system calls, no
+ * allocation); stops early when fn returns nonzero. -1 if unreadable. */
+static int maps_each(int (*fn)(const char *line, size_t len, void *arg), void *arg) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[8192];
+  size_t have = 0;
+  int stop = 0;
+  while (!stop) {
+    ssize_t got = read(fd, buf + have, sizeof(buf) - have);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    have += (size_t)got;
+    size_t start = 0;
+    for (size_t i = 0; i < have && !stop; i++)
+      if (buf[i] == '\n') {
+        stop = fn(buf + start, i - start, arg);
+        start = i + 1;
+      }
+    memmove(buf, buf + start, have - start);
+    have -= start;
+    if (have == sizeof(buf)) have = 0; /* an absurd line: drop it */
+  }
+  close(fd);
+  return 0;
+}
+
+static int prepare_line(const char *s, size_t len, void *arg) {
+  maps_line(s, len, arg);
+  return 0;
+}
+
 void pl_unwind_prepare(void) {
   atomic_store(&st_captures, 0);
   atomic_store(&st_fp, 0);
@@ -478,26 +518,31 @@ void pl_unwind_prepare(void) {
   if (cache) madvise(cache, cache_bytes, MADV_DONTNEED); /* zero pages: empty */
   nregions = 0;
   if (!fp_enabled) return;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char buf[8192];
-  size_t have = 0;
   uintptr_t prev_hi = 0;
-  for (;;) {
-    ssize_t got = read(fd, buf + have, sizeof(buf) - have);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    have += (size_t)got;
-    size_t start = 0;
-    for (size_t i = 0; i < have; i++)
-      if (buf[i] == '\n') {
-        maps_line(buf + start, i - start, &prev_hi);
-        start = i + 1;
-      }
-    memmove(buf, buf + start, have - start);
-    have -= start;
-    if (have == sizeof(buf)) have = 0; /* an absurd line: drop it */
-  }
-  close(fd);
+  maps_each(prepare_line, &prev_hi);
   qsort(regions, nregions, sizeof(*regions), by_lo); /* maps is sorted already */
+}
+
+typedef struct mapping_query {
+  uintptr_t addr, lo, hi;
+  int found;
+} mapping_query;
+
+static int mapping_line(const char *s, size_t len, void *arg) {
+  mapping_query *q = arg;
+  uintptr_t lo, hi;
+  if (parse_range(s, len, &lo, &hi) < 0 || q->addr < lo) return 0;
+  if (q->addr >= hi) return 0;
+  q->lo = lo;
+  q->hi = hi;
+  q->found = 1;
+  return 1;
+}
+
+int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+  mapping_query q = {.addr = addr};
+  if (maps_each(mapping_line, &q) != 0 || !q.found) return -1;
+  *lo = q.lo;
+  *hi = q.hi;
+  return 0;
 }

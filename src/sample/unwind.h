@@ -55,7 +55,52 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
 unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max);
 /* Counters since the last pl_unwind_prepare(). */
 void pl_unwind_get_stats(pl_unwind_stats *s);
-/* Whether pc lies in the frame-pointer module's text (test hook). */
+/* Whether pc lies in the frame-pointer module's text (the module this code
+ * is linked into; known after pl_unwind_init). */
 int pl_unwind_pc_is_ours(uintptr_t pc);
+
+/* ---- shared with the heap tracker's synchronous capture (heap/track.c) --
+ * Its stacks start in its own frames (no signal, no ucontext), so it walks
+ * the same frame-pointer chain with bounds it finds per thread, and keeps
+ * suffixes of its own (under its mutex) in the same format. */
+
+/* Whether pl_unwind_init found our text (whatever PROFLAB_CPU_UNWIND says). */
+int pl_unwind_text_known(void);
+
+/* How pl_unwind_fp_walk stopped. */
+enum { PL_FP_END, PL_FP_CROSS, PL_FP_BAD, PL_FP_FULL };
+
+/* Walks frame pointers from the pending frame (return address ret, found at
+ * csp - 8; nfp: the frame pointer of ret's function), appending return
+ * addresses of our text to pcs[*n..max). Stops at the outermost frame
+ * (PL_FP_END), at a return address outside our text (PL_FP_CROSS:
+ * *cross_ret, *cross_sp are that foreign frame), when full, or at a frame
+ * pointer not 8-aligned, not above the previous frame or past top - 16
+ * (PL_FP_BAD). Every read lies in [csp, top): the caller guarantees that
+ * range is mapped. SIGNAL-SAFE. */
+int pl_unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top, uintptr_t *pcs,
+                      unsigned *n, unsigned max, uintptr_t *cross_ret, uintptr_t *cross_sp);
+
+/* The callers of a foreign frame, as DWARF found them: ip[i] is a return
+ * address that was at sp[i] - 8 (sp[i]: _Unwind_GetCFA in the backtrace
+ * callback of frame i). ip[0] == ret, sp[0] == csp. */
+#define PL_UNWIND_SUFFIX_MAX 48
+typedef struct pl_unwind_suffix {
+  uintptr_t ret, csp; /* key: the first foreign frame's pc and stack pointer */
+  uint32_t n;         /* 0 = empty */
+  uint32_t pad;
+  uintptr_t ip[PL_UNWIND_SUFFIX_MAX];
+  uintptr_t sp[PL_UNWIND_SUFFIX_MAX];
+} pl_unwind_suffix;
+
+/* Appends e's frames to pcs[*n..max) if e is the suffix of (ret, csp) and
+ * every return address it was found through is still in its place on the
+ * stack (reads lie in [csp, top)); 1 if it did. SIGNAL-SAFE. */
+int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
+                           uintptr_t *pcs, unsigned *n, unsigned max);
+
+/* Normal context, no allocation: [lo, hi) of the mapping that holds addr,
+ * read from /proc/self/maps with plain system calls. 0, or -1 if not found. */
+int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
 
 #endif

@@ -89,6 +89,31 @@ test('status reports the tracker: running, sampling interval, live estimates and
   assert.ok(h.tracker_bytes > 0 && h.tracker_bytes <= h.tracker_reserved_bytes, `tracker ${h.tracker_bytes} of ${h.tracker_reserved_bytes} B`);
   assert.ok(h.snapshots_taken >= 1);
   assert.equal(h.state, 'idle');
+  const by = h.stacks_by;
+  assert.equal(by.frame_pointers + by.dwarf, h.samples, `stacks_by ${JSON.stringify(by)} of ${h.samples} samples`);
+  assert.equal(by.mismatched, 0);
+  if (SANITIZED) assert.equal(by.frame_pointers, 0, 'DWARF only under ASan');
+});
+
+test('PROFLAB_HEAP_UNWIND=verify, every allocation sampled: frame-pointer stacks of proflabd\'s own paths agree with DWARF', async () => {
+  const d = tmpDir('heap-verify');
+  const s = await start(labEnv({ LAB_ARTIFACT_DIR: d, LAB_HEAP_SAMPLE_BYTES: '1', PROFLAB_HEAP_UNWIND: 'verify' }));
+  for (let i = 0; i < 20; i++) {
+    assert.equal((await request(s.base, '/api/health')).status, 200);
+    await status(s);
+  }
+  assert.equal((await post(s, '/api/lab/memory-leak?mb=2')).status, 200);
+  const r = await snapshot(s, '?format=pprof');
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await post(s, '/api/lab/cpu-profile?seconds=1&format=folded')).status, 200);
+  assert.equal((await post(s, '/api/lab/memory-clear')).status, 200);
+  const h = (await status(s)).heap;
+  const by = h.stacks_by;
+  assert.ok(h.samples > 1000, `${h.samples} samples`);
+  assert.equal(by.dwarf, h.samples, 'verify: DWARF for every sample');
+  assert.equal(by.mismatched, 0, `stacks_by ${JSON.stringify(by)}`);
+  if (!SANITIZED) assert.ok(by.frame_pointers > 0.5 * h.samples, `stacks_by ${JSON.stringify(by)} of ${h.samples}`);
+  await stopChecked(s);
 });
 
 test('a 64 MiB leak shows in the next snapshot under the leak function, in status and in /metrics; memory-clear removes it', async () => {
@@ -160,6 +185,7 @@ test('bad heap settings stop start-up with a message naming them', async () => {
     [{ LAB_HEAP_SAMPLE_BYTES: 'lots' }, [], /LAB_HEAP_SAMPLE_BYTES/],
     [{ LAB_HEAP_SAMPLE_BYTES: '0' }, [], /LAB_HEAP_SAMPLE_BYTES/],
     [{ PROFLAB_HEAP_TRACKING: 'maybe' }, [], /PROFLAB_HEAP_TRACKING/],
+    [{ PROFLAB_HEAP_UNWIND: 'frames' }, [], /PROFLAB_HEAP_UNWIND/],
     [{}, ['--heap-sample-bytes', '-5'], /--heap-sample-bytes/],
   ]) {
     const r = await runProflabd({ env: labEnv({ LAB_ARTIFACT_DIR: tmpDir('heap-bad'), ...env }), args });
