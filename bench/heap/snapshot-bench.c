@@ -131,7 +131,10 @@ int main(int argc, char **argv) {
     if ((rc = pl_heap_snapshot_take(&s))) die("pl_heap_snapshot_take", rc);
     double take_ms = ms_since(t0);
     t0 = pl_now_ns();
-    if ((rc = pl_heap_snapshot_symbolize(s))) die("pl_heap_snapshot_symbolize", rc);
+    /* as the lab does: names only for a .heapsnapshot (it shows no lines) */
+    rc = writer == pl_heapsnapshot_write ? pl_heap_snapshot_symbolize_names(s)
+                                         : pl_heap_snapshot_symbolize(s);
+    if (rc) die("pl_heap_snapshot_symbolize", rc);
     double sym_ms = ms_since(t0);
     t0 = pl_now_ns();
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -191,6 +191,11 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out);
  * line (libdwfl; tens of ms: do it off the event loop). Fills frames and
  * each stack's frames. 0 or -errno. */
 int pl_heap_snapshot_symbolize(pl_heap_snapshot *s);
+/* The same with function and module names only (file "", lines 0): all a
+ * .heapsnapshot shows, and no DWARF to read (a few ms where the full
+ * symbolization first costs tens). A later pl_heap_snapshot_symbolize()
+ * redoes it with lines. */
+int pl_heap_snapshot_symbolize_names(pl_heap_snapshot *s);
 void pl_heap_snapshot_free(pl_heap_snapshot *s);
 
 #ifdef __cplusplus

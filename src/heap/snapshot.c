@@ -20,6 +20,7 @@ typedef struct owner {
   uintptr_t *pcs;     /* copy of the stacks' pcs */
   uint32_t *frame_ix; /* stacks' frame indices, after symbolize */
   pl_arena arena;     /* symbol strings */
+  int names_only;     /* frames have no file and lines */
 } owner;
 
 static int by_id(const void *a, const void *b) {
@@ -180,10 +181,20 @@ out:
 }
 
 /* Distinct pcs → frames, through an open-addressing table of frame ids. */
-int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) {
+static int symbolize(pl_heap_snapshot *s, unsigned flags) {
   owner *o = s->owner;
   pl__heap_tls *t = &pl__heap_tls_state;
-  if (s->frames) return 0;
+  if (s->frames && ((flags & PL_SYMBOLIZE_NAMES) || !o->names_only)) return 0; /* enough */
+  if (s->frames) { /* names only so far: again, with lines */
+    pl__heap_busy_enter(t);
+    free(s->frames);
+    free(o->frame_ix);
+    pl__heap_busy_exit(t);
+    s->frames = NULL;
+    o->frame_ix = NULL;
+    s->nframes = 0;
+    for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
+  }
   int rc = -ENOMEM;
   pl__heap_busy_enter(t);
   size_t total = 0;
@@ -215,8 +226,12 @@ int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) {
   s->frames = calloc(nf ? nf : 1, sizeof(pl_frame));
   if (!s->frames) goto out;
   if ((rc = pl_symbolizer_new(&sym)) != 0) goto out;
-  for (size_t i = 0; i < nf && !rc; i++) rc = pl_symbolize(sym, addrs[i], &o->arena, &s->frames[i]);
-  if (!rc) s->nframes = nf;
+  for (size_t i = 0; i < nf && !rc; i++)
+    rc = pl_symbolize_flags(sym, addrs[i], &o->arena, &s->frames[i], flags);
+  if (!rc) {
+    s->nframes = nf;
+    o->names_only = (flags & PL_SYMBOLIZE_NAMES) != 0;
+  }
 out:
   if (rc) {
     free(s->frames);
@@ -228,6 +243,12 @@ out:
   free(addrs);
   pl__heap_busy_exit(t);
   return rc;
+}
+
+int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) { return symbolize(s, 0); }
+
+int pl_heap_snapshot_symbolize_names(pl_heap_snapshot *s) {
+  return symbolize(s, PL_SYMBOLIZE_NAMES);
 }
 
 void pl_heap_snapshot_free(pl_heap_snapshot *s) {

@@ -21,6 +21,7 @@
 #pragma weak pl_heap_get_stats
 #pragma weak pl_heap_snapshot_take
 #pragma weak pl_heap_snapshot_symbolize
+#pragma weak pl_heap_snapshot_symbolize_names
 #pragma weak pl_heap_snapshot_free
 
 enum { FMT_HEAPSNAPSHOT, FMT_HEAPPROFILE, FMT_PPROF };
@@ -44,7 +45,8 @@ typedef struct lab_heap_job {
 /* Is the tracker linked into this program? */
 static int tracker_linked(void) {
   return pl_heap_running && pl_heap_get_stats && pl_heap_snapshot_take &&
-         pl_heap_snapshot_symbolize && pl_heap_snapshot_free && pl_heap_uses_sanitizer_hooks;
+         pl_heap_snapshot_symbolize && pl_heap_snapshot_symbolize_names && pl_heap_snapshot_free &&
+         pl_heap_uses_sanitizer_hooks;
 }
 
 int pl_lab_heap_figures(pl_lab_heap *out) {
@@ -134,7 +136,9 @@ static void work_snapshot(uv_work_t *w) {
     job->failed_step = "copy";
     return;
   }
-  job->rc = pl_heap_snapshot_symbolize(job->snap);
+  /* A .heapsnapshot shows function names only: no DWARF to read. */
+  job->rc = job->format == FMT_HEAPSNAPSHOT ? pl_heap_snapshot_symbolize_names(job->snap)
+                                            : pl_heap_snapshot_symbolize(job->snap);
   uint64_t t2 = pl_now_ns();
   job->symbolize_ms = (double)(t2 - t1) / 1e6;
   if (job->rc) {

@@ -134,6 +134,11 @@ static void join_path(const char *dir, const char *rel, char *out, size_t n) {
 }
 
 int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
+  return pl_symbolize_flags(s, pc, arena, f, 0);
+}
+
+int pl_symbolize_flags(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f,
+                       unsigned flags) {
   memset(f, 0, sizeof(*f));
   f->address = pc;
   f->file = "";
@@ -162,6 +167,7 @@ int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
     f->function = pl_arena_strdup(arena, tmp);
   }
   if (!f->function) return -ENOMEM;
+  if (flags & PL_SYMBOLIZE_NAMES) return 0;
 
   Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
   if (line) {

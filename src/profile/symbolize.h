@@ -32,5 +32,12 @@ void pl_symbolizer_free(pl_symbolizer *s);
  * "module+0xoffset" (or "0x<pc>" outside any module), never an empty name.
  * Returns 0 or -ENOMEM. */
 int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f);
+/* PL_SYMBOLIZE_NAMES: function and module only (file "", lines 0): symbol
+ * tables, no DWARF. A module's DWARF is read (and, for Debian's -dbg
+ * files, decompressed) the first time a line is looked up in it: libc's
+ * costs ~40 ms here. */
+enum { PL_SYMBOLIZE_NAMES = 1u << 0 };
+int pl_symbolize_flags(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f,
+                       unsigned flags);
 
 #endif

@@ -11,7 +11,8 @@
  *
  * `test-heap-unwind fp` (re-run by the verify mode as a child, default
  * mode): the suffix cache makes DWARF rare, and the recorded stacks name
- * the right functions in the right order.
+ * the right functions in the right order, with names-only symbolization
+ * and then with lines.
  *
  * Under ASan (hooks) capture is DWARF only: the same paths run, and the
  * counters say so. */
@@ -231,22 +232,40 @@ static void test_fp_cached(void **state) {
   assert_int_equal(after.unwind_fp + after.unwind_dwarf, after.samples);
 }
 
+/* The stacks name the right functions in order; names-only symbolization
+ * (what a .heapsnapshot needs) has no lines, and a full one after it does. */
 static void test_fp_names(void **state) {
   (void)state;
   void *p = site_outer(3);
   void *q = site_outer(3); /* the second one from frame pointers and the cache */
-  pl_heap_snapshot *s = heap_test_snapshot(1);
-  for (int k = 0; k < 2; k++) {
-    const pl_heap_sample *x = heap_test_find(s, k ? q : p);
-    assert_non_null(x);
-    const pl_heap_stack *st = &s->stacks[x->stack];
-    assert_true(st->depth >= 7);
-    const char *want[] = {"site_inner", "site_outer", "site_outer", "site_outer", "site_outer",
-                          "test_fp_names"};
-    for (unsigned d = 0; d < 6; d++)
-      assert_string_equal(s->frames[st->frames[d]].function, want[d]);
-    assert_true(heap_test_stack_has(s, x->stack, "main"));
+  pl_heap_snapshot *s = heap_test_snapshot(0);
+  for (int full = 0; full < 2; full++) {
+    assert_int_equal(full ? pl_heap_snapshot_symbolize(s) : pl_heap_snapshot_symbolize_names(s), 0);
+    for (int k = 0; k < 2; k++) {
+      const pl_heap_sample *x = heap_test_find(s, k ? q : p);
+      assert_non_null(x);
+      const pl_heap_stack *st = &s->stacks[x->stack];
+      assert_true(st->depth >= 7);
+      const char *want[] = {"site_inner", "site_outer", "site_outer", "site_outer", "site_outer",
+                            "test_fp_names"};
+      for (unsigned d = 0; d < 6; d++) {
+        const pl_frame *f = &s->frames[st->frames[d]];
+        assert_string_equal(f->function, want[d]);
+        if (full) {
+          assert_non_null(strstr(f->file, "test-heap-unwind.c"));
+          assert_true(f->line > 0);
+        } else {
+          assert_string_equal(f->file, "");
+          assert_int_equal(f->line, 0);
+        }
+      }
+      assert_true(heap_test_stack_has(s, x->stack, "main"));
+    }
   }
+  /* names only again: the lines stay */
+  assert_int_equal(pl_heap_snapshot_symbolize_names(s), 0);
+  const pl_heap_sample *x = heap_test_find(s, p);
+  assert_true(s->frames[s->stacks[x->stack].frames[0]].line > 0);
   pl_heap_snapshot_free(s);
   free(q);
   free(p);
