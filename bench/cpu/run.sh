@@ -80,15 +80,17 @@ start() {
     wallt10k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_HZ=10000 PROFLAB_CPU_WALL_TIMER=1) ;;
     cpu1k) env+=(PROFLAB_CPU_PROFILE=$tmp/p.pb.gz PROFLAB_CPU_PROFILE_MODE=cpu PROFLAB_CPU_PROFILE_HZ=1000) ;;
     gperf) env+=(LD_PRELOAD=$LIBPROFILER CPUPROFILE=$tmp/g.prof CPUPROFILE_FREQUENCY=1000) ;;
-    perf) ;;
+    perf | perf10k) ;;
     floor1k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=1000) ;;
     floor10k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=10000) ;;
   esac
   env "${env[@]}" "$bin" >/dev/null 2>"$tmp/err" &
   SRV=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/health" >/dev/null 2>&1 && break; sleep 0.05; done
-  if [ "$cfg" = perf ]; then
-    perf record -q -F 1000 -g -o "$tmp/perf.data" -p "$SRV" >/dev/null 2>&1 &
+  if [ "$cfg" = perf ] || [ "$cfg" = perf10k ]; then
+    local f=1000
+    [ "$cfg" = perf10k ] && f=10000
+    perf record -q -F $f -g -o "$tmp/perf.data" -p "$SRV" >/dev/null 2>&1 &
     PERF=$!
     sleep 0.5
   fi
@@ -101,7 +103,7 @@ stop() {
 if [ -n "$CONFIGS" ]; then
   read -r -a configs <<<"$CONFIGS"
   for cfg in "${configs[@]}"; do
-    case "${cfg#b-}" in off | wall1k | wall10k | wallt1k | wallt10k | cpu1k | gperf | perf | floor1k | floor10k) ;; *) die "unknown configuration $cfg" ;; esac
+    case "${cfg#b-}" in off | wall1k | wall10k | wallt1k | wallt10k | cpu1k | gperf | perf | perf10k | floor1k | floor10k) ;; *) die "unknown configuration $cfg" ;; esac
     case "$cfg" in b-*) [ -x "$PROFLABD_B" ] || die "$cfg needs PROFLABD_B" ;; esac
   done
 else
