@@ -83,6 +83,8 @@ start() {
     perf | perf10k) ;;
     floor1k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=1000) ;;
     floor10k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=10000) ;;
+    floort1k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=1000 PROFLAB_FLOOR_TICKER=1) ;;
+    floort10k) env+=(LD_PRELOAD=$FLOOR PROFLAB_FLOOR_HZ=10000 PROFLAB_FLOOR_TICKER=1) ;;
   esac
   env "${env[@]}" "$bin" >/dev/null 2>"$tmp/err" &
   SRV=$!
@@ -103,7 +105,7 @@ stop() {
 if [ -n "$CONFIGS" ]; then
   read -r -a configs <<<"$CONFIGS"
   for cfg in "${configs[@]}"; do
-    case "${cfg#b-}" in off | wall1k | wall10k | wallt1k | wallt10k | cpu1k | gperf | perf | perf10k | floor1k | floor10k) ;; *) die "unknown configuration $cfg" ;; esac
+    case "${cfg#b-}" in off | wall1k | wall10k | wallt1k | wallt10k | cpu1k | gperf | perf | perf10k | floor1k | floor10k | floort1k | floort10k) ;; *) die "unknown configuration $cfg" ;; esac
     case "$cfg" in b-*) [ -x "$PROFLABD_B" ] || die "$cfg needs PROFLABD_B" ;; esac
   done
 else

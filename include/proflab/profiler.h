@@ -61,6 +61,10 @@ typedef struct pl_cpu_profile_info {
   uint64_t idle_samples;
   uint64_t signals;       /* signals handled */
   uint64_t dropped;       /* samples lost to a full buffer */
+  /* stacks captured without DWARF (frame pointers, per-pc rules, cached
+   * callers), with callers from the suffix cache, and with libgcc's DWARF
+   * unwinder for some frames */
+  uint64_t unwind_fp, unwind_cached, unwind_dwarf;
   uint64_t period_ns;
   uint64_t duration_ns;
   unsigned threads;       /* distinct threads seen */

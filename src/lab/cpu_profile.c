@@ -104,6 +104,12 @@ static void after_write(uv_work_t *w, int status) {
   pl_json_kv_uint(&j, "weight", job->info.weight);
   pl_json_kv_uint(&j, "signals", job->info.signals);
   pl_json_kv_uint(&j, "dropped", job->info.dropped);
+  pl_json_key(&j, "stacks_by");
+  pl_json_obj_open(&j);
+  pl_json_kv_uint(&j, "frame_pointers", job->info.unwind_fp);
+  pl_json_kv_uint(&j, "cached_callers", job->info.unwind_cached);
+  pl_json_kv_uint(&j, "dwarf", job->info.unwind_dwarf);
+  pl_json_obj_close(&j);
   pl_json_kv_uint(&j, "threads", job->info.threads);
   pl_json_kv_double(&j, "duration_ms", (double)job->info.duration_ns / 1e6, 3);
   pl_json_kv_double(&j, "write_ms", job->write_ms, 3);

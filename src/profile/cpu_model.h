@@ -49,6 +49,10 @@ typedef struct pl_cpu_profile {
   const char *mode;          /* "wall" or "cpu" */
   uint64_t signals;          /* signals handled */
   uint64_t dropped;          /* samples lost (ring full) */
+  /* how stacks were captured: without DWARF (frame pointers, per-pc
+   * rules, cached callers), with callers from the suffix cache, with
+   * libgcc's DWARF unwinder for some frames */
+  uint64_t unwind_fp, unwind_cached, unwind_dwarf;
   void *arena;               /* owner of strings and arrays (implementation) */
 } pl_cpu_profile;
 

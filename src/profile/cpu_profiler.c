@@ -26,6 +26,7 @@
 #include "profile/symbolize.h"
 #include "sample/ring.h"
 #include "sample/sigprof.h"
+#include "sample/unwind.h"
 
 #define RING_SLOTS 4096
 #define COLLECT_EVERY_NS 5000000u
@@ -532,6 +533,11 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   owner *o = r->own;
   o->profile.end_ns = pl_now_ns();
   o->profile.signals = pl_sigprof_signals();
+  pl_unwind_stats us;
+  pl_unwind_get_stats(&us);
+  o->profile.unwind_fp = us.captures - us.dwarf;
+  o->profile.unwind_cached = us.cached;
+  o->profile.unwind_dwarf = us.dwarf;
   pl_sigprof_end();
   pl_sigprof_quiesce();
   pthread_mutex_unlock(&prof_lock);
@@ -603,6 +609,9 @@ void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info)
   info->samples = p->nsamples;
   info->idle_samples = o->idle_samples;
   info->signals = p->signals;
+  info->unwind_fp = p->unwind_fp;
+  info->unwind_cached = p->unwind_cached;
+  info->unwind_dwarf = p->unwind_dwarf;
   info->dropped = p->dropped;
   info->period_ns = p->period_ns;
   info->duration_ns = p->end_ns - p->start_ns;

@@ -68,6 +68,10 @@ function checkAnswer(res, { format, mode = 'wall', hz = 1000, seconds = 1, tSent
   assert.equal(b.hz, hz);
   assert.ok(Math.abs(b.interval_us - 1e6 / hz) < 0.01, `interval_us ${b.interval_us} for hz=${hz}`);
   assert.ok(Number.isInteger(b.samples) && b.samples > 0, `samples ${b.samples}`);
+  // every sample but an idle one had its stack captured, with or without DWARF
+  const by = b.stacks_by;
+  assert.equal(by.frame_pointers + by.dwarf, b.samples - b.idle_samples, `stacks_by ${JSON.stringify(by)}`);
+  assert.ok(by.cached_callers <= b.samples, `stacks_by ${JSON.stringify(by)}`);
   // the timer ends the profile after `seconds` (libuv counts whole ms from
   // the loop's time, updated when the profile starts); the write follows
   assert.ok(b.duration_ms >= seconds * 1000 - 2, `duration_ms ${b.duration_ms} for seconds=${seconds}: shorter than asked`);

@@ -543,8 +543,18 @@ static void test_pprof_main_mapping(void **state) {
   uint32_t fr[] = {0, 1, 2, 3, 4};
   pl_cpu_stack stacks[] = {{5, fr}};
   pl_cpu_sample samples[] = {{START_NS, 0, 1, 7}};
-  pl_cpu_profile p = {frames,  5,         stacks, 1, samples, 1,   START_NS, START_NS + 1000000,
-                      WALL_NS, PERIOD_NS, "cpu",  1, 0,       NULL};
+  pl_cpu_profile p = {.frames = frames,
+                      .nframes = 5,
+                      .stacks = stacks,
+                      .nstacks = 1,
+                      .samples = samples,
+                      .nsamples = 1,
+                      .start_ns = START_NS,
+                      .end_ns = START_NS + 1000000,
+                      .start_wall_ns = WALL_NS,
+                      .period_ns = PERIOD_NS,
+                      .mode = "cpu",
+                      .signals = 1};
   size_t len;
   char *gz = write_mem(pl_pprof_cpu_write, &p, &len);
   pb_profile *pr = check_pprof(gz, len, &p);
@@ -713,8 +723,18 @@ static big_profile *make_big(void) {
                                          : rnd(NS),
                                  1 + (rnd(10) == 0 ? rnd(5) : 0), 1000 + rnd(8)};
   }
-  b->p = (pl_cpu_profile){frames,   NF,      stacks,    NS,    samples, NSAMP, START_NS,
-                          t + 1000, WALL_NS, PERIOD_NS, "cpu", NSAMP,   0,     NULL};
+  b->p = (pl_cpu_profile){.frames = frames,
+                          .nframes = NF,
+                          .stacks = stacks,
+                          .nstacks = NS,
+                          .samples = samples,
+                          .nsamples = NSAMP,
+                          .start_ns = START_NS,
+                          .end_ns = t + 1000,
+                          .start_wall_ns = WALL_NS,
+                          .period_ns = PERIOD_NS,
+                          .mode = "cpu",
+                          .signals = NSAMP};
   return b;
 }
 
