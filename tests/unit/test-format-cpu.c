@@ -73,22 +73,30 @@ static pl_cpu_sample fx_samples[] = {
 /* A .cpuprofile writes a sample of weight w as w samples, one per period. */
 #define FX_ENTRIES FX_WEIGHTS
 
+/* A profile over the given arrays (mode "cpu" unless the caller changes it). */
+static pl_cpu_profile profile_of(pl_frame *frames, size_t nframes, pl_cpu_stack *stacks,
+                                 size_t nstacks, pl_cpu_sample *samples, size_t nsamples,
+                                 uint64_t end_ns, uint64_t signals) {
+  return (pl_cpu_profile){.frames = frames,
+                          .nframes = nframes,
+                          .stacks = stacks,
+                          .nstacks = nstacks,
+                          .samples = samples,
+                          .nsamples = nsamples,
+                          .start_ns = START_NS,
+                          .end_ns = end_ns,
+                          .start_wall_ns = WALL_NS,
+                          .period_ns = PERIOD_NS,
+                          .mode = "cpu",
+                          .signals = signals};
+}
+
 static pl_cpu_profile fixture(const char *mode) {
-  pl_cpu_profile p = {
-      .frames = fx_frames,
-      .nframes = sizeof(fx_frames) / sizeof(fx_frames[0]),
-      .stacks = fx_stacks,
-      .nstacks = sizeof(fx_stacks) / sizeof(fx_stacks[0]),
-      .samples = fx_samples,
-      .nsamples = FX_NSAMPLES,
-      .start_ns = START_NS,
-      .end_ns = START_NS + 12000000,
-      .start_wall_ns = WALL_NS,
-      .period_ns = PERIOD_NS,
-      .mode = mode,
-      .signals = 17,
-      .dropped = 1,
-  };
+  pl_cpu_profile p = profile_of(fx_frames, sizeof(fx_frames) / sizeof(fx_frames[0]), fx_stacks,
+                                sizeof(fx_stacks) / sizeof(fx_stacks[0]), fx_samples, FX_NSAMPLES,
+                                START_NS + 12000000, 17);
+  p.mode = mode;
+  p.dropped = 1;
   return p;
 }
 
@@ -543,18 +551,7 @@ static void test_pprof_main_mapping(void **state) {
   uint32_t fr[] = {0, 1, 2, 3, 4};
   pl_cpu_stack stacks[] = {{5, fr}};
   pl_cpu_sample samples[] = {{START_NS, 0, 1, 7}};
-  pl_cpu_profile p = {.frames = frames,
-                      .nframes = 5,
-                      .stacks = stacks,
-                      .nstacks = 1,
-                      .samples = samples,
-                      .nsamples = 1,
-                      .start_ns = START_NS,
-                      .end_ns = START_NS + 1000000,
-                      .start_wall_ns = WALL_NS,
-                      .period_ns = PERIOD_NS,
-                      .mode = "cpu",
-                      .signals = 1};
+  pl_cpu_profile p = profile_of(frames, 5, stacks, 1, samples, 1, START_NS + 1000000, 1);
   size_t len;
   char *gz = write_mem(pl_pprof_cpu_write, &p, &len);
   pb_profile *pr = check_pprof(gz, len, &p);
@@ -723,18 +720,7 @@ static big_profile *make_big(void) {
                                          : rnd(NS),
                                  1 + (rnd(10) == 0 ? rnd(5) : 0), 1000 + rnd(8)};
   }
-  b->p = (pl_cpu_profile){.frames = frames,
-                          .nframes = NF,
-                          .stacks = stacks,
-                          .nstacks = NS,
-                          .samples = samples,
-                          .nsamples = NSAMP,
-                          .start_ns = START_NS,
-                          .end_ns = t + 1000,
-                          .start_wall_ns = WALL_NS,
-                          .period_ns = PERIOD_NS,
-                          .mode = "cpu",
-                          .signals = NSAMP};
+  b->p = profile_of(frames, NF, stacks, NS, samples, NSAMP, t + 1000, NSAMP);
   return b;
 }
 
