@@ -524,15 +524,23 @@ void pl_unwind_prepare(void) {
 }
 
 typedef struct mapping_query {
-  uintptr_t addr, lo, hi;
+  uintptr_t addr, lo, hi, prev_hi;
   int found;
 } mapping_query;
 
+/* The main thread's stack grows: [stack] counts from the mapping below it
+ * (at most MAIN_STACK_GROWTH), so addresses it may grow to are in it. */
 static int mapping_line(const char *s, size_t len, void *arg) {
   mapping_query *q = arg;
   uintptr_t lo, hi;
-  if (parse_range(s, len, &lo, &hi) < 0 || q->addr < lo) return 0;
-  if (q->addr >= hi) return 0;
+  if (parse_range(s, len, &lo, &hi) < 0) return 0;
+  uintptr_t below = q->prev_hi;
+  q->prev_hi = hi;
+  if (len >= 7 && memcmp(s + len - 7, "[stack]", 7) == 0) {
+    uintptr_t floor = hi > MAIN_STACK_GROWTH ? hi - MAIN_STACK_GROWTH : 0;
+    lo = below > floor ? below : floor;
+  }
+  if (q->addr < lo || q->addr >= hi) return 0;
   q->lo = lo;
   q->hi = hi;
   q->found = 1;

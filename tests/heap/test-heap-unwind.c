@@ -215,6 +215,31 @@ __attribute__((noinline)) static void *site_outer(unsigned depth) {
   return p;
 }
 
+/* Deep in the main thread's stack, below where it reached at the thread's
+ * first sample (the [stack] mapping has grown since). */
+__attribute__((noinline)) static unsigned grow_stack(unsigned depth, unsigned allocs) {
+  volatile char pad[4096];
+  pad[0] = (char)depth;
+  if (depth) return grow_stack(depth - 1, allocs) + pad[0];
+  for (unsigned i = 0; i < allocs; i++) free(KEEP(malloc(64)));
+  return pad[0];
+}
+
+static void test_fp_deep_main_stack(void **state) {
+  (void)state;
+  if (pl_heap_uses_sanitizer_hooks()) skip();
+  pl_heap_stats before, after;
+  stats(&before);
+  grow_stack(512, 1000); /* 2 MiB down */
+  stats(&after);
+  uint64_t samples = after.samples - before.samples;
+  uint64_t dwarf = after.unwind_dwarf - before.unwind_dwarf;
+  print_message("deep main stack: samples %llu, dwarf %llu\n", (unsigned long long)samples,
+                (unsigned long long)dwarf);
+  assert_true(samples >= 1000);
+  assert_true(dwarf < 10); /* frame pointers there too: the first visit only */
+}
+
 static void test_fp_cached(void **state) {
   (void)state;
   if (pl_heap_uses_sanitizer_hooks()) skip();
@@ -281,6 +306,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest fp_tests[] = {
       cmocka_unit_test(test_fp_cached),
       cmocka_unit_test(test_fp_names),
+      cmocka_unit_test(test_fp_deep_main_stack),
   };
   if (fp_mode) return cmocka_run_group_tests_name("heap-unwind-fp", fp_tests, setup, NULL);
   return cmocka_run_group_tests_name("heap-unwind", verify_tests, setup, NULL);
