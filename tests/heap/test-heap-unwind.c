@@ -225,36 +225,42 @@ __attribute__((noinline)) static unsigned grow_stack(unsigned depth, unsigned al
   return pad[0];
 }
 
+/* Samples taken and DWARF runs while fn runs. */
+static void count_unwinds(const char *what, void (*fn)(void), uint64_t *samples, uint64_t *dwarf) {
+  pl_heap_stats before, after;
+  stats(&before);
+  fn();
+  stats(&after);
+  *samples = after.samples - before.samples;
+  *dwarf = after.unwind_dwarf - before.unwind_dwarf;
+  print_message("%s: samples %llu, dwarf %llu\n", what, (unsigned long long)*samples,
+                (unsigned long long)*dwarf);
+  assert_int_equal(after.unwind_fp + after.unwind_dwarf, after.samples);
+}
+
+static void deep_main_stack(void) { grow_stack(512, 1000); /* 2 MiB down */ }
+
 static void test_fp_deep_main_stack(void **state) {
   (void)state;
   if (pl_heap_uses_sanitizer_hooks()) skip();
-  pl_heap_stats before, after;
-  stats(&before);
-  grow_stack(512, 1000); /* 2 MiB down */
-  stats(&after);
-  uint64_t samples = after.samples - before.samples;
-  uint64_t dwarf = after.unwind_dwarf - before.unwind_dwarf;
-  print_message("deep main stack: samples %llu, dwarf %llu\n", (unsigned long long)samples,
-                (unsigned long long)dwarf);
+  uint64_t samples, dwarf;
+  count_unwinds("deep main stack", deep_main_stack, &samples, &dwarf);
   assert_true(samples >= 1000);
   assert_true(dwarf < 10); /* frame pointers there too: the first visit only */
+}
+
+static void many_paths(void) {
+  for (int i = 0; i < 10000; i++) free(site_inner());
+  for (int i = 0; i < 3; i++) all_paths();
 }
 
 static void test_fp_cached(void **state) {
   (void)state;
   if (pl_heap_uses_sanitizer_hooks()) skip();
-  pl_heap_stats before, after;
-  stats(&before);
-  for (int i = 0; i < 10000; i++) free(site_inner());
-  for (int i = 0; i < 3; i++) all_paths();
-  stats(&after);
-  uint64_t samples = after.samples - before.samples;
-  uint64_t dwarf = after.unwind_dwarf - before.unwind_dwarf;
-  print_message("fp mode: samples %llu, dwarf %llu\n", (unsigned long long)samples,
-                (unsigned long long)dwarf);
+  uint64_t samples, dwarf;
+  count_unwinds("fp mode", many_paths, &samples, &dwarf);
   assert_true(samples >= 10000);
   assert_true(dwarf * 50 < samples); /* the suffix cache: DWARF on first visits only */
-  assert_int_equal(after.unwind_fp + after.unwind_dwarf, after.samples);
 }
 
 /* The stacks name the right functions in order; names-only symbolization
