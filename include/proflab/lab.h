@@ -103,7 +103,9 @@ typedef struct pl_lab_heap {
   /* samples whose stack came from frame pointers (and the suffix cache),
    * from libgcc's DWARF unwinder, and (PROFLAB_HEAP_UNWIND=verify) where
    * the two disagreed */
-  uint64_t unwind_fp, unwind_dwarf, unwind_mismatch;
+  uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
+  const char *unwind_mode; /* "frame-pointers", "dwarf", "verify" */
+  int unwind_fell_back;    /* frame pointers disagreed with DWARF: dwarf since */
 } pl_lab_heap;
 int pl_lab_heap_figures(pl_lab_heap *out);
 

@@ -84,6 +84,9 @@ extern "C" {
 #endif
 
 #define PL_HEAP_DEFAULT_SAMPLE_BYTES 524288u
+
+/* Stack capture (PROFLAB_HEAP_UNWIND; see docs/internals.md, "Heap stacks"). */
+enum { PL_HEAP_UNWIND_DWARF, PL_HEAP_UNWIND_FP, PL_HEAP_UNWIND_VERIFY };
 #define PL_HEAP_MAX_FRAMES 64 /* deeper stacks keep their 64 innermost frames */
 
 typedef struct pl_heap_options {
@@ -123,9 +126,13 @@ typedef struct pl_heap_stats {
   uint64_t max_samples, max_stacks;
   uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
   /* How stacks were captured (PROFLAB_HEAP_UNWIND): by frame pointers
-   * alone or with a cached suffix; by libgcc's DWARF unwinder; and, in
-   * verify mode, frame-pointer stacks DWARF disagreed with. */
-  uint64_t unwind_fp, unwind_dwarf, unwind_mismatch;
+   * (alone or with a cached suffix); runs of libgcc's DWARF unwinder; of
+   * those, checks of a frame-pointer stack (verify mode: all of them; fp
+   * mode: every 256th a thread takes), so fp + dwarf - checked = samples;
+   * and frame-pointer stacks DWARF disagreed with. */
+  uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
+  int unwind_mode;       /* PL_HEAP_UNWIND_*: how stacks are captured now */
+  int unwind_fell_back;  /* fp was given up for dwarf after a disagreement */
   uint64_t tracker_reserved;/* the bound: all tables at their maximum (mapped
                                once, MAP_NORESERVE, touched as they fill) */
 } pl_heap_stats;

@@ -48,6 +48,7 @@ typedef struct pl__heap_tls {
   /* The mapping holding this thread's stack (stack capture: track.c);
    * 0, 0 until its first sample, 0, 1 if unknown. */
   uintptr_t stack_lo, stack_hi;
+  uint32_t captures; /* stack captures on this thread (every 256th is checked) */
 } __attribute__((aligned(64))) pl__heap_tls; /* one cache line, hot with countdown */
 
 extern __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));

@@ -166,13 +166,17 @@ double pl__heap_weight(uint64_t size) {
  *   without frame pointers; always under ASan, whose frames are skipped by
  *   address range).
  * - verify: both for every sample; DWARF's stack wins and disagreements
- *   are counted (tests).
+ *   are counted (tests). In fp mode every 256th stack of a thread is
+ *   checked the same way, and the first disagreement (code in our module
+ *   built without frame pointers, whose frames the walk misreads) turns
+ *   frame pointers off for the process.
  * Frame pointers are read only inside the mapping that held this thread's
  * stack at its first sample (/proc/self/maps, plain system calls; glibc's
  * pthread_getattr_np cannot be used: it allocates while holding the
  * thread's lock, and that allocation may be the one being sampled), so a
  * sample on a signal stack or a coroutine's stack goes to DWARF. */
-enum { UNWIND_DWARF, UNWIND_FP, UNWIND_VERIFY };
+enum { UNWIND_DWARF = PL_HEAP_UNWIND_DWARF, UNWIND_FP = PL_HEAP_UNWIND_FP,
+       UNWIND_VERIFY = PL_HEAP_UNWIND_VERIFY };
 #define SUFFIX_SET_BITS 7 /* 128 sets */
 #define SUFFIX_WAYS 4
 #define SUFFIXES ((1u << SUFFIX_SET_BITS) * SUFFIX_WAYS) /* ~400 KiB reserved, touched as used */
@@ -319,6 +323,7 @@ capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete,
   pl__heap_lock(t);
   H.unwind_dwarf++;
   if (complete) {
+    H.unwind_checked++;
     if (!prefix || n != fp_n || truncated != c->truncated) H.unwind_mismatch++;
   } else if (r == PL_FP_CROSS) {
     if (!prefix || n == fp_n || c->pcs[fp_n] != cr || sps[fp_n] != cs) {
@@ -334,6 +339,14 @@ capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete,
   } else if (r == PL_FP_END || r == PL_FP_FULL) {
     if (!prefix) H.unwind_mismatch++;
   }
+  if (H.unwind_mismatch && !H.unwind_fell_back &&
+      atomic_load_explicit(&H.unwind, memory_order_relaxed) == UNWIND_FP) {
+    /* Frame pointers that disagree with DWARF: code in our module built
+     * without them (a program linking the tracker), whose frames the walk
+     * misreads. DWARF for every sample from now on. */
+    atomic_store_explicit(&H.unwind, UNWIND_DWARF, memory_order_relaxed);
+    H.unwind_fell_back = 1;
+  }
   c->depth = n;
   c->truncated = truncated;
 }
@@ -346,7 +359,8 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_
   uintptr_t cr = 0, cs = 0;
   int r = PL_FP_BAD, complete = 0;
   c->truncated = 0;
-  if (H.unwind != UNWIND_DWARF) {
+  int mode = atomic_load_explicit(&H.unwind, memory_order_relaxed);
+  if (mode != UNWIND_DWARF) {
     r = capture_fp(t, (uintptr_t)__builtin_frame_address(0), c->pcs, &n, &cr, &cs);
     if (r == PL_FP_END || r == PL_FP_FULL) {
       complete = 1;
@@ -368,7 +382,10 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_
   if (complete) {
     H.unwind_fp++;
     c->depth = n;
-    if (H.unwind != UNWIND_VERIFY) return;
+    /* Every 256th stack of a thread is checked against DWARF too: a chain
+     * misread through code built without frame pointers that ends at a
+     * foreign frame cached by another path is caught only so. */
+    if (mode != UNWIND_VERIFY && (++t->captures & 255) != 0) return;
   }
   pl__heap_unlock(t);
   capture_slow(t, c, r, n, complete, cr, cs);
@@ -988,14 +1005,15 @@ int pl_heap_init(const pl_heap_options *opts) {
   /* Stack capture: frame pointers where our module's text is known. */
   const char *uw = getenv("PROFLAB_HEAP_UNWIND");
   pl_unwind_init();
-  H.unwind = PL_HEAP_ASAN || !pl_unwind_text_known() ? UNWIND_DWARF : UNWIND_FP;
+  int mode = PL_HEAP_ASAN || !pl_unwind_text_known() ? UNWIND_DWARF : UNWIND_FP;
   if (uw && *uw && strcmp(uw, "fp") != 0 && strcmp(uw, "dwarf") != 0 &&
       strcmp(uw, "verify") != 0) {
     rc = -EINVAL;
     goto fail_unmap;
   }
-  if (uw && strcmp(uw, "dwarf") == 0) H.unwind = UNWIND_DWARF;
-  if (uw && strcmp(uw, "verify") == 0 && H.unwind == UNWIND_FP) H.unwind = UNWIND_VERIFY;
+  if (uw && strcmp(uw, "dwarf") == 0) mode = UNWIND_DWARF;
+  if (uw && strcmp(uw, "verify") == 0 && mode == UNWIND_FP) mode = UNWIND_VERIFY;
+  atomic_store_explicit(&H.unwind, mode, memory_order_relaxed);
   H.suffixes = (pl_unwind_suffix *)(m + off_suffix);
   /* Warm the unwinder (its first call initializes tables). */
   uintptr_t pcs[PL_HEAP_MAX_FRAMES];
@@ -1057,6 +1075,9 @@ void pl__heap_stats_locked(pl_heap_stats *st) {
   st->unwind_fp = H.unwind_fp;
   st->unwind_dwarf = H.unwind_dwarf;
   st->unwind_mismatch = H.unwind_mismatch;
+  st->unwind_checked = H.unwind_checked;
+  st->unwind_mode = atomic_load_explicit(&H.unwind, memory_order_relaxed);
+  st->unwind_fell_back = H.unwind_fell_back;
 }
 
 /* Resident bytes of the tracker's mapping (mincore, 4096 pages a call):

@@ -80,14 +80,15 @@ typedef struct pl__heap_state {
   size_t max_pcs;
   unsigned nskip; /* frames the capture skips besides proflab_heap_text */
   uintptr_t skip_lo[4], skip_hi[4];
-  int unwind;                   /* UNWIND_* (track.c) */
+  _Atomic int unwind;           /* PL_HEAP_UNWIND_* (heap.h) */
   struct pl_unwind_suffix *suffixes; /* SUFFIXES (track.c), set-associative */
   /* written under the mutex */
   _Alignas(64) uint32_t rec_hw, free_head, nstacks;
   unsigned nclear;
   size_t npcs;
   uint64_t samples, live, dropped, unknown_stacks, next_id, undone_copies;
-  uint64_t unwind_fp, unwind_dwarf, unwind_mismatch;
+  uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
+  int unwind_fell_back; /* frame pointers disagreed with DWARF: DWARF from then on */
   unsigned suffix_clock; /* the next way to evict */
   double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
   uint32_t clear_cells[PL_HEAP_CLEAR_BATCH]; /* cells whose count reached 0 */

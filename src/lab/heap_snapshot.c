@@ -75,6 +75,11 @@ int pl_lab_heap_figures(pl_lab_heap *out) {
   out->unwind_fp = st.unwind_fp;
   out->unwind_dwarf = st.unwind_dwarf;
   out->unwind_mismatch = st.unwind_mismatch;
+  out->unwind_checked = st.unwind_checked;
+  out->unwind_mode = st.unwind_mode == PL_HEAP_UNWIND_FP       ? "frame-pointers"
+                     : st.unwind_mode == PL_HEAP_UNWIND_VERIFY ? "verify"
+                                                               : "dwarf";
+  out->unwind_fell_back = st.unwind_fell_back;
   return 0;
 }
 
@@ -103,10 +108,13 @@ void lab_heap_status(pl_lab *lab, pl_json *j) {
     pl_json_kv_uint(j, "stacks", h.stacks);
     pl_json_kv_uint(j, "tracker_bytes", h.tracker_bytes);
     pl_json_kv_uint(j, "tracker_reserved_bytes", h.tracker_reserved_bytes);
+    pl_json_kv_str(j, "stack_capture", h.unwind_mode);
+    if (h.unwind_fell_back) pl_json_kv_bool(j, "stack_capture_fell_back", 1);
     pl_json_key(j, "stacks_by");
     pl_json_obj_open(j);
     pl_json_kv_uint(j, "frame_pointers", h.unwind_fp);
     pl_json_kv_uint(j, "dwarf", h.unwind_dwarf);
+    pl_json_kv_uint(j, "checked", h.unwind_checked);
     pl_json_kv_uint(j, "mismatched", h.unwind_mismatch);
     pl_json_obj_close(j);
   }

@@ -9,6 +9,10 @@
  * signal handler on an alternate stack, and a forked child, no stack may
  * differ, and most must have come from frame pointers.
  *
+ * `test-heap-unwind nofp` (a child too): an allocation site built without
+ * frame pointers misleads the walk; the first disagreement with DWARF
+ * turns frame pointers off for the process, and the stacks are DWARF's.
+ *
  * `test-heap-unwind fp` (re-run by the verify mode as a child, default
  * mode): the suffix cache makes DWARF rare, and the recorded stacks name
  * the right functions in the right order, with names-only symbolization
@@ -32,12 +36,13 @@ static void *keep(void *p) {
   return p;
 }
 #define KEEP(p) keep(p)
-static int fp_mode; /* 1: the child run in the default (fp) mode */
+static int fp_mode;   /* 1: the child run in the default (fp) mode */
+static int nofp_mode; /* 1: the child whose allocation site misleads frame pointers */
 
 static int setup(void **state) {
   (void)state;
   heap_test_watchdog(100);
-  if (!fp_mode && setenv("PROFLAB_HEAP_UNWIND", "verify", 1) != 0) return -1;
+  if (!fp_mode && !nofp_mode && setenv("PROFLAB_HEAP_UNWIND", "verify", 1) != 0) return -1;
   pl_heap_options o = {.sample_bytes = 1, .max_samples = 1u << 20};
   return pl_heap_init(&o);
 }
@@ -176,6 +181,7 @@ static void test_verify(void **state) {
   assert_true(samples > 1000);
   assert_int_equal(after.unwind_mismatch, 0);
   assert_int_equal(dwarf, samples); /* verify: DWARF for every sample */
+  assert_int_equal(after.unwind_checked, after.unwind_fp);
   if (pl_heap_uses_sanitizer_hooks()) {
     assert_int_equal(fp, 0);
   } else {
@@ -187,16 +193,25 @@ static void test_verify(void **state) {
 }
 
 /* The default mode, in a child with a clean environment for the variable. */
-static void test_fp_child(void **state) {
-  (void)state;
+static void run_child(const char *mode) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     unsetenv("PROFLAB_HEAP_UNWIND");
-    execl("/proc/self/exe", self_path, "fp", (char *)NULL);
+    execl("/proc/self/exe", self_path, mode, (char *)NULL);
     _exit(127);
   }
   heap_test_wait_ok(pid);
+}
+
+static void test_fp_child(void **state) {
+  (void)state;
+  run_child("fp");
+}
+
+static void test_nofp_child(void **state) {
+  (void)state;
+  run_child("nofp");
 }
 
 /* ------------------------------------------------------------ fp mode (child) */
@@ -235,7 +250,7 @@ static void count_unwinds(const char *what, void (*fn)(void), uint64_t *samples,
   *dwarf = after.unwind_dwarf - before.unwind_dwarf;
   print_message("%s: samples %llu, dwarf %llu\n", what, (unsigned long long)*samples,
                 (unsigned long long)*dwarf);
-  assert_int_equal(after.unwind_fp + after.unwind_dwarf, after.samples);
+  assert_int_equal(after.unwind_fp + after.unwind_dwarf - after.unwind_checked, after.samples);
 }
 
 static void deep_main_stack(void) { grow_stack(512, 1000); /* 2 MiB down */ }
@@ -246,7 +261,7 @@ static void test_fp_deep_main_stack(void **state) {
   uint64_t samples, dwarf;
   count_unwinds("deep main stack", deep_main_stack, &samples, &dwarf);
   assert_true(samples >= 1000);
-  assert_true(dwarf < 10); /* frame pointers there too: the first visit only */
+  assert_true(dwarf < 10); /* frame pointers there too: the first visit (and checks) only */
 }
 
 static void many_paths(void) {
@@ -302,12 +317,76 @@ static void test_fp_names(void **state) {
   free(p);
 }
 
+/* ------------------------------------------------------------ nofp mode (child) */
+
+/* Code built without frame pointers, as a program linking the tracker may
+ * be: rbp holds something else across the call to malloc (here a real but
+ * older frame record, so the walk reads a plausible chain that skips
+ * frames). DWARF (the CFI says where rbp was saved) is right. */
+__attribute__((noinline, optimize("omit-frame-pointer"))) static void *nofp_site(uintptr_t bogus_fp) {
+  register uintptr_t bogus __asm__("rbp") = bogus_fp;
+  __asm__ volatile("" : "+r"(bogus));
+  void *p = KEEP(malloc(48));
+  __asm__ volatile("" ::"r"(bogus));
+  return p;
+}
+
+__attribute__((noinline)) static void *nofp_middle(uintptr_t outer_fp) {
+  void *p = nofp_site(outer_fp);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+__attribute__((noinline)) static void *nofp_outer(void) {
+  void *p = nofp_middle((uintptr_t)__builtin_frame_address(0));
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+static void test_nofp_falls_back(void **state) {
+  (void)state;
+  if (pl_heap_uses_sanitizer_hooks()) skip();
+  pl_heap_stats st;
+  stats(&st);
+  assert_int_equal(st.unwind_mode, PL_HEAP_UNWIND_FP);
+  /* Make the worst case: the foreign frame the misread chain ends at (the
+   * test runner calling this function) is cached already, by a correct
+   * stack, so the walk alone never meets DWARF. */
+  free(KEEP(malloc(16)));
+  for (int i = 0; i < 600; i++) free(nofp_outer());
+  stats(&st);
+  assert_true(st.unwind_mismatch >= 1);
+  assert_int_equal(st.unwind_mode, PL_HEAP_UNWIND_DWARF);
+  assert_true(st.unwind_fell_back);
+  /* From then on the stacks are DWARF's: every frame, none skipped. */
+  void *p = nofp_outer();
+  void *q = nofp_outer();
+  pl_heap_snapshot *s = heap_test_snapshot(1);
+  for (int k = 0; k < 2; k++) {
+    const pl_heap_sample *x = heap_test_find(s, k ? q : p);
+    assert_non_null(x);
+    const pl_heap_stack *t = &s->stacks[x->stack];
+    const char *want[] = {"nofp_site", "nofp_middle", "nofp_outer", "test_nofp_falls_back"};
+    assert_true(t->depth >= 4);
+    for (unsigned d = 0; d < 4; d++)
+      assert_string_equal(s->frames[t->frames[d]].function, want[d]);
+  }
+  pl_heap_snapshot_free(s);
+  free(q);
+  free(p);
+}
+
 int main(int argc, char **argv) {
   self_path = argv[0];
   fp_mode = argc > 1 && strcmp(argv[1], "fp") == 0;
+  nofp_mode = argc > 1 && strcmp(argv[1], "nofp") == 0;
   const struct CMUnitTest verify_tests[] = {
       cmocka_unit_test(test_verify),
       cmocka_unit_test(test_fp_child),
+      cmocka_unit_test(test_nofp_child),
+  };
+  const struct CMUnitTest nofp_tests[] = {
+      cmocka_unit_test(test_nofp_falls_back),
   };
   const struct CMUnitTest fp_tests[] = {
       cmocka_unit_test(test_fp_cached),
@@ -315,5 +394,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_fp_deep_main_stack),
   };
   if (fp_mode) return cmocka_run_group_tests_name("heap-unwind-fp", fp_tests, setup, NULL);
+  if (nofp_mode) return cmocka_run_group_tests_name("heap-unwind-nofp", nofp_tests, setup, NULL);
   return cmocka_run_group_tests_name("heap-unwind", verify_tests, setup, NULL);
 }

@@ -90,9 +90,12 @@ test('status reports the tracker: running, sampling interval, live estimates and
   assert.ok(h.snapshots_taken >= 1);
   assert.equal(h.state, 'idle');
   const by = h.stacks_by;
-  assert.equal(by.frame_pointers + by.dwarf, h.samples, `stacks_by ${JSON.stringify(by)} of ${h.samples} samples`);
+  assert.equal(by.frame_pointers + by.dwarf - by.checked, h.samples, `stacks_by ${JSON.stringify(by)} of ${h.samples} samples`);
+  assert.ok(by.checked <= by.frame_pointers / 200 + 8, `every 256th frame-pointer stack is checked: ${JSON.stringify(by)}`);
   assert.equal(by.mismatched, 0);
   if (SANITIZED) assert.equal(by.frame_pointers, 0, 'DWARF only under ASan');
+  assert.equal(h.stack_capture, SANITIZED ? 'dwarf' : 'frame-pointers');
+  assert.equal(h.stack_capture_fell_back, undefined);
 });
 
 test('PROFLAB_HEAP_UNWIND=verify, every allocation sampled: frame-pointer stacks of proflabd\'s own paths agree with DWARF', async () => {
@@ -111,7 +114,9 @@ test('PROFLAB_HEAP_UNWIND=verify, every allocation sampled: frame-pointer stacks
   const by = h.stacks_by;
   assert.ok(h.samples > 1000, `${h.samples} samples`);
   assert.equal(by.dwarf, h.samples, 'verify: DWARF for every sample');
+  assert.equal(by.checked, by.frame_pointers, 'verify: every frame-pointer stack checked');
   assert.equal(by.mismatched, 0, `stacks_by ${JSON.stringify(by)}`);
+  assert.equal(h.stack_capture, SANITIZED ? 'dwarf' : 'verify');
   if (!SANITIZED) assert.ok(by.frame_pointers > 0.5 * h.samples, `stacks_by ${JSON.stringify(by)} of ${h.samples}`);
   await stopChecked(s);
 });
