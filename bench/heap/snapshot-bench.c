@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,12 @@ __attribute__((noinline)) static void *site_chain_a(int depth, size_t size) {
 }
 
 static double ms_since(uint64_t t0) { return (double)(pl_now_ns() - t0) / 1e6; }
+
+/* Page faults served without I/O so far (the writer's fresh memory). */
+static long minor_faults(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
+}
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "bench-heap-snapshot: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
@@ -137,6 +144,7 @@ int main(int argc, char **argv) {
     if (rc) die("pl_heap_snapshot_symbolize", rc);
     double sym_ms = ms_since(t0);
     t0 = pl_now_ns();
+    long flt0 = minor_faults();
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) die(out, errno);
     pl_sink sk;
@@ -147,14 +155,15 @@ int main(int argc, char **argv) {
     if (rc || rc2) die("write", rc ? rc : rc2);
     if (close(fd)) die("close", errno);
     double write_ms = ms_since(t0);
+    long write_faults = minor_faults() - flt0;
     struct stat st;
     if (stat(out, &st)) die(out, errno);
     double total_ms = take_ms + sym_ms + write_ms;
     double mb = (double)st.st_size / 1e6;
     printf("run=%llu format=%s blocks=%llu samples=%zu stacks=%zu bytes=%lld alloc_ms=%.1f take_ms=%.1f "
-           "symbolize_ms=%.1f write_ms=%.1f total_ms=%.1f mb_per_s=%.1f\n",
+           "symbolize_ms=%.1f write_ms=%.1f write_faults=%ld total_ms=%.1f mb_per_s=%.1f\n",
            (unsigned long long)run, format, (unsigned long long)nblocks, s->nsamples, s->nstacks, (long long)st.st_size, alloc_ms,
-           take_ms, sym_ms, write_ms, total_ms, mb / (total_ms / 1e3));
+           take_ms, sym_ms, write_ms, write_faults, total_ms, mb / (total_ms / 1e3));
     pl_heap_snapshot_free(s);
   }
   for (uint64_t i = 0; i < nblocks; i++) free(blocks[i]);
