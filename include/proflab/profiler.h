@@ -65,6 +65,11 @@ typedef struct pl_cpu_profile_info {
    * callers), with callers from the suffix cache, and with libgcc's DWARF
    * unwinder for some frames */
   uint64_t unwind_fp, unwind_cached, unwind_dwarf;
+  /* frame-pointer stacks compared with DWARF (on a cache miss; every 256th
+   * in full), those it disagreed with, and whether frame pointers were given
+   * up for the rest of the profile (code built without them) */
+  uint64_t unwind_verified, unwind_mismatched;
+  int unwind_fell_back;
   uint64_t period_ns;
   uint64_t duration_ns;
   unsigned threads;       /* distinct threads seen */

@@ -109,7 +109,10 @@ static void after_write(uv_work_t *w, int status) {
   pl_json_kv_uint(&j, "frame_pointers", job->info.unwind_fp);
   pl_json_kv_uint(&j, "cached_callers", job->info.unwind_cached);
   pl_json_kv_uint(&j, "dwarf", job->info.unwind_dwarf);
+  pl_json_kv_uint(&j, "checked", job->info.unwind_verified);
+  pl_json_kv_uint(&j, "mismatched", job->info.unwind_mismatched);
   pl_json_obj_close(&j);
+  if (job->info.unwind_fell_back) pl_json_kv_bool(&j, "stack_capture_fell_back", 1);
   pl_json_kv_uint(&j, "threads", job->info.threads);
   pl_json_kv_double(&j, "duration_ms", (double)job->info.duration_ns / 1e6, 3);
   pl_json_kv_double(&j, "write_ms", job->write_ms, 3);

@@ -53,6 +53,10 @@ typedef struct pl_cpu_profile {
    * rules, cached callers), with callers from the suffix cache, with
    * libgcc's DWARF unwinder for some frames */
   uint64_t unwind_fp, unwind_cached, unwind_dwarf;
+  /* frame-pointer stacks compared with DWARF, those it disagreed with, and
+   * whether frame pointers were given up during the profile */
+  uint64_t unwind_verified, unwind_mismatched;
+  int unwind_fell_back;
   void *arena;               /* owner of strings and arrays (implementation) */
 } pl_cpu_profile;
 

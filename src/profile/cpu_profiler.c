@@ -538,6 +538,9 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   o->profile.unwind_fp = us.captures - us.dwarf;
   o->profile.unwind_cached = us.cached;
   o->profile.unwind_dwarf = us.dwarf;
+  o->profile.unwind_verified = us.verified;
+  o->profile.unwind_mismatched = us.mismatched;
+  o->profile.unwind_fell_back = us.fell_back;
   pl_sigprof_end();
   pl_sigprof_quiesce();
   pthread_mutex_unlock(&prof_lock);
@@ -612,6 +615,9 @@ void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info)
   info->unwind_fp = p->unwind_fp;
   info->unwind_cached = p->unwind_cached;
   info->unwind_dwarf = p->unwind_dwarf;
+  info->unwind_verified = p->unwind_verified;
+  info->unwind_mismatched = p->unwind_mismatched;
+  info->unwind_fell_back = p->unwind_fell_back;
   info->dropped = p->dropped;
   info->period_ns = p->period_ns;
   info->duration_ns = p->end_ns - p->start_ns;

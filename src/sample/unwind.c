@@ -28,6 +28,15 @@
 static uintptr_t text_lo[MAX_TEXT], text_hi[MAX_TEXT];
 static unsigned ntext;
 static int fp_enabled;
+/* Frame pointers disagreed with DWARF too often in this profile (code in
+ * our module built without them): DWARF only until the next prepare. */
+static _Atomic int fp_off;
+static int no_fallback; /* test hook */
+/* A slot's frame-pointer captures per full DWARF check; after a
+ * disagreement, more often, to decide soon. */
+#define CHECK_EVERY 256
+#define CHECK_EVERY_SUSPECT 16
+static _Atomic uint32_t check_tick[CACHE_THREADS];
 
 typedef struct region {
   uintptr_t lo, hi;
@@ -39,7 +48,7 @@ typedef pl_unwind_suffix suffix;
 static suffix *cache; /* CACHE_THREADS * CACHE_WAYS, mmap'd at init */
 static size_t cache_bytes;
 
-static _Atomic uint64_t st_captures, st_fp, st_cached, st_dwarf;
+static _Atomic uint64_t st_captures, st_fp, st_cached, st_dwarf, st_verified, st_mismatch;
 
 /* ---- helpers (signal-safe) -------------------------------------------- */
 
@@ -185,6 +194,7 @@ typedef struct dw_state {
   unsigned fill_n;
   unsigned how;
   int truncated;
+  int verified, mismatch; /* PH_CHECK ran to the foreign frame; it disagreed */
 } dw_state;
 
 static void start_fill(dw_state *st) {
@@ -232,10 +242,16 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
       st->n = st->k; /* disagreement: keep what agreed, DWARF from here */
       st->phase = PH_RECORD;
       st->hybrid = 0;
+      st->verified = st->mismatch = 1;
     } else {
       st->phase = PH_RECORD;
-      if (ip == st->cross_ret && cfa == st->cross_sp) start_fill(st);
-      else st->hybrid = 0;
+      st->verified = 1;
+      if (ip == st->cross_ret && cfa == st->cross_sp) {
+        start_fill(st);
+      } else {
+        st->hybrid = 0;
+        st->mismatch = 1;
+      }
     }
   }
   /* PH_RECORD */
@@ -288,10 +304,21 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
   return _URC_NO_REASON;
 }
 
+/* A frame-pointer result was compared with DWARF's: count it, and give
+ * frame pointers up for this profile when they disagree too often (not at
+ * the first disagreement: a sample in a shrink-wrapped prologue can lose
+ * one frame in correct code). */
+static void verified(int mismatch) {
+  uint64_t v = atomic_fetch_add_explicit(&st_verified, 1, memory_order_relaxed) + 1;
+  if (!mismatch) return;
+  uint64_t m = atomic_fetch_add_explicit(&st_mismatch, 1, memory_order_relaxed) + 1;
+  if (m >= 3 && m * 20 >= v && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
+}
+
 static unsigned dwarf(dw_state *st) {
   st->how |= PL_UNWIND_DWARF;
-  atomic_fetch_add_explicit(&st_dwarf, 1, memory_order_relaxed);
   _Unwind_Backtrace(dw_step, st);
+  if (st->verified) verified(st->mismatch);
   if (!(st->how & PL_UNWIND_FOUND)) return 0;
   if (st->fill) {
     if (st->phase == PH_RECORD && !st->truncated && st->fill_n > 0) {
@@ -304,15 +331,15 @@ static unsigned dwarf(dw_state *st) {
   return st->n;
 }
 
-unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
-                           unsigned *how) {
+static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
+                        unsigned *how) {
   uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
   uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
   uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
   atomic_fetch_add_explicit(&st_captures, 1, memory_order_relaxed);
   *how = 0;
   dw_state st = {.pcs = pcs, .max = max, .slot = slot, .sp = sp};
-  st.top = fp_enabled ? stack_top(sp) : 0;
+  st.top = fp_enabled && !atomic_load_explicit(&fp_off, memory_order_relaxed) ? stack_top(sp) : 0;
   if (max == 0) return 0;
   unsigned rule = 0;
   if (st.top && pl_unwind_pc_is_ours(pc) && (rule = leaf_rule(pc)) == 0) {
@@ -342,6 +369,7 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
         st.how = PL_UNWIND_FP;
         st.cross_ret = cr;
         st.cross_sp = cs;
+        atomic_fetch_add_explicit(&st_dwarf, 1, memory_order_relaxed);
         unsigned n = dwarf(&st);
         *how = st.how;
         return n;
@@ -352,11 +380,45 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
   } else {
     st.hybrid = st.top != 0;
   }
+  atomic_fetch_add_explicit(&st_dwarf, 1, memory_order_relaxed);
   unsigned n = dwarf(&st);
   if (st.how & PL_UNWIND_CACHED) atomic_fetch_add_explicit(&st_cached, 1, memory_order_relaxed);
   *how = st.how;
   return n;
 }
+
+/* Every CHECK_EVERY-th capture of a slot that used frame pointers and was
+ * not compared with DWARF already (a cache hit, or a walk to the end) is
+ * compared with a full DWARF unwind: a chain misread through code built
+ * without frame pointers that ends at a foreign frame cached by another
+ * path is caught only so. DWARF's stack wins. */
+unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
+                           unsigned *how) {
+  unsigned n = capture(uc, slot, pcs, max, how);
+  if (!(*how & PL_UNWIND_FP) || ((*how & PL_UNWIND_DWARF) && !(*how & PL_UNWIND_CACHED)))
+    return n;
+  unsigned every = atomic_load_explicit(&st_mismatch, memory_order_relaxed) ? CHECK_EVERY_SUSPECT
+                                                                           : CHECK_EVERY;
+  if ((atomic_fetch_add_explicit(&check_tick[slot % CACHE_THREADS], 1, memory_order_relaxed) + 1) %
+          every != 0)
+    return n;
+  uintptr_t ref[PL_UNWIND_CHECK_MAX];
+  dw_state st = {.pcs = ref, .max = max < PL_UNWIND_CHECK_MAX ? max : PL_UNWIND_CHECK_MAX};
+  unsigned nref = dwarf(&st);
+  if (!(st.how & PL_UNWIND_FOUND)) return n;
+  unsigned lim = st.max; /* both cut at DWARF's bound: compare what both have */
+  int same = n >= lim && nref >= lim ? memcmp(ref, pcs, lim * sizeof(*ref)) == 0
+                                     : nref == n && memcmp(ref, pcs, n * sizeof(*ref)) == 0;
+  verified(!same);
+  *how |= PL_UNWIND_CHECKED;
+  if (!same && nref <= max) {
+    memcpy(pcs, ref, nref * sizeof(*ref));
+    n = nref;
+  }
+  return n;
+}
+
+void pl_unwind_test_no_fallback(int on) { no_fallback = on; }
 
 unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max) {
   dw_state st = {.pcs = pcs, .max = max};
@@ -364,6 +426,9 @@ unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max) {
 }
 
 void pl_unwind_get_stats(pl_unwind_stats *s) {
+  s->verified = atomic_load(&st_verified);
+  s->mismatched = atomic_load(&st_mismatch);
+  s->fell_back = atomic_load(&fp_off);
   s->captures = atomic_load(&st_captures);
   s->fp = atomic_load(&st_fp);
   s->cached = atomic_load(&st_cached);
@@ -515,6 +580,10 @@ void pl_unwind_prepare(void) {
   atomic_store(&st_fp, 0);
   atomic_store(&st_cached, 0);
   atomic_store(&st_dwarf, 0);
+  atomic_store(&st_verified, 0);
+  atomic_store(&st_mismatch, 0);
+  atomic_store(&fp_off, 0);
+  for (unsigned i = 0; i < CACHE_THREADS; i++) atomic_store(&check_tick[i], 0);
   if (cache) madvise(cache, cache_bytes, MADV_DONTNEED); /* zero pages: empty */
   nregions = 0;
   if (!fp_enabled) return;

@@ -38,10 +38,18 @@ enum {
   PL_UNWIND_CACHED = 1u << 1, /* the callers came from the suffix cache */
   PL_UNWIND_DWARF = 1u << 2,  /* _Unwind_Backtrace ran */
   PL_UNWIND_FOUND = 1u << 3,  /* the stack starts at the interrupted frame */
+  PL_UNWIND_CHECKED = 1u << 4, /* also compared with a full DWARF unwind (every 256th) */
 };
+#define PL_UNWIND_CHECK_MAX 128 /* frames a periodic check compares */
 
 typedef struct pl_unwind_stats {
   uint64_t captures, fp, cached, dwarf;
+  /* frame-pointer results compared with DWARF (on a cache miss, and every
+   * 256th of a thread in full), those DWARF disagreed with, and whether
+   * frame pointers were given up for this profile (3 or more
+   * disagreements, at least 1 in 20 comparisons) */
+  uint64_t verified, mismatched;
+  int fell_back;
 } pl_unwind_stats;
 
 int pl_unwind_init(void);
@@ -53,8 +61,12 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
 /* Test hook, in a signal handler: the interrupted stack by DWARF alone (no
  * frame pointers, no cache); 0 if the signal frame was not found. */
 unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max);
-/* Counters since the last pl_unwind_prepare(). */
+/* Counters since the last pl_unwind_prepare() (which also turns frame
+ * pointers back on after a fallback). */
 void pl_unwind_get_stats(pl_unwind_stats *s);
+/* Test hook: never give frame pointers up (tests that feed corrupted
+ * frame pointers on purpose). */
+void pl_unwind_test_no_fallback(int on);
 /* Whether pc lies in the frame-pointer module's text (the module this code
  * is linked into; known after pl_unwind_init). */
 int pl_unwind_pc_is_ours(uintptr_t pc);

@@ -72,6 +72,9 @@ function checkAnswer(res, { format, mode = 'wall', hz = 1000, seconds = 1, tSent
   const by = b.stacks_by;
   assert.equal(by.frame_pointers + by.dwarf, b.samples - b.idle_samples, `stacks_by ${JSON.stringify(by)}`);
   assert.ok(by.cached_callers <= b.samples, `stacks_by ${JSON.stringify(by)}`);
+  // proflabd is built with frame pointers: they agree with DWARF
+  assert.ok(by.mismatched * 20 < by.checked || by.mismatched < 3, `stacks_by ${JSON.stringify(by)}`);
+  assert.equal(b.stack_capture_fell_back, undefined);
   // the timer ends the profile after `seconds` (libuv counts whole ms from
   // the loop's time, updated when the profile starts); the write follows
   assert.ok(b.duration_ms >= seconds * 1000 - 2, `duration_ms ${b.duration_ms} for seconds=${seconds}: shorter than asked`);

@@ -140,7 +140,7 @@ static uint64_t now_ns(void) {
 
 /* ---- workloads: leaf in our code, in a comparator below qsort, in memset */
 
-enum { W_SPIN, W_QSORT, W_MEMSET };
+enum { W_SPIN, W_QSORT, W_MEMSET, W_NOFP };
 static int workload;
 static uint64_t spin_until, spin_deadline;
 static unsigned spin_target; /* samples wanted (a loaded machine runs us less) */
@@ -190,6 +190,17 @@ __attribute__((noinline)) static void memset_loop(void) {
   }
 }
 
+/* Code built without frame pointers, as a program linking libproflab may
+ * be: rbp holds an older but real frame record (run_case's) while it calls
+ * the spinning leaf, so the walk reads a plausible chain that skips every
+ * frame between. DWARF (the CFI says where rbp was saved) is right. */
+__attribute__((noinline, optimize("omit-frame-pointer"))) static void nofp_call(uintptr_t bogus_fp) {
+  register uintptr_t bogus __asm__("rbp") = bogus_fp;
+  __asm__ volatile("" : "+r"(bogus));
+  spin_leaf();
+  __asm__ volatile("" ::"r"(bogus));
+}
+
 __attribute__((noinline)) static void deep(int d, int top) {
   if (d == top) h_caller_ret = (uintptr_t)__builtin_return_address(0);
   if (d > 0) {
@@ -198,6 +209,7 @@ __attribute__((noinline)) static void deep(int d, int top) {
     return;
   }
   if (workload == W_SPIN) spin_leaf();
+  else if (workload == W_NOFP) nofp_call(h_top_fp);
   else if (workload == W_QSORT) sort_loop();
   else memset_loop();
 }
@@ -318,6 +330,8 @@ static void test_corrupt_frame_pointer(void **state) {
   (void)state;
   install();
   pl_unwind_prepare();
+  /* the frame pointers are corrupted on purpose: keep following them */
+  pl_unwind_test_no_fallback(1);
   reset_counters();
   h_mode = H_CORRUPT;
   run_case(W_SPIN, 100, 10);
@@ -326,7 +340,42 @@ static void test_corrupt_frame_pointer(void **state) {
   if (atomic_load(&h_corrupt_bad)) report("corrupted");
   assert_true(atomic_load(&h_corrupt_runs) >= NCORRUPT * 20);
   assert_int_equal(atomic_load(&h_corrupt_bad), 0);
+  pl_unwind_stats st;
+  pl_unwind_get_stats(&st);
+  assert_int_equal(st.fell_back, 0);
+  pl_unwind_test_no_fallback(0);
   h_mode = H_COMPARE;
+}
+
+/* A chain misread through code without frame pointers that ends at a
+ * foreign frame another path cached (the worst case: no cache miss ever
+ * compares it with DWARF): the periodic full check finds it and frame
+ * pointers are given up for the profile; from then on every stack is
+ * DWARF's. */
+static void test_misleading_frame_pointer_falls_back(void **state) {
+  (void)state;
+  install();
+  pl_unwind_prepare();
+  check_case(W_SPIN, 10, "warm-up"); /* learns spin_leaf's rule, caches the callers */
+  pl_unwind_stats st;
+  pl_unwind_get_stats(&st);
+  assert_int_equal(st.fell_back, 0);
+  reset_counters();
+  h_mode = H_COMPARE;
+  run_case(W_NOFP, 1000, 10);
+  report("misleading rbp");
+  pl_unwind_get_stats(&st);
+  printf("# checks: %llu compared with DWARF, %llu disagreed, fell back %d\n",
+         (unsigned long long)st.verified, (unsigned long long)st.mismatched, st.fell_back);
+  unsigned n = atomic_load(&h_samples);
+  assert_true(n >= 400);
+  assert_int_equal(st.fell_back, 1);
+  assert_true(st.mismatched >= 3);
+  /* at most the first CHECK_EVERY + 2 × 16 (+ slack) were misread */
+  assert_true(atomic_load(&h_equal) + 320 >= n);
+  pl_unwind_prepare(); /* a new profile trusts frame pointers again */
+  pl_unwind_get_stats(&st);
+  assert_int_equal(st.fell_back, 0);
 }
 
 int main(void) {
@@ -336,6 +385,7 @@ int main(void) {
       cmocka_unit_test(test_leaf_in_libc),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_corrupt_frame_pointer),
+      cmocka_unit_test(test_misleading_frame_pointer_falls_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
