@@ -206,7 +206,7 @@ static void write_json(hs_ctx *c, pl_sink *out) {
     first = 0;
   }
   for (size_t g = 0; g < ng && !out->error; g++) {
-    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1]; k++) {
+    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1] && !out->error; k++) {
       put_element_edge(out, k - c->group_start[g], (1 + ng + c->members[k]) * NODE_FIELDS);
       pl_sink_maybe_flush(out); /* a group may hold every sample: keep the buffer small */
     }

@@ -125,11 +125,12 @@ typedef struct pl_heap_stats {
   uint64_t stacks;          /* distinct stacks recorded */
   uint64_t max_samples, max_stacks;
   uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
-  /* How stacks were captured (PROFLAB_HEAP_UNWIND): by frame pointers
-   * (alone or with a cached suffix); runs of libgcc's DWARF unwinder; of
-   * those, checks of a frame-pointer stack (verify mode: all of them; fp
-   * mode: every 256th a thread takes), so fp + dwarf - checked = samples;
-   * and frame-pointer stacks DWARF disagreed with. */
+  /* How the samples' stacks were captured (PROFLAB_HEAP_UNWIND): by frame
+   * pointers (alone or with a cached suffix); with libgcc's DWARF unwinder;
+   * both, a frame-pointer stack checked by DWARF (verify mode: all of them;
+   * fp mode: every 256th a thread takes), so fp + dwarf - checked =
+   * samples. mismatch: frame-pointer results DWARF disagreed with, on those
+   * checks and on cache misses (where the walk's part is compared). */
   uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
   int unwind_mode;       /* PL_HEAP_UNWIND_*: how stacks are captured now */
   int unwind_fell_back;  /* fp was given up for dwarf after a disagreement */

@@ -26,13 +26,18 @@ typedef struct owner {
 } owner;
 
 /* The samples array (56 bytes a live sample, megabytes at T = 1): its own
- * mapping, populated in one go. Faulting it in page by page cost ~2 ms of
- * a 4 MB snapshot's ~12 here (a VM, where each fault is a trap). */
+ * mapping, the part the live samples will fill populated in one go.
+ * Faulting it in page by page cost ~2 ms of a 4 MB snapshot's ~12 here (a
+ * VM, where each fault is a trap). n is sized for the record high-water
+ * mark, which never goes down: only `used` bytes are populated. */
 #define BIG_MIN (1u << 20)
-static void *big_alloc(size_t n) {
+static void *big_alloc(size_t n, size_t used) {
   if (n < BIG_MIN) return malloc(n);
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (used > n) used = n;
+  (void)madvise(p, (used + 4095) & ~(size_t)4095, MADV_POPULATE_WRITE); /* a hint: faults do it too */
+  return p;
 }
 
 static void big_free(void *p, size_t n) {
@@ -123,9 +128,10 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
    * seen (a freed record may be reused for a new block in the meantime). */
   pl__heap_lock(t);
   uint32_t hw = H.rec_hw;
+  uint64_t live = H.live;
   pl__heap_unlock(t);
   o->samples_bytes = (hw ? hw : 1) * sizeof(*s->samples);
-  s->samples = big_alloc(o->samples_bytes);
+  s->samples = big_alloc(o->samples_bytes, (live + 1024) * sizeof(*s->samples));
   if (!s->samples) goto out;
   size_t n = 0;
   for (uint32_t base = 0; base < hw; base += CHUNK) {
@@ -258,6 +264,8 @@ out:
   if (rc) {
     free(s->frames);
     s->frames = NULL;
+    free(o->frame_ix); /* a later attempt allocates its own */
+    o->frame_ix = NULL;
     for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
   }
   pl_symbolizer_free(sym);

@@ -181,10 +181,13 @@ enum { UNWIND_DWARF = PL_HEAP_UNWIND_DWARF, UNWIND_FP = PL_HEAP_UNWIND_FP,
 #define SUFFIX_WAYS 4
 #define SUFFIXES ((1u << SUFFIX_SET_BITS) * SUFFIX_WAYS) /* ~400 KiB reserved, touched as used */
 
+enum { HOW_FP = 1, HOW_DWARF = 2, HOW_CHECKED = 4 };
+
 typedef struct sample_ctx {
   uintptr_t pcs[PL_HEAP_MAX_FRAMES];
   unsigned depth;
   int truncated;
+  unsigned how; /* HOW_*: counted with the sample (count_locked) */
   uint64_t time;
   double w;
 } sample_ctx;
@@ -244,11 +247,22 @@ PL_HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *
   return st.n;
 }
 
-/* The mapping holding the stack at sp (for the main thread, [stack] down
- * to the mapping below it: it grows). */
+/* This thread's stack, if sp is on it: the main thread's [stack] (down to
+ * the mapping below it: it grows), or, for another thread, the mapping
+ * holding sp up to the thread's TCB (pthread_self()), which glibc puts at
+ * the top of every thread's stack block, its own or one the program gave:
+ * [sp, TCB) stays mapped while the thread lives, whatever becomes of the
+ * memory around it. On anything else (a signal stack, a coroutine's) the
+ * bounds stay unknown (DWARF) and are looked for again 1024 captures
+ * later. */
 static void stack_bounds(pl__heap_tls *t, uintptr_t sp) {
-  uintptr_t lo = 0, hi = 0;
-  if (pl_unwind_mapping_of(sp, &lo, &hi) != 0 || hi - lo < 32) {
+  uintptr_t lo = 0, hi = 0, tcb = (uintptr_t)pthread_self();
+  int main_stack = 0;
+  if (pl_unwind_mapping_of(sp, &lo, &hi, &main_stack) == 0 && !main_stack) {
+    if (tcb > sp && tcb <= hi) hi = tcb;
+    else hi = 0;
+  }
+  if (hi <= lo || hi - lo < 32 || sp >= hi) {
     lo = 0;
     hi = 1; /* unknown: DWARF */
   }
@@ -261,7 +275,7 @@ static void stack_bounds(pl__heap_tls *t, uintptr_t sp) {
 PL_HEAP_TEXT __attribute__((always_inline)) static inline int
 capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n, uintptr_t *cross_ret,
            uintptr_t *cross_sp) {
-  if (!t->stack_hi) stack_bounds(t, fp);
+  if (!t->stack_hi || (t->stack_hi == 1 && (t->captures & 1023) == 0)) stack_bounds(t, fp);
   uintptr_t top = t->stack_hi;
   if (fp < t->stack_lo || fp >= top) return PL_FP_BAD;
   for (unsigned k = 0; k < 8; k++) {
@@ -321,13 +335,14 @@ capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete,
   pl__heap_busy_exit(t);
   int prefix = r != PL_FP_BAD && n >= fp_n && memcmp(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs)) == 0;
   pl__heap_lock(t);
-  H.unwind_dwarf++;
+  c->how |= HOW_DWARF;
+  int mismatch = 0;
   if (complete) {
-    H.unwind_checked++;
-    if (!prefix || n != fp_n || truncated != c->truncated) H.unwind_mismatch++;
+    c->how |= HOW_CHECKED;
+    mismatch = !prefix || n != fp_n || truncated != c->truncated;
   } else if (r == PL_FP_CROSS) {
     if (!prefix || n == fp_n || c->pcs[fp_n] != cr || sps[fp_n] != cs) {
-      H.unwind_mismatch++;
+      mismatch = 1;
     } else if (!truncated && n - fp_n <= PL_UNWIND_SUFFIX_MAX) {
       pl_unwind_suffix *e = suffix_victim_locked(cr, cs);
       e->ret = cr;
@@ -336,14 +351,16 @@ capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete,
       memcpy(e->ip, c->pcs + fp_n, e->n * sizeof(*e->ip));
       memcpy(e->sp, sps + fp_n, e->n * sizeof(*e->sp));
     }
-  } else if (r == PL_FP_END || r == PL_FP_FULL) {
-    if (!prefix) H.unwind_mismatch++;
   }
-  if (H.unwind_mismatch && !H.unwind_fell_back &&
+  if (complete || r == PL_FP_CROSS) H.unwind_compared++;
+  if (mismatch) H.unwind_mismatch++;
+  if (mismatch && !H.unwind_fell_back && H.unwind_mismatch >= 3 &&
+      H.unwind_mismatch * 20 >= H.unwind_compared &&
       atomic_load_explicit(&H.unwind, memory_order_relaxed) == UNWIND_FP) {
-    /* Frame pointers that disagree with DWARF: code in our module built
-     * without them (a program linking the tracker), whose frames the walk
-     * misreads. DWARF for every sample from now on. */
+    /* Frame pointers that keep disagreeing with DWARF: code in our module
+     * built without them (a program linking the tracker), whose frames
+     * the walk misreads. DWARF for every sample from now on. (Not at the
+     * first disagreement, as in the CPU sampler.) */
     atomic_store_explicit(&H.unwind, UNWIND_DWARF, memory_order_relaxed);
     H.unwind_fell_back = 1;
   }
@@ -359,6 +376,8 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_
   uintptr_t cr = 0, cs = 0;
   int r = PL_FP_BAD, complete = 0;
   c->truncated = 0;
+  c->how = 0;
+  t->captures++;
   int mode = atomic_load_explicit(&H.unwind, memory_order_relaxed);
   if (mode != UNWIND_DWARF) {
     r = capture_fp(t, (uintptr_t)__builtin_frame_address(0), c->pcs, &n, &cr, &cs);
@@ -380,12 +399,14 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_
     }
   }
   if (complete) {
-    H.unwind_fp++;
+    c->how |= HOW_FP;
     c->depth = n;
-    /* Every 256th stack of a thread is checked against DWARF too: a chain
-     * misread through code built without frame pointers that ends at a
-     * foreign frame cached by another path is caught only so. */
-    if (mode != UNWIND_VERIFY && (++t->captures & 255) != 0) return;
+    /* Every 256th stack of a thread (16th after a disagreement) is checked
+     * against DWARF too: a chain misread through code built without frame
+     * pointers that ends at a foreign frame cached by another path is
+     * caught only so. */
+    unsigned every = H.unwind_mismatch ? 16 : 256;
+    if (mode != UNWIND_VERIFY && t->captures % every != 0) return;
   }
   pl__heap_unlock(t);
   capture_slow(t, c, r, n, complete, cr, cs);
@@ -696,9 +717,14 @@ void pl__heap_restore(const void *p, uint32_t ri) {
 
 /* ---------------------------------------------------------------- sampling */
 
-/* Under the mutex: count a sample of n bytes (weight w) at stack sid. */
-static void account_locked(uint32_t sid, double w, size_t n) {
+/* Under the mutex: count a sample of n bytes (weight w) at stack sid, its
+ * stack captured as `how` says (HOW_*). Counted here, with the sample, so
+ * that unwind_fp + unwind_dwarf - unwind_checked == samples. */
+static void account_locked(uint32_t sid, double w, size_t n, unsigned how) {
   H.samples++;
+  H.unwind_fp += (how & HOW_FP) != 0;
+  H.unwind_dwarf += (how & HOW_DWARF) != 0;
+  H.unwind_checked += (how & HOW_CHECKED) != 0;
   H.alloc_objects += w;
   H.alloc_bytes += w * (double)n;
   H.stacks[sid].alloc_objects += w;
@@ -741,7 +767,7 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_t
   sample_ctx c;
   sample_begin(t, n, &c);
   uint32_t sid = intern_locked(c.pcs, c.depth, c.truncated);
-  account_locked(sid, c.w, n);
+  account_locked(sid, c.w, n, c.how);
   uint32_t ri = rec_alloc_locked();
   if (ri == PL_HEAP_NONE || !set_insert_locked(p, ri)) {
     if (ri != PL_HEAP_NONE) rec_free_locked(ri);
@@ -820,13 +846,13 @@ alloc_decided(pl__heap_tls *t, size_t n, size_t align, int kind, int saved_errno
     pl__heap_busy_exit(t);
     if (!p) return NULL; /* errno from glibc */
     pl__heap_lock(t);
-    account_locked(sid, c.w, n);
+    account_locked(sid, c.w, n, c.how);
     H.dropped++;
     pl__heap_unlock(t);
     errno = saved_errno;
     return p;
   }
-  account_locked(sid, c.w, n);
+  account_locked(sid, c.w, n, c.how);
   fill_locked(t, ri, p, n, sid, c.w, c.time);
   pl__heap_unlock(t);
   if (kind == PL_HEAP_KIND_ZERO && reused) memset(p, 0, n); /* fresh range pages are zero */

@@ -88,6 +88,7 @@ typedef struct pl__heap_state {
   size_t npcs;
   uint64_t samples, live, dropped, unknown_stacks, next_id, undone_copies;
   uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
+  uint64_t unwind_compared; /* frame-pointer results compared with DWARF's */
   int unwind_fell_back; /* frame pointers disagreed with DWARF: DWARF from then on */
   unsigned suffix_clock; /* the next way to evict */
   double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;

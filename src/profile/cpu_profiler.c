@@ -535,7 +535,7 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   o->profile.signals = pl_sigprof_signals();
   pl_unwind_stats us;
   pl_unwind_get_stats(&us);
-  o->profile.unwind_fp = us.captures - us.dwarf;
+  o->profile.unwind_fp = us.captures > us.dwarf ? us.captures - us.dwarf : 0;
   o->profile.unwind_cached = us.cached;
   o->profile.unwind_dwarf = us.dwarf;
   o->profile.unwind_verified = us.verified;

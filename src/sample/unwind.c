@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -426,13 +427,15 @@ unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max) {
 }
 
 void pl_unwind_get_stats(pl_unwind_stats *s) {
+  /* dwarf before captures: a handler running between the two loads can
+   * only make captures larger (captures - dwarf stays >= 0) */
+  s->dwarf = atomic_load(&st_dwarf);
   s->verified = atomic_load(&st_verified);
   s->mismatched = atomic_load(&st_mismatch);
   s->fell_back = atomic_load(&fp_off);
   s->captures = atomic_load(&st_captures);
   s->fp = atomic_load(&st_fp);
   s->cached = atomic_load(&st_cached);
-  s->dwarf = atomic_load(&st_dwarf);
 }
 
 /* ---- normal context ----------------------------------------------------- */
@@ -543,16 +546,20 @@ static int by_lo(const void *a, const void *b) {
   return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Calls fn on each line of /proc/self/maps (plain system calls, no
- * allocation); stops early when fn returns nonzero. -1 if unreadable. */
+/* Calls fn on each line of /proc/self/maps; stops early when fn returns
+ * nonzero. -1 if unreadable. Raw system calls: no allocation, and not a
+ * cancellation point (glibc's open/read/close are; the heap tracker calls
+ * this inside malloc). The buffer is small (it may be on a small thread
+ * stack inside malloc): a line longer than it (a long path) is dropped. */
 static int maps_each(int (*fn)(const char *line, size_t len, void *arg), void *arg) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[8192];
+  long fdl = syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fdl < 0) return -1;
+  int fd = (int)fdl;
+  char buf[2048];
   size_t have = 0;
   int stop = 0;
   while (!stop) {
-    ssize_t got = read(fd, buf + have, sizeof(buf) - have);
+    long got = syscall(SYS_read, fd, buf + have, sizeof(buf) - have);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
     have += (size_t)got;
@@ -566,7 +573,7 @@ static int maps_each(int (*fn)(const char *line, size_t len, void *arg), void *a
     have -= start;
     if (have == sizeof(buf)) have = 0; /* an absurd line: drop it */
   }
-  close(fd);
+  syscall(SYS_close, fd);
   return 0;
 }
 
@@ -594,7 +601,7 @@ void pl_unwind_prepare(void) {
 
 typedef struct mapping_query {
   uintptr_t addr, lo, hi, prev_hi;
-  int found;
+  int found, main_stack;
 } mapping_query;
 
 /* The main thread's stack grows: [stack] counts from the mapping below it
@@ -605,7 +612,8 @@ static int mapping_line(const char *s, size_t len, void *arg) {
   if (parse_range(s, len, &lo, &hi) < 0) return 0;
   uintptr_t below = q->prev_hi;
   q->prev_hi = hi;
-  if (len >= 7 && memcmp(s + len - 7, "[stack]", 7) == 0) {
+  int main_stack = len >= 7 && memcmp(s + len - 7, "[stack]", 7) == 0;
+  if (main_stack) {
     uintptr_t floor = hi > MAIN_STACK_GROWTH ? hi - MAIN_STACK_GROWTH : 0;
     lo = below > floor ? below : floor;
   }
@@ -613,13 +621,15 @@ static int mapping_line(const char *s, size_t len, void *arg) {
   q->lo = lo;
   q->hi = hi;
   q->found = 1;
+  q->main_stack = main_stack;
   return 1;
 }
 
-int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *main_stack) {
   mapping_query q = {.addr = addr};
   if (maps_each(mapping_line, &q) != 0 || !q.found) return -1;
   *lo = q.lo;
   *hi = q.hi;
+  *main_stack = q.main_stack;
   return 0;
 }

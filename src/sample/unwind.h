@@ -111,10 +111,10 @@ typedef struct pl_unwind_suffix {
 int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
                            uintptr_t *pcs, unsigned *n, unsigned max);
 
-/* Normal context, no allocation: [lo, hi) of the mapping that holds addr,
- * read from /proc/self/maps with plain system calls; for the main thread's
- * [stack], lo is as far down as it may grow (to the mapping below, at most
- * 1 GiB). 0, or -1 if not found. */
-int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
+/* Normal context, no allocation, not a cancellation point: [lo, hi) of the
+ * mapping that holds addr, read from /proc/self/maps with raw system
+ * calls; *main_stack: it is [stack], and lo is as far down as it may grow
+ * (to the mapping below, at most 1 GiB). 0, or -1 if not found. */
+int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *main_stack);
 
 #endif

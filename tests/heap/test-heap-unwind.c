@@ -162,6 +162,18 @@ static void test_verify(void **state) {
   pthread_t th[4];
   for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, thread_paths, NULL), 0);
   for (int i = 0; i < 4; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+  /* A thread on a stack the program gave (in the heap, glibc's TCB at its
+   * top): its frames are read up to the TCB. */
+  size_t ssz = 2u << 20;
+  void *ustack = malloc(ssz);
+  assert_non_null(ustack);
+  pthread_attr_t attr;
+  assert_int_equal(pthread_attr_init(&attr), 0);
+  assert_int_equal(pthread_attr_setstack(&attr, ustack, ssz), 0);
+  assert_int_equal(pthread_create(&th[0], &attr, thread_paths, NULL), 0);
+  assert_int_equal(pthread_join(th[0], NULL), 0);
+  pthread_attr_destroy(&attr);
+  free(ustack);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
