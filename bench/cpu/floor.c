@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sigprof_handler.h"
+
 static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)si;
@@ -90,12 +92,7 @@ __attribute__((constructor)) static void floor_start(void) {
     say("bench-cpu-floor: PROFLAB_FLOOR_HZ must be 1..100000\n");
     return;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGPROF, &sa, NULL) != 0) {
+  if (bench_sigprof_install(on_signal) != 0) {
     say("bench-cpu-floor: sigaction failed\n");
     return;
   }

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sigprof_handler.h"
+
 static uint64_t now_ns(clockid_t c) {
   struct timespec ts;
   clock_gettime(c, &ts);
@@ -141,12 +143,7 @@ int main(int argc, char **argv) {
       return strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGPROF, &sa, NULL) != 0) {
+  if (bench_sigprof_install(on_signal) != 0) {
     perror("sigaction");
     return 1;
   }
