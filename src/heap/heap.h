@@ -37,8 +37,9 @@
  *   the next holder of the mutex, and its memory is reused by the next
  *   sampled allocation of its size class.
  * - A sampled allocation takes one internal mutex for a short, bounded time
- *   (its stack is captured before); the mutex is never held while calling
- *   glibc's allocator, the unwinder or any user code, and pthread_atfork
+ *   (its stack is walked by frame pointers before; the cached callers are
+ *   looked up under it); the mutex is never held while calling glibc's
+ *   allocator, libgcc's unwinder or any user code, and pthread_atfork
  *   handlers take it around fork() so the child never inherits it held by
  *   a thread that does not exist there.
  * - pl_heap_snapshot_take(), pl_heap_get_stats(): any thread, concurrently
