@@ -209,22 +209,23 @@ out:
 }
 
 /* Distinct pcs → frames, through an open-addressing table of frame ids. */
+/* Back to "not symbolized" (the caller is busy). */
+static void drop_frames(pl_heap_snapshot *s, owner *o) {
+  free(s->frames);
+  free(o->frame_ix);
+  s->frames = NULL;
+  o->frame_ix = NULL;
+  s->nframes = 0;
+  for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
+}
+
 static int symbolize(pl_heap_snapshot *s, unsigned flags) {
   owner *o = s->owner;
   pl__heap_tls *t = &pl__heap_tls_state;
   if (s->frames && ((flags & PL_SYMBOLIZE_NAMES) || !o->names_only)) return 0; /* enough */
-  if (s->frames) { /* names only so far: again, with lines */
-    pl__heap_busy_enter(t);
-    free(s->frames);
-    free(o->frame_ix);
-    pl__heap_busy_exit(t);
-    s->frames = NULL;
-    o->frame_ix = NULL;
-    s->nframes = 0;
-    for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
-  }
   int rc = -ENOMEM;
   pl__heap_busy_enter(t);
+  if (s->frames) drop_frames(s, o); /* names only so far: again, with lines */
   size_t total = 0;
   for (size_t i = 0; i < s->nstacks; i++) total += s->stacks[i].depth;
   size_t cap = 16;
@@ -261,13 +262,7 @@ static int symbolize(pl_heap_snapshot *s, unsigned flags) {
     o->names_only = (flags & PL_SYMBOLIZE_NAMES) != 0;
   }
 out:
-  if (rc) {
-    free(s->frames);
-    s->frames = NULL;
-    free(o->frame_ix); /* a later attempt allocates its own */
-    o->frame_ix = NULL;
-    for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
-  }
+  if (rc) drop_frames(s, o); /* a later attempt allocates its own */
   pl_symbolizer_free(sym);
   free(table);
   free(addrs);

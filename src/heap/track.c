@@ -297,8 +297,7 @@ capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n, uintptr_t
  * strdup twice), which would evict each other on every sample if the
  * cache were direct-mapped. */
 static pl_unwind_suffix *suffix_set(uintptr_t ret, uintptr_t csp) {
-  uint64_t h = ((uint64_t)ret ^ ((uint64_t)csp << 17) ^ ((uint64_t)csp >> 3)) * 0x9E3779B97F4A7C15ull;
-  return &H.suffixes[(h >> (64 - SUFFIX_SET_BITS)) * SUFFIX_WAYS];
+  return &H.suffixes[(pl_unwind_suffix_hash(ret, csp) >> (64 - SUFFIX_SET_BITS)) * SUFFIX_WAYS];
 }
 
 /* Locked. Appends the cached callers of (ret, csp) to c->pcs[*n..]. */
@@ -354,13 +353,11 @@ capture_slow(pl__heap_tls *t, sample_ctx *c, int r, unsigned fp_n, int complete,
   }
   if (complete || r == PL_FP_CROSS) H.unwind_compared++;
   if (mismatch) H.unwind_mismatch++;
-  if (mismatch && !H.unwind_fell_back && H.unwind_mismatch >= 3 &&
-      H.unwind_mismatch * 20 >= H.unwind_compared &&
+  if (mismatch && !H.unwind_fell_back && pl_unwind_give_up_fp(H.unwind_mismatch, H.unwind_compared) &&
       atomic_load_explicit(&H.unwind, memory_order_relaxed) == UNWIND_FP) {
     /* Frame pointers that keep disagreeing with DWARF: code in our module
      * built without them (a program linking the tracker), whose frames
-     * the walk misreads. DWARF for every sample from now on. (Not at the
-     * first disagreement, as in the CPU sampler.) */
+     * the walk misreads. DWARF for every sample from now on. */
     atomic_store_explicit(&H.unwind, UNWIND_DWARF, memory_order_relaxed);
     H.unwind_fell_back = 1;
   }
@@ -405,7 +402,7 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void capture(pl__heap_
      * against DWARF too: a chain misread through code built without frame
      * pointers that ends at a foreign frame cached by another path is
      * caught only so. */
-    unsigned every = H.unwind_mismatch ? 16 : 256;
+    unsigned every = H.unwind_mismatch ? PL_UNWIND_CHECK_EVERY_SUSPECT : PL_UNWIND_CHECK_EVERY;
     if (mode != UNWIND_VERIFY && t->captures % every != 0) return;
   }
   pl__heap_unlock(t);
@@ -1040,11 +1037,7 @@ int pl_heap_init(const pl_heap_options *opts) {
   if (uw && strcmp(uw, "dwarf") == 0) mode = UNWIND_DWARF;
   if (uw && strcmp(uw, "verify") == 0 && mode == UNWIND_FP) mode = UNWIND_VERIFY;
   atomic_store_explicit(&H.unwind, mode, memory_order_relaxed);
-  H.suffixes = (pl_unwind_suffix *)(m + off_suffix);
-  /* Warm the unwinder (its first call initializes tables). */
-  uintptr_t pcs[PL_HEAP_MAX_FRAMES];
-  int truncated;
-  capture_dwarf(pcs, NULL, &truncated);
+  H.suffixes = (pl_unwind_suffix *)(m + off_suffix); /* pl_unwind_init warmed libgcc */
   static int atfork_done;
   if (!atfork_done) {
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {

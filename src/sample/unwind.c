@@ -33,10 +33,6 @@ static int fp_enabled;
  * our module built without them): DWARF only until the next prepare. */
 static _Atomic int fp_off;
 static int no_fallback; /* test hook */
-/* A slot's frame-pointer captures per full DWARF check; after a
- * disagreement, more often, to decide soon. */
-#define CHECK_EVERY 256
-#define CHECK_EVERY_SUSPECT 16
 static _Atomic uint32_t check_tick[CACHE_THREADS];
 
 typedef struct region {
@@ -73,8 +69,7 @@ static uintptr_t stack_top(uintptr_t sp) {
 
 static suffix *cache_way(unsigned slot, uintptr_t ret, uintptr_t csp) {
   if (!cache || slot >= CACHE_THREADS) return NULL;
-  uint64_t h = ((uint64_t)ret ^ ((uint64_t)csp << 17) ^ ((uint64_t)csp >> 3)) * 0x9E3779B97F4A7C15ull;
-  return &cache[slot * CACHE_WAYS + (unsigned)(h >> 60) % CACHE_WAYS];
+  return &cache[slot * CACHE_WAYS + (unsigned)(pl_unwind_suffix_hash(ret, csp) >> 60) % CACHE_WAYS];
 }
 
 NO_ASAN int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
@@ -306,14 +301,13 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
 }
 
 /* A frame-pointer result was compared with DWARF's: count it, and give
- * frame pointers up for this profile when they disagree too often (not at
- * the first disagreement: a sample in a shrink-wrapped prologue can lose
- * one frame in correct code). */
+ * frame pointers up for this profile when they disagree too often
+ * (pl_unwind_give_up_fp). */
 static void verified(int mismatch) {
   uint64_t v = atomic_fetch_add_explicit(&st_verified, 1, memory_order_relaxed) + 1;
   if (!mismatch) return;
   uint64_t m = atomic_fetch_add_explicit(&st_mismatch, 1, memory_order_relaxed) + 1;
-  if (m >= 3 && m * 20 >= v && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
+  if (pl_unwind_give_up_fp(m, v) && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
 }
 
 static unsigned dwarf(dw_state *st) {
@@ -388,7 +382,7 @@ static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, uns
   return n;
 }
 
-/* Every CHECK_EVERY-th capture of a slot that used frame pointers and was
+/* Every PL_UNWIND_CHECK_EVERY-th capture of a slot that used frame pointers and was
  * not compared with DWARF already (a cache hit, or a walk to the end) is
  * compared with a full DWARF unwind: a chain misread through code built
  * without frame pointers that ends at a foreign frame cached by another
@@ -398,8 +392,9 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
   unsigned n = capture(uc, slot, pcs, max, how);
   if (!(*how & PL_UNWIND_FP) || ((*how & PL_UNWIND_DWARF) && !(*how & PL_UNWIND_CACHED)))
     return n;
-  unsigned every = atomic_load_explicit(&st_mismatch, memory_order_relaxed) ? CHECK_EVERY_SUSPECT
-                                                                           : CHECK_EVERY;
+  unsigned every = atomic_load_explicit(&st_mismatch, memory_order_relaxed)
+                       ? PL_UNWIND_CHECK_EVERY_SUSPECT
+                       : PL_UNWIND_CHECK_EVERY;
   if ((atomic_fetch_add_explicit(&check_tick[slot % CACHE_THREADS], 1, memory_order_relaxed) + 1) %
           every != 0)
     return n;
@@ -497,6 +492,14 @@ static int hexval(char c) {
 }
 
 /* "lo-hi " at the start of a maps line; returns the index after hi, or -1. */
+/* The lowest address the main thread's [stack], ending at hi, may grow
+ * down to: the mapping below it (ending at below), at most
+ * MAIN_STACK_GROWTH. */
+static uintptr_t main_stack_floor(uintptr_t hi, uintptr_t below) {
+  uintptr_t floor = hi > MAIN_STACK_GROWTH ? hi - MAIN_STACK_GROWTH : 0;
+  return below > floor ? below : floor;
+}
+
 static long parse_range(const char *s, size_t len, uintptr_t *lo, uintptr_t *hi) {
   size_t i = 0;
   int v;
@@ -531,10 +534,7 @@ static void maps_line(const char *s, size_t len, uintptr_t *prev_hi) {
   if (!inode_at || s[inode_at] != '0' || (inode_at + 1 < len && s[inode_at + 1] != ' ')) return;
   int main_stack = path_at && len - path_at >= 7 && memcmp(s + path_at, "[stack]", 7) == 0;
   if (path_at && !main_stack) return; /* [heap], [vvar], ... */
-  if (main_stack) { /* it grows down, at most to the mapping below */
-    uintptr_t floor = hi > MAIN_STACK_GROWTH ? hi - MAIN_STACK_GROWTH : 0;
-    lo = below > floor ? below : floor;
-  }
+  if (main_stack) lo = main_stack_floor(hi, below);
   if (nregions >= MAX_REGIONS || hi <= lo) return;
   regions[nregions].lo = lo;
   regions[nregions].hi = hi;
@@ -613,10 +613,7 @@ static int mapping_line(const char *s, size_t len, void *arg) {
   uintptr_t below = q->prev_hi;
   q->prev_hi = hi;
   int main_stack = len >= 7 && memcmp(s + len - 7, "[stack]", 7) == 0;
-  if (main_stack) {
-    uintptr_t floor = hi > MAIN_STACK_GROWTH ? hi - MAIN_STACK_GROWTH : 0;
-    lo = below > floor ? below : floor;
-  }
+  if (main_stack) lo = main_stack_floor(hi, below);
   if (q->addr < lo || q->addr >= hi) return 0;
   q->lo = lo;
   q->hi = hi;

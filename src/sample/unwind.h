@@ -105,6 +105,25 @@ typedef struct pl_unwind_suffix {
   uintptr_t sp[PL_UNWIND_SUFFIX_MAX];
 } pl_unwind_suffix;
 
+/* Where a suffix cache (the sampler's per thread, the heap tracker's) puts
+ * the callers of the foreign frame (ret, csp): take the high bits. */
+static inline uint64_t pl_unwind_suffix_hash(uintptr_t ret, uintptr_t csp) {
+  return ((uint64_t)ret ^ ((uint64_t)csp << 17) ^ ((uint64_t)csp >> 3)) * 0x9E3779B97F4A7C15ull;
+}
+
+/* Both capture paths compare a frame-pointer stack with a full DWARF
+ * unwind every PL_UNWIND_CHECK_EVERY captures of a thread, every
+ * PL_UNWIND_CHECK_EVERY_SUSPECT once one disagreed, and give frame
+ * pointers up (code built without them) when the disagreements are 3 or
+ * more and at least 1 in 20 comparisons: not at the first one, since a
+ * sample inside a shrink-wrapped prologue can lose one frame in correct
+ * code. */
+#define PL_UNWIND_CHECK_EVERY 256
+#define PL_UNWIND_CHECK_EVERY_SUSPECT 16
+static inline int pl_unwind_give_up_fp(uint64_t mismatched, uint64_t compared) {
+  return mismatched >= 3 && mismatched * 20 >= compared;
+}
+
 /* Appends e's frames to pcs[*n..max) if e is the suffix of (ret, csp) and
  * every return address it was found through is still in its place on the
  * stack (reads lie in [csp, top)); 1 if it did. SIGNAL-SAFE. */
