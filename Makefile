@@ -30,6 +30,7 @@ run: build
 	@scripts/run.sh
 
 test: test-deps build
+	$(MESON) test -C $(BUILD) --print-errorlogs --suite structure
 	$(MESON) test -C $(BUILD) --print-errorlogs --suite unit
 	$(MESON) test -C $(BUILD) --print-errorlogs --suite safety
 	PROFLABD=$(BUILD)/proflabd node --test tests/integration/

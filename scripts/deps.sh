@@ -10,9 +10,9 @@ level=${1:-build}
 
 build="gcc make pkg-config meson ninja-build
 libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
-libunwind-dev libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
+libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev libcurl4-openssl-dev"
-test_pkgs="curl nodejs npm clang golang-go chromium nginx-light libclang-rt-14-dev podman runc debootstrap"
+test_pkgs="curl nodejs npm clang clang-format python3 golang-go chromium nginx-light libclang-rt-14-dev podman runc debootstrap"
 bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf"
 
 case "$level" in

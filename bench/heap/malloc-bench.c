@@ -23,7 +23,7 @@
 #include <time.h>
 
 #ifdef WITH_HEAP
-#include "heap/heap.h"
+#include "proflab/heap.h"
 #endif
 
 #define WINDOW 1024

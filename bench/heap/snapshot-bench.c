@@ -30,7 +30,8 @@
 #include "common/sink.h"
 #include "common/util.h"
 #include "format/heap_writers.h"
-#include "heap/heap.h"
+#include "proflab/heap.h"
+#include "proflab/symbolize.h"
 
 static void **blocks;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -139,8 +140,10 @@ int main(int argc, char **argv) {
     double take_ms = ms_since(t0);
     t0 = pl_now_ns();
     /* as the lab does: names only for a .heapsnapshot (it shows no lines) */
+    pl_heap_untracked_begin(); /* as the capture path does */
     rc = writer == pl_heapsnapshot_write ? pl_heap_snapshot_symbolize_names(s)
                                          : pl_heap_snapshot_symbolize(s);
+    pl_heap_untracked_end();
     if (rc) die("pl_heap_snapshot_symbolize", rc);
     double sym_ms = ms_since(t0);
     t0 = pl_now_ns();

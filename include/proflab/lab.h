@@ -80,35 +80,6 @@ int pl_lab_mount(pl_lab *lab, pl_server *server);
 int pl_lab_active(const pl_lab *lab);
 /* Bytes held by memory-leak. */
 uint64_t pl_lab_leak_bytes(const pl_lab *lab);
-/* Counters of the lab's artifacts (for /metrics). */
-typedef struct pl_lab_counters {
-  uint64_t profiles, profile_failures;   /* CPU profiles written / failed */
-  uint64_t snapshots, snapshot_failures; /* heap snapshots written / failed */
-} pl_lab_counters;
-void pl_lab_get_counters(const pl_lab *lab, pl_lab_counters *out);
-
-/* The heap tracker's figures (estimates, see src/heap/heap.h). The tracker
- * is a separate library a program links whole (proflab_heap_dep); without
- * it linked = 0. Returns 0 when it runs, -ENOSYS when it is not linked,
- * -ENOENT when it is linked but was not started. */
-typedef struct pl_lab_heap {
-  int linked, running, sanitizer_hooks;
-  uint64_t sample_bytes;           /* mean sampling interval T */
-  double live_bytes, live_allocations;
-  double allocated_bytes, allocations; /* since the tracker started */
-  uint64_t samples, live_samples, dropped_samples, unknown_stacks, stacks;
-  uint64_t max_samples, max_stacks;
-  uint64_t tracker_bytes;          /* the tracker's own resident memory */
-  uint64_t tracker_reserved_bytes; /* its bound */
-  /* samples whose stack came from frame pointers (and the suffix cache),
-   * from libgcc's DWARF unwinder, and (PROFLAB_HEAP_UNWIND=verify) where
-   * the two disagreed */
-  uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
-  const char *unwind_mode; /* "frame-pointers", "dwarf", "verify" */
-  int unwind_fell_back;    /* frame pointers disagreed with DWARF: dwarf since */
-} pl_lab_heap;
-int pl_lab_heap_figures(pl_lab_heap *out);
-
 /* The service is stopping: end a running profile now (its artifact is
  * still written and its request answered). */
 void pl_lab_shutdown(pl_lab *lab);
@@ -116,10 +87,6 @@ void pl_lab_shutdown(pl_lab *lab);
 void pl_lab_close(pl_lab *lab);
 /* Free everything the lab holds (after pl_lab_close and the loop ran). */
 void pl_lab_free(pl_lab *lab);
-
-/* /metrics in Prometheus text format: loop lag histogram and utilization,
- * memory, lab leak bytes (lab may be NULL), request counters. */
-int pl_metrics_mount(pl_server *server, pl_loopmon *mon, pl_lab *lab);
 
 #ifdef __cplusplus
 }

@@ -20,11 +20,12 @@
 
 #include <uv.h>
 
+#include "proflab/cpu_profile.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct pl_cpu_profile pl_cpu_profile;
 
 typedef enum { PL_CPU_WALL = 0, PL_CPU_CPU = 1 } pl_cpu_mode;
 
@@ -44,37 +45,6 @@ int pl_cpu_profiler_running(void);
 /* Stop and hand over what was collected (not yet symbolized). 0 or -errno
  * (-ENOENT when no profile runs). */
 int pl_cpu_profiler_stop(pl_cpu_profile **out);
-/* Resolve function, file and line of every frame (slow: tens of ms; do it
- * off the event loop). 0 or -errno. */
-int pl_cpu_profile_symbolize(pl_cpu_profile *p);
-void pl_cpu_profile_free(pl_cpu_profile *p);
-
-typedef enum { PL_FMT_CPUPROFILE = 0, PL_FMT_PPROF = 1, PL_FMT_FOLDED = 2 } pl_cpu_format;
-/* Write a symbolized profile to fd (the caller keeps fd): Chrome
- * .cpuprofile, gzipped pprof, or folded stacks. 0 or -errno. */
-int pl_cpu_profile_write_fd(const pl_cpu_profile *p, pl_cpu_format format, int fd);
-
-/* Summary numbers of a profile. */
-typedef struct pl_cpu_profile_info {
-  uint64_t samples;       /* samples recorded */
-  uint64_t weight;        /* sampling periods they stand for */
-  uint64_t idle_samples;
-  uint64_t signals;       /* signals handled */
-  uint64_t dropped;       /* samples lost to a full buffer */
-  /* stacks captured without DWARF (frame pointers, per-pc rules, cached
-   * callers), with callers from the suffix cache, and with libgcc's DWARF
-   * unwinder for some frames */
-  uint64_t unwind_fp, unwind_cached, unwind_dwarf;
-  /* frame-pointer stacks compared with DWARF (on a cache miss; every 256th
-   * in full), those it disagreed with, and whether frame pointers were given
-   * up for the rest of the profile (code built without them) */
-  uint64_t unwind_verified, unwind_mismatched;
-  int unwind_fell_back;
-  uint64_t period_ns;
-  uint64_t duration_ns;
-  unsigned threads;       /* distinct threads seen */
-} pl_cpu_profile_info;
-void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info);
 
 /* Mark the loop's poll phase for idle detection: a uv_prepare sets the flag
  * before poll, a uv_check clears it after. Handles are unreferenced and

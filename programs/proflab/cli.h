@@ -8,28 +8,34 @@
 
 /* Exit codes shared by every command. */
 enum {
-  PL_EXIT_OK = 0,
-  PL_EXIT_FAIL = 1,  /* the operation failed (reason on stderr) */
-  PL_EXIT_USAGE = 2, /* bad command line */
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAIL = 1,  /* the operation failed (reason on stderr) */
+  CLI_EXIT_USAGE = 2, /* bad command line */
 };
 
-typedef struct pl_cli_command {
+/* One entry of main.c's command table: the name typed after `proflab`, a
+ * one-line summary for `proflab --help`, and the function that runs it. */
+typedef struct cli_command {
   const char *name;
   const char *summary;
   int (*run)(int argc, char **argv);
-} pl_cli_command;
+} cli_command;
 
-/* lab_client.c: commands that talk to a lab over HTTP */
-int pl_cmd_status(int argc, char **argv);
-int pl_cmd_leak(int argc, char **argv);
-int pl_cmd_clear(int argc, char **argv);
-int pl_cmd_jam(int argc, char **argv);
-int pl_cmd_profile(int argc, char **argv);
-int pl_cmd_snapshot(int argc, char **argv);
-int pl_cmd_artifacts(int argc, char **argv);
-int pl_cmd_download(int argc, char **argv);
+/* lab_client.c: commands that talk to a lab over HTTP. Each parses its
+ * options (--url, --token, ... and --help), makes its requests and returns
+ * a CLI_EXIT_* code; nothing is sent when the command line is bad. */
+int cli_cmd_status(int argc, char **argv);    /* GET the lab's state */
+int cli_cmd_leak(int argc, char **argv);      /* make the lab leak --mb N MiB */
+int cli_cmd_clear(int argc, char **argv);     /* free what the lab leaked */
+int cli_cmd_jam(int argc, char **argv);       /* jam the event loop for --ms N */
+int cli_cmd_profile(int argc, char **argv);   /* CPU profile, downloaded and verified */
+int cli_cmd_snapshot(int argc, char **argv);  /* heap snapshot, downloaded and verified */
+int cli_cmd_artifacts(int argc, char **argv); /* list the answering task's artifacts */
+int cli_cmd_download(int argc, char **argv);  /* download and verify one artifact */
 
-/* export.c: get an artifact out of a container through an exec channel */
-int pl_cmd_export(int argc, char **argv);
+/* export.c: get an artifact out of a container through an exec channel.
+ * Returns a CLI_EXIT_* code, or CLI_EXIT_RESUMABLE (export.h) when the
+ * transfer stopped incomplete and can be resumed. */
+int cli_cmd_export(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "export.h"
+#include "strv.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -63,7 +64,7 @@ static void usage(FILE *f) {
 
 /* Splits s into words like a shell would (quotes and backslashes; no
  * expansion). Returns 0 or -1 on an unterminated quote. */
-static int split_words(const char *s, strv *out) {
+static int split_words(const char *s, cli_strv *out) {
   char *w = malloc(strlen(s) + 1);
   if (!w) return -1;
   size_t n = 0;
@@ -73,7 +74,7 @@ static int split_words(const char *s, strv *out) {
     if (c == '\0' || c == ' ' || c == '\t' || c == '\n') {
       if (inword) {
         w[n] = '\0';
-        if (strv_push(out, w) != 0) goto fail;
+        if (cli_strv_push(out, w) != 0) goto fail;
         n = 0;
         inword = 0;
       }
@@ -193,7 +194,7 @@ typedef struct ecs_opts {
 } ecs_opts;
 
 /* Resolves cluster and task, then builds the aws prefix. Returns an exit code. */
-static int ecs_channel(ecs_opts *e, channel *ch) {
+static int ecs_channel(ecs_opts *e, cli_export_channel *ch) {
   const char *v;
   if (!e->cluster[0] && (v = getenv("ECS_CLUSTER")) && *v)
     snprintf(e->cluster, sizeof(e->cluster), "%s", v);
@@ -204,15 +205,15 @@ static int ecs_channel(ecs_opts *e, channel *ch) {
     snprintf(e->container, sizeof(e->container), "%s", v);
   if ((!e->cluster[0] || (!e->task[0] && !e->service[0])) && (v = getenv("TF_ENV_DIR")) && *v)
     if (tf_outputs(v, e->cluster, sizeof(e->cluster), e->service, sizeof(e->service)) != 0)
-      return PL_EXIT_FAIL;
+      return CLI_EXIT_FAIL;
   if (!e->cluster[0]) {
     fprintf(stderr, "proflab export: --ecs needs --cluster (or ECS_CLUSTER or TF_ENV_DIR)\n");
-    return PL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   if (!e->task[0]) {
     if (!e->service[0]) {
       fprintf(stderr, "proflab export: --ecs needs --task (or TASK_ARN) or --service to find it\n");
-      return PL_EXIT_USAGE;
+      return CLI_EXIT_USAGE;
     }
     char *argv[16];
     int n = 0;
@@ -238,9 +239,9 @@ static int ecs_channel(ecs_opts *e, channel *ch) {
     if (capture(argv, &text) != 0) {
       fprintf(stderr, "proflab export: aws ecs list-tasks failed for service %s\n", e->service);
       free(text);
-      return PL_EXIT_FAIL;
+      return CLI_EXIT_FAIL;
     }
-    strv arns = {0};
+    cli_strv arns = {0};
     int bad = split_words(text, &arns);
     free(text);
     size_t real = 0;
@@ -259,32 +260,32 @@ static int ecs_channel(ecs_opts *e, channel *ch) {
         for (size_t i = 0; i < arns.n; i++) fprintf(stderr, "  %s\n", arns.v[i]);
       }
       size_t count = arns.n;
-      strv_free(&arns);
-      return count == 0 ? PL_EXIT_FAIL : PL_EXIT_USAGE;
+      cli_strv_free(&arns);
+      return count == 0 ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
     }
     snprintf(e->task, sizeof(e->task), "%s", arns.v[0]);
-    strv_free(&arns);
+    cli_strv_free(&arns);
   }
   int r = 0;
-  r |= strv_push(&ch->prefix, "aws");
-  r |= strv_push(&ch->prefix, "ecs");
-  r |= strv_push(&ch->prefix, "execute-command");
+  r |= cli_strv_push(&ch->prefix, "aws");
+  r |= cli_strv_push(&ch->prefix, "ecs");
+  r |= cli_strv_push(&ch->prefix, "execute-command");
   if (e->region[0]) {
-    r |= strv_push(&ch->prefix, "--region");
-    r |= strv_push(&ch->prefix, e->region);
+    r |= cli_strv_push(&ch->prefix, "--region");
+    r |= cli_strv_push(&ch->prefix, e->region);
   }
-  r |= strv_push(&ch->prefix, "--cluster");
-  r |= strv_push(&ch->prefix, e->cluster);
-  r |= strv_push(&ch->prefix, "--task");
-  r |= strv_push(&ch->prefix, e->task);
+  r |= cli_strv_push(&ch->prefix, "--cluster");
+  r |= cli_strv_push(&ch->prefix, e->cluster);
+  r |= cli_strv_push(&ch->prefix, "--task");
+  r |= cli_strv_push(&ch->prefix, e->task);
   if (e->container[0]) {
-    r |= strv_push(&ch->prefix, "--container");
-    r |= strv_push(&ch->prefix, e->container);
+    r |= cli_strv_push(&ch->prefix, "--container");
+    r |= cli_strv_push(&ch->prefix, e->container);
   }
-  r |= strv_push(&ch->prefix, "--interactive");
-  r |= strv_push(&ch->prefix, "--command");
+  r |= cli_strv_push(&ch->prefix, "--interactive");
+  r |= cli_strv_push(&ch->prefix, "--command");
   ch->ecs = 1;
-  return r ? PL_EXIT_FAIL : 0;
+  return r ? CLI_EXIT_FAIL : 0;
 }
 
 static int copy_opt(char *dst, size_t dstsz, const char *name, const char *v) {
@@ -324,7 +325,7 @@ static const char *latest_name(char *listing, const char *prefix, char *out, siz
   return out[0] ? out : NULL;
 }
 
-int pl_cmd_export(int argc, char **argv) {
+int cli_cmd_export(int argc, char **argv) {
   enum {
     O_ECS = 256,
     O_CLUSTER,
@@ -373,7 +374,7 @@ int pl_cmd_export(int argc, char **argv) {
                                            {"quiet", no_argument, 0, 'q'},
                                            {"help", no_argument, 0, 'h'},
                                            {0, 0, 0, 0}};
-  export_opts o;
+  cli_export_opts o;
   memset(&o, 0, sizeof(o));
   o.helper_forced = -1;
   o.timeout_s = 30;
@@ -384,7 +385,7 @@ int pl_cmd_export(int argc, char **argv) {
   const char *kube_pod = NULL, *kube_ns = NULL, *kube_c = NULL, *docker = NULL, *exec = NULL;
   const char *engine = getenv("PROFLAB_CONTAINER_ENGINE");
   const char *dir = getenv("LAB_ARTIFACT_DIR"), *latest = NULL;
-  int list = 0, channels = 0, rc = PL_EXIT_USAGE, c;
+  int list = 0, channels = 0, rc = CLI_EXIT_USAGE, c;
   double d;
   char *listing = NULL;
   /* the ECS options that are plain strings */
@@ -473,8 +474,8 @@ int pl_cmd_export(int argc, char **argv) {
           o.helper_forced = -1;
         else {
           o.helper_forced = -2;
-          for (int h = 0; h < HELPER_COUNT; h++)
-            if (strcmp(optarg, export_helper_names[h]) == 0) o.helper_forced = h;
+          for (int h = 0; h < CLI_EXPORT_HELPER_COUNT; h++)
+            if (strcmp(optarg, cli_export_helper_names[h]) == 0) o.helper_forced = h;
           if (o.helper_forced == -2) {
             fprintf(stderr, "proflab export: --helper is auto, proflabd, node or sh\n");
             goto out;
@@ -486,7 +487,7 @@ int pl_cmd_export(int argc, char **argv) {
         break;
       case 'h':
         usage(stdout);
-        rc = PL_EXIT_OK;
+        rc = CLI_EXIT_OK;
         goto out;
       default:
         fprintf(stderr, "proflab export: unknown or incomplete option '%s' (see --help)\n",
@@ -537,39 +538,39 @@ int pl_cmd_export(int argc, char **argv) {
     rc = ecs_channel(&ecs, &o.ch);
     if (rc != 0) goto out;
   } else if (kube_pod) {
-    r |= strv_push(&o.ch.prefix, "kubectl");
-    r |= strv_push(&o.ch.prefix, "exec");
-    r |= strv_push(&o.ch.prefix, "-i");
+    r |= cli_strv_push(&o.ch.prefix, "kubectl");
+    r |= cli_strv_push(&o.ch.prefix, "exec");
+    r |= cli_strv_push(&o.ch.prefix, "-i");
     if (kube_ns) {
-      r |= strv_push(&o.ch.prefix, "-n");
-      r |= strv_push(&o.ch.prefix, kube_ns);
+      r |= cli_strv_push(&o.ch.prefix, "-n");
+      r |= cli_strv_push(&o.ch.prefix, kube_ns);
     }
-    r |= strv_push(&o.ch.prefix, kube_pod);
+    r |= cli_strv_push(&o.ch.prefix, kube_pod);
     if (kube_c) {
-      r |= strv_push(&o.ch.prefix, "-c");
-      r |= strv_push(&o.ch.prefix, kube_c);
+      r |= cli_strv_push(&o.ch.prefix, "-c");
+      r |= cli_strv_push(&o.ch.prefix, kube_c);
     }
-    r |= strv_push(&o.ch.prefix, "--");
+    r |= cli_strv_push(&o.ch.prefix, "--");
   } else if (docker) {
     r |= split_words(engine, &o.ch.prefix);
-    r |= strv_push(&o.ch.prefix, "exec");
-    r |= strv_push(&o.ch.prefix, "-i");
-    r |= strv_push(&o.ch.prefix, docker);
+    r |= cli_strv_push(&o.ch.prefix, "exec");
+    r |= cli_strv_push(&o.ch.prefix, "-i");
+    r |= cli_strv_push(&o.ch.prefix, docker);
   } else {
     if (split_words(exec, &o.ch.prefix) != 0 || o.ch.prefix.n == 0) {
       fprintf(stderr, "proflab export: --exec wants a command prefix (unbalanced quotes?)\n");
-      rc = PL_EXIT_USAGE;
+      rc = CLI_EXIT_USAGE;
       goto out;
     }
   }
   if (r) {
     fprintf(stderr, "proflab export: out of memory\n");
-    rc = PL_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
     goto out;
   }
   if (list || latest) {
     size_t len = 0;
-    rc = export_list(&o, dir, &listing, &len);
+    rc = cli_export_list(&o, dir, &listing, &len);
     if (rc != 0) goto out;
     if (list) {
       fputs(listing, stdout);
@@ -578,13 +579,13 @@ int pl_cmd_export(int argc, char **argv) {
     char name[512];
     if (!latest_name(listing, prefix, name, sizeof(name))) {
       fprintf(stderr, "proflab export: no %s* artifact in %s\n", prefix, dir);
-      rc = PL_EXIT_FAIL;
+      rc = CLI_EXIT_FAIL;
       goto out;
     }
     char remote[4096];
     snprintf(remote, sizeof(remote), "%s/%s", dir, name);
     if (!o.quiet) fprintf(stderr, "proflab export: latest is %s\n", remote);
-    rc = export_get(&o, remote, npos == 1 ? pos[0] : name);
+    rc = cli_export_get(&o, remote, npos == 1 ? pos[0] : name);
     if (rc == 0) printf("%s\n", npos == 1 ? pos[0] : name);
     goto out;
   }
@@ -593,9 +594,9 @@ int pl_cmd_export(int argc, char **argv) {
     snprintf(remote, sizeof(remote), "%s", pos[0]);
   else
     snprintf(remote, sizeof(remote), "%s/%s", dir, pos[0]);
-  rc = export_get(&o, remote, pos[1]);
+  rc = cli_export_get(&o, remote, pos[1]);
 out:
   free(listing);
-  strv_free(&o.ch.prefix);
+  cli_strv_free(&o.ch.prefix);
   return rc;
 }

@@ -7,49 +7,69 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Exit codes of `proflab export` (PL_EXIT_OK/FAIL/USAGE plus this one). */
-enum { PL_EXIT_RESUMABLE = 3 }; /* transfer incomplete; run again to resume */
+#include "strv.h"
 
-enum { HELPER_PROFLABD, HELPER_NODE, HELPER_SH, HELPER_COUNT };
+/* Exit codes of `proflab export` (CLI_EXIT_OK/FAIL/USAGE plus this one). */
+enum { CLI_EXIT_RESUMABLE = 3 }; /* transfer incomplete; run again to resume */
 
-/* A string vector (owned strings). */
-typedef struct strv {
-  char **v;
-  size_t n, cap;
-} strv;
+/* The remote helpers, in the order they are probed when none is forced;
+ * each value indexes cli_export_helper_names. CLI_EXPORT_HELPER_COUNT is
+ * the number of helpers, not a helper. */
+enum {
+  CLI_EXPORT_HELPER_PROFLABD, /* `proflabd export-helper` in the container */
+  CLI_EXPORT_HELPER_NODE,     /* cli_export_node_script run by `node -e` */
+  CLI_EXPORT_HELPER_SH,       /* cli_export_sh_script run by `sh -c` */
+  CLI_EXPORT_HELPER_COUNT
+};
 
-int strv_push(strv *s, const char *str);
-void strv_free(strv *s);
+/* How a remote command reaches the container. Owns prefix; the owner frees
+ * it with cli_strv_free. */
+typedef struct cli_export_channel {
+  cli_strv prefix; /* e.g. kubectl exec -i POD -- */
+  int ecs;         /* 1: remote argv joined into the last element (--command) */
+} cli_export_channel;
 
-/* How a remote command reaches the container. */
-typedef struct channel {
-  strv prefix; /* e.g. kubectl exec -i POD -- */
-  int ecs;     /* 1: remote argv joined into the last element (--command) */
-} channel;
-
-typedef struct export_opts {
-  channel ch;
-  int helper_forced; /* -1 auto, else HELPER_* */
+/* Options of one `proflab export` run, filled by the command (export.c) and
+ * only read by the transfer engine. */
+typedef struct cli_export_opts {
+  cli_export_channel ch;
+  int helper_forced; /* -1 auto, else CLI_EXPORT_HELPER_* */
   double timeout_s;  /* silence timeout of a session */
   int retries;       /* sessions in a row without progress before giving up */
   int max_sessions;  /* sessions per run at most (0: no limit) */
   uint64_t chunk0;   /* first chunk size (0: from state or default) */
   int resume, force, quiet;
-} export_opts;
+} cli_export_opts;
 
-extern const char *const export_helper_names[HELPER_COUNT];
-extern const char export_sh_script[];
-extern const char export_node_script[];
+/* The helpers' names as the user gives them to --helper and as the resume
+ * state records them ("proflabd", "node", "sh"), indexed by
+ * CLI_EXPORT_HELPER_*. */
+extern const char *const cli_export_helper_names[CLI_EXPORT_HELPER_COUNT];
+/* The POSIX sh helper, for `sh -c SCRIPT sh get|list PATH`. Contains no
+ * single quote. */
+extern const char cli_export_sh_script[];
+/* The Node.js helper, for `node -e SCRIPT get|list PATH`. Contains no
+ * single quote. */
+extern const char cli_export_node_script[];
 
-/* Builds the remote argv for helper h doing op ("get"/"list") on path. */
-int export_remote_argv(int h, const char *op, const char *path, strv *out);
-/* Quotes argv for a command string split like a shell (ECS --command). */
-char *export_shell_join(const strv *argv);
+/* Appends to out the remote argv for helper h (a CLI_EXPORT_HELPER_*; an
+ * unknown value means sh) doing op ("get"/"list") on path. Returns 0, or -1
+ * when out of memory (out then holds a partial argv; the caller frees it). */
+int cli_export_remote_argv(int h, const char *op, const char *path, cli_strv *out);
+/* Quotes argv into one command string that a shell-like splitter (ECS
+ * --command) turns back into the same words. Returns a malloc'd string the
+ * caller frees, or NULL when out of memory. */
+char *cli_export_shell_join(const cli_strv *argv);
 
-/* Downloads remote into local (with resume state). Returns an exit code. */
-int export_get(const export_opts *o, const char *remote, const char *local);
+/* Downloads remote into local through o's channel: local appears only with
+ * the verified bytes; an interrupted copy keeps LOCAL.proflab-partial and
+ * LOCAL.proflab-state to resume from. Reasons go to stderr. Returns
+ * CLI_EXIT_OK, CLI_EXIT_FAIL, CLI_EXIT_USAGE (unusable path) or
+ * CLI_EXIT_RESUMABLE. */
+int cli_export_get(const cli_export_opts *o, const char *remote, const char *local);
 /* Fetches the listing of dir ("SIZE NAME" lines) into *out (malloc'd,
- * NUL-terminated). Returns an exit code. */
-int export_list(const export_opts *o, const char *dir, char **out, size_t *outlen);
+ * NUL-terminated, freed by the caller; set only on CLI_EXIT_OK) and its
+ * length into *outlen. Returns an exit code (CLI_EXIT_*). */
+int cli_export_list(const cli_export_opts *o, const char *dir, char **out, size_t *outlen);
 
 #endif

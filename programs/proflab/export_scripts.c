@@ -10,12 +10,13 @@
 #include <string.h>
 
 #include "export.h"
+#include "strv.h"
 
-const char *const export_helper_names[HELPER_COUNT] = {"proflabd", "node", "sh"};
+const char *const cli_export_helper_names[CLI_EXPORT_HELPER_COUNT] = {"proflabd", "node", "sh"};
 
 /* $1 = get|list, $2 = path. Offsets and lengths are requested in multiples of
  * 4096 (except the last chunk), so dd reads whole 4096-byte blocks. */
-const char export_sh_script[] =
+const char cli_export_sh_script[] =
     "read m || exit 0\n"
     "case $m in *[!0-9a-f]*|\"\") exit 0;; esac\n"
     "p=$2; x=\n"
@@ -57,7 +58,7 @@ const char export_sh_script[] =
     "done\n";
 
 /* process.argv[1] = get|list, [2] = path (node -e SCRIPT get PATH). */
-const char export_node_script[] =
+const char cli_export_node_script[] =
     "const fs=require(\"fs\"),zl=require(\"zlib\"),cr=require(\"crypto\");"
     "const op=process.argv[1],p=process.argv[2];"
     "let m=null,buf=\"\",fd=-1,mem=null,dead=false;"
@@ -95,27 +96,27 @@ const char export_node_script[] =
     "if(m===null){if(/^[0-9a-f]{32}$/.test(line)){m=line;start()}}else req(line)}});"
     "process.stdin.on(\"end\",()=>process.exit(0));";
 
-int export_remote_argv(int h, const char *op, const char *path, strv *out) {
+int cli_export_remote_argv(int h, const char *op, const char *path, cli_strv *out) {
   int r = 0;
   switch (h) {
-    case HELPER_PROFLABD:
-      r |= strv_push(out, "proflabd");
-      r |= strv_push(out, "export-helper");
+    case CLI_EXPORT_HELPER_PROFLABD:
+      r |= cli_strv_push(out, "proflabd");
+      r |= cli_strv_push(out, "export-helper");
       break;
-    case HELPER_NODE:
-      r |= strv_push(out, "node");
-      r |= strv_push(out, "-e");
-      r |= strv_push(out, export_node_script);
+    case CLI_EXPORT_HELPER_NODE:
+      r |= cli_strv_push(out, "node");
+      r |= cli_strv_push(out, "-e");
+      r |= cli_strv_push(out, cli_export_node_script);
       break;
     default:
-      r |= strv_push(out, "sh");
-      r |= strv_push(out, "-c");
-      r |= strv_push(out, export_sh_script);
-      r |= strv_push(out, "sh");
+      r |= cli_strv_push(out, "sh");
+      r |= cli_strv_push(out, "-c");
+      r |= cli_strv_push(out, cli_export_sh_script);
+      r |= cli_strv_push(out, "sh");
       break;
   }
-  r |= strv_push(out, op);
-  r |= strv_push(out, path);
+  r |= cli_strv_push(out, op);
+  r |= cli_strv_push(out, path);
   return r ? -1 : 0;
 }
 
@@ -127,7 +128,7 @@ static int is_bare(const char *s) {
   return 1;
 }
 
-char *export_shell_join(const strv *argv) {
+char *cli_export_shell_join(const cli_strv *argv) {
   size_t cap = 1;
   for (size_t i = 0; i < argv->n; i++) cap += 4 * strlen(argv->v[i]) + 3;
   char *s = malloc(cap);

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "export.h"
+#include "strv.h"
 #include "export/frame.h"
 #include "export/state.h"
 
@@ -26,27 +27,6 @@
 #define CHUNK_DEFAULT (64u << 10)
 #define CHUNK_LIMIT (1u << 20)
 #define GROW_EVERY 4 /* accepted chunks before the size doubles */
-
-int strv_push(strv *s, const char *str) {
-  if (s->n + 2 > s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 8;
-    char **v = realloc(s->v, cap * sizeof(*v));
-    if (!v) return -1;
-    s->v = v;
-    s->cap = cap;
-  }
-  char *d = strdup(str);
-  if (!d) return -1;
-  s->v[s->n++] = d;
-  s->v[s->n] = NULL;
-  return 0;
-}
-
-void strv_free(strv *s) {
-  for (size_t i = 0; i < s->n; i++) free(s->v[i]);
-  free(s->v);
-  memset(s, 0, sizeof(*s));
-}
 
 static double now_s(void) {
   struct timespec ts;
@@ -69,7 +49,7 @@ typedef struct req {
 } req;
 
 typedef struct xfer {
-  const export_opts *o;
+  const cli_export_opts *o;
   const char *op, *remote;
   /* sink: the partial file (get) or memory (list) */
   int fd;
@@ -106,7 +86,7 @@ static int save_state(xfer *x) {
   char text[PL_EXPORT_STATE_FIELD + 1024];
   x->st.chunk = x->chunk;
   snprintf(x->st.helper, sizeof(x->st.helper), "%s",
-           x->helper >= 0 ? export_helper_names[x->helper] : "auto");
+           x->helper >= 0 ? cli_export_helper_names[x->helper] : "auto");
   long n = pl_export_state_format(&x->st, text, sizeof(text));
   if (n < 0) return -1;
   int fd = open(x->statetmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -252,7 +232,7 @@ static int on_frame(void *ctx, const char *body, size_t len, int bad) {
  * stderr. Returns 0, -1 (errno set) if it could not be started, or 1 with
  * errno set if the program could not be executed (reported by the child
  * through a close-on-exec pipe: nothing to retry). */
-static int spawn(xfer *x, const strv *argv, int *out_fd, int *err_fd) {
+static int spawn(xfer *x, const cli_strv *argv, int *out_fd, int *err_fd) {
   int in[2], out[2], err[2], ex[2];
   if (pipe2(in, O_CLOEXEC) != 0) return -1;
   if (pipe2(out, O_CLOEXEC) != 0) {
@@ -371,7 +351,7 @@ static void keep_stderr(xfer *x, const char *buf, size_t n) {
 }
 
 static int run_session(xfer *x, int helper) {
-  strv remote = {0}, argv = {0};
+  cli_strv remote = {0}, argv = {0};
   int out_fd = -1, err_fd = -1, result = SESS_CUT;
   x->sessions++;
   x->got_info = x->frames = x->nfifo = 0;
@@ -389,19 +369,19 @@ static int run_session(xfer *x, int helper) {
     return SESS_FATAL;
   }
 
-  if (export_remote_argv(helper, x->op, x->remote, &remote) != 0) goto oom;
+  if (cli_export_remote_argv(helper, x->op, x->remote, &remote) != 0) goto oom;
   for (size_t i = 0; i < x->o->ch.prefix.n; i++)
-    if (strv_push(&argv, x->o->ch.prefix.v[i]) != 0) goto oom;
+    if (cli_strv_push(&argv, x->o->ch.prefix.v[i]) != 0) goto oom;
   if (x->o->ch.ecs) {
-    char *cmd = export_shell_join(&remote);
-    if (!cmd || strv_push(&argv, cmd) != 0) {
+    char *cmd = cli_export_shell_join(&remote);
+    if (!cmd || cli_strv_push(&argv, cmd) != 0) {
       free(cmd);
       goto oom;
     }
     free(cmd);
   } else {
     for (size_t i = 0; i < remote.n; i++)
-      if (strv_push(&argv, remote.v[i]) != 0) goto oom;
+      if (cli_strv_push(&argv, remote.v[i]) != 0) goto oom;
   }
   int sp = spawn(x, &argv, &out_fd, &err_fd);
   if (sp != 0) {
@@ -481,8 +461,8 @@ out:
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
   pl_export_scanner_free(&sc);
-  strv_free(&remote);
-  strv_free(&argv);
+  cli_strv_free(&remote);
+  cli_strv_free(&argv);
   return result;
 }
 
@@ -542,21 +522,21 @@ static int fsync_dir_of(const char *path) {
 static int finish(xfer *x) {
   if (fsync(x->fd) != 0) {
     fprintf(stderr, "proflab export: fsync %s: %s\n", x->partial, strerror(errno));
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   int r = x->o->force ? rename(x->partial, x->local)
                       : renameat2(AT_FDCWD, x->partial, AT_FDCWD, x->local, RENAME_NOREPLACE);
   if (r != 0) {
     fprintf(stderr, "proflab export: cannot create %s: %s%s\n", x->local, strerror(errno),
             errno == EEXIST ? " (use --force to overwrite)" : "");
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (fsync_dir_of(x->local) != 0 && !x->o->quiet)
     fprintf(stderr, "proflab export: warning: cannot fsync the directory of %s: %s\n", x->local,
             strerror(errno));
   if (unlink(x->statep) != 0 && errno != ENOENT && !x->o->quiet)
     fprintf(stderr, "proflab export: warning: cannot remove %s: %s\n", x->statep, strerror(errno));
-  return PL_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 static long backoff_ms(int fails) {
@@ -573,11 +553,11 @@ static long backoff_ms(int fails) {
 
 /* Runs sessions until the data is complete or retries run out. */
 static int transfer(xfer *x) {
-  int order[HELPER_COUNT], norder = 0;
+  int order[CLI_EXPORT_HELPER_COUNT], norder = 0;
   if (x->o->helper_forced >= 0)
     order[norder++] = x->o->helper_forced;
   else
-    for (int h = 0; h < HELPER_COUNT; h++) order[norder++] = h;
+    for (int h = 0; h < CLI_EXPORT_HELPER_COUNT; h++) order[norder++] = h;
   int fails = 0;
   x->tty = isatty(STDERR_FILENO);
   x->t0 = now_s();
@@ -597,14 +577,14 @@ static int transfer(xfer *x) {
     if (r == SESS_FATAL) {
       progress(x, 1);
       fprintf(stderr, "proflab export: %s\n", x->reason);
-      return PL_EXIT_FAIL;
+      return CLI_EXIT_FAIL;
     }
     if (r == SESS_DONE) {
-      if (x->fd < 0) return PL_EXIT_OK;
+      if (x->fd < 0) return CLI_EXIT_OK;
       int match = 0;
       if (verify_file(x, &match) != 0) {
         fprintf(stderr, "proflab export: cannot read %s: %s\n", x->partial, strerror(errno));
-        return PL_EXIT_FAIL;
+        return CLI_EXIT_FAIL;
       }
       if (match) {
         progress(x, 1);
@@ -619,7 +599,7 @@ static int transfer(xfer *x) {
       unlink(x->statep);
       if (reset_data(x) != 0) {
         fprintf(stderr, "proflab export: %s\n", x->reason);
-        return PL_EXIT_FAIL;
+        return CLI_EXIT_FAIL;
       }
     }
     if (x->st.offset > before)
@@ -644,20 +624,20 @@ static int transfer(xfer *x) {
   if (!x->any_info && (x->fd < 0 || x->st.offset == 0)) {
     fprintf(stderr, "proflab export: no remote helper answered after %d sessions: %s%s%s\n",
             x->sessions, why, x->stderr_line[0] ? "; last error: " : "", x->stderr_line);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (x->fd < 0) {
     fprintf(stderr, "proflab export: listing incomplete after %d sessions: %s\n", x->sessions, why);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   fprintf(stderr,
           "proflab export: incomplete: %llu of %llu bytes verified after %d sessions (%s); run "
           "the same command again to resume\n",
           (unsigned long long)x->st.offset, (unsigned long long)x->st.size, x->sessions, why);
-  return PL_EXIT_RESUMABLE;
+  return CLI_EXIT_RESUMABLE;
 }
 
-static int xfer_init(xfer *x, const export_opts *o, const char *op, const char *remote) {
+static int xfer_init(xfer *x, const cli_export_opts *o, const char *op, const char *remote) {
   memset(x, 0, sizeof(*x));
   x->o = o;
   x->op = op;
@@ -684,15 +664,15 @@ static void xfer_free(xfer *x) {
   if (x->fd >= 0) close(x->fd);
 }
 
-int export_list(const export_opts *o, const char *dir, char **out, size_t *outlen) {
+int cli_export_list(const cli_export_opts *o, const char *dir, char **out, size_t *outlen) {
   xfer x;
   if (xfer_init(&x, o, "list", dir) != 0) {
     xfer_free(&x);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   x.chunk = CHUNK_LIMIT;
   int rc = transfer(&x);
-  if (rc == PL_EXIT_OK) {
+  if (rc == CLI_EXIT_OK) {
     /* a listing has no resume state; check its SHA-256 here */
     unsigned char md[32];
     unsigned mdlen = 0;
@@ -701,7 +681,7 @@ int export_list(const export_opts *o, const char *dir, char **out, size_t *outle
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     if (x.st.sum[0] == 's' && strcmp(hex, x.st.sum + 2) != 0) {
       fprintf(stderr, "proflab export: the listing failed its SHA-256 check; try again\n");
-      rc = PL_EXIT_FAIL;
+      rc = CLI_EXIT_FAIL;
     } else {
       x.mem[x.st.size] = '\0';
       *out = (char *)x.mem;
@@ -715,10 +695,10 @@ int export_list(const export_opts *o, const char *dir, char **out, size_t *outle
 
 /* Opens (or starts) the resume state for local; returns 0 or an exit code. */
 static int open_state(xfer *x, const char *local) {
-  const export_opts *o = x->o;
+  const cli_export_opts *o = x->o;
   if (snprintf(x->local, sizeof(x->local), "%s", local) >= (int)sizeof(x->local)) {
     fprintf(stderr, "proflab export: destination path too long\n");
-    return PL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   snprintf(x->partial, sizeof(x->partial), "%s.proflab-partial", local);
   snprintf(x->statep, sizeof(x->statep), "%s.proflab-state", local);
@@ -726,16 +706,16 @@ static int open_state(xfer *x, const char *local) {
   struct stat sb;
   if (!o->force && stat(local, &sb) == 0) {
     fprintf(stderr, "proflab export: %s exists (use --force to overwrite)\n", local);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   x->fd = open(x->partial, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (x->fd < 0) {
     fprintf(stderr, "proflab export: cannot open %s: %s\n", x->partial, strerror(errno));
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (flock(x->fd, LOCK_EX | LOCK_NB) != 0) {
     fprintf(stderr, "proflab export: another export is writing %s\n", x->partial);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   /* Resume only from a state that parses, names the same source and agrees
    * with the partial file; anything else starts over. */
@@ -758,8 +738,8 @@ static int open_state(xfer *x, const char *local) {
           x->chunk = st.chunk - st.chunk % PL_EXPORT_GRANULE;
         if (o->helper_forced < 0) {
           x->helper = -1;
-          for (int h = 0; h < HELPER_COUNT; h++)
-            if (strcmp(st.helper, export_helper_names[h]) == 0) x->helper = h;
+          for (int h = 0; h < CLI_EXPORT_HELPER_COUNT; h++)
+            if (strcmp(st.helper, cli_export_helper_names[h]) == 0) x->helper = h;
         }
         resumed = 1;
         if (!o->quiet && have > 0)
@@ -777,26 +757,26 @@ static int open_state(xfer *x, const char *local) {
   snprintf(x->st.remote, sizeof(x->st.remote), "%s", x->remote);
   if (ftruncate(x->fd, (off_t)x->st.offset) != 0) {
     fprintf(stderr, "proflab export: cannot truncate %s: %s\n", x->partial, strerror(errno));
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   return 0;
 }
 
-int export_get(const export_opts *o, const char *remote, const char *local) {
+int cli_export_get(const cli_export_opts *o, const char *remote, const char *local) {
   if (strchr(remote, '\n') || strlen(remote) >= PL_EXPORT_STATE_FIELD) {
     fprintf(stderr, "proflab export: unusable remote path\n");
-    return PL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   xfer x;
   int rc;
   if (xfer_init(&x, o, "get", remote) != 0) {
-    rc = PL_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
     goto out;
   }
   rc = open_state(&x, local);
   if (rc != 0) goto out;
   rc = transfer(&x);
-  if (rc == PL_EXIT_FAIL && (x.remote_err || (!x.have_ident && x.st.offset == 0))) {
+  if (rc == CLI_EXIT_FAIL && (x.remote_err || (!x.have_ident && x.st.offset == 0))) {
     /* the source is missing or unreadable: nothing to resume */
     unlink(x.partial);
     unlink(x.statep);

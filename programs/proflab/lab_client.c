@@ -1,5 +1,5 @@
 /* proflab's lab commands: status, leak, clear, jam, profile, snapshot,
- * artifacts, download. Each talks to a lab service over HTTP (lab_http.c);
+ * artifacts, download. Each talks to a lab service over HTTP (cli_http.c);
  * profile and snapshot trigger an artifact, then download and verify it
  * from the task that wrote it. */
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include "artifact/store.h"
 #include "cli.h"
 #include "common/util.h"
-#include "lab_http.h"
+#include "cli_http.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -96,7 +96,7 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const cmd_spec *c, 
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fprintf(stderr, " (see proflab %s --help)\n", c->name);
-  return PL_EXIT_USAGE;
+  return CLI_EXIT_USAGE;
 }
 
 static int parse_count(const cmd_spec *c, const char *opt, const char *v, uint64_t max,
@@ -153,7 +153,7 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
       case OPT_HELP:
       case 'h':
         usage(c, stdout);
-        return PL_EXIT_OK;
+        return CLI_EXIT_OK;
       case OPT_URL:
         a->url = optarg;
         break;
@@ -171,22 +171,22 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
         a->verbose = 1;
         break;
       case OPT_ATTEMPTS:
-        if (parse_count(c, "--attempts", optarg, 1000, &a->attempts)) return PL_EXIT_USAGE;
+        if (parse_count(c, "--attempts", optarg, 1000, &a->attempts)) return CLI_EXIT_USAGE;
         break;
       case OPT_MB:
-        if (parse_count(c, "--mb", optarg, 1u << 20, &a->mb)) return PL_EXIT_USAGE;
+        if (parse_count(c, "--mb", optarg, 1u << 20, &a->mb)) return CLI_EXIT_USAGE;
         a->has_mb = 1;
         break;
       case OPT_MS:
-        if (parse_count(c, "--ms", optarg, 86400000, &a->ms)) return PL_EXIT_USAGE;
+        if (parse_count(c, "--ms", optarg, 86400000, &a->ms)) return CLI_EXIT_USAGE;
         a->has_ms = 1;
         break;
       case OPT_SECONDS:
-        if (parse_count(c, "--seconds", optarg, 86400, &a->seconds)) return PL_EXIT_USAGE;
+        if (parse_count(c, "--seconds", optarg, 86400, &a->seconds)) return CLI_EXIT_USAGE;
         a->has_seconds = 1;
         break;
       case OPT_HZ:
-        if (parse_count(c, "--hz", optarg, 1000000, &a->hz)) return PL_EXIT_USAGE;
+        if (parse_count(c, "--hz", optarg, 1000000, &a->hz)) return CLI_EXIT_USAGE;
         a->has_hz = 1;
         break;
       case OPT_FORMAT:
@@ -224,45 +224,46 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
   if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
     return usage_error(c, "--url '%.80s' must start with http:// or https://", a->url);
   if (a->token_file) {
-    if (read_token_file(c, a->token_file, a->token_buf, sizeof(a->token_buf))) return PL_EXIT_USAGE;
+    if (read_token_file(c, a->token_file, a->token_buf, sizeof(a->token_buf)))
+      return CLI_EXIT_USAGE;
     a->token = a->token_buf;
   }
   if (!a->token) a->token = getenv("LAB_TOKEN");
   if (!a->token || !*a->token) {
     fprintf(stderr, "proflab %s: no lab token: give --token, --token-file or LAB_TOKEN\n", c->name);
-    return PL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   for (const char *p = a->token; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f) {
       fprintf(stderr, "proflab %s: the token contains a control character (a line break?)\n",
               c->name);
-      return PL_EXIT_USAGE;
+      return CLI_EXIT_USAGE;
     }
   return -1;
 }
 
-static lab_conn *connect_lab(const cmd_spec *c, const cli_args *a) {
+static cli_conn *connect_lab(const cmd_spec *c, const cli_args *a) {
   char err[256];
-  lab_conn_opts o = {.url = a->url, .token = a->token, .verbose = a->verbose};
-  lab_conn *conn = lab_conn_new(&o, err, sizeof(err));
+  cli_conn_opts o = {.url = a->url, .token = a->token, .verbose = a->verbose};
+  cli_conn *conn = cli_conn_new(&o, err, sizeof(err));
   if (!conn) fprintf(stderr, "proflab %s: %s\n", c->name, err);
   return conn;
 }
 
 /* Call and check: 0 with a 2xx JSON answer in *ans, else an exit status
  * (the reason printed). */
-static int call_ok(const cmd_spec *c, lab_conn *conn, const char *method, const char *path,
-                   long timeout_s, lab_answer *ans) {
+static int call_ok(const cmd_spec *c, cli_conn *conn, const char *method, const char *path,
+                   long timeout_s, cli_answer *ans) {
   char err[1024];
-  if (lab_call(conn, method, path, timeout_s, ans, err, sizeof(err)) != 0) {
+  if (cli_call(conn, method, path, timeout_s, ans, err, sizeof(err)) != 0) {
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (ans->status < 200 || ans->status > 299 || !json_is_object(ans->json)) {
-    lab_answer_reason(ans, err, sizeof(err));
+    cli_answer_reason(ans, err, sizeof(err));
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
-    lab_answer_free(ans);
-    return PL_EXIT_FAIL;
+    cli_answer_free(ans);
+    return CLI_EXIT_FAIL;
   }
   return 0;
 }
@@ -273,7 +274,7 @@ static const char *jstr(json_t *o, const char *k) {
 }
 static double jnum(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
-static void print_body(const lab_answer *ans) {
+static void print_body(const cli_answer *ans) {
   fwrite(ans->body, 1, ans->body_len, stdout);
   if (!ans->body_len || ans->body[ans->body_len - 1] != '\n') putchar('\n');
 }
@@ -303,18 +304,18 @@ static int simple_command(const cmd_spec *c, int argc, char **argv, const char *
   char path[256];
   long timeout = 60;
   build(&a, path, sizeof(path), &timeout);
-  lab_conn *conn = connect_lab(c, &a);
-  if (!conn) return PL_EXIT_FAIL;
-  lab_answer ans;
+  cli_conn *conn = connect_lab(c, &a);
+  if (!conn) return CLI_EXIT_FAIL;
+  cli_answer ans;
   rc = call_ok(c, conn, method, path, timeout, &ans);
   if (!rc) {
     if (a.json)
       print_body(&ans);
     else
       show(ans.json);
-    lab_answer_free(&ans);
+    cli_answer_free(&ans);
   }
-  lab_conn_free(conn);
+  cli_conn_free(conn);
   return rc;
 }
 
@@ -437,19 +438,19 @@ static const cmd_spec artifacts_spec = {
     NULL,
     NULL};
 
-int pl_cmd_status(int argc, char **argv) {
+int cli_cmd_status(int argc, char **argv) {
   return simple_command(&status_spec, argc, argv, "GET", build_status, NULL, show_status);
 }
-int pl_cmd_leak(int argc, char **argv) {
+int cli_cmd_leak(int argc, char **argv) {
   return simple_command(&leak_spec, argc, argv, "POST", build_leak, check_leak, show_leak);
 }
-int pl_cmd_clear(int argc, char **argv) {
+int cli_cmd_clear(int argc, char **argv) {
   return simple_command(&clear_spec, argc, argv, "POST", build_clear, NULL, show_clear);
 }
-int pl_cmd_jam(int argc, char **argv) {
+int cli_cmd_jam(int argc, char **argv) {
   return simple_command(&jam_spec, argc, argv, "POST", build_jam, check_jam, show_jam);
 }
-int pl_cmd_artifacts(int argc, char **argv) {
+int cli_cmd_artifacts(int argc, char **argv) {
   return simple_command(&artifacts_spec, argc, argv, "GET", build_artifacts, NULL, show_artifacts);
 }
 
@@ -457,15 +458,15 @@ int pl_cmd_artifacts(int argc, char **argv) {
 
 /* Download (name, task, sha256) to out (default: the name, here) and
  * report. trigger is the answer that named the artifact (may be NULL). */
-static int fetch_and_report(const cmd_spec *c, lab_conn *conn, const cli_args *a, const char *name,
+static int fetch_and_report(const cmd_spec *c, cli_conn *conn, const cli_args *a, const char *name,
                             const char *task, const char *sha256, json_t *trigger) {
   if (!pl_artifact_name_valid(name)) {
     fprintf(stderr,
             "proflab %s: the lab named an artifact '%.80s', which is not an artifact name\n",
             c->name, name);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
-  lab_download_opts o = {
+  cli_download_opts o = {
       .name = name,
       .task = task,
       .sha256 = sha256,
@@ -473,11 +474,11 @@ static int fetch_and_report(const cmd_spec *c, lab_conn *conn, const cli_args *a
       .attempts = a->attempts ? (unsigned)a->attempts : 20,
       .backoff_ms = 100,
   };
-  lab_download_result res;
+  cli_download_result res;
   char err[1536];
-  if (lab_download(conn, &o, &res, err, sizeof(err)) != 0) {
+  if (cli_download(conn, &o, &res, err, sizeof(err)) != 0) {
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
-    return PL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
   }
   if (a->json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:I, s:I, s:I}", "file", o.dest,
@@ -490,7 +491,7 @@ static int fetch_and_report(const cmd_spec *c, lab_conn *conn, const cli_args *a
     if (!text) {
       json_decref(j);
       fprintf(stderr, "proflab %s: out of memory\n", c->name);
-      return PL_EXIT_FAIL;
+      return CLI_EXIT_FAIL;
     }
     printf("%s\n", text);
     free(text);
@@ -501,17 +502,17 @@ static int fetch_and_report(const cmd_spec *c, lab_conn *conn, const cli_args *a
            human_bytes((double)res.bytes, b, sizeof(b)), res.task, res.sha256,
            sha256 && *sha256 ? " (verified)" : "");
   }
-  return PL_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 /* POST the trigger, then fetch what it wrote. */
 static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *path, long timeout) {
-  lab_conn *conn = connect_lab(c, a);
-  if (!conn) return PL_EXIT_FAIL;
-  lab_answer ans;
+  cli_conn *conn = connect_lab(c, a);
+  if (!conn) return CLI_EXIT_FAIL;
+  cli_answer ans;
   int rc = call_ok(c, conn, "POST", path, timeout, &ans);
   if (rc) {
-    lab_conn_free(conn);
+    cli_conn_free(conn);
     return rc;
   }
   const char *name = jstr(ans.json, "file");
@@ -522,13 +523,13 @@ static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *p
   if (!*name || !*task || !*sha) {
     fprintf(stderr, "proflab %s: the lab's answer lacks file, task or sha256: %.200s\n", c->name,
             ans.body);
-    rc = PL_EXIT_FAIL;
+    rc = CLI_EXIT_FAIL;
   } else {
     if (a->verbose) fprintf(stderr, "proflab %s: task %s wrote %s\n", c->name, task, name);
     rc = fetch_and_report(c, conn, a, name, task, sha, ans.json);
   }
-  lab_answer_free(&ans);
-  lab_conn_free(conn);
+  cli_answer_free(&ans);
+  cli_conn_free(conn);
   return rc;
 }
 
@@ -558,7 +559,7 @@ static const cmd_spec profile_spec = {
     "  --hz H             samples per second (default 1000)\n" DOWNLOAD_OPTS_HELP,
     (const char *const[]){"cpuprofile", "pprof", "folded", NULL}};
 
-int pl_cmd_profile(int argc, char **argv) {
+int cli_cmd_profile(int argc, char **argv) {
   const cmd_spec *c = &profile_spec;
   cli_args a;
   int rc = parse_args(c, argc, argv, &a);
@@ -582,7 +583,7 @@ static const cmd_spec snapshot_spec = {
     "                     pprof\n" DOWNLOAD_OPTS_HELP,
     (const char *const[]){"heapsnapshot", "heapprofile", "pprof", NULL}};
 
-int pl_cmd_snapshot(int argc, char **argv) {
+int cli_cmd_snapshot(int argc, char **argv) {
   const cmd_spec *c = &snapshot_spec;
   cli_args a;
   int rc = parse_args(c, argc, argv, &a);
@@ -607,7 +608,7 @@ static const cmd_spec download_spec = {
     "  --sha256 HEX       the expected SHA-256 (64 hex digits)\n" DOWNLOAD_OPTS_HELP,
     NULL};
 
-int pl_cmd_download(int argc, char **argv) {
+int cli_cmd_download(int argc, char **argv) {
   const cmd_spec *c = &download_spec;
   cli_args a;
   int rc = parse_args(c, argc, argv, &a);
@@ -624,9 +625,9 @@ int pl_cmd_download(int argc, char **argv) {
             (a.sha256[i] >= 'A' && a.sha256[i] <= 'F');
     if (!hex) return usage_error(c, "--sha256 '%.70s' must be 64 hex digits", a.sha256);
   }
-  lab_conn *conn = connect_lab(c, &a);
-  if (!conn) return PL_EXIT_FAIL;
+  cli_conn *conn = connect_lab(c, &a);
+  if (!conn) return CLI_EXIT_FAIL;
   rc = fetch_and_report(c, conn, &a, a.positional, a.task, a.sha256, NULL);
-  lab_conn_free(conn);
+  cli_conn_free(conn);
   return rc;
 }

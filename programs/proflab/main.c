@@ -6,16 +6,17 @@
 #include "cli.h"
 
 /* The commands, in the order `proflab --help` lists them. */
-static const pl_cli_command commands[] = {
-    {"status", "show the lab's state (memory, event-loop lag, profiler, artifacts)", pl_cmd_status},
-    {"leak", "make the lab leak N MiB", pl_cmd_leak},
-    {"clear", "free what the lab leaked", pl_cmd_clear},
-    {"jam", "jam the lab's event loop for N ms", pl_cmd_jam},
-    {"profile", "record a CPU profile, download and verify it", pl_cmd_profile},
-    {"snapshot", "take a heap snapshot, download and verify it", pl_cmd_snapshot},
-    {"artifacts", "list the lab's artifacts", pl_cmd_artifacts},
-    {"download", "download and verify one artifact", pl_cmd_download},
-    {"export", "get an artifact out of a container through an exec channel", pl_cmd_export},
+static const cli_command commands[] = {
+    {"status", "show the lab's state (memory, event-loop lag, profiler, artifacts)",
+     cli_cmd_status},
+    {"leak", "make the lab leak N MiB", cli_cmd_leak},
+    {"clear", "free what the lab leaked", cli_cmd_clear},
+    {"jam", "jam the lab's event loop for N ms", cli_cmd_jam},
+    {"profile", "record a CPU profile, download and verify it", cli_cmd_profile},
+    {"snapshot", "take a heap snapshot, download and verify it", cli_cmd_snapshot},
+    {"artifacts", "list the lab's artifacts", cli_cmd_artifacts},
+    {"download", "download and verify one artifact", cli_cmd_download},
+    {"export", "get an artifact out of a container through an exec channel", cli_cmd_export},
     {NULL, NULL, NULL},
 };
 
@@ -27,7 +28,8 @@ static void usage(FILE *f) {
           "containers. `proflab COMMAND --help` describes each command.\n"
           "\n"
           "commands:\n");
-  for (const pl_cli_command *c = commands; c->name; c++) fprintf(f, "  %-10s %s\n", c->name, c->summary);
+  for (const cli_command *c = commands; c->name; c++)
+    fprintf(f, "  %-10s %s\n", c->name, c->summary);
   fprintf(f,
           "\n"
           "exit status: 0 success, 1 the operation failed (reason on stderr),\n"
@@ -37,19 +39,19 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
-    return PL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
   const char *name = argv[1];
   if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
     usage(stdout);
-    return PL_EXIT_OK;
+    return CLI_EXIT_OK;
   }
   if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
     printf("proflab %s\n", PROFLAB_VERSION);
-    return PL_EXIT_OK;
+    return CLI_EXIT_OK;
   }
-  for (const pl_cli_command *c = commands; c->name; c++)
+  for (const cli_command *c = commands; c->name; c++)
     if (strcmp(c->name, name) == 0) return c->run(argc - 1, argv + 1);
   fprintf(stderr, "proflab: unknown command '%s' (see proflab --help)\n", name);
-  return PL_EXIT_USAGE;
+  return CLI_EXIT_USAGE;
 }

@@ -79,7 +79,8 @@ static void on_work(pl_request *r, void *arg) {
   uint64_t n = v[0];
   work_record *recs = work_build_records(n, (uint32_t)v[1]);
   if (!recs) {
-    pl_respond_error(r, 503, "out_of_memory", "could not allocate %llu records", (unsigned long long)n);
+    pl_respond_error(r, 503, "out_of_memory", "could not allocate %llu records",
+                     (unsigned long long)n);
     return;
   }
   pl_buf ser;
@@ -175,7 +176,7 @@ static void on_checksum(pl_request *r, void *arg) {
   pl_respond_json(r, 200, &b);
 }
 
-int business_mount(pl_server *s) {
+int svc_business_mount(pl_server *s) {
   int rc = 0;
   if (!rc) rc = pl_server_route(s, PL_GET, "/api/health", 0, on_health, NULL);
   if (!rc) rc = pl_server_route(s, PL_GET, "/api/work", 0, on_work, NULL);

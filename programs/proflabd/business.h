@@ -4,7 +4,9 @@
 
 #include "proflab/server.h"
 
-/* GET /api/health, GET /api/work, GET /api/primes, POST /api/checksum. */
-int business_mount(pl_server *server);
+/* Route GET /api/health, GET /api/work, GET /api/primes and
+ * POST /api/checksum on server (call before the server starts). Returns 0,
+ * or the first failing pl_server_route's negative errno. */
+int svc_business_mount(pl_server *server);
 
 #endif

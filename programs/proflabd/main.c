@@ -17,9 +17,10 @@
 #include "proflab/lab.h"
 #include "proflab/log.h"
 #include "proflab/loopmon.h"
+#include "proflab/metrics.h"
 #include "proflab/server.h"
 #include "common/util.h"
-#include "heap/heap.h"
+#include "proflab/heap.h"
 #include "export/helper.h"
 
 typedef struct app {
@@ -283,9 +284,9 @@ int main(int argc, char **argv) {
   int rc = pl_loopmon_configure(a.loop);
   if (rc) die("cannot enable loop metrics: %s", uv_strerror(rc));
   if ((rc = pl_loopmon_new(&a.mon, a.loop, 10)) != 0) die("loop monitor: %s", uv_strerror(rc));
-  whole_run wr;
+  svc_whole_run wr;
   if (cpu_profile_path && *cpu_profile_path &&
-      (rc = whole_run_start(&wr, a.loop, cpu_profile_path, err, sizeof(err))) != 0)
+      (rc = svc_whole_run_start(&wr, a.loop, cpu_profile_path, err, sizeof(err))) != 0)
     die("%s", err);
 
   scfg.host = host;
@@ -294,7 +295,7 @@ int main(int argc, char **argv) {
   if ((rc = pl_server_new(&a.server, a.loop, &scfg)) != 0) die("server: %s", strerror(-rc));
   if ((rc = pl_lab_new(&a.lab, a.loop, &lcfg, a.mon)) != 0)
     die("lab: artifact directory %s: %s", lcfg.artifact_dir, strerror(-rc));
-  if ((rc = business_mount(a.server)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
+  if ((rc = svc_business_mount(a.server)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
       (rc = pl_metrics_mount(a.server, a.mon, a.lab)) != 0)
     die("routes: %s", strerror(-rc));
   if ((rc = pl_server_start(a.server)) != 0)
@@ -326,7 +327,7 @@ int main(int argc, char **argv) {
 
   uv_run(a.loop, UV_RUN_DEFAULT);
 
-  if (cpu_profile_path && *cpu_profile_path) whole_run_finish(&wr);
+  if (cpu_profile_path && *cpu_profile_path) svc_whole_run_finish(&wr);
   pl_lab_free(a.lab);
   pl_log_flush();
   rc = uv_loop_close(a.loop);

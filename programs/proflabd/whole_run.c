@@ -11,15 +11,9 @@
 #include "common/util.h"
 #include "proflab/log.h"
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t a = strlen(s), b = strlen(suffix);
-  return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-int whole_run_start(whole_run *w, uv_loop_t *loop, const char *path, char *err, size_t errlen) {
+int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, char *err, size_t errlen) {
   memset(w, 0, sizeof(*w));
   w->path = path;
-  w->format = ends_with(path, ".pb.gz") ? 1 : ends_with(path, ".folded") ? 2 : 0;
   pl_cpu_options o = {.mode = PL_CPU_WALL, .hz = 1000};
   const char *mode = getenv("PROFLAB_CPU_PROFILE_MODE");
   if (mode && strcmp(mode, "cpu") == 0) o.mode = PL_CPU_CPU;
@@ -46,12 +40,16 @@ int whole_run_start(whole_run *w, uv_loop_t *loop, const char *path, char *err, 
   }
   close(fd);
   unlink(partial);
-  int rc = pl_loop_idle_track(loop, &w->idle);
+  int rc = pl_capture_new(&w->capture, PL_CAPTURE_CPU, pl_cpu_format_of_path(path),
+                          "the whole-run profile (PROFLAB_CPU_PROFILE)", NULL);
+  if (!rc) rc = pl_loop_idle_track(loop, &w->idle);
   if (!rc) {
     o.idle_flag = pl_loop_idle_flag(w->idle);
-    rc = pl_cpu_profiler_start(&o);
+    rc = pl_capture_cpu_start(w->capture, &o);
   }
   if (rc) {
+    pl_capture_free(w->capture);
+    w->capture = NULL;
     snprintf(err, errlen, "cannot start the whole-run CPU profile: %s", strerror(-rc));
     return rc;
   }
@@ -63,30 +61,34 @@ int whole_run_start(whole_run *w, uv_loop_t *loop, const char *path, char *err, 
   return 0;
 }
 
-void whole_run_finish(whole_run *w) {
-  pl_cpu_profile *p = NULL;
+void svc_whole_run_finish(svc_whole_run *w) {
   char partial[4200];
   snprintf(partial, sizeof(partial), "%s.partial", w->path);
-  int rc = pl_cpu_profiler_stop(&p);
-  if (!rc) rc = pl_cpu_profile_symbolize(p);
+  int rc = pl_capture_cpu_stop(w->capture);
+  if (!rc) rc = pl_capture_prepare(w->capture);
   int fd = -1;
   if (!rc) {
     fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) rc = -errno;
   }
   if (!rc) {
-    rc = pl_cpu_profile_write_fd(p, (pl_cpu_format)w->format, fd);
+    pl_sink sink;
+    pl_sink_init_fd(&sink, &fd);
+    rc = pl_capture_write(&sink, w->capture);
+    pl_sink_free(&sink);
     if (!rc && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && !rc) rc = -errno;
     if (!rc && rename(partial, w->path) != 0) rc = -errno;
     if (rc) unlink(partial);
   }
   pl_cpu_profile_info info = {0};
+  const pl_cpu_profile *p = pl_capture_cpu_profile(w->capture);
   if (p) pl_cpu_profile_get_info(p, &info);
   pl_json *j = pl_log_begin(rc ? "error" : "info", "cpu_profile_run_written");
   pl_json_kv_str(j, "path", w->path);
   pl_json_kv_uint(j, "samples", info.samples);
   if (rc) pl_json_kv_str(j, "error", strerror(-rc));
   pl_log_end();
-  pl_cpu_profile_free(p);
+  pl_capture_free(w->capture);
+  w->capture = NULL;
 }

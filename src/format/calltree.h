@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "format/hashtab.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
 
 #define PL__CT_NONE UINT32_MAX
 

@@ -7,11 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
 #include "proflab/buf.h"
 
 /* 0 when every sample's stack, every stack's frames and every weight obey
- * cpu_model.h, else -EINVAL. Writers call it first, so later code may
+ * proflab/cpu_profile.h, else -EINVAL. Writers call it first, so later code may
  * index without checks. */
 int pl__cpu_profile_check(const pl_cpu_profile *p);
 

@@ -1,4 +1,4 @@
-/* CPU profile writers: a pl_cpu_profile (profile/cpu_model.h) to the bytes
+/* CPU profile writers: a pl_cpu_profile (proflab/cpu_profile.h) to the bytes
  * of Chrome's .cpuprofile, pprof's profile.proto (gzip) and FlameGraph's
  * folded stacks.
  *
@@ -7,7 +7,7 @@
  * call), end with pl_sink_finish() so everything reached the sink's backend
  * (a memory sink keeps the bytes in out->buf), and return 0 or a negative
  * errno: the sink's error (sticky, see common/sink.h), -ENOMEM, or -EINVAL
- * for a model that breaks cpu_model.h (a stack or frame index out of range,
+ * for a model that breaks proflab/cpu_profile.h (a stack or frame index out of range,
  * a weight of 0). On error the bytes already handed to the sink are
  * partial; the caller discards them. The sink stays the caller's (init and
  * free). Output is deterministic for a given model.
@@ -18,7 +18,12 @@
 #define PL_FORMAT_CPU_WRITERS_H
 
 #include "common/sink.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
+#include "proflab/formats.h"
+
+/* The writer format f names (formats.c): the one CPU writer switch. -EINVAL
+ * for a value outside pl_cpu_format. */
+int pl_cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl_sink *out);
 
 /* Chrome DevTools / V8 `.cpuprofile` JSON (CDP Profiler.Profile); mode "cpu" synthesizes time. */
 int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out);

@@ -1,6 +1,6 @@
 /* Helpers shared by the heap profile writers (internal to src/format/).
  *
- * A "view" of a pl_heap_snapshot: the model checked against heap.h, its
+ * A "view" of a pl_heap_snapshot: the model checked against heap_snapshot.h, its
  * frames (the snapshot's own after pl_heap_snapshot_symbolize(), else one
  * synthesized frame per distinct pc, named "0x<call address>"), and, per
  * stack, the depth of its allocating frame (see pl_heap_alloc_frame()).
@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
-#include "heap/heap.h"
+#include "proflab/heap_snapshot.h"
 #include "proflab/buf.h"
 
 /* Names of the pseudo-frames the writers add. */
@@ -31,7 +31,7 @@ typedef struct pl__heap_view {
   pl_arena names;
 } pl__heap_view;
 
-/* Checks the model (-EINVAL when it breaks heap.h: an index out of range,
+/* Checks the model (-EINVAL when it breaks heap_snapshot.h: an index out of range,
  * sample ids not odd and increasing, a negative or non-finite estimate)
  * and builds the view (-ENOMEM). On error nothing needs freeing. */
 int pl__heap_view_init(pl__heap_view *v, const pl_heap_snapshot *s);

@@ -1,4 +1,4 @@
-/* Heap profile writers: a pl_heap_snapshot (heap/heap.h) to the bytes of
+/* Heap profile writers: a pl_heap_snapshot (proflab/heap_snapshot.h) to the bytes of
  * Chrome's .heapsnapshot, the CDP sampling heap profile (.heapprofile) and
  * pprof's heap profile (profile.proto, gzip).
  *
@@ -6,13 +6,13 @@
  * (pl_sink), only read the snapshot (never free or change it; its strings
  * must stay valid during the call), end with pl_sink_finish(), and return
  * 0 or a negative errno: the sink's error, -ENOMEM, or -EINVAL for a model
- * that breaks heap.h (a stack or frame index out of range, sample ids that
+ * that breaks heap_snapshot.h (a stack or frame index out of range, sample ids that
  * are not odd and strictly increasing, a negative or non-finite estimate,
  * a stack with frames but no pcs/frame indices). On error the bytes
  * already handed to the sink are partial; the caller discards them. The
  * sink stays the caller's. Output is deterministic for a given model.
  *
- * Symbolized or not: after pl_heap_snapshot_symbolize() frames carry
+ * Symbolized or not: after symbolization (proflab/symbolize.h) frames carry
  * function, file and line; before it (s->frames == NULL) every distinct pc
  * becomes a frame named "0x<address of the call>" (pc − 1).
  *
@@ -38,7 +38,12 @@
 #include <stdint.h>
 
 #include "common/sink.h"
-#include "heap/heap.h"
+#include "proflab/formats.h"
+#include "proflab/heap_snapshot.h"
+
+/* The writer format f names (formats.c): the one heap writer switch.
+ * -EINVAL for a value outside pl_heap_format. */
+int pl_heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl_sink *out);
 
 /* Chrome DevTools `.heapsnapshot` (what v8.writeHeapSnapshot() writes; the
  * Memory panel's "Load profile" reads it).

@@ -27,7 +27,7 @@
 #include "common/sink.h"
 #include "format/hashtab.h"
 #include "format/profile.pb-c.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
 
 typedef Perftools__Profiles__Profile pl__pb_profile;
 

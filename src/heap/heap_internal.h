@@ -1,7 +1,16 @@
-/* Internals shared by the heap tracker's files (track.c: core, interpose.c:
- * the malloc family or the sanitizer hooks, snapshot.c: copies for writers).
- * The fast paths are here, inline, so that malloc() and free() compile to a
- * few instructions around glibc's own call. */
+/* Internals shared by the heap tracker's files: the per-thread state and the inline fast paths. */
+/* The fast paths are here, inline, so that malloc() and free() compile to
+ * a few instructions around glibc's own call. The tracker's files:
+ *   interpose.c      the malloc family, or the sanitizer hooks
+ *   range.c          the address range sampled blocks are served from
+ *   track.c          the sampled path: the decision, the records, the mutex
+ *   stack_capture.c  a sample's call stack (fast half: stack_capture.h)
+ *   stacks.c         interned stacks
+ *   ptrset.c         the pointer set (sampled block → record), ASan's filter
+ *   init.c           pl_heap_init, the fork handlers
+ *   stats.c          pl_heap_get_stats
+ *   snapshot.c       copies for writers
+ * Their shared state: track_internal.h. */
 #ifndef PL_HEAP_INTERNAL_H
 #define PL_HEAP_INTERNAL_H
 
@@ -40,12 +49,12 @@ typedef struct pl__heap_tls {
    * allocation of n >= countdown crosses it and takes the slow path (so 0
    * sends every allocation there). */
   uint64_t countdown;
-  uint32_t busy;     /* recursion guard: > 0 while this thread is inside the tracker */
-  uint32_t started;  /* countdown drawn since tracking started */
-  uint64_t rng;      /* xorshift64* state */
-  uint32_t tid;      /* cached gettid() */
+  uint32_t busy;            /* recursion guard: > 0 while this thread is inside the tracker */
+  uint32_t started;         /* countdown drawn since tracking started */
+  uint64_t rng;             /* xorshift64* state */
+  uint32_t tid;             /* cached gettid() */
   uint64_t saved_countdown; /* countdown when busy went from 0 to 1 */
-  /* The mapping holding this thread's stack (stack capture: track.c);
+  /* The mapping holding this thread's stack (stack_capture.c);
    * 0, 0 until its first sample, 0, 1 if unknown. */
   uintptr_t stack_lo, stack_hi;
   uint32_t captures; /* stack captures on this thread (every 256th is checked) */
@@ -109,7 +118,8 @@ PL_HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
   return (int)((atomic_load_explicit(&f[c >> 6], memory_order_relaxed) >> (c & 63)) & 1);
 }
 
-/* Slow paths (track.c). pl__heap_on_sample returns p so that the
+/* Slow paths (track.c; pl__heap_take: ptrset.c; pl__heap_add_skip_range:
+ * stack_capture.c). pl__heap_on_sample returns p so that the
  * allocation functions can tail-call it: their frames are then gone by the
  * time the stack is captured, and every frame the unwinder walks costs
  * ~100 ns here. */

@@ -54,7 +54,7 @@
 #define NCLASS (4 + (RANGE_MAX_BITS - 6) * 4)
 #define LARGE_CLASS ((size_t)256 << 10)
 #define KEPT_MAX ((size_t)8 << 20) /* freed large blocks keep their pages up to this */
-#define HDR_MAGIC 0x706c6862u /* "plhb" */
+#define HDR_MAGIC 0x706c6862u      /* "plhb" */
 
 typedef struct range_hdr {
   uint32_t magic;
@@ -82,8 +82,9 @@ static struct {
  * power of two. */
 static unsigned class_of(size_t m) {
   if (m <= 64) return (unsigned)((m + 15) / 16) - 1;
-  unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(m - 1)); /* 2^e < m <= 2^(e+1) */
-  unsigned q = (unsigned)((m - 1) >> (e - 2));                               /* 4..7 */
+  unsigned e =
+      63u - (unsigned)__builtin_clzll((unsigned long long)(m - 1)); /* 2^e < m <= 2^(e+1) */
+  unsigned q = (unsigned)((m - 1) >> (e - 2));                      /* 4..7 */
   return 4 + (e - 6) * 4 + (q - 4);
 }
 

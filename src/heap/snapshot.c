@@ -1,29 +1,17 @@
-/* Snapshots of the tracker for the writers (see heap.h): copied in chunks
- * under the tracker's mutex, then sorted, summed and (on request)
- * symbolized outside it. The calling thread is "busy" throughout, so the
- * snapshot's own allocations (and libdwfl's) are not tracked. */
+/* Snapshots of the tracker (see proflab/heap.h): copied in chunks under the
+ * tracker's mutex into a heap snapshot model (proflab/heap_snapshot.h),
+ * then sorted and summed outside it. The calling thread is "busy"
+ * throughout, so the snapshot's own allocations are not tracked. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-#include "common/arena.h"
-#include "common/util.h"
 #include "heap/track_internal.h"
-#include "profile/symbolize.h"
 
 #define H pl__heap
 #define CHUNK 4096 /* records or stacks copied per hold of the mutex */
-
-typedef struct owner {
-  pl_heap_snapshot snap;
-  uintptr_t *pcs;     /* copy of the stacks' pcs */
-  uint32_t *frame_ix; /* stacks' frame indices, after symbolize */
-  pl_arena arena;     /* symbol strings */
-  int names_only;     /* frames have no file and lines */
-  size_t samples_bytes;
-} owner;
 
 /* The samples array (56 bytes a live sample, megabytes at T = 1): its own
  * mapping, the part the live samples will fill populated in one go.
@@ -41,7 +29,6 @@ static void *big_alloc(size_t n, size_t used) {
 }
 
 static void big_free(void *p, size_t n) {
-  if (!p) return;
   if (n < BIG_MIN) free(p);
   else munmap(p, n);
 }
@@ -101,27 +88,13 @@ static void sort_by_id(pl_heap_sample *v, size_t n) {
   free(out);
 }
 
-static void owner_free(owner *o) {
-  if (!o) return;
-  big_free(o->snap.samples, o->samples_bytes);
-  free(o->snap.stacks);
-  free(o->snap.frames);
-  free(o->pcs);
-  free(o->frame_ix);
-  pl_arena_free(&o->arena);
-  free(o);
-}
-
 int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   if (!pl_heap_running()) return -ENOENT;
   pl__heap_tls *t = &pl__heap_tls_state;
   int rc = -ENOMEM;
   pl__heap_busy_enter(t);
-  owner *o = calloc(1, sizeof(*o));
-  if (!o) goto out;
-  pl_arena_init(&o->arena);
-  pl_heap_snapshot *s = &o->snap;
-  s->owner = o;
+  pl_heap_snapshot *s = pl_heap_snapshot_new();
+  if (!s) goto out;
   s->sample_bytes = H.T;
 
   /* Records: the ones in use when we start; later ones may or may not be
@@ -130,9 +103,9 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   uint32_t hw = H.rec_hw;
   uint64_t live = H.live;
   pl__heap_unlock(t);
-  o->samples_bytes = (hw ? hw : 1) * sizeof(*s->samples);
-  s->samples = big_alloc(o->samples_bytes, (live + 1024) * sizeof(*s->samples));
-  if (!s->samples) goto out;
+  size_t samples_bytes = (hw ? hw : 1) * sizeof(*s->samples);
+  s->samples = big_alloc(samples_bytes, (live + 1024) * sizeof(*s->samples));
+  if (!s->samples || pl_heap_snapshot_adopt(s, s->samples, samples_bytes, big_free) != 0) goto out;
   size_t n = 0;
   for (uint32_t base = 0; base < hw; base += CHUNK) {
     uint32_t end = hw - base > CHUNK ? base + CHUNK : hw;
@@ -160,9 +133,10 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   uint32_t ns = H.nstacks;
   size_t npcs = H.npcs;
   pl__heap_unlock(t);
-  s->stacks = calloc(ns, sizeof(*s->stacks));
-  o->pcs = malloc((npcs ? npcs : 1) * sizeof(uintptr_t));
-  if (!s->stacks || !o->pcs) goto out;
+  s->stacks = calloc(ns ? ns : 1, sizeof(*s->stacks));
+  if (!s->stacks || pl_heap_snapshot_adopt(s, s->stacks, 0, NULL) != 0) goto out;
+  uintptr_t *pcs = malloc((npcs ? npcs : 1) * sizeof(uintptr_t));
+  if (!pcs || pl_heap_snapshot_adopt(s, pcs, 0, NULL) != 0) goto out;
   for (uint32_t base = 0; base < ns; base += CHUNK) {
     uint32_t end = ns - base > CHUNK ? base + CHUNK : ns;
     pl__heap_lock(t);
@@ -171,10 +145,10 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
       pl_heap_stack *x = &s->stacks[i];
       x->depth = k->depth;
       x->flags = k->flags;
-      x->pcs = o->pcs + k->off;
+      x->pcs = pcs + k->off;
       x->alloc_objects = k->alloc_objects;
       x->alloc_bytes = k->alloc_bytes;
-      memcpy(o->pcs + k->off, H.pcs + k->off, k->depth * sizeof(uintptr_t));
+      memcpy(pcs + k->off, H.pcs + k->off, k->depth * sizeof(uintptr_t));
     }
     pl__heap_unlock(t);
   }
@@ -200,86 +174,15 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
     s->inuse_bytes += x->weight_bytes;
   }
   *out = s;
-  o = NULL;
+  s = NULL;
   rc = 0;
 out:
-  owner_free(o);
+  pl_heap_snapshot_free(s);
   pl__heap_busy_exit(t);
   return rc;
 }
 
-/* Distinct pcs → frames, through an open-addressing table of frame ids. */
-/* Back to "not symbolized" (the caller is busy). */
-static void drop_frames(pl_heap_snapshot *s, owner *o) {
-  free(s->frames);
-  free(o->frame_ix);
-  s->frames = NULL;
-  o->frame_ix = NULL;
-  s->nframes = 0;
-  for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].frames = NULL;
-}
+void pl_heap_untracked_begin(void) { pl__heap_busy_enter(&pl__heap_tls_state); }
 
-static int symbolize(pl_heap_snapshot *s, unsigned flags) {
-  owner *o = s->owner;
-  pl__heap_tls *t = &pl__heap_tls_state;
-  if (s->frames && ((flags & PL_SYMBOLIZE_NAMES) || !o->names_only)) return 0; /* enough */
-  int rc = -ENOMEM;
-  pl__heap_busy_enter(t);
-  if (s->frames) drop_frames(s, o); /* names only so far: again, with lines */
-  size_t total = 0;
-  for (size_t i = 0; i < s->nstacks; i++) total += s->stacks[i].depth;
-  size_t cap = 16;
-  while (cap < total * 2) cap <<= 1;
-  uint32_t *table = calloc(cap, sizeof(uint32_t)); /* frame id + 1 */
-  uintptr_t *addrs = malloc((total ? total : 1) * sizeof(uintptr_t));
-  o->frame_ix = malloc((total ? total : 1) * sizeof(uint32_t));
-  pl_symbolizer *sym = NULL;
-  size_t nf = 0;
-  if (!table || !addrs || !o->frame_ix) goto out;
-  size_t pos = 0;
-  for (size_t i = 0; i < s->nstacks; i++) {
-    pl_heap_stack *k = &s->stacks[i];
-    k->frames = o->frame_ix + pos;
-    for (uint32_t d = 0; d < k->depth; d++) {
-      uintptr_t pc = k->pcs[d] - 1; /* return address → call instruction */
-      size_t h = pl_mix64(pc) & (cap - 1);
-      while (table[h] && addrs[table[h] - 1] != pc) h = (h + 1) & (cap - 1);
-      if (!table[h]) {
-        addrs[nf++] = pc;
-        table[h] = (uint32_t)nf;
-      }
-      k->frames[d] = table[h] - 1;
-    }
-    pos += k->depth;
-  }
-  s->frames = calloc(nf ? nf : 1, sizeof(pl_frame));
-  if (!s->frames) goto out;
-  if ((rc = pl_symbolizer_new(&sym)) != 0) goto out;
-  for (size_t i = 0; i < nf && !rc; i++)
-    rc = pl_symbolize_flags(sym, addrs[i], &o->arena, &s->frames[i], flags);
-  if (!rc) {
-    s->nframes = nf;
-    o->names_only = (flags & PL_SYMBOLIZE_NAMES) != 0;
-  }
-out:
-  if (rc) drop_frames(s, o); /* a later attempt allocates its own */
-  pl_symbolizer_free(sym);
-  free(table);
-  free(addrs);
-  pl__heap_busy_exit(t);
-  return rc;
-}
+void pl_heap_untracked_end(void) { pl__heap_busy_exit(&pl__heap_tls_state); }
 
-int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) { return symbolize(s, 0); }
-
-int pl_heap_snapshot_symbolize_names(pl_heap_snapshot *s) {
-  return symbolize(s, PL_SYMBOLIZE_NAMES);
-}
-
-void pl_heap_snapshot_free(pl_heap_snapshot *s) {
-  if (!s) return;
-  pl__heap_tls *t = &pl__heap_tls_state;
-  pl__heap_busy_enter(t);
-  owner_free(s->owner);
-  pl__heap_busy_exit(t);
-}

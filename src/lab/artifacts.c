@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "lab/lab_internal.h"
+#include "lab/answer.h"
 #include "proflab/log.h"
 
 #define ARTIFACTS_PREFIX "/api/lab/artifacts/"
@@ -35,7 +35,7 @@ typedef struct hash_entry {
   char sha256[65];
 } hash_entry;
 
-struct lab_artifacts {
+struct pl__lab_artifacts {
   pthread_mutex_t lock; /* guards the cache: the loop thread and the pool use it */
   uint64_t tick;
   hash_entry cache[HASH_CACHE_MAX];
@@ -51,8 +51,8 @@ typedef struct list_job {
   unsigned hashed; /* files read by this listing (cache misses) */
 } list_job;
 
-int lab_artifacts_init(pl_lab *lab) {
-  struct lab_artifacts *a = calloc(1, sizeof(*a));
+int pl__lab_artifacts_init(pl_lab *lab) {
+  struct pl__lab_artifacts *a = calloc(1, sizeof(*a));
   if (!a) return -ENOMEM;
   int rc = pthread_mutex_init(&a->lock, NULL);
   if (rc) {
@@ -63,7 +63,7 @@ int lab_artifacts_init(pl_lab *lab) {
   return 0;
 }
 
-void lab_artifacts_free(pl_lab *lab) {
+void pl__lab_artifacts_free(pl_lab *lab) {
   if (!lab->artifacts) return;
   pthread_mutex_destroy(&lab->artifacts->lock);
   free(lab->artifacts);
@@ -73,7 +73,7 @@ void lab_artifacts_free(pl_lab *lab) {
 /* ---- the hash cache ---------------------------------------------------- */
 
 /* Copy the cached hash of (name, bytes, mtime) into out; 1 if found. */
-static int cache_get(struct lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
+static int cache_get(struct pl__lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
                      char out[65]) {
   int found = 0;
   pthread_mutex_lock(&a->lock);
@@ -90,7 +90,7 @@ static int cache_get(struct lab_artifacts *a, const char *name, uint64_t bytes, 
   return found;
 }
 
-static void cache_put(struct lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
+static void cache_put(struct pl__lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
                       const char sha256[65]) {
   pthread_mutex_lock(&a->lock);
   hash_entry *slot = &a->cache[0];
@@ -117,7 +117,7 @@ static uint64_t mtime_ns_of(const struct stat *st) {
 /* Thread pool: hash what the cache does not know. Returns 0, or -ENOENT
  * when the file went away (pruned) since it was listed. */
 static int hash_item(list_job *job, pl_artifact *it) {
-  struct lab_artifacts *a = job->lab->artifacts;
+  struct pl__lab_artifacts *a = job->lab->artifacts;
   if (cache_get(a, it->name, it->bytes, it->created_wall_ns, it->sha256)) return 0;
   struct stat st;
   int fd = pl_artifact_open(&job->lab->store, it->name, &st);
@@ -172,7 +172,7 @@ static void after_list(uv_work_t *w, int status) {
   pl_json_kv_uint(lj, "hashed", job->hashed);
   pl_buf b;
   pl_json j;
-  lab_answer_open(lab, &b, &j);
+  pl__lab_answer_open(lab, &b, &j);
   pl_json_kv_str(&j, "dir", lab->store.dir);
   pl_json_kv_int(&j, "count", job->n);
   pl_json_kv_bool(&j, "truncated", job->n >= LIST_MAX);
@@ -204,9 +204,9 @@ out:
   free(job);
 }
 
-void lab_on_artifacts_list(pl_request *r, void *arg) {
+static void on_artifacts_list(pl_request *r, void *arg) {
   pl_lab *lab = arg;
-  if (lab_guard(lab, r)) return;
+  if (pl__lab_guard(lab, r)) return;
   if (pl_request_params(r, NULL, 0, NULL)) return;
   list_job *job = calloc(1, sizeof(*job));
   pl_artifact *items = job ? malloc(LIST_MAX * sizeof(*items)) : NULL;
@@ -304,9 +304,9 @@ static int if_range_matches(const char *v, const char *etag, const char *last_mo
   return strcmp(v, last_modified) == 0;
 }
 
-void lab_on_artifact_get(pl_request *r, void *arg) {
+static void on_artifact_get(pl_request *r, void *arg) {
   pl_lab *lab = arg;
-  if (lab_guard(lab, r)) return;
+  if (pl__lab_guard(lab, r)) return;
   if (pl_request_params(r, NULL, 0, NULL)) return;
   const char *path = pl_request_path(r);
   const char *name = path + strlen(ARTIFACTS_PREFIX);
@@ -368,4 +368,31 @@ void lab_on_artifact_get(pl_request *r, void *arg) {
   }
   pl_json_kv_uint(lj, "bytes", len);
   pl_respond_fd(r, status, "application/octet-stream", fd, start, len);
+}
+
+/* The newest artifacts, for the status answer (names and sizes; no hashes). */
+void pl__lab_artifacts_status(pl_lab *lab, pl_json *j) {
+  enum { MAX_LISTED = 50 };
+  pl_json_key(j, "artifacts");
+  pl_json_arr_open(j);
+  pl_artifact *list = malloc(MAX_LISTED * sizeof(*list));
+  int n = list ? pl_artifact_list(&lab->store, list, MAX_LISTED) : 0;
+  for (int i = 0; i < n; i++) {
+    char created[40];
+    pl_format_iso8601(list[i].created_wall_ns, created, sizeof(created));
+    pl_json_obj_open(j);
+    pl_json_kv_str(j, "name", list[i].name);
+    pl_json_kv_uint(j, "bytes", list[i].bytes);
+    pl_json_kv_str(j, "created", created);
+    pl_json_kv_str(j, "kind", pl_artifact_kind(list[i].name));
+    pl_json_obj_close(j);
+  }
+  free(list);
+  pl_json_arr_close(j);
+}
+
+int pl__lab_artifacts_mount(pl_lab *lab, pl_server *server) {
+  int rc = pl_server_route(server, PL_GET, "/api/lab/artifacts", 0, on_artifacts_list, lab);
+  if (!rc) rc = pl_server_route(server, PL_GET, "/api/lab/artifacts/", 1, on_artifact_get, lab);
+  return rc;
 }

@@ -4,7 +4,6 @@
 #include "proflab/profiler.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,12 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/arena.h"
-#include "common/sink.h"
 #include "common/util.h"
-#include "format/cpu_writers.h"
-#include "profile/cpu_model.h"
-#include "profile/symbolize.h"
+#include "proflab/cpu_profile.h"
+#include "profile/thread_start.h"
 #include "sample/ring.h"
 #include "sample/sigprof.h"
 #include "sample/unwind.h"
@@ -33,10 +29,10 @@
 #define RESCAN_EVERY_NS 100000000u
 #define TICKER_AVOID_EVERY_NS 100000000u
 
-/* Everything a profile owns, behind pl_cpu_profile.arena. */
+/* What a recording builds: the profile (model) and the interning tables
+ * that are dropped when it is handed over. */
 typedef struct owner {
-  pl_arena arena;
-  pl_cpu_profile profile;
+  pl_cpu_profile *profile;
   /* interning */
   uint64_t *pc_keys;   /* open addressing: adjusted pc + 1 (0 = empty) */
   uint32_t *pc_vals;
@@ -52,7 +48,6 @@ typedef struct owner {
   size_t stk_table_cap;
   pl_cpu_sample *samples;
   size_t nsamples, samples_cap;
-  uint64_t idle_samples;
   int error;
 } owner;
 
@@ -172,7 +167,7 @@ static int add_sample(owner *o, const pl_raw_sample *s) {
   uint32_t stack;
   if (s->flags & PL_RAW_IDLE) {
     stack = PL_STACK_IDLE;
-    o->idle_samples++;
+    o->profile->idle_samples++;
   } else if (s->depth == 0) {
     stack = PL_STACK_PROGRAM;
   } else {
@@ -254,22 +249,10 @@ static void scan_threads(running *r) {
 }
 
 /* ---- new threads ----------------------------------------------------- */
-/* CPU timers cover only threads that exist when they are armed. The
- * collector rescans /proc/self/task every 100 ms, but a thread born in
- * between would lose up to 100 ms of CPU time. So pthread_create is wrapped
- * (this definition interposes glibc's for the program and the libraries it
- * loads): while a cpu-mode profile runs, a new thread arms its own timer
- * before running its start routine. */
-
-typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
-static _Atomic int cpu_mode_running;
-
-typedef struct thread_start {
-  void *(*fn)(void *);
-  void *arg;
-} thread_start;
-
-static void register_this_thread(void) {
+/* CPU timers cover only threads that exist when they are armed; the
+ * pthread_create wrapper (thread_start.c) calls this in a new thread,
+ * before its start routine, while a cpu-mode profile runs. */
+void pl__cpu_profiler_thread_started(void) {
   pthread_mutex_lock(&prof_lock);
   running *r = current;
   if (r && r->mode == PL_CPU_CPU && !atomic_load(&r->stop)) {
@@ -282,31 +265,6 @@ static void register_this_thread(void) {
     }
   }
   pthread_mutex_unlock(&prof_lock);
-}
-
-static void *thread_trampoline(void *p) {
-  thread_start ts = *(thread_start *)p;
-  free(p);
-  register_this_thread();
-  return ts.fn(ts.arg);
-}
-
-int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
-  static _Atomic(pthread_create_fn) real;
-  pthread_create_fn f = atomic_load(&real);
-  if (!f) {
-    f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
-    if (!f) return EAGAIN;
-    atomic_store(&real, f);
-  }
-  if (!atomic_load_explicit(&cpu_mode_running, memory_order_relaxed)) return f(t, attr, fn, arg);
-  thread_start *ts = malloc(sizeof(*ts));
-  if (!ts) return f(t, attr, fn, arg); /* the rescan still finds it */
-  ts->fn = fn;
-  ts->arg = arg;
-  int rc = f(t, attr, thread_trampoline, ts);
-  if (rc) free(ts);
-  return rc;
 }
 
 /* ---- wall mode: the ticker -------------------------------------------- */
@@ -427,18 +385,23 @@ static void *collector_main(void *arg) {
   return NULL;
 }
 
-static void owner_free(owner *o) {
-  if (!o) return;
+/* The interning tables; the profile stays. */
+static void owner_free_tables(owner *o) {
   free(o->pc_keys);
   free(o->pc_vals);
   free(o->pcs);
-  free(o->pool);
   free(o->stk_off);
   free(o->stk_depth);
   free(o->stk_hash);
   free(o->stk_table);
+}
+
+static void owner_free(owner *o) {
+  if (!o) return;
+  owner_free_tables(o);
   free(o->samples);
-  pl_arena_free(&o->arena);
+  free(o->pool);
+  pl_cpu_profile_free(o->profile);
   free(o);
 }
 
@@ -455,16 +418,14 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   }
   running *r = calloc(1, sizeof(*r));
   owner *o = calloc(1, sizeof(*o));
-  if (!r || !o) { rc = -ENOMEM; goto fail; }
-  pl_arena_init(&o->arena);
+  if (!r || !o || !(o->profile = pl_cpu_profile_new())) { rc = -ENOMEM; goto fail; }
   r->own = o;
   r->mode = opts->mode;
   r->period_ns = 1000000000u / hz;
   if ((rc = pl_ring_init(&r->ring, RING_SLOTS)) != 0) goto fail;
   uint32_t wall_tid = opts->wall_tid ? opts->wall_tid : gettid_u32();
-  o->profile.period_ns = r->period_ns;
-  o->profile.mode = opts->mode == PL_CPU_WALL ? "wall" : "cpu";
-  o->profile.arena = o;
+  o->profile->period_ns = r->period_ns;
+  o->profile->mode = opts->mode == PL_CPU_WALL ? "wall" : "cpu";
   /* the collector must exist before cpu-mode scanning, to leave it out */
   if ((rc = -pthread_create(&r->collector, NULL, collector_main, r)) != 0) goto fail;
   while (!r->collector_tid) {
@@ -474,8 +435,8 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   if (opts->mode == PL_CPU_WALL) r->tids[0] = wall_tid;
   pl_sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
                    wall_tid);
-  o->profile.start_ns = pl_now_ns();
-  o->profile.start_wall_ns = pl_wall_ns();
+  o->profile->start_ns = pl_now_ns();
+  o->profile->start_wall_ns = pl_wall_ns();
   if (opts->mode == PL_CPU_WALL) {
     r->wall_tid = wall_tid;
     if (wall_timer_wanted()) {
@@ -490,7 +451,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
     if (r->ntimers == 0) { rc = -EAGAIN; goto fail_running; }
   }
   current = r;
-  if (opts->mode == PL_CPU_CPU) atomic_store(&cpu_mode_running, 1);
+  if (opts->mode == PL_CPU_CPU) pl__thread_start_watch(1);
   pthread_mutex_unlock(&prof_lock);
   return 0;
 fail_running:
@@ -526,27 +487,27 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
     return -ENOENT;
   }
   current = NULL;
-  atomic_store(&cpu_mode_running, 0);
+  pl__thread_start_watch(0);
   atomic_store(&r->stop, 1);
   for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
   if (r->has_ticker) pthread_join(r->ticker, NULL); /* wakes within a period */
   owner *o = r->own;
-  o->profile.end_ns = pl_now_ns();
-  o->profile.signals = pl_sigprof_signals();
+  o->profile->end_ns = pl_now_ns();
+  o->profile->signals = pl_sigprof_signals();
   pl_unwind_stats us;
   pl_unwind_get_stats(&us);
-  o->profile.unwind_fp = us.captures > us.dwarf ? us.captures - us.dwarf : 0;
-  o->profile.unwind_cached = us.cached;
-  o->profile.unwind_dwarf = us.dwarf;
-  o->profile.unwind_verified = us.verified;
-  o->profile.unwind_mismatched = us.mismatched;
-  o->profile.unwind_fell_back = us.fell_back;
+  o->profile->unwind_fp = us.captures > us.dwarf ? us.captures - us.dwarf : 0;
+  o->profile->unwind_cached = us.cached;
+  o->profile->unwind_dwarf = us.dwarf;
+  o->profile->unwind_verified = us.verified;
+  o->profile->unwind_mismatched = us.mismatched;
+  o->profile->unwind_fell_back = us.fell_back;
   pl_sigprof_end();
   pl_sigprof_quiesce();
   pthread_mutex_unlock(&prof_lock);
   pthread_join(r->collector, NULL);
   drain(r);
-  o->profile.dropped = atomic_load(&r->ring.dropped);
+  o->profile->dropped = atomic_load(&r->ring.dropped);
   pl_ring_free(&r->ring);
   free(r);
   if (o->error) {
@@ -556,13 +517,18 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   }
   /* Threads' samples interleave slightly out of order in the ring. */
   if (o->nsamples) qsort(o->samples, o->nsamples, sizeof(*o->samples), by_time);
-  pl_cpu_profile *p = &o->profile;
+  pl_cpu_profile *p = o->profile;
   p->samples = o->samples;
   p->nsamples = o->nsamples;
+  uint32_t *pool = o->pool;
+  int rc = pl_cpu_profile_adopt(p, o->samples); /* the profile frees them from here on */
+  o->samples = NULL;
+  int rc2 = pl_cpu_profile_adopt(p, o->pool);
+  o->pool = NULL;
   p->nframes = o->npcs;
-  p->frames = pl_arena_alloc(&o->arena, (o->npcs ? o->npcs : 1) * sizeof(pl_frame));
-  p->stacks = pl_arena_alloc(&o->arena, (o->nstacks ? o->nstacks : 1) * sizeof(pl_cpu_stack));
-  if (!p->frames || !p->stacks) {
+  p->frames = pl_cpu_profile_alloc(p, (o->npcs ? o->npcs : 1) * sizeof(pl_frame));
+  p->stacks = pl_cpu_profile_alloc(p, (o->nstacks ? o->nstacks : 1) * sizeof(pl_cpu_stack));
+  if (rc || rc2 || !p->frames || !p->stacks) {
     owner_free(o);
     return -ENOMEM;
   }
@@ -575,62 +541,12 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   p->nstacks = o->nstacks;
   for (size_t i = 0; i < o->nstacks; i++) {
     p->stacks[i].depth = o->stk_depth[i];
-    p->stacks[i].frames = o->pool + o->stk_off[i];
+    p->stacks[i].frames = pool + o->stk_off[i];
   }
+  owner_free_tables(o);
+  free(o);
   *out = p;
   return 0;
-}
-
-int pl_cpu_profile_symbolize(pl_cpu_profile *p) {
-  owner *o = p->arena;
-  pl_symbolizer *sym;
-  int rc = pl_symbolizer_new(&sym);
-  if (rc) return rc;
-  for (size_t i = 0; i < p->nframes && !rc; i++)
-    rc = pl_symbolize(sym, p->frames[i].address, &o->arena, &p->frames[i]);
-  pl_symbolizer_free(sym);
-  return rc;
-}
-
-int pl_cpu_profile_write_fd(const pl_cpu_profile *p, pl_cpu_format format, int fd) {
-  pl_sink sink;
-  pl_sink_init_fd(&sink, &fd);
-  int rc = format == PL_FMT_PPROF    ? pl_pprof_cpu_write(p, &sink)
-           : format == PL_FMT_FOLDED ? pl_folded_write(p, &sink)
-                                     : pl_cpuprofile_write(p, &sink);
-  pl_sink_free(&sink);
-  return rc;
-}
-
-void pl_cpu_profile_free(pl_cpu_profile *p) {
-  if (p) owner_free(p->arena);
-}
-
-void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info) {
-  const owner *o = p->arena;
-  memset(info, 0, sizeof(*info));
-  info->samples = p->nsamples;
-  info->idle_samples = o->idle_samples;
-  info->signals = p->signals;
-  info->unwind_fp = p->unwind_fp;
-  info->unwind_cached = p->unwind_cached;
-  info->unwind_dwarf = p->unwind_dwarf;
-  info->unwind_verified = p->unwind_verified;
-  info->unwind_mismatched = p->unwind_mismatched;
-  info->unwind_fell_back = p->unwind_fell_back;
-  info->dropped = p->dropped;
-  info->period_ns = p->period_ns;
-  info->duration_ns = p->end_ns - p->start_ns;
-  uint32_t seen[64];
-  unsigned nseen = 0;
-  for (size_t i = 0; i < p->nsamples; i++) {
-    info->weight += p->samples[i].weight;
-    unsigned k;
-    for (k = 0; k < nseen; k++)
-      if (seen[k] == p->samples[i].tid) break;
-    if (k == nseen && nseen < 64) seen[nseen++] = p->samples[i].tid;
-  }
-  info->threads = nseen;
 }
 
 /* ---- loop idle tracking ----------------------------------------------- */

@@ -71,7 +71,7 @@ void pl_unwind_test_no_fallback(int on);
  * is linked into; known after pl_unwind_init). */
 int pl_unwind_pc_is_ours(uintptr_t pc);
 
-/* ---- shared with the heap tracker's synchronous capture (heap/track.c) --
+/* ---- shared with the heap tracker's synchronous capture (heap/stack_capture.c) --
  * Its stacks start in its own frames (no signal, no ucontext), so it walks
  * the same frame-pointer chain with bounds it finds per thread, and keeps
  * suffixes of its own (under its mutex) in the same format. */

@@ -1,4 +1,4 @@
-/* The tracker's frame-pointer stack capture (track.c, "stack capture"),
+/* The tracker's frame-pointer stack capture (stack_capture.c),
  * T = 1 (every allocation is a sample).
  *
  * `test-heap-unwind` (mode verify): every sample is captured both ways and

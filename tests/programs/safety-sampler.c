@@ -48,7 +48,8 @@
 #include <unistd.h>
 
 #include "proflab/profiler.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
+#include "proflab/symbolize.h"
 
 /* AddressSanitizer's allocator (gcc 12's libsanitizer) takes no locks
  * around fork(): a child that mallocs can hang on a lock another thread

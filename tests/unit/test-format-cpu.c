@@ -25,7 +25,7 @@
 #include "common/sink.h"
 #include "format/cpu_writers.h"
 #include "format/profile.pb-c.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
 
 /* ---- the fixture -------------------------------------------------------- */
 

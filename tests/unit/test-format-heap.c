@@ -39,7 +39,7 @@
 #include "format/heap_common.h"
 #include "format/heap_writers.h"
 #include "format/profile.pb-c.h"
-#include "heap/heap.h"
+#include "proflab/heap.h"
 
 /* ---- the fixture -------------------------------------------------------- */
 

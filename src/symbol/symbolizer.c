@@ -1,5 +1,5 @@
-/* Symbolization with libdwfl (see symbolize.h). */
-#include "profile/symbolize.h"
+/* The process's libdwfl session: addresses to function, file and line (see symbolizer.h). */
+#include "symbol/symbolizer.h"
 
 #include <errno.h>
 #include <link.h>

@@ -1,4 +1,4 @@
-/* The heap tracker: sampled malloc interposition (issue 4).
+/* proflab — the heap tracker: sampled malloc interposition.
  *
  * What it does. Linking this library into a program replaces the malloc
  * family (malloc, free, calloc, realloc, reallocarray, posix_memalign,
@@ -32,7 +32,7 @@
  *   takes no lock and loads nothing but one word written once at start-up:
  *   an xor, a shift and a compare against the range. (Under ASan, where
  *   blocks are ASan's: a hash and one atomic load of a bitmap word; see
- *   track.c.) The free() of a sampled block takes no lock either
+ *   ptrset.c.) The free() of a sampled block takes no lock either
  *   (compare-and-swaps and lock-free pushes); its accounting is settled by
  *   the next holder of the mutex, and its memory is reused by the next
  *   sampled allocation of its size class.
@@ -42,7 +42,8 @@
  *   allocator, libgcc's unwinder or any user code, and pthread_atfork
  *   handlers take it around fork() so the child never inherits it held by
  *   a thread that does not exist there.
- * - pl_heap_snapshot_take(), pl_heap_get_stats(): any thread, concurrently
+ * - pl_heap_snapshot_take(), pl_heap_get_stats(), pl_heap_untracked_begin()
+ *   and _end(): any thread, concurrently
  *   with allocations in every other thread. A snapshot copies the tracker's
  *   state in chunks (the mutex is held for at most a few thousand records
  *   at a time), so it is consistent per allocation, not globally: an
@@ -72,23 +73,19 @@
  * nothing references the archive member, and the per-thread state uses
  * initial-exec TLS, which a dlopen()ed shared object cannot have.
  */
-#ifndef PL_HEAP_HEAP_H
-#define PL_HEAP_HEAP_H
+#ifndef PROFLAB_HEAP_H
+#define PROFLAB_HEAP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile/cpu_model.h" /* pl_frame */
+#include "proflab/heap_snapshot.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define PL_HEAP_DEFAULT_SAMPLE_BYTES 524288u
-
-/* Stack capture (PROFLAB_HEAP_UNWIND; see docs/internals.md, "Heap stacks"). */
-enum { PL_HEAP_UNWIND_DWARF, PL_HEAP_UNWIND_FP, PL_HEAP_UNWIND_VERIFY };
-#define PL_HEAP_MAX_FRAMES 64 /* deeper stacks keep their 64 innermost frames */
 
 typedef struct pl_heap_options {
   /* Mean sampling interval T in bytes; 1 records every allocation.
@@ -112,100 +109,20 @@ int pl_heap_running(void);
 /* 1 when allocations are observed through sanitizer hooks, not interposed. */
 int pl_heap_uses_sanitizer_hooks(void);
 
-/* Counters since pl_heap_init(). Estimates are sums of sample weights. */
-typedef struct pl_heap_stats {
-  uint64_t sample_bytes;    /* T */
-  double alloc_objects;     /* estimated allocations made */
-  double alloc_bytes;       /* estimated bytes allocated */
-  double inuse_objects;     /* estimated live allocations */
-  double inuse_bytes;       /* estimated live bytes */
-  uint64_t samples;         /* allocations sampled so far */
-  uint64_t live_samples;    /* sampled allocations not yet freed */
-  uint64_t dropped_samples; /* sampled but not kept: max_samples or the table was full */
-  uint64_t unknown_stacks;  /* samples recorded with the unknown stack (stack table full) */
-  uint64_t stacks;          /* distinct stacks recorded */
-  uint64_t max_samples, max_stacks;
-  uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
-  /* How the samples' stacks were captured (PROFLAB_HEAP_UNWIND): by frame
-   * pointers (alone or with a cached suffix); with libgcc's DWARF unwinder;
-   * both, a frame-pointer stack checked by DWARF (verify mode: all of them;
-   * fp mode: every 256th a thread takes), so fp + dwarf - checked =
-   * samples. mismatch: frame-pointer results DWARF disagreed with, on those
-   * checks and on cache misses (where the walk's part is compared). */
-  uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
-  int unwind_mode;       /* PL_HEAP_UNWIND_*: how stacks are captured now */
-  int unwind_fell_back;  /* fp was given up for dwarf after a disagreement */
-  uint64_t tracker_reserved;/* the bound: all tables at their maximum (mapped
-                               once, MAP_NORESERVE, touched as they fill) */
-} pl_heap_stats;
-
 /* Fill st (zeros when not running). Takes the mutex briefly. */
 void pl_heap_get_stats(pl_heap_stats *st);
 
-enum {
-  PL_HEAP_STACK_TRUNCATED = 1u << 0, /* deeper than PL_HEAP_MAX_FRAMES */
-  PL_HEAP_STACK_UNKNOWN = 1u << 1,   /* the stack table was full: no frames */
-};
-
-/* A distinct allocation stack. */
-typedef struct pl_heap_stack {
-  uint32_t depth;
-  uint32_t flags;          /* PL_HEAP_STACK_* */
-  /* Return addresses, innermost first: pcs[0] is in the function that
-   * called malloc (or calloc, realloc, ...; or a libc function such as
-   * strdup that did). Look each up at pc − 1 (the call instruction). */
-  const uintptr_t *pcs;
-  /* After pl_heap_snapshot_symbolize(): indices into the snapshot's frames,
-   * innermost first, same depth; NULL before. */
-  uint32_t *frames;
-  double alloc_objects, alloc_bytes; /* cumulative estimates since init */
-  double inuse_objects, inuse_bytes; /* live estimates: sums over this snapshot's samples */
-} pl_heap_stack;
-
-/* A live sampled allocation. */
-typedef struct pl_heap_sample {
-  uint64_t id;             /* odd, unique, increasing in allocation order; the
-                              same in every snapshot while the block lives */
-  uint64_t size;           /* bytes requested */
-  uint64_t time_ns;        /* CLOCK_MONOTONIC when it was allocated */
-  uintptr_t address;       /* the block (it may be freed once the snapshot is taken) */
-  double weight_objects;   /* allocations it stands for: 1/(1 − e^(−size/T)); 1 when T = 1 */
-  double weight_bytes;     /* bytes it stands for: size × weight_objects */
-  uint32_t stack;          /* index into pl_heap_snapshot.stacks */
-  uint32_t tid;            /* allocating thread */
-} pl_heap_sample;
-
-/* What a snapshot copied: the model the writers (.heapsnapshot,
- * .heapprofile, pprof heap) read. Owned by the caller
- * (pl_heap_snapshot_free); independent of the tracker once taken. */
-typedef struct pl_heap_snapshot {
-  pl_heap_sample *samples; /* live sampled allocations, by increasing id */
-  size_t nsamples;
-  pl_heap_stack *stacks;   /* every stack recorded since init; [0] is "unknown" */
-  size_t nstacks;
-  pl_frame *frames;        /* after pl_heap_snapshot_symbolize(): distinct locations */
-  size_t nframes;
-  pl_heap_stats stats;     /* the tracker's counters as the snapshot ended */
-  double inuse_objects, inuse_bytes; /* sums over samples (what the snapshot shows) */
-  uint64_t time_ns;        /* CLOCK_MONOTONIC when taken */
-  uint64_t wall_ns;        /* wall clock at time_ns (ns since the epoch) */
-  uint64_t sample_bytes;   /* T */
-  void *owner;             /* implementation */
-} pl_heap_snapshot;
-
-/* Copy the live sampled allocations and all stacks. 0, -ENOENT (not
- * running) or -ENOMEM. The snapshot's own allocations are not tracked. */
+/* Copy the live sampled allocations and all stacks into a new snapshot
+ * (heap_snapshot.h; the caller frees it with pl_heap_snapshot_free). 0,
+ * -ENOENT (not running) or -ENOMEM. The snapshot's own allocations are not
+ * tracked. */
 int pl_heap_snapshot_take(pl_heap_snapshot **out);
-/* Resolve every distinct pc of the snapshot's stacks to function, file and
- * line (libdwfl; tens of ms: do it off the event loop). Fills frames and
- * each stack's frames. 0 or -errno. */
-int pl_heap_snapshot_symbolize(pl_heap_snapshot *s);
-/* The same with function and module names only (file "", lines 0): all a
- * .heapsnapshot shows, and no DWARF to read (a few ms where the full
- * symbolization first costs tens). A later pl_heap_snapshot_symbolize()
- * redoes it with lines. */
-int pl_heap_snapshot_symbolize_names(pl_heap_snapshot *s);
-void pl_heap_snapshot_free(pl_heap_snapshot *s);
+
+/* Between begin and end, the calling thread's allocations are not sampled
+ * (the symbolizer's, when a snapshot is symbolized: they are the tool's,
+ * not the program's). Nests. Without the tracker running: nothing. */
+void pl_heap_untracked_begin(void);
+void pl_heap_untracked_end(void);
 
 #ifdef __cplusplus
 }

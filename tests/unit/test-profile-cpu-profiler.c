@@ -13,7 +13,8 @@
 
 #include "lab/harm.h"
 #include "proflab/profiler.h"
-#include "profile/cpu_model.h"
+#include "proflab/cpu_profile.h"
+#include "proflab/symbolize.h"
 
 static uint64_t thread_cpu_ns(void) {
   struct timespec ts;
@@ -125,7 +126,7 @@ static void test_split_wall_mode(void **state) {
   int found = 0;
   for (size_t i = 0; i < p->nframes; i++)
     if (strcmp(p->frames[i].function, "burn_alpha") == 0) {
-      assert_non_null(strstr(p->frames[i].file, "test-cpu-profiler.c"));
+      assert_non_null(strstr(p->frames[i].file, "test-profile-cpu-profiler.c"));
       assert_true(p->frames[i].line > 0);
       assert_true(p->frames[i].function_line > 0);
       found = 1;
@@ -147,7 +148,7 @@ static void on_timer(uv_timer_t *t) {
   loop_case *c = t->data;
   if (c->jam_ms) {
     uint64_t elapsed;
-    lab_event_loop_jam_spin(c->jam_ms, &elapsed);
+    pl__lab_event_loop_jam(c->jam_ms, &elapsed);
   }
   uv_stop(&c->loop);
 }

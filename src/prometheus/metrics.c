@@ -1,10 +1,15 @@
-/* GET /metrics: Prometheus text exposition format 0.0.4. */
+/* GET /metrics (proflab/metrics.h): Prometheus text exposition format
+ * 0.0.4, gathered from every layer below: the loop monitor, the heap
+ * tracker, the capture path's counters, the lab and the HTTP server. */
+#include "proflab/metrics.h"
+
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture/capture.h"
+#include "capture/heap_tracker.h"
 #include "common/util.h"
-#include "proflab/lab.h"
 
 typedef struct metrics {
   pl_loopmon *mon;
@@ -88,8 +93,8 @@ static void on_metrics(pl_request *r, void *arg) {
                 "proflab_malloc_in_use_bytes %llu\n",
                 (unsigned long long)pl_rss_bytes(),
                 (unsigned long long)(mi.uordblks + mi.hblkhd));
-  pl_lab_heap h;
-  if (pl_lab_heap_figures(&h) == 0)
+  pl_heap_figures h;
+  if (pl_heap_tracker_figures(&h) == 0)
     pl_buf_printf(&b,
                   "# HELP proflab_heap_live_bytes Estimated live heap bytes (heap tracker).\n"
                   "# TYPE proflab_heap_live_bytes gauge\n"
@@ -106,8 +111,9 @@ static void on_metrics(pl_request *r, void *arg) {
                   h.live_bytes, h.live_allocations, h.allocated_bytes,
                   (unsigned long long)h.tracker_bytes);
   if (m->lab) {
-    pl_lab_counters c;
-    pl_lab_get_counters(m->lab, &c);
+    uint64_t profiles, profile_failures, snapshots, snapshot_failures;
+    pl_capture_count(PL_CAPTURE_CPU, &profiles, &profile_failures);
+    pl_capture_count(PL_CAPTURE_HEAP, &snapshots, &snapshot_failures);
     pl_buf_printf(&b,
                   "# HELP proflab_lab_leak_bytes Bytes held on purpose by the lab's memory-leak.\n"
                   "# TYPE proflab_lab_leak_bytes gauge\n"
@@ -120,9 +126,9 @@ static void on_metrics(pl_request *r, void *arg) {
                   "# TYPE proflab_lab_artifact_failures_total counter\n"
                   "proflab_lab_artifact_failures_total{kind=\"cpu\"} %llu\n"
                   "proflab_lab_artifact_failures_total{kind=\"heap\"} %llu\n",
-                  (unsigned long long)pl_lab_leak_bytes(m->lab), (unsigned long long)c.profiles,
-                  (unsigned long long)c.snapshots, (unsigned long long)c.profile_failures,
-                  (unsigned long long)c.snapshot_failures);
+                  (unsigned long long)pl_lab_leak_bytes(m->lab), (unsigned long long)profiles,
+                  (unsigned long long)snapshots, (unsigned long long)profile_failures,
+                  (unsigned long long)snapshot_failures);
   }
   pl_server *s = pl_request_server(r);
   pl_buf_printf(&b,

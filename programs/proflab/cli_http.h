@@ -1,73 +1,83 @@
-/* The lab client's HTTP layer (libcurl): one connection to a lab URL with
+/* The CLI's HTTP layer (libcurl): one connection to a lab URL with
  * its token and an in-memory cookie jar (a load balancer's stickiness
  * cookie is kept and sent back), JSON requests, and verified downloads of
  * artifacts from a named task. For the lab commands in lab_client.c. */
-#ifndef PROFLAB_LAB_HTTP_H
-#define PROFLAB_LAB_HTTP_H
+#ifndef PROFLAB_CLI_HTTP_H
+#define PROFLAB_CLI_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
-typedef struct lab_conn lab_conn;
+/* A connection to one lab: a libcurl handle (reused, so cookies persist),
+ * the base URL and the token header. Opaque; not thread-safe. */
+typedef struct cli_conn cli_conn;
 
-typedef struct lab_conn_opts {
+/* What cli_conn_new needs; the strings are copied. */
+typedef struct cli_conn_opts {
   const char *url;   /* http(s)://host:port, without a path */
   const char *token; /* sent as x-lab-token; never printed */
   int verbose;       /* progress notes on stderr */
-} lab_conn_opts;
+} cli_conn_opts;
 
 /* Open a client (no network traffic yet). NULL when out of memory or
  * libcurl cannot start; *err says why. */
-lab_conn *lab_conn_new(const lab_conn_opts *o, char *err, size_t errlen);
-void lab_conn_free(lab_conn *c);
+cli_conn *cli_conn_new(const cli_conn_opts *o, char *err, size_t errlen);
+/* Close the connection and wipe the token from memory. NULL is a no-op. */
+void cli_conn_free(cli_conn *c);
 
 /* An answer to a JSON request. */
-typedef struct lab_answer {
+typedef struct cli_answer {
   long status;    /* HTTP status, 0 if none arrived */
   char task[128]; /* x-lab-task of the answer, "" if absent */
   json_t *json;   /* parsed body (owned), NULL if not JSON */
   char *body;     /* raw body (owned, NUL-terminated) */
   size_t body_len;
-} lab_answer;
+} cli_answer;
 
-void lab_answer_free(lab_answer *a);
+/* Free what a holds and zero it; safe on a zeroed answer and on one that
+ * cli_call filled, whether or not it succeeded. */
+void cli_answer_free(cli_answer *a);
 
 /* method ("GET"/"POST") path_and_query; timeout_s bounds the whole
  * exchange. Returns 0 when an answer arrived (any status), or -1 with a
- * one-line reason in err (cannot connect, timed out, ...). */
-int lab_call(lab_conn *c, const char *method, const char *path, long timeout_s, lab_answer *out,
+ * one-line reason in err (cannot connect, timed out, ...). *out is zeroed
+ * first and released with cli_answer_free either way. */
+int cli_call(cli_conn *c, const char *method, const char *path, long timeout_s, cli_answer *out,
              char *err, size_t errlen);
 
 /* One line for a non-2xx answer: the server's error message, the status
  * and the task: "wrong x-lab-token (HTTP 401 unauthorized, task t1)". */
-void lab_answer_reason(const lab_answer *a, char *out, size_t n);
+void cli_answer_reason(const cli_answer *a, char *out, size_t n);
 
-typedef struct lab_download_opts {
+/* What cli_download fetches, from where, and how hard it tries. */
+typedef struct cli_download_opts {
   const char *name;    /* artifact name (checked with pl_artifact_name_valid) */
   const char *task;    /* the task that must serve it; NULL or "" = any */
   const char *sha256;  /* expected hash (64 hex); NULL or "" = not checked */
   const char *dest;    /* final path; written only once verified */
   unsigned attempts;   /* bound on requests (wrong task, cuts, 5xx); >= 1 */
   unsigned backoff_ms; /* first wait between attempts; doubles up to 2 s */
-} lab_download_opts;
+} cli_download_opts;
 
-typedef struct lab_download_result {
+/* What a cli_download run did; filled on success and, as far as it got, on
+ * failure. */
+typedef struct cli_download_result {
   uint64_t bytes;
-  char sha256[65];
+  char sha256[65];     /* hex SHA-256 of the downloaded bytes */
   char task[128];      /* the task the bytes came from */
   unsigned attempts;   /* requests made */
   unsigned wrong_task; /* answers from another task */
   unsigned resumed;    /* Range requests after a cut */
-} lab_download_result;
+} cli_download_result;
 
 /* Download the artifact into a temporary file next to dest, resuming with
  * Range/If-Range after a cut, retrying (bounded, with backoff) while
  * answers come from another task; then fsync, check the SHA-256 and rename
  * to dest. On failure dest is untouched, no temporary file is left, and
  * err says why. Returns 0 or -1. */
-int lab_download(lab_conn *c, const lab_download_opts *o, lab_download_result *res, char *err,
+int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *res, char *err,
                  size_t errlen);
 
 #endif

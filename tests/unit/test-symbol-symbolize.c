@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "common/arena.h"
-#include "profile/symbolize.h"
+#include "symbol/symbolizer.h"
 
 __attribute__((noinline)) static int symbolize_me(int x) { return x * 3 + 1; }
 
@@ -23,7 +23,7 @@ static void test_names_our_code(void **state) {
   pl_frame f;
   lookup(&f, &a);
   assert_string_equal(f.function, "symbolize_me");
-  assert_non_null(strstr(f.file, "tests/unit/test-symbolize.c"));
+  assert_non_null(strstr(f.file, "tests/unit/test-symbol-symbolize.c"));
   assert_true(f.line > 0);
   pl_arena_free(&a);
   assert_int_equal(symbolize_me(1), 4);

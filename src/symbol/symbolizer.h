@@ -10,13 +10,13 @@
  * after a while unused. pl_symbolizer_new() hands it out under a
  * mutex, held until pl_symbolizer_free(): one user at a time, and a
  * thread must not ask for it twice. */
-#ifndef PL_PROFILE_SYMBOLIZE_H
-#define PL_PROFILE_SYMBOLIZE_H
+#ifndef PL_SYMBOL_SYMBOLIZER_H
+#define PL_SYMBOL_SYMBOLIZER_H
 
 #include <stdint.h>
 
 #include "common/arena.h"
-#include "profile/cpu_model.h"
+#include "proflab/frame.h"
 
 typedef struct pl_symbolizer pl_symbolizer;
 

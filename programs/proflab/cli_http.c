@@ -1,5 +1,5 @@
-/* The lab client's HTTP layer (see lab_http.h). */
-#include "lab_http.h"
+/* The CLI's HTTP layer (see cli_http.h). */
+#include "cli_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@ enum {
   MAX_BACKOFF_MS = 2000,
 };
 
-struct lab_conn {
+struct cli_conn {
   CURL *h;
   char *base;
   char *token_header;
@@ -40,7 +40,7 @@ typedef struct head_info {
 
 /* ---- connection ------------------------------------------------------- */
 
-lab_conn *lab_conn_new(const lab_conn_opts *o, char *err, size_t errlen) {
+cli_conn *cli_conn_new(const cli_conn_opts *o, char *err, size_t errlen) {
   static int curl_ready;
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -49,7 +49,7 @@ lab_conn *lab_conn_new(const lab_conn_opts *o, char *err, size_t errlen) {
     }
     curl_ready = 1;
   }
-  lab_conn *c = calloc(1, sizeof(*c));
+  cli_conn *c = calloc(1, sizeof(*c));
   if (!c) goto oom;
   size_t ul = strlen(o->url);
   while (ul > 0 && o->url[ul - 1] == '/') ul--; /* "http://h:8080/" -> "http://h:8080" */
@@ -65,12 +65,12 @@ lab_conn *lab_conn_new(const lab_conn_opts *o, char *err, size_t errlen) {
   c->verbose = o->verbose;
   return c;
 oom:
-  lab_conn_free(c);
+  cli_conn_free(c);
   snprintf(err, errlen, "out of memory");
   return NULL;
 }
 
-void lab_conn_free(lab_conn *c) {
+void cli_conn_free(cli_conn *c) {
   if (!c) return;
   if (c->h) curl_easy_cleanup(c->h);
   free(c->base);
@@ -81,7 +81,7 @@ void lab_conn_free(lab_conn *c) {
   free(c);
 }
 
-void lab_answer_free(lab_answer *a) {
+void cli_answer_free(cli_answer *a) {
   json_decref(a->json);
   free(a->body);
   memset(a, 0, sizeof(*a));
@@ -150,7 +150,7 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
 }
 
 /* Reset the handle to the options every request shares. */
-static struct curl_slist *setup(lab_conn *c, const char *path, const char *extra_header,
+static struct curl_slist *setup(cli_conn *c, const char *path, const char *extra_header,
                                 const char *extra_header2, head_info *hi) {
   /* The handle keeps its options between requests (no curl_easy_reset):
    * every option a request varies is set by each request. */
@@ -188,11 +188,11 @@ static struct curl_slist *setup(lab_conn *c, const char *path, const char *extra
   return hl;
 }
 
-static void curl_reason(lab_conn *c, CURLcode rc, char *err, size_t errlen) {
+static void curl_reason(cli_conn *c, CURLcode rc, char *err, size_t errlen) {
   snprintf(err, errlen, "%s: %s", c->base, c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
 }
 
-int lab_call(lab_conn *c, const char *method, const char *path, long timeout_s, lab_answer *out,
+int cli_call(cli_conn *c, const char *method, const char *path, long timeout_s, cli_answer *out,
              char *err, size_t errlen) {
   memset(out, 0, sizeof(*out));
   head_info hi;
@@ -254,7 +254,7 @@ static void reason_from(long status, const char *task, const char *body, size_t 
   json_decref(j);
 }
 
-void lab_answer_reason(const lab_answer *a, char *out, size_t n) {
+void cli_answer_reason(const cli_answer *a, char *out, size_t n) {
   reason_from(a->status, a->task, a->body, a->body_len, out, n);
 }
 
@@ -336,14 +336,14 @@ static int fsync_dir_of(const char *path) {
   return rc;
 }
 
-static void export_hint(const lab_download_opts *o, char *out, size_t n) {
+static void export_hint(const cli_download_opts *o, char *out, size_t n) {
   if (o->task && *o->task)
     snprintf(out, n, "; get it with `proflab export --task %s %s %s`", o->task, o->name, o->dest);
   else
     snprintf(out, n, "; `proflab export` gets it through the container's exec channel");
 }
 
-int lab_download(lab_conn *c, const lab_download_opts *o, lab_download_result *res, char *err,
+int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *res, char *err,
                  size_t errlen) {
   memset(res, 0, sizeof(*res));
   char hint[1024];

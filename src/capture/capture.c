@@ -1,0 +1,231 @@
+/* The one capture path (see capture.h): slots, take → symbolize → write,
+ * and the thread-pool job that writes an artifact. */
+#include "capture/capture.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture/heap_tracker.h"
+#include "common/util.h"
+#include "format/cpu_writers.h"
+#include "format/heap_writers.h"
+#include "proflab/symbolize.h"
+
+enum { OUTCOME_NONE, OUTCOME_WRITTEN, OUTCOME_FAILED };
+
+struct pl_capture {
+  pl_capture_kind kind;
+  int format;
+  int cpu_running;
+  int prepared;
+  int outcome;
+  pl_cpu_profile *cpu;
+  pl_heap_snapshot *heap;
+  pl_capture_holder holder;
+  const char *failed_step;
+  pl_capture_times times;
+  /* the artifact job */
+  uv_work_t work;
+  pl_artifact_store *store;
+  pl_artifact art;
+  int job_rc;
+  pl_capture_done_fn done;
+  void *done_arg;
+};
+
+/* The slots and counters, one per kind. */
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pl_capture *slots[2];
+static uint64_t written[2], failed[2];
+
+int pl_capture_new(pl_capture **out, pl_capture_kind kind, int format, const char *who,
+                   pl_capture_holder *busy) {
+  *out = NULL;
+  if (kind != PL_CAPTURE_CPU && kind != PL_CAPTURE_HEAP) return -EINVAL;
+  if (kind == PL_CAPTURE_CPU ? !pl_cpu_format_ext((pl_cpu_format)format)
+                             : !pl_heap_format_ext((pl_heap_format)format))
+    return -EINVAL;
+  if (kind == PL_CAPTURE_HEAP) {
+    pl_heap_figures f;
+    int rc = pl_heap_tracker_figures(&f);
+    if (rc) return rc;
+  }
+  pl_capture *c = calloc(1, sizeof(*c));
+  if (!c) return -ENOMEM;
+  c->kind = kind;
+  c->format = format;
+  snprintf(c->holder.who, sizeof(c->holder.who), "%s", who ? who : "unknown");
+  c->holder.format = format;
+  c->holder.since_wall_ns = pl_wall_ns();
+  pthread_mutex_lock(&slots_lock);
+  if (slots[kind]) {
+    if (busy) *busy = slots[kind]->holder;
+    pthread_mutex_unlock(&slots_lock);
+    free(c);
+    return -EBUSY;
+  }
+  slots[kind] = c;
+  pthread_mutex_unlock(&slots_lock);
+  *out = c;
+  return 0;
+}
+
+void pl_capture_free(pl_capture *c) {
+  if (!c) return;
+  if (c->cpu_running) {
+    pl_cpu_profile *p = NULL;
+    if (pl_cpu_profiler_stop(&p) == 0) pl_cpu_profile_free(p);
+  }
+  pthread_mutex_lock(&slots_lock);
+  if (slots[c->kind] == c) slots[c->kind] = NULL;
+  if (c->outcome == OUTCOME_WRITTEN) written[c->kind]++;
+  else if (c->outcome == OUTCOME_FAILED) failed[c->kind]++;
+  pthread_mutex_unlock(&slots_lock);
+  pl_cpu_profile_free(c->cpu);
+  if (c->heap) {
+    pl_heap_tracker_untracked_begin(); /* it was made untracked */
+    pl_heap_snapshot_free(c->heap);
+    pl_heap_tracker_untracked_end();
+  }
+  free(c);
+}
+
+int pl_capture_holder_of(pl_capture_kind kind, pl_capture_holder *out) {
+  int held = 0;
+  pthread_mutex_lock(&slots_lock);
+  if ((kind == PL_CAPTURE_CPU || kind == PL_CAPTURE_HEAP) && slots[kind]) {
+    *out = slots[kind]->holder;
+    held = 1;
+  }
+  pthread_mutex_unlock(&slots_lock);
+  return held;
+}
+
+void pl_capture_set_until(pl_capture *c, uint64_t until_wall_ns) {
+  pthread_mutex_lock(&slots_lock);
+  c->holder.until_wall_ns = until_wall_ns;
+  pthread_mutex_unlock(&slots_lock);
+}
+
+void pl_capture_count(pl_capture_kind kind, uint64_t *w, uint64_t *f) {
+  pthread_mutex_lock(&slots_lock);
+  *w = kind <= PL_CAPTURE_HEAP ? written[kind] : 0;
+  *f = kind <= PL_CAPTURE_HEAP ? failed[kind] : 0;
+  pthread_mutex_unlock(&slots_lock);
+}
+
+static int fail(pl_capture *c, const char *step, int rc) {
+  c->failed_step = step;
+  c->outcome = OUTCOME_FAILED;
+  return rc;
+}
+
+int pl_capture_cpu_start(pl_capture *c, const pl_cpu_options *o) {
+  if (c->kind != PL_CAPTURE_CPU || c->cpu_running || c->cpu) return -EINVAL;
+  int rc = pl_cpu_profiler_start(o);
+  if (rc) {
+    c->failed_step = "start"; /* not counted: nothing was captured */
+    return rc;
+  }
+  c->cpu_running = 1;
+  return 0;
+}
+
+int pl_capture_cpu_stop(pl_capture *c) {
+  if (!c->cpu_running) return -EINVAL;
+  c->cpu_running = 0;
+  int rc = pl_cpu_profiler_stop(&c->cpu);
+  return rc ? fail(c, "stop", rc) : 0;
+}
+
+int pl_capture_cpu_running(const pl_capture *c) { return c->cpu_running; }
+
+int pl_capture_prepare(pl_capture *c) {
+  if (c->prepared) return 0;
+  int rc;
+  uint64_t t0 = pl_now_ns();
+  if (c->kind == PL_CAPTURE_CPU) {
+    if (!c->cpu) return fail(c, "stop", -EINVAL); /* never started, or still running */
+    rc = pl_cpu_profile_symbolize(c->cpu);
+    c->times.symbolize_ms = (double)(pl_now_ns() - t0) / 1e6;
+    if (rc) return fail(c, "symbolize", rc);
+  } else {
+    rc = pl_heap_tracker_take(&c->heap);
+    uint64_t t1 = pl_now_ns();
+    c->times.take_ms = (double)(t1 - t0) / 1e6;
+    if (rc) return fail(c, "copy", rc);
+    /* The symbolizer's allocations are the tool's, not the program's. A
+     * .heapsnapshot shows function names only: no DWARF to read. */
+    pl_heap_tracker_untracked_begin();
+    rc = c->format == PL_HEAP_FORMAT_HEAPSNAPSHOT ? pl_heap_snapshot_symbolize_names(c->heap)
+                                                  : pl_heap_snapshot_symbolize(c->heap);
+    pl_heap_tracker_untracked_end();
+    c->times.symbolize_ms = (double)(pl_now_ns() - t1) / 1e6;
+    if (rc) return fail(c, "symbolize", rc);
+  }
+  c->prepared = 1;
+  return 0;
+}
+
+int pl_capture_write(pl_sink *out, void *arg) {
+  pl_capture *c = arg;
+  if (!c->prepared) return fail(c, "write", -EINVAL);
+  uint64_t t0 = pl_now_ns();
+  int rc = c->kind == PL_CAPTURE_CPU ? pl_cpu_write(c->cpu, (pl_cpu_format)c->format, out)
+                                     : pl_heap_write(c->heap, (pl_heap_format)c->format, out);
+  c->times.write_ms = (double)(pl_now_ns() - t0) / 1e6;
+  if (rc) return fail(c, "write", rc);
+  c->outcome = OUTCOME_WRITTEN;
+  return 0;
+}
+
+int pl_capture_run(pl_capture *c, pl_sink *out) {
+  int rc = pl_capture_prepare(c);
+  return rc ? rc : pl_capture_write(out, c);
+}
+
+/* ---- the artifact job ------------------------------------------------- */
+
+static void work_artifact(uv_work_t *w) {
+  pl_capture *c = w->data;
+  c->job_rc = pl_capture_prepare(c);
+  if (c->job_rc) return;
+  uint64_t wall_ns = c->kind == PL_CAPTURE_CPU ? c->cpu->start_wall_ns : c->heap->wall_ns;
+  const char *ext = c->kind == PL_CAPTURE_CPU ? pl_cpu_format_ext((pl_cpu_format)c->format)
+                                              : pl_heap_format_ext((pl_heap_format)c->format);
+  c->job_rc = pl_artifact_write(c->store, c->kind == PL_CAPTURE_CPU ? "cpu" : "heapdump", ext,
+                                wall_ns, pl_capture_write, c, &c->art);
+  /* a failure to open, sync or rename the file is the write step too */
+  if (c->job_rc) fail(c, "write", c->job_rc);
+}
+
+static void after_artifact(uv_work_t *w, int status) {
+  pl_capture *c = w->data;
+  if (status == UV_ECANCELED && !c->job_rc) c->job_rc = fail(c, "queue", -ECANCELED);
+  c->done(c, c->job_rc, c->job_rc ? NULL : &c->art, c->done_arg);
+}
+
+int pl_capture_queue_artifact(pl_capture *c, uv_loop_t *loop, pl_artifact_store *store,
+                              pl_capture_done_fn done, void *arg) {
+  c->store = store;
+  c->done = done;
+  c->done_arg = arg;
+  c->work.data = c;
+  int rc = uv_queue_work(loop, &c->work, work_artifact, after_artifact);
+  return rc ? fail(c, "queue", rc) : 0;
+}
+
+pl_capture_kind pl_capture_kind_of(const pl_capture *c) { return c->kind; }
+int pl_capture_format(const pl_capture *c) { return c->format; }
+const char *pl_capture_format_name(const pl_capture *c) {
+  return c->kind == PL_CAPTURE_CPU ? pl_cpu_format_names[c->format]
+                                   : pl_heap_format_names[c->format];
+}
+const pl_cpu_profile *pl_capture_cpu_profile(const pl_capture *c) { return c->cpu; }
+const pl_heap_snapshot *pl_capture_heap_snapshot(const pl_capture *c) { return c->heap; }
+const pl_capture_holder *pl_capture_holder_info(const pl_capture *c) { return &c->holder; }
+const char *pl_capture_failed_step(const pl_capture *c) { return c->failed_step; }
+void pl_capture_get_times(const pl_capture *c, pl_capture_times *out) { *out = c->times; }

@@ -1,0 +1,72 @@
+/* The heap tracker, referred to weakly (see heap_tracker.h). */
+#include "capture/heap_tracker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "proflab/heap.h"
+
+#pragma weak pl_heap_running
+#pragma weak pl_heap_uses_sanitizer_hooks
+#pragma weak pl_heap_get_stats
+#pragma weak pl_heap_snapshot_take
+#pragma weak pl_heap_untracked_begin
+#pragma weak pl_heap_untracked_end
+
+int pl_heap_tracker_linked(void) {
+  return pl_heap_running && pl_heap_get_stats && pl_heap_snapshot_take &&
+         pl_heap_uses_sanitizer_hooks && pl_heap_untracked_begin && pl_heap_untracked_end;
+}
+
+int pl_heap_tracker_figures(pl_heap_figures *out) {
+  memset(out, 0, sizeof(*out));
+  if (!pl_heap_tracker_linked()) return -ENOSYS;
+  out->linked = 1;
+  if (!pl_heap_running()) return -ENOENT;
+  pl_heap_stats st;
+  pl_heap_get_stats(&st);
+  out->running = 1;
+  out->sanitizer_hooks = pl_heap_uses_sanitizer_hooks();
+  out->sample_bytes = st.sample_bytes;
+  out->live_bytes = st.inuse_bytes;
+  out->live_allocations = st.inuse_objects;
+  out->allocated_bytes = st.alloc_bytes;
+  out->allocations = st.alloc_objects;
+  out->samples = st.samples;
+  out->live_samples = st.live_samples;
+  out->dropped_samples = st.dropped_samples;
+  out->unknown_stacks = st.unknown_stacks;
+  out->stacks = st.stacks;
+  out->max_samples = st.max_samples;
+  out->max_stacks = st.max_stacks;
+  out->tracker_bytes = st.tracker_bytes;
+  out->tracker_reserved_bytes = st.tracker_reserved;
+  out->unwind_fp = st.unwind_fp;
+  out->unwind_dwarf = st.unwind_dwarf;
+  out->unwind_mismatch = st.unwind_mismatch;
+  out->unwind_checked = st.unwind_checked;
+  out->unwind_mode = st.unwind_mode == PL_HEAP_UNWIND_FP       ? "frame-pointers"
+                     : st.unwind_mode == PL_HEAP_UNWIND_VERIFY ? "verify"
+                                                               : "dwarf";
+  out->unwind_fell_back = st.unwind_fell_back;
+  return 0;
+}
+
+const char *pl_heap_tracker_state(const pl_heap_figures *f) {
+  if (!f->linked) return "not-linked";
+  if (!f->running) return "off";
+  return f->sanitizer_hooks ? "sanitizer-hooks" : "interposed";
+}
+
+int pl_heap_tracker_take(pl_heap_snapshot **out) {
+  if (!pl_heap_tracker_linked()) return -ENOSYS;
+  return pl_heap_snapshot_take(out);
+}
+
+void pl_heap_tracker_untracked_begin(void) {
+  if (pl_heap_tracker_linked()) pl_heap_untracked_begin();
+}
+
+void pl_heap_tracker_untracked_end(void) {
+  if (pl_heap_tracker_linked()) pl_heap_untracked_end();
+}

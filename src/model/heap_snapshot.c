@@ -1,0 +1,36 @@
+/* The heap snapshot model's memory (include/proflab/heap_snapshot.h). */
+#include "proflab/heap_snapshot.h"
+
+#include <stdlib.h>
+
+#include "model/owned.h"
+
+pl_heap_snapshot *pl_heap_snapshot_new(void) {
+  pl_heap_snapshot *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  s->owner = pl__owned_new();
+  if (!s->owner) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void *pl_heap_snapshot_alloc(pl_heap_snapshot *s, size_t n) {
+  return pl_arena_alloc(pl__owned_arena(s->owner), n);
+}
+
+char *pl_heap_snapshot_strdup(pl_heap_snapshot *s, const char *str) {
+  return pl_arena_strdup(pl__owned_arena(s->owner), str);
+}
+
+int pl_heap_snapshot_adopt(pl_heap_snapshot *s, void *block, size_t n,
+                           void (*release)(void *block, size_t n)) {
+  return pl__owned_adopt(s->owner, block, n, release);
+}
+
+void pl_heap_snapshot_free(pl_heap_snapshot *s) {
+  if (!s) return;
+  pl__owned_free(s->owner);
+  free(s);
+}
