@@ -62,7 +62,7 @@ __attribute__((noinline)) static void *site_chain_a(int depth, size_t size) {
   return p;
 }
 
-static double ms_since(uint64_t t0) { return (double)(pl_now_ns() - t0) / 1e6; }
+static double ms_since(uint64_t t0) { return (double)(pl__now_ns() - t0) / 1e6; }
 
 /* Page faults served without I/O so far (the writer's fresh memory). */
 static long minor_faults(void) {
@@ -88,19 +88,19 @@ int main(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
       case 'n':
-        if (pl_parse_u64(optarg, &nblocks) || !nblocks || nblocks > 10000000) {
+        if (pl__parse_u64(optarg, &nblocks) || !nblocks || nblocks > 10000000) {
           fprintf(stderr, "bench-heap-snapshot: --blocks must be 1..10000000\n");
           return 2;
         }
         break;
       case 's':
-        if (pl_parse_u64(optarg, &sites) || !sites || sites > 1000) {
+        if (pl__parse_u64(optarg, &sites) || !sites || sites > 1000) {
           fprintf(stderr, "bench-heap-snapshot: --sites must be 1..1000\n");
           return 2;
         }
         break;
       case 'r':
-        if (pl_parse_u64(optarg, &repeat) || !repeat || repeat > 100) {
+        if (pl__parse_u64(optarg, &repeat) || !repeat || repeat > 100) {
           fprintf(stderr, "bench-heap-snapshot: --repeat must be 1..100\n");
           return 2;
         }
@@ -113,10 +113,10 @@ int main(int argc, char **argv) {
       default: return 2;
     }
   }
-  int (*writer)(const pl_heap_snapshot *, pl_sink *) = NULL;
-  if (strcmp(format, "heapsnapshot") == 0) writer = pl_heapsnapshot_write;
-  else if (strcmp(format, "heapprofile") == 0) writer = pl_heapprofile_write;
-  else if (strcmp(format, "pprof") == 0) writer = pl_pprof_heap_write;
+  int (*writer)(const pl_heap_snapshot *, pl__sink *) = NULL;
+  if (strcmp(format, "heapsnapshot") == 0) writer = pl__heapsnapshot_write;
+  else if (strcmp(format, "heapprofile") == 0) writer = pl__heapprofile_write;
+  else if (strcmp(format, "pprof") == 0) writer = pl__pprof_heap_write;
   if (!out || !writer) {
     fprintf(stderr, "bench-heap-snapshot: need --out FILE and --format heapsnapshot|heapprofile|pprof\n");
     return 2;
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
   if (rc) die("pl_heap_init", rc);
   blocks = calloc(nblocks, sizeof(*blocks));
   if (!blocks) die("calloc", ENOMEM);
-  uint64_t t0 = pl_now_ns();
+  uint64_t t0 = pl__now_ns();
   for (uint64_t i = 0; i < nblocks; i++) {
     blocks[i] = site_chain_a((int)(i % sites), 16 + next_rand() % 1009);
     if (!blocks[i]) die("malloc", ENOMEM);
@@ -134,27 +134,27 @@ int main(int argc, char **argv) {
   double alloc_ms = ms_since(t0);
 
   for (uint64_t run = 1; run <= repeat; run++) {
-    t0 = pl_now_ns();
+    t0 = pl__now_ns();
     pl_heap_snapshot *s;
     if ((rc = pl_heap_snapshot_take(&s))) die("pl_heap_snapshot_take", rc);
     double take_ms = ms_since(t0);
-    t0 = pl_now_ns();
+    t0 = pl__now_ns();
     /* as the lab does: names only for a .heapsnapshot (it shows no lines) */
     pl_heap_untracked_begin(); /* as the capture path does */
-    rc = writer == pl_heapsnapshot_write ? pl_heap_snapshot_symbolize_names(s)
+    rc = writer == pl__heapsnapshot_write ? pl_heap_snapshot_symbolize_names(s)
                                          : pl_heap_snapshot_symbolize(s);
     pl_heap_untracked_end();
     if (rc) die("pl_heap_snapshot_symbolize", rc);
     double sym_ms = ms_since(t0);
-    t0 = pl_now_ns();
+    t0 = pl__now_ns();
     long flt0 = minor_faults();
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) die(out, errno);
-    pl_sink sk;
-    pl_sink_init_fd(&sk, &fd);
+    pl__sink sk;
+    pl__sink_init_fd(&sk, &fd);
     rc = writer(s, &sk);
-    int rc2 = pl_sink_finish(&sk);
-    pl_sink_free(&sk);
+    int rc2 = pl__sink_finish(&sk);
+    pl__sink_free(&sk);
     if (rc || rc2) die("write", rc ? rc : rc2);
     if (close(fd)) die("close", errno);
     double write_ms = ms_since(t0);

@@ -108,7 +108,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg) {
     if (sp && (size_t)(sp - line) + 4 <= n) {
       char code[4] = {sp[1], sp[2], sp[3], '\0'};
       uint64_t v;
-      if (pl_parse_u64(code, &v) == 0) hi->status = (long)v;
+      if (pl__parse_u64(code, &v) == 0) hi->status = (long)v;
     }
     return n;
   }
@@ -279,7 +279,7 @@ static int64_t range_start(const char *cr) {
   if (strncasecmp(cr, "bytes ", 6) != 0) return -1;
   const char *p = cr + 6, *dash = strchr(p, '-');
   uint64_t a;
-  if (!dash || pl_parse_u64n(p, (size_t)(dash - p), &a) != 0 || a > INT64_MAX) return -1;
+  if (!dash || pl__parse_u64n(p, (size_t)(dash - p), &a) != 0 || a > INT64_MAX) return -1;
   return (int64_t)a;
 }
 
@@ -311,7 +311,7 @@ static size_t on_download_body(char *p, size_t size, size_t nitems, void *arg) {
     membuf_add(&d->errbody, p, n); /* keep the start of it */
     return n;
   }
-  int rc = pl_write_all(d->fd, p, n);
+  int rc = pl__write_all(d->fd, p, n);
   if (rc) {
     d->io_errno = -rc;
     return 0;
@@ -348,7 +348,7 @@ int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *r
   memset(res, 0, sizeof(*res));
   char hint[1024];
   export_hint(o, hint, sizeof(hint));
-  if (!pl_artifact_name_valid(o->name)) {
+  if (!pl__artifact_name_valid(o->name)) {
     snprintf(err, errlen, "'%.80s' is not an artifact name", o->name);
     return -1;
   }
@@ -453,7 +453,7 @@ int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *r
     snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
     goto fail;
   }
-  int hrc = pl_artifact_sha256_fd(d.fd, res->sha256, &res->bytes);
+  int hrc = pl__artifact_sha256_fd(d.fd, res->sha256, &res->bytes);
   if (hrc) {
     snprintf(err, errlen, "cannot read back %s: %s", tmp, strerror(-hrc));
     goto fail;

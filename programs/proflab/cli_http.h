@@ -53,7 +53,7 @@ void cli_answer_reason(const cli_answer *a, char *out, size_t n);
 
 /* What cli_download fetches, from where, and how hard it tries. */
 typedef struct cli_download_opts {
-  const char *name;    /* artifact name (checked with pl_artifact_name_valid) */
+  const char *name;    /* artifact name (checked with pl__artifact_name_valid) */
   const char *task;    /* the task that must serve it; NULL or "" = any */
   const char *sha256;  /* expected hash (64 hex); NULL or "" = not checked */
   const char *dest;    /* final path; written only once verified */

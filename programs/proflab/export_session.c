@@ -56,12 +56,12 @@ typedef struct xfer {
   unsigned char *mem;
   size_t mem_cap;
   char local[4096], partial[4200], statep[4200], statetmp[4300];
-  pl_export_state st;
+  pl__export_state st;
   int have_ident;
   char encs[16];
   uint64_t chunk;
   int helper;
-  char marker[PL_EXPORT_MARKER_LEN + 1];
+  char marker[PL__EXPORT_MARKER_LEN + 1];
   unsigned char *raw, *scratch;
   char reason[8192];     /* why the last session ended early */
   char stderr_line[512]; /* last line the channel wrote on stderr */
@@ -83,11 +83,11 @@ typedef struct xfer {
 
 static int save_state(xfer *x) {
   if (x->fd < 0 || !x->have_ident) return 0; /* nothing worth resuming yet */
-  char text[PL_EXPORT_STATE_FIELD + 1024];
+  char text[PL__EXPORT_STATE_FIELD + 1024];
   x->st.chunk = x->chunk;
   snprintf(x->st.helper, sizeof(x->st.helper), "%s",
            x->helper >= 0 ? cli_export_helper_names[x->helper] : "auto");
-  long n = pl_export_state_format(&x->st, text, sizeof(text));
+  long n = pl__export_state_format(&x->st, text, sizeof(text));
   if (n < 0) return -1;
   int fd = open(x->statetmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
@@ -128,19 +128,19 @@ static int reset_data(xfer *x) {
 /* Frame callback: returns 0 to go on, 1 to end the session (reason set). */
 static int on_frame(void *ctx, const char *body, size_t len, int bad) {
   xfer *x = ctx;
-  pl_export_frame f;
-  if (bad || pl_export_frame_parse(body, len, &f) != 0) {
+  pl__export_frame f;
+  if (bad || pl__export_frame_parse(body, len, &f) != 0) {
     snprintf(x->reason, sizeof(x->reason), "a damaged frame arrived");
     return 1;
   }
   x->frames++;
-  if (f.kind == PL_FRAME_ERROR) {
+  if (f.kind == PL__FRAME_ERROR) {
     snprintf(x->reason, sizeof(x->reason), "remote: %.*s: %s", (int)f.code_len, f.code, x->remote);
     x->fatal_exit = 1;
     x->remote_err = 1;
     return 1;
   }
-  if (f.kind == PL_FRAME_INFO) {
+  if (f.kind == PL__FRAME_INFO) {
     if (x->got_info) {
       snprintf(x->reason, sizeof(x->reason), "a second info frame arrived");
       return 1;
@@ -194,7 +194,7 @@ static int on_frame(void *ctx, const char *body, size_t len, int bad) {
              (unsigned long long)f.offset);
     return 1;
   }
-  int r = pl_export_frame_data(&f, x->raw, PL_EXPORT_CHUNK_MAX, x->scratch, PL_EXPORT_FRAME_MAX);
+  int r = pl__export_frame_data(&f, x->raw, PL__EXPORT_CHUNK_MAX, x->scratch, PL__EXPORT_FRAME_MAX);
   if (r != 0) {
     snprintf(x->reason, sizeof(x->reason), "chunk at %llu failed its check (%s)",
              (unsigned long long)f.offset, r == -EBADMSG ? "checksum" : "encoding");
@@ -357,14 +357,14 @@ static int run_session(xfer *x, int helper) {
   x->got_info = x->frames = x->nfifo = 0;
   x->reason[0] = '\0';
   x->fatal_exit = 0;
-  unsigned char rnd[PL_EXPORT_MARKER_LEN / 2];
+  unsigned char rnd[PL__EXPORT_MARKER_LEN / 2];
   if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
     snprintf(x->reason, sizeof(x->reason), "no random bytes for the marker");
     return SESS_FATAL;
   }
   for (size_t i = 0; i < sizeof(rnd); i++) snprintf(x->marker + 2 * i, 3, "%02x", rnd[i]);
-  pl_export_scanner sc;
-  if (pl_export_scanner_init(&sc, x->marker) != 0) {
+  pl__export_scanner sc;
+  if (pl__export_scanner_init(&sc, x->marker) != 0) {
     snprintf(x->reason, sizeof(x->reason), "bad marker");
     return SESS_FATAL;
   }
@@ -390,9 +390,9 @@ static int run_session(xfer *x, int helper) {
     result = SESS_FATAL;
     goto out;
   }
-  char line[PL_EXPORT_MARKER_LEN + 2];
+  char line[PL__EXPORT_MARKER_LEN + 2];
   snprintf(line, sizeof(line), "%s\n", x->marker);
-  if (write(x->in_fd, line, PL_EXPORT_MARKER_LEN + 1) != PL_EXPORT_MARKER_LEN + 1) {
+  if (write(x->in_fd, line, PL__EXPORT_MARKER_LEN + 1) != PL__EXPORT_MARKER_LEN + 1) {
     snprintf(x->reason, sizeof(x->reason), "the session closed its input");
     goto out;
   }
@@ -441,7 +441,7 @@ static int run_session(xfer *x, int helper) {
         break;
       }
       last = now_s();
-      int s = pl_export_scan(&sc, buf, (size_t)n, on_frame, x);
+      int s = pl__export_scan(&sc, buf, (size_t)n, on_frame, x);
       if (s < 0) goto oom;
       if (s > 0) break;
     }
@@ -460,7 +460,7 @@ out:
   end_session(x);
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
-  pl_export_scanner_free(&sc);
+  pl__export_scanner_free(&sc);
   cli_strv_free(&remote);
   cli_strv_free(&argv);
   return result;
@@ -482,7 +482,7 @@ static int verify_file(xfer *x, int *match) {
     if (n < 0) goto fail;
     if (n == 0) break;
     if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) goto fail;
-    ck = pl_export_cksum_update(ck, buf, (size_t)n);
+    ck = pl__export_cksum_update(ck, buf, (size_t)n);
     total += (uint64_t)n;
   }
   if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) goto fail;
@@ -492,7 +492,7 @@ static int verify_file(xfer *x, int *match) {
     for (int i = 0; i < 32; i++) snprintf(want + 2 * i, 3, "%02x", md[i]);
     *match = total == x->st.size && strcmp(want, x->st.sum + 2) == 0;
   } else {
-    snprintf(want, sizeof(want), "%u", pl_export_cksum_final(ck, total));
+    snprintf(want, sizeof(want), "%u", pl__export_cksum_final(ck, total));
     *match = total == x->st.size && strcmp(want, x->st.sum + 2) == 0;
   }
   return 0;
@@ -606,8 +606,8 @@ static int transfer(xfer *x) {
       fails = 0;
     else
       fails++;
-    if (x->chunk > PL_EXPORT_GRANULE) x->chunk /= 2; /* a cut: smaller chunks lose less */
-    x->chunk -= x->chunk % PL_EXPORT_GRANULE;
+    if (x->chunk > PL__EXPORT_GRANULE) x->chunk /= 2; /* a cut: smaller chunks lose less */
+    x->chunk -= x->chunk % PL__EXPORT_GRANULE;
     save_state(x);
     /* Until some helper has answered, the channel itself may be broken
      * (no plugin, no such container): give up sooner. */
@@ -647,8 +647,8 @@ static int xfer_init(xfer *x, const cli_export_opts *o, const char *op, const ch
   x->pid = -1;
   x->helper = o->helper_forced;
   x->chunk = o->chunk0 ? o->chunk0 : CHUNK_DEFAULT;
-  x->raw = malloc(PL_EXPORT_CHUNK_MAX);
-  x->scratch = malloc(PL_EXPORT_FRAME_MAX);
+  x->raw = malloc(PL__EXPORT_CHUNK_MAX);
+  x->scratch = malloc(PL__EXPORT_FRAME_MAX);
   if (!x->raw || !x->scratch) {
     fprintf(stderr, "proflab export: out of memory\n");
     return -1;
@@ -721,21 +721,21 @@ static int open_state(xfer *x, const char *local) {
    * with the partial file; anything else starts over. */
   int resumed = 0;
   if (o->resume) {
-    char text[PL_EXPORT_STATE_FIELD + 1024];
+    char text[PL__EXPORT_STATE_FIELD + 1024];
     int sfd = open(x->statep, O_RDONLY | O_CLOEXEC);
     if (sfd >= 0) {
       ssize_t n = read(sfd, text, sizeof(text));
       close(sfd);
-      pl_export_state st;
-      if (n > 0 && pl_export_state_parse(text, (size_t)n, &st) == 0 &&
+      pl__export_state st;
+      if (n > 0 && pl__export_state_parse(text, (size_t)n, &st) == 0 &&
           strcmp(st.remote, x->remote) == 0 && fstat(x->fd, &sb) == 0) {
         uint64_t have = (uint64_t)sb.st_size < st.offset ? (uint64_t)sb.st_size : st.offset;
-        if (have < st.size) have -= have % PL_EXPORT_GRANULE;
+        if (have < st.size) have -= have % PL__EXPORT_GRANULE;
         st.offset = have;
         x->st = st;
         x->have_ident = 1;
-        if (!o->chunk0 && st.chunk >= PL_EXPORT_GRANULE && st.chunk <= CHUNK_LIMIT)
-          x->chunk = st.chunk - st.chunk % PL_EXPORT_GRANULE;
+        if (!o->chunk0 && st.chunk >= PL__EXPORT_GRANULE && st.chunk <= CHUNK_LIMIT)
+          x->chunk = st.chunk - st.chunk % PL__EXPORT_GRANULE;
         if (o->helper_forced < 0) {
           x->helper = -1;
           for (int h = 0; h < CLI_EXPORT_HELPER_COUNT; h++)
@@ -763,7 +763,7 @@ static int open_state(xfer *x, const char *local) {
 }
 
 int cli_export_get(const cli_export_opts *o, const char *remote, const char *local) {
-  if (strchr(remote, '\n') || strlen(remote) >= PL_EXPORT_STATE_FIELD) {
+  if (strchr(remote, '\n') || strlen(remote) >= PL__EXPORT_STATE_FIELD) {
     fprintf(stderr, "proflab export: unusable remote path\n");
     return CLI_EXIT_USAGE;
   }

@@ -102,7 +102,7 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const cmd_spec *c, 
 static int parse_count(const cmd_spec *c, const char *opt, const char *v, uint64_t max,
                        uint64_t *out) {
   uint64_t x;
-  if (pl_parse_u64(v, &x) != 0 || x < 1 || x > max) {
+  if (pl__parse_u64(v, &x) != 0 || x < 1 || x > max) {
     fprintf(
         stderr,
         "proflab %s: %s '%.40s' must be a whole number from 1 to %llu (see proflab %s --help)\n",
@@ -141,8 +141,8 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
   memset(a, 0, sizeof(*a));
   struct option all[32];
   size_t n = 0;
-  for (size_t i = 0; i < PL_ARRAY_SIZE(common_opts); i++) all[n++] = common_opts[i];
-  for (const struct option *o = c->opts; o && o->name && n < PL_ARRAY_SIZE(all) - 1; o++)
+  for (size_t i = 0; i < PL__ARRAY_SIZE(common_opts); i++) all[n++] = common_opts[i];
+  for (const struct option *o = c->opts; o && o->name && n < PL__ARRAY_SIZE(all) - 1; o++)
     all[n++] = *o;
   memset(&all[n], 0, sizeof(all[n]));
   opterr = 0;
@@ -282,7 +282,7 @@ static void print_body(const cli_answer *ans) {
 static const char *human_bytes(double b, char *out, size_t n) {
   static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   size_t u = 0;
-  while (b >= 1024 && u + 1 < PL_ARRAY_SIZE(units)) {
+  while (b >= 1024 && u + 1 < PL__ARRAY_SIZE(units)) {
     b /= 1024;
     u++;
   }
@@ -460,7 +460,7 @@ int cli_cmd_artifacts(int argc, char **argv) {
  * report. trigger is the answer that named the artifact (may be NULL). */
 static int fetch_and_report(const cmd_spec *c, cli_conn *conn, const cli_args *a, const char *name,
                             const char *task, const char *sha256, json_t *trigger) {
-  if (!pl_artifact_name_valid(name)) {
+  if (!pl__artifact_name_valid(name)) {
     fprintf(stderr,
             "proflab %s: the lab named an artifact '%.80s', which is not an artifact name\n",
             c->name, name);
@@ -614,7 +614,7 @@ int cli_cmd_download(int argc, char **argv) {
   int rc = parse_args(c, argc, argv, &a);
   if (rc >= 0) return rc;
   if (!a.positional) return usage_error(c, "%s is required", "the artifact NAME");
-  if (!pl_artifact_name_valid(a.positional))
+  if (!pl__artifact_name_valid(a.positional))
     return usage_error(c, "'%.80s' is not an artifact name", a.positional);
   if (a.sha256) {
     size_t l = strlen(a.sha256);

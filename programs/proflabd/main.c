@@ -170,7 +170,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "export-helper") == 0)
-    return pl_export_helper_main(argc - 1, argv + 1);
+    return pl__export_helper_main(argc - 1, argv + 1);
   static app a;
   pl_server_config scfg;
   pl_server_config_init(&scfg);
@@ -252,7 +252,7 @@ int main(int argc, char **argv) {
       case O_HEAP: heap_tracking = 1; break;
       case O_NOHEAP: heap_tracking = 0; break;
       case O_HEAPT:
-        if (pl_parse_u64(optarg, &heap_sample_bytes) != 0 || heap_sample_bytes == 0 ||
+        if (pl__parse_u64(optarg, &heap_sample_bytes) != 0 || heap_sample_bytes == 0 ||
             heap_sample_bytes > (1ull << 40))
           die("--heap-sample-bytes: '%s' must be a whole number from 1 to 2^40", optarg);
         break;

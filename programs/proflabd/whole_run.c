@@ -24,7 +24,7 @@ int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, cha
   const char *hz = getenv("PROFLAB_CPU_PROFILE_HZ");
   uint64_t h;
   if (hz && *hz) {
-    if (pl_parse_u64(hz, &h) != 0 || h < 1 || h > PL_CPU_MAX_HZ) {
+    if (pl__parse_u64(hz, &h) != 0 || h < 1 || h > PL_CPU_MAX_HZ) {
       snprintf(err, errlen, "PROFLAB_CPU_PROFILE_HZ=%.32s: must be 1 to %d", hz, PL_CPU_MAX_HZ);
       return -EINVAL;
     }
@@ -40,15 +40,15 @@ int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, cha
   }
   close(fd);
   unlink(partial);
-  int rc = pl_capture_new(&w->capture, PL_CAPTURE_CPU, pl_cpu_format_of_path(path),
+  int rc = pl__capture_new(&w->capture, PL__CAPTURE_CPU, pl_cpu_format_of_path(path),
                           "the whole-run profile (PROFLAB_CPU_PROFILE)", NULL);
   if (!rc) rc = pl_loop_idle_track(loop, &w->idle);
   if (!rc) {
     o.idle_flag = pl_loop_idle_flag(w->idle);
-    rc = pl_capture_cpu_start(w->capture, &o);
+    rc = pl__capture_cpu_start(w->capture, &o);
   }
   if (rc) {
-    pl_capture_free(w->capture);
+    pl__capture_free(w->capture);
     w->capture = NULL;
     snprintf(err, errlen, "cannot start the whole-run CPU profile: %s", strerror(-rc));
     return rc;
@@ -64,31 +64,31 @@ int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, cha
 void svc_whole_run_finish(svc_whole_run *w) {
   char partial[4200];
   snprintf(partial, sizeof(partial), "%s.partial", w->path);
-  int rc = pl_capture_cpu_stop(w->capture);
-  if (!rc) rc = pl_capture_prepare(w->capture);
+  int rc = pl__capture_cpu_stop(w->capture);
+  if (!rc) rc = pl__capture_prepare(w->capture);
   int fd = -1;
   if (!rc) {
     fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) rc = -errno;
   }
   if (!rc) {
-    pl_sink sink;
-    pl_sink_init_fd(&sink, &fd);
-    rc = pl_capture_write(&sink, w->capture);
-    pl_sink_free(&sink);
+    pl__sink sink;
+    pl__sink_init_fd(&sink, &fd);
+    rc = pl__capture_write(&sink, w->capture);
+    pl__sink_free(&sink);
     if (!rc && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && !rc) rc = -errno;
     if (!rc && rename(partial, w->path) != 0) rc = -errno;
     if (rc) unlink(partial);
   }
   pl_cpu_profile_info info = {0};
-  const pl_cpu_profile *p = pl_capture_cpu_profile(w->capture);
+  const pl_cpu_profile *p = pl__capture_cpu_profile(w->capture);
   if (p) pl_cpu_profile_get_info(p, &info);
   pl_json *j = pl_log_begin(rc ? "error" : "info", "cpu_profile_run_written");
   pl_json_kv_str(j, "path", w->path);
   pl_json_kv_uint(j, "samples", info.samples);
   if (rc) pl_json_kv_str(j, "error", strerror(-rc));
   pl_log_end();
-  pl_capture_free(w->capture);
+  pl__capture_free(w->capture);
   w->capture = NULL;
 }

@@ -12,7 +12,7 @@
 
 typedef struct svc_whole_run {
   const char *path;
-  pl_capture *capture; /* holds the process's CPU capture for the whole run */
+  pl__capture *capture; /* holds the process's CPU capture for the whole run */
   pl_loop_idle *idle;
 } svc_whole_run;
 

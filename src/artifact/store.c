@@ -23,7 +23,7 @@ static int is_digits(const char *s, size_t n) {
   return 1;
 }
 
-int pl_artifact_name_valid(const char *name) {
+int pl__artifact_name_valid(const char *name) {
   size_t len = strnlen(name, 256);
   if (len == 0 || len >= 256) return 0;
   for (size_t i = 0; i < len; i++) {
@@ -34,18 +34,18 @@ int pl_artifact_name_valid(const char *name) {
   }
   const char *p = name;
   size_t k;
-  for (k = 0; k < PL_ARRAY_SIZE(kinds); k++) {
+  for (k = 0; k < PL__ARRAY_SIZE(kinds); k++) {
     size_t kl = strlen(kinds[k]);
     if (strncmp(p, kinds[k], kl) == 0 && p[kl] == '-') { p += kl + 1; break; }
   }
-  if (k == PL_ARRAY_SIZE(kinds)) return 0;
+  if (k == PL__ARRAY_SIZE(kinds)) return 0;
   /* YYYYMMDDTHHMMSS.mmmZ- */
   if (strlen(p) < 21 || !is_digits(p, 8) || p[8] != 'T' || !is_digits(p + 9, 6) || p[15] != '.' ||
       !is_digits(p + 16, 3) || p[19] != 'Z' || p[20] != '-')
     return 0;
   p += 21;
   const char *ext = NULL;
-  for (size_t e = 0; e < PL_ARRAY_SIZE(exts); e++) {
+  for (size_t e = 0; e < PL__ARRAY_SIZE(exts); e++) {
     size_t el = strlen(exts[e]), pl = strlen(p);
     if (pl > el + 1 && p[pl - el - 1] == '.' && strcmp(p + pl - el, exts[e]) == 0) {
       ext = p + pl - el - 1;
@@ -59,7 +59,7 @@ int pl_artifact_name_valid(const char *name) {
   return 1;
 }
 
-const char *pl_artifact_kind(const char *name) {
+const char *pl__artifact_kind(const char *name) {
   if (strncmp(name, "cpu-", 4) == 0) return "cpu";
   if (strncmp(name, "heap", 4) == 0) return "heap";
   return NULL;
@@ -83,7 +83,7 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int pl_artifact_store_init(pl_artifact_store *s, const char *dir, const char *task,
+int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *task,
                            unsigned max_count, uint64_t max_bytes) {
   memset(s, 0, sizeof(*s));
   if (!dir || !*dir || strlen(dir) >= sizeof(s->dir)) return -ENAMETOOLONG;
@@ -105,14 +105,14 @@ int pl_artifact_store_init(pl_artifact_store *s, const char *dir, const char *ta
       if (!ends_with(e->d_name, ".partial") || n - 8 >= sizeof(base)) continue;
       memcpy(base, e->d_name, n - 8);
       base[n - 8] = '\0';
-      if (pl_artifact_name_valid(base)) unlinkat(dirfd(d), e->d_name, 0);
+      if (pl__artifact_name_valid(base)) unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
   }
   return 0;
 }
 
-void pl_artifact_store_close(pl_artifact_store *s) { pthread_mutex_destroy(&s->lock); }
+void pl__artifact_store_close(pl__artifact_store *s) { pthread_mutex_destroy(&s->lock); }
 
 typedef struct hashing_fd {
   int fd;
@@ -122,26 +122,26 @@ typedef struct hashing_fd {
 static int hashing_backend(void *ctx, const void *p, size_t n) {
   hashing_fd *h = ctx;
   if (EVP_DigestUpdate(h->md, p, n) != 1) return -EIO;
-  return pl_write_all(h->fd, p, n);
+  return pl__write_all(h->fd, p, n);
 }
 
 static int by_created_desc(const void *a, const void *b) {
-  const pl_artifact *x = a, *y = b;
+  const pl__artifact *x = a, *y = b;
   if (x->created_wall_ns != y->created_wall_ns) return x->created_wall_ns < y->created_wall_ns ? 1 : -1;
   return strcmp(y->name, x->name);
 }
 
-static int list_locked(pl_artifact_store *s, pl_artifact *out, size_t max) {
+static int list_locked(pl__artifact_store *s, pl__artifact *out, size_t max) {
   DIR *d = opendir(s->dir);
   if (!d) return -errno;
   size_t n = 0;
   struct dirent *e;
   while ((e = readdir(d)) && n < max) {
-    if (!pl_artifact_name_valid(e->d_name)) continue;
+    if (!pl__artifact_name_valid(e->d_name)) continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
       continue;
-    pl_artifact *a = &out[n++];
+    pl__artifact *a = &out[n++];
     memset(a, 0, sizeof(*a));
     snprintf(a->name, sizeof(a->name), "%s", e->d_name);
     snprintf(a->path, sizeof(a->path), "%s/%s", s->dir, e->d_name);
@@ -153,7 +153,7 @@ static int list_locked(pl_artifact_store *s, pl_artifact *out, size_t max) {
   return (int)n;
 }
 
-int pl_artifact_list(pl_artifact_store *s, pl_artifact *out, size_t max) {
+int pl__artifact_list(pl__artifact_store *s, pl__artifact *out, size_t max) {
   pthread_mutex_lock(&s->lock);
   int rc = list_locked(s, out, max);
   pthread_mutex_unlock(&s->lock);
@@ -161,9 +161,9 @@ int pl_artifact_list(pl_artifact_store *s, pl_artifact *out, size_t max) {
 }
 
 /* Remove the oldest artifacts beyond the bounds, never `keep`. */
-static void prune_locked(pl_artifact_store *s, const char *keep) {
+static void prune_locked(pl__artifact_store *s, const char *keep) {
   enum { MAX_SCAN = 4096 };
-  pl_artifact *all = malloc(MAX_SCAN * sizeof(*all));
+  pl__artifact *all = malloc(MAX_SCAN * sizeof(*all));
   if (!all) return;
   int n = list_locked(s, all, MAX_SCAN);
   uint64_t bytes = 0;
@@ -179,10 +179,10 @@ static void prune_locked(pl_artifact_store *s, const char *keep) {
   free(all);
 }
 
-int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
-                      pl_artifact_fill_fn fill, void *arg, pl_artifact *out) {
+int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
+                      pl__artifact_fill_fn fill, void *arg, pl__artifact *out) {
   char stamp[32];
-  pl_format_compact_utc(wall_ns, stamp, sizeof(stamp)); /* YYYYMMDDTHHMMSSZ */
+  pl__format_compact_utc(wall_ns, stamp, sizeof(stamp)); /* YYYYMMDDTHHMMSSZ */
   char when[40];
   snprintf(when, sizeof(when), "%.15s.%03uZ", stamp, (unsigned)((wall_ns / 1000000u) % 1000u));
   memset(out, 0, sizeof(*out));
@@ -201,7 +201,7 @@ int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, u
   }
   pthread_mutex_unlock(&s->lock);
   if (fd < 0) return errno ? -errno : -EEXIST;
-  if (!pl_artifact_name_valid(out->name)) { rc = -EINVAL; goto fail; }
+  if (!pl__artifact_name_valid(out->name)) { rc = -EINVAL; goto fail; }
 
   hashing_fd h = {.fd = fd, .md = EVP_MD_CTX_new()};
   if (!h.md || EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) != 1) {
@@ -209,21 +209,21 @@ int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, u
     rc = -ENOMEM;
     goto fail;
   }
-  pl_sink sink;
-  pl_sink_init_fd(&sink, &fd);
+  pl__sink sink;
+  pl__sink_init_fd(&sink, &fd);
   sink.backend = hashing_backend;
   sink.ctx = &h;
   rc = fill(&sink, arg);
-  int frc = pl_sink_finish(&sink);
+  int frc = pl__sink_finish(&sink);
   if (!rc) rc = frc;
   out->bytes = sink.total;
-  pl_sink_free(&sink);
+  pl__sink_free(&sink);
   unsigned char digest[32];
   unsigned dlen = 0;
   if (!rc && EVP_DigestFinal_ex(h.md, digest, &dlen) != 1) rc = -EIO;
   EVP_MD_CTX_free(h.md);
   if (rc) goto fail;
-  pl_hex(digest, 32, out->sha256);
+  pl__hex(digest, 32, out->sha256);
   if (fsync(fd) != 0) { rc = -errno; goto fail; }
   if (close(fd) != 0) { fd = -1; rc = -errno; goto fail; }
   fd = -1;
@@ -238,7 +238,7 @@ int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, u
     fsync(dfd); /* make the rename durable */
     close(dfd);
   }
-  out->created_wall_ns = pl_wall_ns();
+  out->created_wall_ns = pl__wall_ns();
   prune_locked(s, out->name);
   pthread_mutex_unlock(&s->lock);
   return 0;
@@ -250,8 +250,8 @@ fail:
   return rc;
 }
 
-int pl_artifact_open(pl_artifact_store *s, const char *name, struct stat *st) {
-  if (!pl_artifact_name_valid(name)) return -EINVAL;
+int pl__artifact_open(pl__artifact_store *s, const char *name, struct stat *st) {
+  if (!pl__artifact_name_valid(name)) return -EINVAL;
   int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return -errno;
   int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -273,7 +273,7 @@ int pl_artifact_open(pl_artifact_store *s, const char *name, struct stat *st) {
   return fd;
 }
 
-int pl_artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes) {
+int pl__artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes) {
   enum { CHUNK = 1 << 17 };
   unsigned char *buf = malloc(CHUNK);
   EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -303,7 +303,7 @@ int pl_artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes) {
     rc = -EIO;
     goto out;
   }
-  pl_hex(digest, 32, hex);
+  pl__hex(digest, 32, hex);
   if (bytes) *bytes = total;
 out:
   EVP_MD_CTX_free(md);

@@ -6,10 +6,10 @@
  * computed while writing. After each write the oldest artifacts beyond the
  * count and byte bounds are removed. Names follow one pattern,
  *   <kind>-<YYYYMMDDTHHMMSS.mmmZ>-<task>[-N].<ext>
- * and pl_artifact_name_valid() is the only gate for names that come from
+ * and pl__artifact_name_valid() is the only gate for names that come from
  * outside (downloads).
  *
- * Thread rules: pl_artifact_write() runs on any thread (the thread pool);
+ * Thread rules: pl__artifact_write() runs on any thread (the thread pool);
  * the store's mutex guards the directory scan and pruning.
  */
 #ifndef PL_ARTIFACT_STORE_H
@@ -22,57 +22,57 @@
 
 #include "common/sink.h"
 
-typedef struct pl_artifact_store {
+typedef struct pl__artifact_store {
   char dir[4096];
   char task[80];
   unsigned max_count;
   uint64_t max_bytes;
   pthread_mutex_t lock;
-} pl_artifact_store;
+} pl__artifact_store;
 
-typedef struct pl_artifact {
+typedef struct pl__artifact {
   char name[256];
   char path[4096 + 256];
   uint64_t bytes;
   char sha256[65];
   uint64_t created_wall_ns;
-} pl_artifact;
+} pl__artifact;
 
 /* Content producer: writes the artifact into the sink; returns 0 or -errno. */
-typedef int (*pl_artifact_fill_fn)(pl_sink *out, void *arg);
+typedef int (*pl__artifact_fill_fn)(pl__sink *out, void *arg);
 
 /* Set up a store on dir (created if missing, mode 0700). Removes stale
  * "*.partial" files a killed process left. 0 or -errno. */
-int pl_artifact_store_init(pl_artifact_store *s, const char *dir, const char *task,
+int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *task,
                            unsigned max_count, uint64_t max_bytes);
-void pl_artifact_store_close(pl_artifact_store *s);
+void pl__artifact_store_close(pl__artifact_store *s);
 
 /* Write a new artifact "<kind>-<time>-<task>.<ext>" for time wall_ns.
  * On success fills *out. On failure nothing is left under any name;
  * -ENOSPC/-EDQUOT mean the disk is full. */
-int pl_artifact_write(pl_artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
-                      pl_artifact_fill_fn fill, void *arg, pl_artifact *out);
+int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
+                      pl__artifact_fill_fn fill, void *arg, pl__artifact *out);
 
 /* Is name an artifact name (no path, no tricks)? */
-int pl_artifact_name_valid(const char *name);
+int pl__artifact_name_valid(const char *name);
 /* "cpu", "heap" or NULL, from a valid name. */
-const char *pl_artifact_kind(const char *name);
+const char *pl__artifact_kind(const char *name);
 
 /* The artifacts in the directory, newest first (at most max). Returns the
  * count or -errno. sha256 is left empty (computing it reads the file). */
-int pl_artifact_list(pl_artifact_store *s, pl_artifact *out, size_t max);
+int pl__artifact_list(pl__artifact_store *s, pl__artifact *out, size_t max);
 
 /* Open artifact `name` for reading, for downloads: the name must pass
- * pl_artifact_name_valid(); the file is opened relative to the directory
+ * pl__artifact_name_valid(); the file is opened relative to the directory
  * with O_NOFOLLOW and O_NONBLOCK (a planted FIFO cannot block) and must be
  * a regular file with one link. Fills *st. Returns the fd (the caller
  * closes it) or -EINVAL (bad name), -ENOENT (missing, a symlink, not a
  * regular file, or hard-linked), another -errno. Any thread. */
-int pl_artifact_open(pl_artifact_store *s, const char *name, struct stat *st);
+int pl__artifact_open(pl__artifact_store *s, const char *name, struct stat *st);
 
 /* SHA-256 of everything read from fd (from its current offset) as 64 hex
  * characters plus NUL in hex; *bytes (may be NULL) gets the length read.
  * Reads the whole file: call it off the event loop. 0 or -errno. */
-int pl_artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes);
+int pl__artifact_sha256_fd(int fd, char hex[65], uint64_t *bytes);
 
 #endif

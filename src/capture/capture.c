@@ -16,50 +16,50 @@
 
 enum { OUTCOME_NONE, OUTCOME_WRITTEN, OUTCOME_FAILED };
 
-struct pl_capture {
-  pl_capture_kind kind;
+struct pl__capture {
+  pl__capture_kind kind;
   int format;
   int cpu_running;
   int prepared;
   int outcome;
   pl_cpu_profile *cpu;
   pl_heap_snapshot *heap;
-  pl_capture_holder holder;
+  pl__capture_holder holder;
   const char *failed_step;
-  pl_capture_times times;
+  pl__capture_times times;
   /* the artifact job */
   uv_work_t work;
-  pl_artifact_store *store;
-  pl_artifact art;
+  pl__artifact_store *store;
+  pl__artifact art;
   int job_rc;
-  pl_capture_done_fn done;
+  pl__capture_done_fn done;
   void *done_arg;
 };
 
 /* The slots and counters, one per kind. */
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
-static pl_capture *slots[2];
+static pl__capture *slots[2];
 static uint64_t written[2], failed[2];
 
-int pl_capture_new(pl_capture **out, pl_capture_kind kind, int format, const char *who,
-                   pl_capture_holder *busy) {
+int pl__capture_new(pl__capture **out, pl__capture_kind kind, int format, const char *who,
+                   pl__capture_holder *busy) {
   *out = NULL;
-  if (kind != PL_CAPTURE_CPU && kind != PL_CAPTURE_HEAP) return -EINVAL;
-  if (kind == PL_CAPTURE_CPU ? !pl_cpu_format_ext((pl_cpu_format)format)
+  if (kind != PL__CAPTURE_CPU && kind != PL__CAPTURE_HEAP) return -EINVAL;
+  if (kind == PL__CAPTURE_CPU ? !pl_cpu_format_ext((pl_cpu_format)format)
                              : !pl_heap_format_ext((pl_heap_format)format))
     return -EINVAL;
-  if (kind == PL_CAPTURE_HEAP) {
-    pl_heap_figures f;
-    int rc = pl_heap_tracker_figures(&f);
+  if (kind == PL__CAPTURE_HEAP) {
+    pl__heap_figures f;
+    int rc = pl__heap_tracker_figures(&f);
     if (rc) return rc;
   }
-  pl_capture *c = calloc(1, sizeof(*c));
+  pl__capture *c = calloc(1, sizeof(*c));
   if (!c) return -ENOMEM;
   c->kind = kind;
   c->format = format;
   snprintf(c->holder.who, sizeof(c->holder.who), "%s", who ? who : "unknown");
   c->holder.format = format;
-  c->holder.since_wall_ns = pl_wall_ns();
+  c->holder.since_wall_ns = pl__wall_ns();
   pthread_mutex_lock(&slots_lock);
   if (slots[kind]) {
     if (busy) *busy = slots[kind]->holder;
@@ -73,7 +73,7 @@ int pl_capture_new(pl_capture **out, pl_capture_kind kind, int format, const cha
   return 0;
 }
 
-void pl_capture_free(pl_capture *c) {
+void pl__capture_free(pl__capture *c) {
   if (!c) return;
   if (c->cpu_running) {
     pl_cpu_profile *p = NULL;
@@ -86,17 +86,17 @@ void pl_capture_free(pl_capture *c) {
   pthread_mutex_unlock(&slots_lock);
   pl_cpu_profile_free(c->cpu);
   if (c->heap) {
-    pl_heap_tracker_untracked_begin(); /* it was made untracked */
+    pl__heap_tracker_untracked_begin(); /* it was made untracked */
     pl_heap_snapshot_free(c->heap);
-    pl_heap_tracker_untracked_end();
+    pl__heap_tracker_untracked_end();
   }
   free(c);
 }
 
-int pl_capture_holder_of(pl_capture_kind kind, pl_capture_holder *out) {
+int pl__capture_holder_of(pl__capture_kind kind, pl__capture_holder *out) {
   int held = 0;
   pthread_mutex_lock(&slots_lock);
-  if ((kind == PL_CAPTURE_CPU || kind == PL_CAPTURE_HEAP) && slots[kind]) {
+  if ((kind == PL__CAPTURE_CPU || kind == PL__CAPTURE_HEAP) && slots[kind]) {
     *out = slots[kind]->holder;
     held = 1;
   }
@@ -104,27 +104,27 @@ int pl_capture_holder_of(pl_capture_kind kind, pl_capture_holder *out) {
   return held;
 }
 
-void pl_capture_set_until(pl_capture *c, uint64_t until_wall_ns) {
+void pl__capture_set_until(pl__capture *c, uint64_t until_wall_ns) {
   pthread_mutex_lock(&slots_lock);
   c->holder.until_wall_ns = until_wall_ns;
   pthread_mutex_unlock(&slots_lock);
 }
 
-void pl_capture_count(pl_capture_kind kind, uint64_t *w, uint64_t *f) {
+void pl__capture_count(pl__capture_kind kind, uint64_t *w, uint64_t *f) {
   pthread_mutex_lock(&slots_lock);
-  *w = kind <= PL_CAPTURE_HEAP ? written[kind] : 0;
-  *f = kind <= PL_CAPTURE_HEAP ? failed[kind] : 0;
+  *w = kind <= PL__CAPTURE_HEAP ? written[kind] : 0;
+  *f = kind <= PL__CAPTURE_HEAP ? failed[kind] : 0;
   pthread_mutex_unlock(&slots_lock);
 }
 
-static int fail(pl_capture *c, const char *step, int rc) {
+static int fail(pl__capture *c, const char *step, int rc) {
   c->failed_step = step;
   c->outcome = OUTCOME_FAILED;
   return rc;
 }
 
-int pl_capture_cpu_start(pl_capture *c, const pl_cpu_options *o) {
-  if (c->kind != PL_CAPTURE_CPU || c->cpu_running || c->cpu) return -EINVAL;
+int pl__capture_cpu_start(pl__capture *c, const pl_cpu_options *o) {
+  if (c->kind != PL__CAPTURE_CPU || c->cpu_running || c->cpu) return -EINVAL;
   int rc = pl_cpu_profiler_start(o);
   if (rc) {
     c->failed_step = "start"; /* not counted: nothing was captured */
@@ -134,82 +134,82 @@ int pl_capture_cpu_start(pl_capture *c, const pl_cpu_options *o) {
   return 0;
 }
 
-int pl_capture_cpu_stop(pl_capture *c) {
+int pl__capture_cpu_stop(pl__capture *c) {
   if (!c->cpu_running) return -EINVAL;
   c->cpu_running = 0;
   int rc = pl_cpu_profiler_stop(&c->cpu);
   return rc ? fail(c, "stop", rc) : 0;
 }
 
-int pl_capture_cpu_running(const pl_capture *c) { return c->cpu_running; }
+int pl__capture_cpu_running(const pl__capture *c) { return c->cpu_running; }
 
-int pl_capture_prepare(pl_capture *c) {
+int pl__capture_prepare(pl__capture *c) {
   if (c->prepared) return 0;
   int rc;
-  uint64_t t0 = pl_now_ns();
-  if (c->kind == PL_CAPTURE_CPU) {
+  uint64_t t0 = pl__now_ns();
+  if (c->kind == PL__CAPTURE_CPU) {
     if (!c->cpu) return fail(c, "stop", -EINVAL); /* never started, or still running */
     rc = pl_cpu_profile_symbolize(c->cpu);
-    c->times.symbolize_ms = (double)(pl_now_ns() - t0) / 1e6;
+    c->times.symbolize_ms = (double)(pl__now_ns() - t0) / 1e6;
     if (rc) return fail(c, "symbolize", rc);
   } else {
-    rc = pl_heap_tracker_take(&c->heap);
-    uint64_t t1 = pl_now_ns();
+    rc = pl__heap_tracker_take(&c->heap);
+    uint64_t t1 = pl__now_ns();
     c->times.take_ms = (double)(t1 - t0) / 1e6;
     if (rc) return fail(c, "copy", rc);
     /* The symbolizer's allocations are the tool's, not the program's. A
      * .heapsnapshot shows function names only: no DWARF to read. */
-    pl_heap_tracker_untracked_begin();
+    pl__heap_tracker_untracked_begin();
     rc = c->format == PL_HEAP_FORMAT_HEAPSNAPSHOT ? pl_heap_snapshot_symbolize_names(c->heap)
                                                   : pl_heap_snapshot_symbolize(c->heap);
-    pl_heap_tracker_untracked_end();
-    c->times.symbolize_ms = (double)(pl_now_ns() - t1) / 1e6;
+    pl__heap_tracker_untracked_end();
+    c->times.symbolize_ms = (double)(pl__now_ns() - t1) / 1e6;
     if (rc) return fail(c, "symbolize", rc);
   }
   c->prepared = 1;
   return 0;
 }
 
-int pl_capture_write(pl_sink *out, void *arg) {
-  pl_capture *c = arg;
+int pl__capture_write(pl__sink *out, void *arg) {
+  pl__capture *c = arg;
   if (!c->prepared) return fail(c, "write", -EINVAL);
-  uint64_t t0 = pl_now_ns();
-  int rc = c->kind == PL_CAPTURE_CPU ? pl_cpu_write(c->cpu, (pl_cpu_format)c->format, out)
-                                     : pl_heap_write(c->heap, (pl_heap_format)c->format, out);
-  c->times.write_ms = (double)(pl_now_ns() - t0) / 1e6;
+  uint64_t t0 = pl__now_ns();
+  int rc = c->kind == PL__CAPTURE_CPU ? pl__cpu_write(c->cpu, (pl_cpu_format)c->format, out)
+                                     : pl__heap_write(c->heap, (pl_heap_format)c->format, out);
+  c->times.write_ms = (double)(pl__now_ns() - t0) / 1e6;
   if (rc) return fail(c, "write", rc);
   c->outcome = OUTCOME_WRITTEN;
   return 0;
 }
 
-int pl_capture_run(pl_capture *c, pl_sink *out) {
-  int rc = pl_capture_prepare(c);
-  return rc ? rc : pl_capture_write(out, c);
+int pl__capture_run(pl__capture *c, pl__sink *out) {
+  int rc = pl__capture_prepare(c);
+  return rc ? rc : pl__capture_write(out, c);
 }
 
 /* ---- the artifact job ------------------------------------------------- */
 
 static void work_artifact(uv_work_t *w) {
-  pl_capture *c = w->data;
-  c->job_rc = pl_capture_prepare(c);
+  pl__capture *c = w->data;
+  c->job_rc = pl__capture_prepare(c);
   if (c->job_rc) return;
-  uint64_t wall_ns = c->kind == PL_CAPTURE_CPU ? c->cpu->start_wall_ns : c->heap->wall_ns;
-  const char *ext = c->kind == PL_CAPTURE_CPU ? pl_cpu_format_ext((pl_cpu_format)c->format)
+  uint64_t wall_ns = c->kind == PL__CAPTURE_CPU ? c->cpu->start_wall_ns : c->heap->wall_ns;
+  const char *ext = c->kind == PL__CAPTURE_CPU ? pl_cpu_format_ext((pl_cpu_format)c->format)
                                               : pl_heap_format_ext((pl_heap_format)c->format);
-  c->job_rc = pl_artifact_write(c->store, c->kind == PL_CAPTURE_CPU ? "cpu" : "heapdump", ext,
-                                wall_ns, pl_capture_write, c, &c->art);
+  c->job_rc = pl__artifact_write(c->store, c->kind == PL__CAPTURE_CPU ? "cpu" : "heapdump", ext,
+                                wall_ns, pl__capture_write, c, &c->art);
   /* a failure to open, sync or rename the file is the write step too */
   if (c->job_rc) fail(c, "write", c->job_rc);
 }
 
 static void after_artifact(uv_work_t *w, int status) {
-  pl_capture *c = w->data;
+  pl__capture *c = w->data;
   if (status == UV_ECANCELED && !c->job_rc) c->job_rc = fail(c, "queue", -ECANCELED);
   c->done(c, c->job_rc, c->job_rc ? NULL : &c->art, c->done_arg);
 }
 
-int pl_capture_queue_artifact(pl_capture *c, uv_loop_t *loop, pl_artifact_store *store,
-                              pl_capture_done_fn done, void *arg) {
+int pl__capture_queue_artifact(pl__capture *c, uv_loop_t *loop, pl__artifact_store *store,
+                              pl__capture_done_fn done, void *arg) {
   c->store = store;
   c->done = done;
   c->done_arg = arg;
@@ -218,14 +218,14 @@ int pl_capture_queue_artifact(pl_capture *c, uv_loop_t *loop, pl_artifact_store 
   return rc ? fail(c, "queue", rc) : 0;
 }
 
-pl_capture_kind pl_capture_kind_of(const pl_capture *c) { return c->kind; }
-int pl_capture_format(const pl_capture *c) { return c->format; }
-const char *pl_capture_format_name(const pl_capture *c) {
-  return c->kind == PL_CAPTURE_CPU ? pl_cpu_format_names[c->format]
+pl__capture_kind pl__capture_kind_of(const pl__capture *c) { return c->kind; }
+int pl__capture_format(const pl__capture *c) { return c->format; }
+const char *pl__capture_format_name(const pl__capture *c) {
+  return c->kind == PL__CAPTURE_CPU ? pl_cpu_format_names[c->format]
                                    : pl_heap_format_names[c->format];
 }
-const pl_cpu_profile *pl_capture_cpu_profile(const pl_capture *c) { return c->cpu; }
-const pl_heap_snapshot *pl_capture_heap_snapshot(const pl_capture *c) { return c->heap; }
-const pl_capture_holder *pl_capture_holder_info(const pl_capture *c) { return &c->holder; }
-const char *pl_capture_failed_step(const pl_capture *c) { return c->failed_step; }
-void pl_capture_get_times(const pl_capture *c, pl_capture_times *out) { *out = c->times; }
+const pl_cpu_profile *pl__capture_cpu_profile(const pl__capture *c) { return c->cpu; }
+const pl_heap_snapshot *pl__capture_heap_snapshot(const pl__capture *c) { return c->heap; }
+const pl__capture_holder *pl__capture_holder_info(const pl__capture *c) { return &c->holder; }
+const char *pl__capture_failed_step(const pl__capture *c) { return c->failed_step; }
+void pl__capture_get_times(const pl__capture *c, pl__capture_times *out) { *out = c->times; }

@@ -13,14 +13,14 @@
 #pragma weak pl_heap_untracked_begin
 #pragma weak pl_heap_untracked_end
 
-int pl_heap_tracker_linked(void) {
+int pl__heap_tracker_linked(void) {
   return pl_heap_running && pl_heap_get_stats && pl_heap_snapshot_take &&
          pl_heap_uses_sanitizer_hooks && pl_heap_untracked_begin && pl_heap_untracked_end;
 }
 
-int pl_heap_tracker_figures(pl_heap_figures *out) {
+int pl__heap_tracker_figures(pl__heap_figures *out) {
   memset(out, 0, sizeof(*out));
-  if (!pl_heap_tracker_linked()) return -ENOSYS;
+  if (!pl__heap_tracker_linked()) return -ENOSYS;
   out->linked = 1;
   if (!pl_heap_running()) return -ENOENT;
   pl_heap_stats st;
@@ -52,21 +52,21 @@ int pl_heap_tracker_figures(pl_heap_figures *out) {
   return 0;
 }
 
-const char *pl_heap_tracker_state(const pl_heap_figures *f) {
+const char *pl__heap_tracker_state(const pl__heap_figures *f) {
   if (!f->linked) return "not-linked";
   if (!f->running) return "off";
   return f->sanitizer_hooks ? "sanitizer-hooks" : "interposed";
 }
 
-int pl_heap_tracker_take(pl_heap_snapshot **out) {
-  if (!pl_heap_tracker_linked()) return -ENOSYS;
+int pl__heap_tracker_take(pl_heap_snapshot **out) {
+  if (!pl__heap_tracker_linked()) return -ENOSYS;
   return pl_heap_snapshot_take(out);
 }
 
-void pl_heap_tracker_untracked_begin(void) {
-  if (pl_heap_tracker_linked()) pl_heap_untracked_begin();
+void pl__heap_tracker_untracked_begin(void) {
+  if (pl__heap_tracker_linked()) pl_heap_untracked_begin();
 }
 
-void pl_heap_tracker_untracked_end(void) {
-  if (pl_heap_tracker_linked()) pl_heap_untracked_end();
+void pl__heap_tracker_untracked_end(void) {
+  if (pl__heap_tracker_linked()) pl_heap_untracked_end();
 }

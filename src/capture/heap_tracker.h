@@ -10,7 +10,7 @@
 #include "proflab/heap_snapshot.h"
 
 /* The tracker's figures (estimates, see proflab/heap.h) and state. */
-typedef struct pl_heap_figures {
+typedef struct pl__heap_figures {
   int linked, running, sanitizer_hooks;
   uint64_t sample_bytes;               /* mean sampling interval T */
   double live_bytes, live_allocations;
@@ -25,19 +25,19 @@ typedef struct pl_heap_figures {
   uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
   const char *unwind_mode; /* "frame-pointers", "dwarf", "verify" */
   int unwind_fell_back;    /* frame pointers disagreed with DWARF: dwarf since */
-} pl_heap_figures;
+} pl__heap_figures;
 
 /* 1 when the tracker is linked into this program. */
-int pl_heap_tracker_linked(void);
+int pl__heap_tracker_linked(void);
 /* Fill out (zeros when absent). 0 when it runs, -ENOSYS when it is not
  * linked, -ENOENT when it is linked but was not started. */
-int pl_heap_tracker_figures(pl_heap_figures *out);
+int pl__heap_tracker_figures(pl__heap_figures *out);
 /* "not-linked", "off", "sanitizer-hooks" or "interposed". */
-const char *pl_heap_tracker_state(const pl_heap_figures *f);
+const char *pl__heap_tracker_state(const pl__heap_figures *f);
 
 /* Calls into the tracker that do nothing (or fail) without it. */
-int pl_heap_tracker_take(pl_heap_snapshot **out); /* -ENOSYS without it */
-void pl_heap_tracker_untracked_begin(void);
-void pl_heap_tracker_untracked_end(void);
+int pl__heap_tracker_take(pl_heap_snapshot **out); /* -ENOSYS without it */
+void pl__heap_tracker_untracked_begin(void);
+void pl__heap_tracker_untracked_end(void);
 
 #endif

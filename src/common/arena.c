@@ -5,20 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pl_arena_block {
-  pl_arena_block *next;
+struct pl__arena_block {
+  pl__arena_block *next;
   size_t size;
   _Alignas(16) unsigned char data[];
 };
 
-void pl_arena_init(pl_arena *a) { memset(a, 0, sizeof(*a)); }
+void pl__arena_init(pl__arena *a) { memset(a, 0, sizeof(*a)); }
 
-void *pl_arena_alloc(pl_arena *a, size_t n) {
+void *pl__arena_alloc(pl__arena *a, size_t n) {
   if (n > SIZE_MAX - 15) return NULL;
   n = (n + 15) & ~(size_t)15;
   if (!a->head || a->cap - a->used < n) {
     size_t size = n > 65536 ? n : 65536;
-    pl_arena_block *b = malloc(sizeof(*b) + size);
+    pl__arena_block *b = malloc(sizeof(*b) + size);
     if (!b) return NULL;
     b->next = a->head;
     b->size = size;
@@ -32,19 +32,19 @@ void *pl_arena_alloc(pl_arena *a, size_t n) {
   return p;
 }
 
-char *pl_arena_strndup(pl_arena *a, const char *s, size_t n) {
-  char *p = pl_arena_alloc(a, n + 1);
+char *pl__arena_strndup(pl__arena *a, const char *s, size_t n) {
+  char *p = pl__arena_alloc(a, n + 1);
   if (!p) return NULL;
   memcpy(p, s, n);
   p[n] = '\0';
   return p;
 }
 
-char *pl_arena_strdup(pl_arena *a, const char *s) { return pl_arena_strndup(a, s, strlen(s)); }
+char *pl__arena_strdup(pl__arena *a, const char *s) { return pl__arena_strndup(a, s, strlen(s)); }
 
-void pl_arena_free(pl_arena *a) {
+void pl__arena_free(pl__arena *a) {
   while (a->head) {
-    pl_arena_block *n = a->head->next;
+    pl__arena_block *n = a->head->next;
     free(a->head);
     a->head = n;
   }

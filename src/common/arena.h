@@ -5,18 +5,18 @@
 
 #include <stddef.h>
 
-typedef struct pl_arena_block pl_arena_block;
-typedef struct pl_arena {
-  pl_arena_block *head;
+typedef struct pl__arena_block pl__arena_block;
+typedef struct pl__arena {
+  pl__arena_block *head;
   size_t used, cap;
-} pl_arena;
+} pl__arena;
 
-void pl_arena_init(pl_arena *a);
+void pl__arena_init(pl__arena *a);
 /* Zeroed, 16-byte aligned memory, or NULL when out of memory. */
-void *pl_arena_alloc(pl_arena *a, size_t n);
+void *pl__arena_alloc(pl__arena *a, size_t n);
 /* Copy of s (n bytes) with a NUL, or NULL. */
-char *pl_arena_strndup(pl_arena *a, const char *s, size_t n);
-char *pl_arena_strdup(pl_arena *a, const char *s);
-void pl_arena_free(pl_arena *a);
+char *pl__arena_strndup(pl__arena *a, const char *s, size_t n);
+char *pl__arena_strdup(pl__arena *a, const char *s);
+void pl__arena_free(pl__arena *a);
 
 #endif

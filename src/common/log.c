@@ -21,7 +21,7 @@ static void *log_sink_arg;
 
 static void write_all_stdout(const char *p, size_t n, void *arg) {
   (void)arg;
-  (void)pl_write_all(STDOUT_FILENO, p, n); /* stdout gone: never take the service down */
+  (void)pl__write_all(STDOUT_FILENO, p, n); /* stdout gone: never take the service down */
 }
 
 void pl_log_set_sink(pl_log_sink_fn fn, void *arg) {
@@ -50,10 +50,10 @@ static void flush_locked(void) {
 static void format_ts(char *ts, size_t n) {
   static uint64_t cached_sec = UINT64_MAX;
   static char cached[32];
-  uint64_t now = pl_wall_ns();
+  uint64_t now = pl__wall_ns();
   uint64_t sec = now / 1000000000u;
   if (sec != cached_sec) {
-    pl_format_iso8601(sec * 1000000000u, cached, sizeof(cached));
+    pl__format_iso8601(sec * 1000000000u, cached, sizeof(cached));
     cached[19] = '\0'; /* keep "YYYY-MM-DDTHH:MM:SS" */
     cached_sec = sec;
   }

@@ -11,7 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-int pl_parse_u64n(const char *s, size_t n, uint64_t *out) {
+int pl__parse_u64n(const char *s, size_t n, uint64_t *out) {
   if (!s || n == 0) return -EINVAL;
   uint64_t v = 0;
   int overflow = 0;
@@ -27,24 +27,24 @@ int pl_parse_u64n(const char *s, size_t n, uint64_t *out) {
   return 0;
 }
 
-int pl_parse_u64(const char *s, uint64_t *out) {
+int pl__parse_u64(const char *s, uint64_t *out) {
   if (!s) return -EINVAL;
-  return pl_parse_u64n(s, strlen(s), out);
+  return pl__parse_u64n(s, strlen(s), out);
 }
 
-uint64_t pl_now_ns(void) {
+uint64_t pl__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t pl_wall_ns(void) {
+uint64_t pl__wall_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void pl_format_iso8601(uint64_t wall_ns, char *out, size_t n) {
+void pl__format_iso8601(uint64_t wall_ns, char *out, size_t n) {
   time_t secs = (time_t)(wall_ns / 1000000000u);
   unsigned ms = (unsigned)((wall_ns / 1000000u) % 1000u);
   struct tm tm;
@@ -53,7 +53,7 @@ void pl_format_iso8601(uint64_t wall_ns, char *out, size_t n) {
            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
-void pl_format_compact_utc(uint64_t wall_ns, char *out, size_t n) {
+void pl__format_compact_utc(uint64_t wall_ns, char *out, size_t n) {
   time_t secs = (time_t)(wall_ns / 1000000000u);
   struct tm tm;
   if (!gmtime_r(&secs, &tm)) { snprintf(out, n, "19700101T000000Z"); return; }
@@ -61,7 +61,7 @@ void pl_format_compact_utc(uint64_t wall_ns, char *out, size_t n) {
            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-uint64_t pl_rss_bytes(void) {
+uint64_t pl__rss_bytes(void) {
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   char buf[128];
@@ -76,19 +76,19 @@ uint64_t pl_rss_bytes(void) {
   p++;
   char *e = strchr(p, ' ');
   uint64_t pages;
-  if (pl_parse_u64n(p, e ? (size_t)(e - p) : strlen(p), &pages) != 0) return 0;
+  if (pl__parse_u64n(p, e ? (size_t)(e - p) : strlen(p), &pages) != 0) return 0;
   long ps = sysconf(_SC_PAGESIZE);
   return pages * (uint64_t)(ps > 0 ? ps : 4096);
 }
 
-int pl_secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
+int pl__secret_equal(const char *a, size_t alen, const char *b, size_t blen) {
   unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
   SHA256((const unsigned char *)a, alen, da);
   SHA256((const unsigned char *)b, blen, db);
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
-void pl_hex(const unsigned char *in, size_t n, char *out) {
+void pl__hex(const unsigned char *in, size_t n, char *out) {
   static const char digits[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
     out[2 * i] = digits[in[i] >> 4];
@@ -97,7 +97,7 @@ void pl_hex(const unsigned char *in, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-int pl_write_all(int fd, const void *p, size_t n) {
+int pl__write_all(int fd, const void *p, size_t n) {
   const char *c = p;
   while (n > 0) {
     ssize_t w = write(fd, c, n);

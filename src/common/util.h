@@ -5,33 +5,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PL__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Parse a plain unsigned decimal: digits only (no sign, space, hex, empty).
  * Returns 0, -EINVAL (not a number) or -ERANGE (does not fit in uint64). */
-int pl_parse_u64(const char *s, uint64_t *out);
+int pl__parse_u64(const char *s, uint64_t *out);
 /* Same over a length-delimited string. */
-int pl_parse_u64n(const char *s, size_t n, uint64_t *out);
+int pl__parse_u64n(const char *s, size_t n, uint64_t *out);
 
 /* Monotonic clock in nanoseconds / microseconds. */
-uint64_t pl_now_ns(void);
-static inline uint64_t pl_now_us(void) { return pl_now_ns() / 1000; }
+uint64_t pl__now_ns(void);
+static inline uint64_t pl__now_us(void) { return pl__now_ns() / 1000; }
 /* Wall clock, nanoseconds since the epoch. */
-uint64_t pl_wall_ns(void);
+uint64_t pl__wall_ns(void);
 /* "2026-11-25T19:42:10.123Z" into out (at least 32 bytes). */
-void pl_format_iso8601(uint64_t wall_ns, char *out, size_t n);
+void pl__format_iso8601(uint64_t wall_ns, char *out, size_t n);
 /* "20261125T194210Z" (for file names) into out (at least 20 bytes). */
-void pl_format_compact_utc(uint64_t wall_ns, char *out, size_t n);
+void pl__format_compact_utc(uint64_t wall_ns, char *out, size_t n);
 
 /* Resident set size of this process in bytes, or 0 if unknown. */
-uint64_t pl_rss_bytes(void);
+uint64_t pl__rss_bytes(void);
 
 /* Constant-time equality of two strings of any lengths: compares SHA-256
  * digests, so neither content nor length leaks through timing. */
-int pl_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+int pl__secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 /* splitmix64's finalizer: spreads low-entropy keys over all bits. */
-static inline uint64_t pl_mix64(uint64_t x) {
+static inline uint64_t pl__mix64(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
   x ^= x >> 27;
@@ -41,9 +41,9 @@ static inline uint64_t pl_mix64(uint64_t x) {
 }
 
 /* write(2) all of p, retrying on EINTR and short writes. 0 or -errno. */
-int pl_write_all(int fd, const void *p, size_t n);
+int pl__write_all(int fd, const void *p, size_t n);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
-void pl_hex(const unsigned char *in, size_t n, char *out);
+void pl__hex(const unsigned char *in, size_t n, char *out);
 
 #endif

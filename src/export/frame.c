@@ -10,7 +10,7 @@
 
 /* ---- checksums ---------------------------------------------------------- */
 
-uint32_t pl_export_crc32(const void *buf, size_t len) {
+uint32_t pl__export_crc32(const void *buf, size_t len) {
   uLong c = crc32(0L, Z_NULL, 0);
   const unsigned char *p = buf;
   while (len > 0) { /* zlib takes uInt lengths */
@@ -38,27 +38,27 @@ static uint32_t cksum_byte(uint32_t c, unsigned char b) {
   return (c << 8) ^ cksum_table[((c >> 24) ^ b) & 0xff];
 }
 
-uint32_t pl_export_cksum_update(uint32_t crc, const void *buf, size_t len) {
+uint32_t pl__export_cksum_update(uint32_t crc, const void *buf, size_t len) {
   if (!cksum_ready) cksum_init();
   const unsigned char *p = buf;
   for (size_t i = 0; i < len; i++) crc = cksum_byte(crc, p[i]);
   return crc;
 }
 
-uint32_t pl_export_cksum_final(uint32_t crc, uint64_t total) {
+uint32_t pl__export_cksum_final(uint32_t crc, uint64_t total) {
   for (; total; total >>= 8) crc = cksum_byte(crc, (unsigned char)(total & 0xff));
   return ~crc;
 }
 
-uint32_t pl_export_cksum(const void *buf, size_t len) {
-  return pl_export_cksum_final(pl_export_cksum_update(0, buf, len), len);
+uint32_t pl__export_cksum(const void *buf, size_t len) {
+  return pl__export_cksum_final(pl__export_cksum_update(0, buf, len), len);
 }
 
 /* ---- base64 and hex ----------------------------------------------------- */
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-long pl_export_b64_encode(const void *in, size_t len, char *out, size_t outsz) {
+long pl__export_b64_encode(const void *in, size_t len, char *out, size_t outsz) {
   const unsigned char *p = in;
   size_t need = (len + 2) / 3 * 4 + 1;
   if (outsz < need) return -1;
@@ -92,7 +92,7 @@ static int b64_value(unsigned char c) {
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-long pl_export_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz) {
+long pl__export_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz) {
   uint32_t acc = 0;
   int bits = 0, pad = 0;
   size_t o = 0, digits = 0;
@@ -128,7 +128,7 @@ static int hex_value(unsigned char c) {
   return -1;
 }
 
-long pl_export_hex_decode(const char *in, size_t len, unsigned char *out, size_t outsz) {
+long pl__export_hex_decode(const char *in, size_t len, unsigned char *out, size_t outsz) {
   size_t o = 0;
   int hi = -1;
   for (size_t i = 0; i < len; i++) {
@@ -200,7 +200,7 @@ static int parse_check(field fc, char *kind, uint32_t *check) {
   return 0;
 }
 
-int pl_export_frame_parse(const char *body, size_t len, pl_export_frame *f) {
+int pl__export_frame_parse(const char *body, size_t len, pl__export_frame *f) {
   field fl[8];
   memset(f, 0, sizeof(*f));
   int n = split_fields(body, len, fl, 8);
@@ -208,7 +208,7 @@ int pl_export_frame_parse(const char *body, size_t len, pl_export_frame *f) {
   f->kind = fl[0].p[0];
   uint64_t v;
   switch (f->kind) {
-    case PL_FRAME_INFO:
+    case PL__FRAME_INFO:
       if (n != 6 || parse_u64(fl[1], 10, &f->size) != 0) return -EINVAL;
       if (fl[2].n < 3 || fl[2].p[1] != ':') return -EINVAL;
       f->sum_kind = fl[2].p[0];
@@ -233,22 +233,22 @@ int pl_export_frame_parse(const char *body, size_t len, pl_export_frame *f) {
       {
         size_t tn = (size_t)(fl[4].p + fl[4].n - fl[1].p);
         uint32_t c =
-            f->check_kind == 'c' ? pl_export_crc32(fl[1].p, tn) : pl_export_cksum(fl[1].p, tn);
+            f->check_kind == 'c' ? pl__export_crc32(fl[1].p, tn) : pl__export_cksum(fl[1].p, tn);
         if (c != f->check) return -EBADMSG;
       }
       return 0;
-    case PL_FRAME_DATA:
+    case PL__FRAME_DATA:
       if (n != 6) return -EINVAL;
       if (parse_u64(fl[1], 10, &f->offset) != 0 || parse_u64(fl[2], 10, &f->length) != 0)
         return -EINVAL;
-      if (f->length > PL_EXPORT_CHUNK_MAX || f->offset > UINT64_MAX - f->length) return -EINVAL;
+      if (f->length > PL__EXPORT_CHUNK_MAX || f->offset > UINT64_MAX - f->length) return -EINVAL;
       if (parse_check(fl[3], &f->check_kind, &f->check) != 0) return -EINVAL;
       if (fl[4].n != 1) return -EINVAL;
       f->enc = fl[4].p[0];
       f->payload = fl[5].p;
       f->payload_len = fl[5].n;
       return 0;
-    case PL_FRAME_ERROR:
+    case PL__FRAME_ERROR:
       if (n != 2 || fl[1].n == 0) return -EINVAL;
       f->code = fl[1].p;
       f->code_len = fl[1].n;
@@ -258,7 +258,7 @@ int pl_export_frame_parse(const char *body, size_t len, pl_export_frame *f) {
   }
 }
 
-int pl_export_decompress(char enc, const void *in, size_t inlen, void *out, size_t want) {
+int pl__export_decompress(char enc, const void *in, size_t inlen, void *out, size_t want) {
   if (enc == 'z') {
     unsigned long long sz = ZSTD_getFrameContentSize(in, inlen);
     if (sz != want) return -EINVAL;
@@ -283,49 +283,49 @@ int pl_export_decompress(char enc, const void *in, size_t inlen, void *out, size
   return -ENOTSUP;
 }
 
-int pl_export_frame_data(const pl_export_frame *f, unsigned char *out, size_t outsz,
+int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t outsz,
                          unsigned char *scratch, size_t scratchsz) {
-  if (f->kind != PL_FRAME_DATA || f->length > outsz) return -EINVAL;
+  if (f->kind != PL__FRAME_DATA || f->length > outsz) return -EINVAL;
   long n;
   switch (f->enc) {
     case 'b':
-      n = pl_export_b64_decode(f->payload, f->payload_len, out, outsz);
+      n = pl__export_b64_decode(f->payload, f->payload_len, out, outsz);
       if (n < 0 || (uint64_t)n != f->length) return -EINVAL;
       break;
     case 'x':
-      n = pl_export_hex_decode(f->payload, f->payload_len, out, outsz);
+      n = pl__export_hex_decode(f->payload, f->payload_len, out, outsz);
       if (n < 0 || (uint64_t)n != f->length) return -EINVAL;
       break;
     case 'z':
     case 'g':
-      n = pl_export_b64_decode(f->payload, f->payload_len, scratch, scratchsz);
+      n = pl__export_b64_decode(f->payload, f->payload_len, scratch, scratchsz);
       if (n < 0) return -EINVAL;
-      if (pl_export_decompress(f->enc, scratch, (size_t)n, out, (size_t)f->length) != 0)
+      if (pl__export_decompress(f->enc, scratch, (size_t)n, out, (size_t)f->length) != 0)
         return -EINVAL;
       break;
     default:
       return -ENOTSUP;
   }
-  uint32_t c = f->check_kind == 'c' ? pl_export_crc32(out, (size_t)f->length)
-                                    : pl_export_cksum(out, (size_t)f->length);
+  uint32_t c = f->check_kind == 'c' ? pl__export_crc32(out, (size_t)f->length)
+                                    : pl__export_cksum(out, (size_t)f->length);
   return c == f->check ? 0 : -EBADMSG;
 }
 
 /* ---- streaming scanner ---------------------------------------------------- */
 
-int pl_export_scanner_init(pl_export_scanner *s, const char *marker) {
+int pl__export_scanner_init(pl__export_scanner *s, const char *marker) {
   memset(s, 0, sizeof(*s));
-  if (strlen(marker) != PL_EXPORT_MARKER_LEN) return -EINVAL;
-  for (size_t i = 0; i < PL_EXPORT_MARKER_LEN; i++)
+  if (strlen(marker) != PL__EXPORT_MARKER_LEN) return -EINVAL;
+  for (size_t i = 0; i < PL__EXPORT_MARKER_LEN; i++)
     if (hex_value((unsigned char)marker[i]) < 0) return -EINVAL;
   s->token[0] = '{';
-  memcpy(s->token + 1, marker, PL_EXPORT_MARKER_LEN);
-  s->token[PL_EXPORT_MARKER_LEN + 1] = '|';
-  s->token_len = PL_EXPORT_MARKER_LEN + 2;
+  memcpy(s->token + 1, marker, PL__EXPORT_MARKER_LEN);
+  s->token[PL__EXPORT_MARKER_LEN + 1] = '|';
+  s->token_len = PL__EXPORT_MARKER_LEN + 2;
   return 0;
 }
 
-void pl_export_scanner_free(pl_export_scanner *s) {
+void pl__export_scanner_free(pl__export_scanner *s) {
   free(s->body);
   s->body = NULL;
   s->body_len = s->body_cap = 0;
@@ -336,7 +336,7 @@ static int frame_char(unsigned char c) {
          c == '/' || c == '=' || c == '|' || c == ':' || c == '.' || c == '_' || c == '-';
 }
 
-int pl_export_scan(pl_export_scanner *s, const char *buf, size_t len, pl_export_frame_cb cb,
+int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__export_frame_cb cb,
                    void *ctx) {
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)buf[i];
@@ -361,7 +361,7 @@ int pl_export_scan(pl_export_scanner *s, const char *buf, size_t len, pl_export_
       if (r) return r;
       continue;
     }
-    if (!frame_char(c) || s->body_len >= PL_EXPORT_FRAME_MAX) {
+    if (!frame_char(c) || s->body_len >= PL__EXPORT_FRAME_MAX) {
       s->in_frame = 0;
       s->matched = c == '{' ? 1 : 0;
       int r = cb(ctx, "", 0, 1);

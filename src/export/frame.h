@@ -27,35 +27,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PL_EXPORT_MARKER_LEN 32
-#define PL_EXPORT_FRAME_MAX (16u << 20) /* longest frame text accepted */
-#define PL_EXPORT_CHUNK_MAX (4u << 20)  /* largest chunk a client requests */
-#define PL_EXPORT_GRANULE 4096u         /* offsets and chunk sizes are multiples */
+#define PL__EXPORT_MARKER_LEN 32
+#define PL__EXPORT_FRAME_MAX (16u << 20) /* longest frame text accepted */
+#define PL__EXPORT_CHUNK_MAX (4u << 20)  /* largest chunk a client requests */
+#define PL__EXPORT_GRANULE 4096u         /* offsets and chunk sizes are multiples */
 
 /* --- checksums and encodings ------------------------------------------- */
 
 /* zlib CRC-32 of buf. */
-uint32_t pl_export_crc32(const void *buf, size_t len);
+uint32_t pl__export_crc32(const void *buf, size_t len);
 /* POSIX `cksum` CRC of buf (length appended, complemented), as cksum prints. */
-uint32_t pl_export_cksum(const void *buf, size_t len);
+uint32_t pl__export_cksum(const void *buf, size_t len);
 /* Streaming form: crc starts at 0; final() appends the total length. */
-uint32_t pl_export_cksum_update(uint32_t crc, const void *buf, size_t len);
-uint32_t pl_export_cksum_final(uint32_t crc, uint64_t total);
+uint32_t pl__export_cksum_update(uint32_t crc, const void *buf, size_t len);
+uint32_t pl__export_cksum_final(uint32_t crc, uint64_t total);
 
 /* Base64 (RFC 4648, padded). encode writes 4*ceil(len/3) bytes + NUL into
  * out (size outsz); returns the length or -1 if too small. */
-long pl_export_b64_encode(const void *in, size_t len, char *out, size_t outsz);
+long pl__export_b64_encode(const void *in, size_t len, char *out, size_t outsz);
 /* Decodes base64 (whitespace ignored) or hex (`hex` != 0) into out; returns
  * the decoded length or -1 on a bad character, bad padding or overflow. */
-long pl_export_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
-long pl_export_hex_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
+long pl__export_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
+long pl__export_hex_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
 
 /* --- frames ------------------------------------------------------------ */
 
-enum { PL_FRAME_INFO = 'i', PL_FRAME_DATA = 'd', PL_FRAME_ERROR = 'x' };
+enum { PL__FRAME_INFO = 'i', PL__FRAME_DATA = 'd', PL__FRAME_ERROR = 'x' };
 
 /* One parsed frame; pointers point into the frame text given to the parser. */
-typedef struct pl_export_frame {
+typedef struct pl__export_frame {
   int kind;
   /* info */
   uint64_t size;
@@ -77,45 +77,45 @@ typedef struct pl_export_frame {
   /* error */
   const char *code;
   size_t code_len;
-} pl_export_frame;
+} pl__export_frame;
 
 /* Parses the body of a frame (the text between `{MARKER|` and `}`, CR/LF
  * already removed). Returns 0, -EINVAL, or -EBADMSG (an info frame failing
  * its check); never reads past len. */
-int pl_export_frame_parse(const char *body, size_t len, pl_export_frame *f);
+int pl__export_frame_parse(const char *body, size_t len, pl__export_frame *f);
 
 /* Decodes and checks a data frame's payload into out (size outsz, at least
  * f->length): decompresses, checks length and CHECK. Returns 0, -EINVAL (bad
  * payload), -EBADMSG (check mismatch) or -ENOTSUP (unknown encoding).
  * scratch must hold at least payload_len bytes. */
-int pl_export_frame_data(const pl_export_frame *f, unsigned char *out, size_t outsz,
+int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t outsz,
                          unsigned char *scratch, size_t scratchsz);
 
 /* Streaming scanner: finds `{MARKER|...}` in arbitrary channel output. */
-typedef struct pl_export_scanner {
-  char token[PL_EXPORT_MARKER_LEN + 3]; /* "{" MARKER "|" */
+typedef struct pl__export_scanner {
+  char token[PL__EXPORT_MARKER_LEN + 3]; /* "{" MARKER "|" */
   size_t token_len;
   size_t matched; /* bytes of token matched so far */
   int in_frame;
   char *body; /* frame body being collected */
   size_t body_len, body_cap;
-} pl_export_scanner;
+} pl__export_scanner;
 
 /* Callback for each complete frame (bad = 1: a byte outside the frame
  * alphabet or an overlong frame; body is then not meaningful). Return
- * non-zero to stop scanning (pl_export_scan returns that value). */
-typedef int (*pl_export_frame_cb)(void *ctx, const char *body, size_t len, int bad);
+ * non-zero to stop scanning (pl__export_scan returns that value). */
+typedef int (*pl__export_frame_cb)(void *ctx, const char *body, size_t len, int bad);
 
-/* marker: PL_EXPORT_MARKER_LEN hex digits. Returns 0 or -EINVAL. */
-int pl_export_scanner_init(pl_export_scanner *s, const char *marker);
-void pl_export_scanner_free(pl_export_scanner *s);
+/* marker: PL__EXPORT_MARKER_LEN hex digits. Returns 0 or -EINVAL. */
+int pl__export_scanner_init(pl__export_scanner *s, const char *marker);
+void pl__export_scanner_free(pl__export_scanner *s);
 /* Feeds bytes; calls cb per frame. Returns 0, the callback's non-zero value,
  * or -ENOMEM. */
-int pl_export_scan(pl_export_scanner *s, const char *buf, size_t len, pl_export_frame_cb cb,
+int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__export_frame_cb cb,
                    void *ctx);
 
 /* Decompresses a zstd (`z`) or gzip (`g`) buffer into exactly want bytes.
  * Returns 0 or -EINVAL. */
-int pl_export_decompress(char enc, const void *in, size_t inlen, void *out, size_t want);
+int pl__export_decompress(char enc, const void *in, size_t inlen, void *out, size_t want);
 
 #endif

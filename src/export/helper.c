@@ -21,7 +21,7 @@
 #include "export/frame.h"
 
 typedef struct helper {
-  char marker[PL_EXPORT_MARKER_LEN + 1];
+  char marker[PL__EXPORT_MARKER_LEN + 1];
   int fd;             /* the file, or -1 when serving mem */
   unsigned char *mem; /* listing */
   size_t mem_len;
@@ -60,7 +60,7 @@ static int emit_info(const helper *h, unsigned long long size, const char *sum, 
   char text[256];
   int n = snprintf(text, sizeof(text), "%llu|s:%s|%s|zb", size, sum, ident);
   if (n < 0 || (size_t)n >= sizeof(text)) return 1;
-  return emitf("{%s|i|%s|c%08x}\n", h->marker, text, pl_export_crc32(text, (size_t)n)) != 0;
+  return emitf("{%s|i|%s|c%08x}\n", h->marker, text, pl__export_crc32(text, (size_t)n)) != 0;
 }
 
 /* Reads one line from stdin (without the newline, CR dropped). Returns the
@@ -131,7 +131,7 @@ static int grow(void *pp, size_t *cap, size_t want) {
 
 /* Answers one `g OFFSET LENGTH ENC` request with a data frame. */
 static int serve_chunk(helper *h, unsigned long long off, unsigned long long len, char enc) {
-  if (len > PL_EXPORT_CHUNK_MAX) len = PL_EXPORT_CHUNK_MAX;
+  if (len > PL__EXPORT_CHUNK_MAX) len = PL__EXPORT_CHUNK_MAX;
   if (grow(&h->raw, &h->raw_cap, len ? len : 1) != 0) return -1;
   size_t got = 0;
   if (h->fd >= 0) {
@@ -161,9 +161,9 @@ static int serve_chunk(helper *h, unsigned long long off, unsigned long long len
   }
   size_t tlen = (plen + 2) / 3 * 4 + 1;
   if (grow(&h->text, &h->text_cap, tlen) != 0) return -1;
-  long t = pl_export_b64_encode(payload, plen, h->text, h->text_cap);
+  long t = pl__export_b64_encode(payload, plen, h->text, h->text_cap);
   if (t < 0) return -1;
-  if (emitf("{%s|d|%llu|%zu|c%08x|%c|", h->marker, off, got, pl_export_crc32(h->raw, got), used) !=
+  if (emitf("{%s|d|%llu|%zu|c%08x|%c|", h->marker, off, got, pl__export_crc32(h->raw, got), used) !=
       0)
     return -1;
   if (write_all(h->text, (size_t)t) != 0) return -1;
@@ -221,7 +221,7 @@ static const char *err_code(int e) {
   }
 }
 
-int pl_export_helper_main(int argc, char **argv) {
+int pl__export_helper_main(int argc, char **argv) {
   if (argc != 3 || (strcmp(argv[1], "get") != 0 && strcmp(argv[1], "list") != 0)) {
     fprintf(stderr,
             "usage: proflabd export-helper get FILE | list DIR\n"
@@ -237,8 +237,8 @@ int pl_export_helper_main(int argc, char **argv) {
    * noise) are skipped. */
   for (;;) {
     if (read_line(line, sizeof(line)) < 0) return 0;
-    if (strlen(line) == PL_EXPORT_MARKER_LEN &&
-        strspn(line, "0123456789abcdef") == PL_EXPORT_MARKER_LEN)
+    if (strlen(line) == PL__EXPORT_MARKER_LEN &&
+        strspn(line, "0123456789abcdef") == PL__EXPORT_MARKER_LEN)
       break;
   }
   memcpy(h.marker, line, sizeof(h.marker));

@@ -7,6 +7,6 @@
 #define PROFLAB_EXPORT_HELPER_H
 
 /* argv[0] is "export-helper". Returns the process exit status. */
-int pl_export_helper_main(int argc, char **argv);
+int pl__export_helper_main(int argc, char **argv);
 
 #endif

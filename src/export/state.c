@@ -27,7 +27,7 @@ static int copy_field(char *dst, size_t dstsz, const char *p, size_t n) {
   return 0;
 }
 
-int pl_export_state_parse(const char *text, size_t len, pl_export_state *st) {
+int pl__export_state_parse(const char *text, size_t len, pl__export_state *st) {
   memset(st, 0, sizeof(*st));
   enum {
     F_REMOTE = 1,
@@ -85,7 +85,7 @@ int pl_export_state_parse(const char *text, size_t len, pl_export_state *st) {
   return 0;
 }
 
-long pl_export_state_format(const pl_export_state *st, char *out, size_t outsz) {
+long pl__export_state_format(const pl__export_state *st, char *out, size_t outsz) {
   if (strchr(st->remote, '\n') || strchr(st->helper, '\n') || strchr(st->sum, '\n') ||
       strchr(st->ident, '\n'))
     return -1;

@@ -19,23 +19,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PL_EXPORT_STATE_FIELD 4096
+#define PL__EXPORT_STATE_FIELD 4096
 
-typedef struct pl_export_state {
-  char remote[PL_EXPORT_STATE_FIELD];
+typedef struct pl__export_state {
+  char remote[PL__EXPORT_STATE_FIELD];
   char helper[32];
   uint64_t size;
   char sum[80]; /* "s:<64 hex>" or "k:<decimal>" */
   char ident[256];
   uint64_t offset;
   uint64_t chunk;
-} pl_export_state;
+} pl__export_state;
 
 /* Parses state text (len bytes, need not be NUL-terminated). Returns 0 or
  * -EINVAL; st is zeroed first. */
-int pl_export_state_parse(const char *text, size_t len, pl_export_state *st);
+int pl__export_state_parse(const char *text, size_t len, pl__export_state *st);
 /* Formats st into out; returns the length or -1 if it does not fit or a
  * field holds a newline. */
-long pl_export_state_format(const pl_export_state *st, char *out, size_t outsz);
+long pl__export_state_format(const pl__export_state *st, char *out, size_t outsz);
 
 #endif

@@ -46,7 +46,7 @@ int64_t pl__calltree_frame_func(pl__calltree *t, uint32_t fi) {
   if (*file) {
     script = pl__keytab_intern(&t->script_keys, (uint32_t)fid, 0, 0, NULL);
     if (script < 0) return script;
-    script += PL_SCRIPT_ID_BASE;
+    script += PL__SCRIPT_ID_BASE;
   }
   int64_t f = func_intern(t, (uint32_t)name, (uint32_t)fid, fr->function_line, (uint32_t)script);
   if (f < 0) return f;

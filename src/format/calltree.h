@@ -3,7 +3,7 @@
  *
  * A function is identified by (name, file, function_line), so different
  * program counters of one function share it; each distinct file gets a
- * scriptId in order of first use, from PL_SCRIPT_ID_BASE (0 for no file).
+ * scriptId in order of first use, from PL__SCRIPT_ID_BASE (0 for no file).
  * A node is identified by (parent node, function); a node's children are
  * linked in order of first use. Functions 0..npseudo-1 are the writer's
  * pseudo-frames ("(root)", "(program)", ...: keys no frame can have, no
@@ -37,7 +37,7 @@ typedef struct pl__calltree {
   pl__keytab func_keys;   /* (name, file, function_line) -> index in funcs */
   pl__ct_func *funcs;
   size_t funcs_cap;
-  pl__keytab script_keys; /* (file, 0, 0) -> scriptId - PL_SCRIPT_ID_BASE */
+  pl__keytab script_keys; /* (file, 0, 0) -> scriptId - PL__SCRIPT_ID_BASE */
   pl__keytab node_keys;   /* (parent node, function, 0) -> index in nodes; .n nodes */
   pl__ct_node *nodes;
   size_t nodes_cap;

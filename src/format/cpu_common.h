@@ -49,7 +49,7 @@ static inline const char *pl__str(const char *s) { return s ? s : ""; }
  * DevTools matches a loaded profile's scriptIds against the scripts of the
  * page it inspects (its own injected helpers have small ids), and a match
  * hides our frame as "Content script". */
-#define PL_SCRIPT_ID_BASE 1000000
+#define PL__SCRIPT_ID_BASE 1000000
 
 /* Appends the url DevTools expects for a source file: "file://" + the path
  * percent-encoded like Node's pathToFileURL for an absolute path, the path

@@ -2,9 +2,9 @@
  * of Chrome's .cpuprofile, pprof's profile.proto (gzip) and FlameGraph's
  * folded stacks.
  *
- * Common contract: the writers stream into `out` (pl_sink), only read the
+ * Common contract: the writers stream into `out` (pl__sink), only read the
  * profile (never free or change it; its strings must stay valid during the
- * call), end with pl_sink_finish() so everything reached the sink's backend
+ * call), end with pl__sink_finish() so everything reached the sink's backend
  * (a memory sink keeps the bytes in out->buf), and return 0 or a negative
  * errno: the sink's error (sticky, see common/sink.h), -ENOMEM, or -EINVAL
  * for a model that breaks proflab/cpu_profile.h (a stack or frame index out of range,
@@ -23,18 +23,18 @@
 
 /* The writer format f names (formats.c): the one CPU writer switch. -EINVAL
  * for a value outside pl_cpu_format. */
-int pl_cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl_sink *out);
+int pl__cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl__sink *out);
 
 /* Chrome DevTools / V8 `.cpuprofile` JSON (CDP Profiler.Profile); mode "cpu" synthesizes time. */
-int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out);
+int pl__cpuprofile_write(const pl_cpu_profile *p, pl__sink *out);
 
 /* pprof CPU profile: gzip-compressed perftools.profiles.Profile (`go tool pprof` reads it). */
-int pl_pprof_cpu_write(const pl_cpu_profile *p, pl_sink *out);
+int pl__pprof_cpu_write(const pl_cpu_profile *p, pl__sink *out);
 
 /* The same pprof Profile, uncompressed protobuf bytes (for tests and tools that gzip later). */
-int pl_pprof_cpu_write_raw(const pl_cpu_profile *p, pl_sink *out);
+int pl__pprof_cpu_write_raw(const pl_cpu_profile *p, pl__sink *out);
 
 /* FlameGraph folded stacks: "root;...;leaf <summed weight>\n", one line per stack, sorted. */
-int pl_folded_write(const pl_cpu_profile *p, pl_sink *out);
+int pl__folded_write(const pl_cpu_profile *p, pl__sink *out);
 
 #endif

@@ -235,7 +235,7 @@ static void ctx_free(cp_ctx *c) {
   pl_buf_free(&c->scratch);
 }
 
-int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
+int pl__cpuprofile_write(const pl_cpu_profile *p, pl__sink *out) {
   if (!out) return -EINVAL;
   int rc = pl__cpu_profile_check(p);
   if (rc) return rc;
@@ -279,7 +279,7 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   pl_json_arr_open(&j);
   for (size_t i = 0; i < c.t.node_keys.n && !out->error; i++) {
     put_node(&c, &j, (uint32_t)i, ticks, nticks, &tick_pos);
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   pl_json_arr_close(&j);
   pl_json_kv_uint(&j, "startTime", p->start_ns / 1000);
@@ -289,7 +289,7 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   for (size_t i = 0; i < p->nsamples && !out->error; i++) {
     uint64_t id = (uint64_t)sample_node(&c, &p->samples[i]) + 1;
     for (uint32_t w = 0; w < p->samples[i].weight; w++) pl_json_uint(&j, id);
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   pl_json_arr_close(&j);
   pl_json_key(&j, "timeDeltas");
@@ -297,7 +297,7 @@ int pl_cpuprofile_write(const pl_cpu_profile *p, pl_sink *out) {
   for (size_t i = 0; i < p->nsamples && !out->error; i++) {
     for (uint32_t w = 0; w < p->samples[i].weight; w++)
       pl_json_uint(&j, clock_delta(&clk, p, &p->samples[i], w));
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   pl_json_arr_close(&j);
   pl_json_obj_close(&j);
@@ -308,5 +308,5 @@ out:
   free(ticks);
   ctx_free(&c);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }

@@ -38,7 +38,7 @@ static int line_cmp(const void *a, const void *b, void *text) {
   return strcmp((const char *)text + x->off, (const char *)text + y->off);
 }
 
-int pl_folded_write(const pl_cpu_profile *p, pl_sink *out) {
+int pl__folded_write(const pl_cpu_profile *p, pl__sink *out) {
   if (!out) return -EINVAL;
   int rc = pl__cpu_profile_check(p);
   if (rc) return rc;
@@ -92,9 +92,9 @@ int pl_folded_write(const pl_cpu_profile *p, pl_sink *out) {
     for (; k < n && strcmp(s, text.data + lines[k].off) == 0; k++) w = sat_add(w, lines[k].weight);
     char num[32];
     int len = snprintf(num, sizeof(num), " %llu\n", (unsigned long long)w);
-    pl_sink_write(out, s, strlen(s));
-    pl_sink_write(out, num, (size_t)len);
-    pl_sink_maybe_flush(out);
+    pl__sink_write(out, s, strlen(s));
+    pl__sink_write(out, num, (size_t)len);
+    pl__sink_maybe_flush(out);
     i = k;
   }
 
@@ -103,5 +103,5 @@ out:
   free(lines);
   pl_buf_free(&text);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }

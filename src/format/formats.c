@@ -32,36 +32,36 @@ pl_cpu_format pl_cpu_format_of_path(const char *path) {
   return PL_CPU_FORMAT_CPUPROFILE;
 }
 
-int pl_cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl_sink *out) {
+int pl__cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl__sink *out) {
   switch (f) {
-    case PL_CPU_FORMAT_CPUPROFILE: return pl_cpuprofile_write(p, out);
-    case PL_CPU_FORMAT_PPROF: return pl_pprof_cpu_write(p, out);
-    case PL_CPU_FORMAT_FOLDED: return pl_folded_write(p, out);
+    case PL_CPU_FORMAT_CPUPROFILE: return pl__cpuprofile_write(p, out);
+    case PL_CPU_FORMAT_PPROF: return pl__pprof_cpu_write(p, out);
+    case PL_CPU_FORMAT_FOLDED: return pl__folded_write(p, out);
   }
   return -EINVAL;
 }
 
-int pl_heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl_sink *out) {
+int pl__heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl__sink *out) {
   switch (f) {
-    case PL_HEAP_FORMAT_HEAPSNAPSHOT: return pl_heapsnapshot_write(s, out);
-    case PL_HEAP_FORMAT_HEAPPROFILE: return pl_heapprofile_write(s, out);
-    case PL_HEAP_FORMAT_PPROF: return pl_pprof_heap_write(s, out);
+    case PL_HEAP_FORMAT_HEAPSNAPSHOT: return pl__heapsnapshot_write(s, out);
+    case PL_HEAP_FORMAT_HEAPPROFILE: return pl__heapprofile_write(s, out);
+    case PL_HEAP_FORMAT_PPROF: return pl__pprof_heap_write(s, out);
   }
   return -EINVAL;
 }
 
 int pl_cpu_profile_write_fd(const pl_cpu_profile *p, pl_cpu_format f, int fd) {
-  pl_sink sink;
-  pl_sink_init_fd(&sink, &fd);
-  int rc = pl_cpu_write(p, f, &sink);
-  pl_sink_free(&sink);
+  pl__sink sink;
+  pl__sink_init_fd(&sink, &fd);
+  int rc = pl__cpu_write(p, f, &sink);
+  pl__sink_free(&sink);
   return rc;
 }
 
 int pl_heap_snapshot_write_fd(const pl_heap_snapshot *s, pl_heap_format f, int fd) {
-  pl_sink sink;
-  pl_sink_init_fd(&sink, &fd);
-  int rc = pl_heap_write(s, f, &sink);
-  pl_sink_free(&sink);
+  pl__sink sink;
+  pl__sink_init_fd(&sink, &fd);
+  int rc = pl__heap_write(s, f, &sink);
+  pl__sink_free(&sink);
   return rc;
 }

@@ -14,11 +14,11 @@ static uint64_t hash_str(const char *s) {
     h ^= *p;
     h *= 0x100000001b3ull;
   }
-  return pl_mix64(h);
+  return pl__mix64(h);
 }
 
 static uint64_t hash_key3(uint32_t a, uint32_t b, uint32_t c) {
-  return pl_mix64(((uint64_t)a << 32 | b) ^ pl_mix64((uint64_t)c + 0x9e3779b97f4a7c15ull));
+  return pl__mix64(((uint64_t)a << 32 | b) ^ pl__mix64((uint64_t)c + 0x9e3779b97f4a7c15ull));
 }
 
 /* Capacity for one more id, or 0 when ids would not fit the 32-bit slots. */

@@ -147,7 +147,7 @@ static int synthesize(pl__heap_view *v) {
         break;
       }
       if (added) {
-        char *name = pl_arena_alloc(&v->names, 20);
+        char *name = pl__arena_alloc(&v->names, 20);
         if (!name) {
           rc = -ENOMEM;
           break;
@@ -169,7 +169,7 @@ int pl__heap_view_init(pl__heap_view *v, const pl_heap_snapshot *s) {
   int rc = check(s);
   if (rc) return rc;
   v->s = s;
-  pl_arena_init(&v->names);
+  pl__arena_init(&v->names);
   size_t n = s->nstacks ? s->nstacks : 1;
   v->stack_frames = calloc(n, sizeof(*v->stack_frames));
   v->first = calloc(n, sizeof(*v->first));
@@ -200,7 +200,7 @@ void pl__heap_view_free(pl__heap_view *v) {
   free(v->first);
   free(v->own_frames);
   free(v->own_ix);
-  pl_arena_free(&v->names);
+  pl__arena_free(&v->names);
   memset(v, 0, sizeof(*v));
 }
 
@@ -210,7 +210,7 @@ const char *pl__heap_alloc_name(const pl__heap_view *v, size_t si) {
   return name && *name ? name : PL__HEAP_UNKNOWN;
 }
 
-int pl_heap_alloc_frame(const pl_heap_snapshot *s, size_t si) {
+int pl__heap_alloc_frame(const pl_heap_snapshot *s, size_t si) {
   if (!s || si >= s->nstacks || !s->stacks) return -EINVAL;
   const pl_heap_stack *st = &s->stacks[si];
   if (!st->depth) return -1;

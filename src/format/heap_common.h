@@ -3,7 +3,7 @@
  * A "view" of a pl_heap_snapshot: the model checked against heap_snapshot.h, its
  * frames (the snapshot's own after pl_heap_snapshot_symbolize(), else one
  * synthesized frame per distinct pc, named "0x<call address>"), and, per
- * stack, the depth of its allocating frame (see pl_heap_alloc_frame()).
+ * stack, the depth of its allocating frame (see pl__heap_alloc_frame()).
  */
 #ifndef PL_FORMAT_HEAP_COMMON_H
 #define PL_FORMAT_HEAP_COMMON_H
@@ -28,7 +28,7 @@ typedef struct pl__heap_view {
   /* owned when unsymbolized */
   pl_frame *own_frames;
   uint32_t *own_ix;
-  pl_arena names;
+  pl__arena names;
 } pl__heap_view;
 
 /* Checks the model (-EINVAL when it breaks heap_snapshot.h: an index out of range,

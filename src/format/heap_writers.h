@@ -3,8 +3,8 @@
  * pprof's heap profile (profile.proto, gzip).
  *
  * Common contract (as cpu_writers.h): the writers stream into `out`
- * (pl_sink), only read the snapshot (never free or change it; its strings
- * must stay valid during the call), end with pl_sink_finish(), and return
+ * (pl__sink), only read the snapshot (never free or change it; its strings
+ * must stay valid during the call), end with pl__sink_finish(), and return
  * 0 or a negative errno: the sink's error, -ENOMEM, or -EINVAL for a model
  * that breaks heap_snapshot.h (a stack or frame index out of range, sample ids that
  * are not odd and strictly increasing, a negative or non-finite estimate,
@@ -43,7 +43,7 @@
 
 /* The writer format f names (formats.c): the one heap writer switch.
  * -EINVAL for a value outside pl_heap_format. */
-int pl_heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl_sink *out);
+int pl__heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl__sink *out);
 
 /* Chrome DevTools `.heapsnapshot` (what v8.writeHeapSnapshot() writes; the
  * Memory panel's "Load profile" reads it).
@@ -63,9 +63,9 @@ int pl_heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl_sink *out);
  * dominated by the root; "(GC roots)" is not needed for this).
  *
  * Ids (32-bit, as DevTools reads them):
- * - root: 1; odd ids 3..PL_HEAPSNAPSHOT_ID_OFFSET-1 are reserved for other
+ * - root: 1; odd ids 3..PL__HEAPSNAPSHOT_ID_OFFSET-1 are reserved for other
  *   synthetic nodes;
- * - an allocation: its tracker id + PL_HEAPSNAPSHOT_ID_OFFSET, modulo 2^32.
+ * - an allocation: its tracker id + PL__HEAPSNAPSHOT_ID_OFFSET, modulo 2^32.
  *   The tracker's ids are odd, unique and the same in every snapshot while
  *   the block lives, so these are too: the Comparison view matches objects
  *   across snapshots by id, and "Objects allocated between snapshots"
@@ -84,9 +84,9 @@ int pl_heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl_sink *out);
  * last. One node, edge or string per line. Besides the common errors,
  * -EOVERFLOW when the graph would not fit DevTools' 32-bit node indexes
  * (more than ~613 million nodes). */
-int pl_heapsnapshot_write(const pl_heap_snapshot *s, pl_sink *out);
+int pl__heapsnapshot_write(const pl_heap_snapshot *s, pl__sink *out);
 
-#define PL_HEAPSNAPSHOT_ID_OFFSET 100u
+#define PL__HEAPSNAPSHOT_ID_OFFSET 100u
 
 /* CDP HeapProfiler.SamplingHeapProfile (`.heapprofile`, DevTools' "Allocation
  * sampling" view, speedscope): {"head": nested nodes {callFrame
@@ -102,7 +102,7 @@ int pl_heapsnapshot_write(const pl_heap_snapshot *s, pl_sink *out);
  * function line (-1 unknown), column 0 (-1 unknown), absolute files as
  * file:// URLs, scriptId "1000000" and up per distinct file ("0" for none
  * and for "(root)", "(unknown)", "(truncated)"). */
-int pl_heapprofile_write(const pl_heap_snapshot *s, pl_sink *out);
+int pl__heapprofile_write(const pl_heap_snapshot *s, pl__sink *out);
 
 /* pprof heap profile, gzip-compressed perftools.profiles.Profile: sample
  * types alloc_objects/count, alloc_space/bytes, inuse_objects/count,
@@ -116,16 +116,16 @@ int pl_heapprofile_write(const pl_heap_snapshot *s, pl_sink *out);
  * (cpu_writers.h): one Location per frame (id = frame index + 1). Comments
  * carry sample_bytes, samples, live_samples, dropped_samples,
  * unknown_stacks. */
-int pl_pprof_heap_write(const pl_heap_snapshot *s, pl_sink *out);
+int pl__pprof_heap_write(const pl_heap_snapshot *s, pl__sink *out);
 
 /* The same Profile, uncompressed protobuf bytes (goldens, tools that gzip later). */
-int pl_pprof_heap_write_raw(const pl_heap_snapshot *s, pl_sink *out);
+int pl__pprof_heap_write_raw(const pl_heap_snapshot *s, pl__sink *out);
 
 /* Depth (0 = innermost) of the allocating frame of stacks[si]: the first
  * frame that is not a known allocation helper (see above), 0 when all are;
  * -1 for a stack without frames; -EINVAL for a bad index or a stack
  * without frame indices. Needs a symbolized snapshot for helper names (an
  * unsymbolized one gives 0). */
-int pl_heap_alloc_frame(const pl_heap_snapshot *s, size_t si);
+int pl__heap_alloc_frame(const pl_heap_snapshot *s, size_t si);
 
 #endif

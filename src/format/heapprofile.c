@@ -94,7 +94,7 @@ static void open_node(hp_ctx *c, pl_buf *b, uint32_t idx) {
 }
 
 /* Depth-first, iteratively: the tree can be as deep as the stacks. */
-static void write_tree(hp_ctx *c, pl_sink *out) {
+static void write_tree(hp_ctx *c, pl__sink *out) {
   pl_buf *b = &out->buf;
   uint32_t cur = 0;
   open_node(c, b, cur);
@@ -103,7 +103,7 @@ static void write_tree(hp_ctx *c, pl_sink *out) {
       cur = c->t.nodes[cur].first_child;
       pl_buf_putc(b, '\n');
       open_node(c, b, cur);
-      pl_sink_maybe_flush(out);
+      pl__sink_maybe_flush(out);
       continue;
     }
     /* cur is done: close it and its finished ancestors */
@@ -114,7 +114,7 @@ static void write_tree(hp_ctx *c, pl_sink *out) {
         cur = c->t.nodes[cur].next_sibling;
         pl_buf_puts(b, ",\n");
         open_node(c, b, cur);
-        pl_sink_maybe_flush(out);
+        pl__sink_maybe_flush(out);
         break;
       }
       cur = c->t.nodes[cur].parent;
@@ -123,7 +123,7 @@ static void write_tree(hp_ctx *c, pl_sink *out) {
   }
 }
 
-static void write_json(hp_ctx *c, pl_sink *out) {
+static void write_json(hp_ctx *c, pl__sink *out) {
   const pl_heap_snapshot *s = c->v.s;
   pl_buf *b = &out->buf;
   pl_buf_puts(b, "{\"head\":");
@@ -135,12 +135,12 @@ static void write_json(hp_ctx *c, pl_sink *out) {
     pl_buf_printf(b, "%s{\"size\":%llu,\"nodeId\":%u,\"ordinal\":%llu}", i ? ",\n" : "\n",
                   (unsigned long long)pl__heap_round(x->weight_bytes), c->sample_node[i] + 1,
                   (unsigned long long)x->id);
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   pl_buf_puts(b, "]}\n");
 }
 
-int pl_heapprofile_write(const pl_heap_snapshot *s, pl_sink *out) {
+int pl__heapprofile_write(const pl_heap_snapshot *s, pl__sink *out) {
   if (!out) return -EINVAL;
   hp_ctx c;
   memset(&c, 0, sizeof(c));
@@ -169,5 +169,5 @@ out:
   pl_buf_free(&c.scratch);
   pl__heap_view_free(&c.v);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }

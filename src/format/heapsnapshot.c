@@ -114,7 +114,7 @@ static int build_groups(hs_ctx *c) {
 /* ---- output ------------------------------------------------------------- */
 
 /* One node or edge: "[,]a,b,c...\n", formatted in place at the buffer's end. */
-static void put_row(pl_sink *out, int first, const uint64_t *f, int nf) {
+static void put_row(pl__sink *out, int first, const uint64_t *f, int nf) {
   pl_buf *b = &out->buf;
   if (pl_buf_reserve(b, (size_t)nf * 21 + 2)) return; /* failed: the sink reports it */
   char *p = b->data + b->len;
@@ -129,7 +129,7 @@ static void put_row(pl_sink *out, int first, const uint64_t *f, int nf) {
 }
 
 /* An allocation's node: ",8,<name>,<id>,<size>,0,0,0\n" (native, no edges). */
-static void put_alloc_node(pl_sink *out, uint64_t name, uint64_t id, uint64_t size) {
+static void put_alloc_node(pl__sink *out, uint64_t name, uint64_t id, uint64_t size) {
   pl_buf *b = &out->buf;
   if (pl_buf_reserve(b, 3 * 21 + 12)) return; /* failed: the sink reports it */
   char *p = b->data + b->len;
@@ -144,7 +144,7 @@ static void put_alloc_node(pl_sink *out, uint64_t name, uint64_t id, uint64_t si
 }
 
 /* An element edge: ",1,<index>,<to_node>\n". */
-static void put_element_edge(pl_sink *out, uint64_t index, uint64_t to) {
+static void put_element_edge(pl__sink *out, uint64_t index, uint64_t to) {
   pl_buf *b = &out->buf;
   if (pl_buf_reserve(b, 2 * 21 + 6)) return;
   char *p = b->data + b->len;
@@ -157,13 +157,13 @@ static void put_element_edge(pl_sink *out, uint64_t index, uint64_t to) {
   b->len = (size_t)(p - b->data);
 }
 
-static void put_str(pl_sink *out, const char *s) {
+static void put_str(pl__sink *out, const char *s) {
   pl_buf_putc(&out->buf, '"');
   pl_json_escape(&out->buf, s, strlen(s));
   pl_buf_putc(&out->buf, '"');
 }
 
-static void write_json(hs_ctx *c, pl_sink *out) {
+static void write_json(hs_ctx *c, pl__sink *out) {
   const pl_heap_snapshot *s = c->v.s;
   size_t ng = c->groups.n, n = s->nsamples;
   uint64_t node_count = 1 + ng + n, edge_count = ng + n;
@@ -187,14 +187,14 @@ static void write_json(hs_ctx *c, pl_sink *out) {
                                  0,
                                  0};
     put_row(out, 0, row, NODE_FIELDS);
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   for (size_t i = 0; i < n && !out->error; i++) {
     const pl_heap_sample *x = &s->samples[i];
     uint64_t size = pl__heap_round(x->weight_bytes);
     put_alloc_node(out, c->groups.keys[c->sample_group[i]].a,
-                   (uint32_t)(x->id + PL_HEAPSNAPSHOT_ID_OFFSET), size > UINT32_MAX ? UINT32_MAX : size);
-    pl_sink_maybe_flush(out);
+                   (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET), size > UINT32_MAX ? UINT32_MAX : size);
+    pl__sink_maybe_flush(out);
   }
 
   /* edges: root -> groups (shortcut, named), group -> allocations (element [i]) */
@@ -208,7 +208,7 @@ static void write_json(hs_ctx *c, pl_sink *out) {
   for (size_t g = 0; g < ng && !out->error; g++) {
     for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1] && !out->error; k++) {
       put_element_edge(out, k - c->group_start[g], (1 + ng + c->members[k]) * NODE_FIELDS);
-      pl_sink_maybe_flush(out); /* a group may hold every sample: keep the buffer small */
+      pl__sink_maybe_flush(out); /* a group may hold every sample: keep the buffer small */
     }
   }
   pl_buf_puts(b,
@@ -217,12 +217,12 @@ static void write_json(hs_ctx *c, pl_sink *out) {
   for (size_t i = 0; i < c->strs.n && !out->error; i++) {
     if (i) pl_buf_puts(b, ",\n");
     put_str(out, c->strs.strs[i]);
-    pl_sink_maybe_flush(out);
+    pl__sink_maybe_flush(out);
   }
   pl_buf_puts(b, "]}\n");
 }
 
-int pl_heapsnapshot_write(const pl_heap_snapshot *s, pl_sink *out) {
+int pl__heapsnapshot_write(const pl_heap_snapshot *s, pl__sink *out) {
   if (!out) return -EINVAL;
   hs_ctx c;
   memset(&c, 0, sizeof(c));
@@ -251,5 +251,5 @@ out:
   free(c.group_id);
   pl__heap_view_free(&c.v);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }

@@ -186,7 +186,7 @@ int pl__pprof_finish(pl__pprof *b, pl__pb_profile *prof) {
 
 typedef struct pp_out {
   ProtobufCBuffer base;
-  pl_sink *sink;
+  pl__sink *sink;
   int gzip;
   int zerr; /* first zlib error, negative errno */
   z_stream z;
@@ -206,14 +206,14 @@ static void pp_deflate(pp_out *o, const unsigned char *data, size_t len, int flu
       if (!o->zerr) o->zerr = -EIO;
       return;
     }
-    pl_sink_write(o->sink, o->zout, sizeof(o->zout) - o->z.avail_out);
+    pl__sink_write(o->sink, o->zout, sizeof(o->zout) - o->z.avail_out);
   } while (o->z.avail_out == 0);
 }
 
 static void pp_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data) {
   pp_out *o = (pp_out *)buffer;
   if (!o->gzip) {
-    pl_sink_write(o->sink, data, len);
+    pl__sink_write(o->sink, data, len);
     return;
   }
   while (len > 0) {
@@ -230,7 +230,7 @@ static void pp_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data) 
   }
 }
 
-int pl__pprof_pack(const pl__pb_profile *prof, pl_sink *sink, int gzip) {
+int pl__pprof_pack(const pl__pb_profile *prof, pl__sink *sink, int gzip) {
   pp_out *o = calloc(1, sizeof(*o));
   if (!o) return -ENOMEM;
   o->base.append = pp_append;

@@ -70,7 +70,7 @@ int pl__pprof_finish(pl__pprof *b, pl__pb_profile *prof);
 
 /* Encodes prof into sink, gzip-compressed (header mtime 0, deterministic)
  * or raw. 0 or a negative errno (the sink's own errors stay in the sink). */
-int pl__pprof_pack(const pl__pb_profile *prof, pl_sink *sink, int gzip);
+int pl__pprof_pack(const pl__pb_profile *prof, pl__sink *sink, int gzip);
 
 static inline int64_t pl__sat_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
 

@@ -153,7 +153,7 @@ static void ctx_free(pp_ctx *c) {
   free(c->values);
 }
 
-static int pprof_write(const pl_cpu_profile *p, pl_sink *out, int gzip) {
+static int pprof_write(const pl_cpu_profile *p, pl__sink *out, int gzip) {
   if (!out) return -EINVAL;
   int rc = pl__cpu_profile_check(p);
   if (rc) return rc;
@@ -217,9 +217,9 @@ static int pprof_write(const pl_cpu_profile *p, pl_sink *out, int gzip) {
 out:
   ctx_free(&c);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }
 
-int pl_pprof_cpu_write(const pl_cpu_profile *p, pl_sink *out) { return pprof_write(p, out, 1); }
+int pl__pprof_cpu_write(const pl_cpu_profile *p, pl__sink *out) { return pprof_write(p, out, 1); }
 
-int pl_pprof_cpu_write_raw(const pl_cpu_profile *p, pl_sink *out) { return pprof_write(p, out, 0); }
+int pl__pprof_cpu_write_raw(const pl_cpu_profile *p, pl__sink *out) { return pprof_write(p, out, 0); }

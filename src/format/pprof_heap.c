@@ -131,7 +131,7 @@ static int build_samples(ph_ctx *c, int64_t bytes_key) {
   return 0;
 }
 
-static int pprof_heap_write(const pl_heap_snapshot *s, pl_sink *out, int gzip) {
+static int pprof_heap_write(const pl_heap_snapshot *s, pl__sink *out, int gzip) {
   if (!out) return -EINVAL;
   ph_ctx c;
   memset(&c, 0, sizeof(c));
@@ -208,13 +208,13 @@ out:
   free(c.label_ptrs);
   pl__heap_view_free(&c.v);
   if (rc) return rc;
-  return pl_sink_finish(out);
+  return pl__sink_finish(out);
 }
 
-int pl_pprof_heap_write(const pl_heap_snapshot *s, pl_sink *out) {
+int pl__pprof_heap_write(const pl_heap_snapshot *s, pl__sink *out) {
   return pprof_heap_write(s, out, 1);
 }
 
-int pl_pprof_heap_write_raw(const pl_heap_snapshot *s, pl_sink *out) {
+int pl__pprof_heap_write_raw(const pl_heap_snapshot *s, pl__sink *out) {
   return pprof_heap_write(s, out, 0);
 }

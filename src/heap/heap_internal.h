@@ -19,28 +19,28 @@
 #include <stdint.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#define PL_HEAP_ASAN 1
+#define PL__HEAP_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define PL_HEAP_ASAN 1
+#define PL__HEAP_ASAN 1
 #endif
 #endif
-#ifndef PL_HEAP_ASAN
-#define PL_HEAP_ASAN 0
+#ifndef PL__HEAP_ASAN
+#define PL__HEAP_ASAN 0
 #endif
 
 /* Every function that can be on the stack between the program's call into
  * the allocator and the unwinder lives in this section; the stack capture
  * skips frames inside it (the linker defines __start_/__stop_ symbols for
  * sections named like C identifiers). */
-#define PL_HEAP_TEXT __attribute__((section("proflab_heap_text")))
+#define PL__HEAP_TEXT __attribute__((section("proflab_heap_text")))
 
 /* The fast paths are inlined into the allocation functions even at -O0
  * (the debug/ASan build): an out-of-line copy would be a frame outside
  * proflab_heap_text in every captured stack. */
-#define PL_HEAP_INLINE PL_HEAP_TEXT __attribute__((always_inline)) static inline
+#define PL__HEAP_INLINE PL__HEAP_TEXT __attribute__((always_inline)) static inline
 
-#define PL_HEAP_NONE UINT32_MAX
+#define PL__HEAP_NONE UINT32_MAX
 
 /* Per-thread state, initial-exec TLS: a %fs-relative access, no
  * __tls_get_addr (which may allocate) and usable before main. */
@@ -65,10 +65,10 @@ extern __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initia
 /* Enter/leave the tracker on this thread. While busy, allocations are
  * neither tracked nor counted: the countdown is put back as it was, so the
  * tracker's own allocations do not move the program's sampling points. */
-PL_HEAP_INLINE void pl__heap_busy_enter(pl__heap_tls *t) {
+PL__HEAP_INLINE void pl__heap_busy_enter(pl__heap_tls *t) {
   if (t->busy++ == 0) t->saved_countdown = t->countdown;
 }
-PL_HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
+PL__HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
   if (--t->busy == 0) t->countdown = t->saved_countdown;
 }
 
@@ -83,17 +83,17 @@ PL_HEAP_INLINE void pl__heap_busy_exit(pl__heap_tls *t) {
 typedef struct pl__heap_fast_state {
   _Atomic uintptr_t filter;
   /* The interposer's sampled-block range (range.c): its base, 2^k-aligned,
-   * or'ed with k. Until it is reserved, PL_HEAP_NO_RANGE, which no user
+   * or'ed with k. Until it is reserved, PL__HEAP_NO_RANGE, which no user
    * pointer matches. Written once, before tracking starts. */
   _Atomic uintptr_t range;
   _Alignas(64) _Atomic uint64_t level0[64];
 } __attribute__((aligned(1024))) pl__heap_fast_state;
 extern pl__heap_fast_state pl__heap_fast;
-#define PL_HEAP_NO_RANGE ((UINT64_C(1) << 63) | 63)
+#define PL__HEAP_NO_RANGE ((UINT64_C(1) << 63) | 63)
 
 /* 1: p is in the sampled-block range (interposer builds: exactly the
  * sampled blocks). A load of a word nobody writes, an xor, a shift. */
-PL_HEAP_INLINE int pl__heap_in_range(const void *p) {
+PL__HEAP_INLINE int pl__heap_in_range(const void *p) {
   uintptr_t w = atomic_load_explicit(&pl__heap_fast.range, memory_order_relaxed);
   return (((uintptr_t)p ^ w) >> (w & 63)) == 0;
 }
@@ -103,14 +103,14 @@ PL_HEAP_INLINE int pl__heap_in_range(const void *p) {
  * stride apart onto a handful of buckets for unlucky strides — seen under
  * ASan, whose chunks came 46,368 bytes apart (a Fibonacci number), which
  * filled 4 neighbouring buckets at 23% load. */
-PL_HEAP_INLINE uint64_t pl__heap_hash(const void *p) {
+PL__HEAP_INLINE uint64_t pl__heap_hash(const void *p) {
   uint64_t x = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
   x ^= x >> 32;
   return x * 0xd6e8feb86659fd93ull;
 }
 
 /* 0: p was certainly not sampled. 1: it may have been (look it up). */
-PL_HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
+PL__HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
   uintptr_t w = atomic_load_explicit(&pl__heap_fast.filter, memory_order_acquire);
   if (!w) return 0;
   const _Atomic uint64_t *f = (const _Atomic uint64_t *)(w & ~(uintptr_t)63);
@@ -124,7 +124,7 @@ PL_HEAP_INLINE int pl__heap_maybe_sampled(const void *p) {
  * time the stack is captured, and every frame the unwinder walks costs
  * ~100 ns here. */
 void *pl__heap_on_sample(void *p, size_t n);
-/* Remove p from the sampled set: its record index, or PL_HEAP_NONE. Lock-free. */
+/* Remove p from the sampled set: its record index, or PL__HEAP_NONE. Lock-free. */
 uint32_t pl__heap_take(const void *p);
 /* The record of a freed block: queued lock-free, settled by the next
  * holder of the mutex. */
@@ -146,7 +146,7 @@ int pl__heap_observer_install(void);
  * from glibc. align: 0 (malloc's), or a power of two; kind: plain, zeroed
  * (calloc), or pvalloc (n rounded up to pages, n recorded).
  * Returns the block or NULL (errno set, by glibc). */
-enum { PL_HEAP_KIND_PLAIN, PL_HEAP_KIND_ZERO, PL_HEAP_KIND_PVALLOC };
+enum { PL__HEAP_KIND_PLAIN, PL__HEAP_KIND_ZERO, PL__HEAP_KIND_PVALLOC };
 void *pl__heap_alloc_sampled(size_t n, size_t align, int kind);
 /* The two halves of it, for realloc: 1 when an allocation of n bytes (that
  * reached the sampling point) is a sample (errno kept); then allocate it. */
@@ -165,7 +165,7 @@ size_t pl__heap_range_usable(const void *p);
 /* Account an allocation of n bytes at p (after it was made); returns p.
  * Use as `return pl__heap_note_alloc(p, n);` so the slow path is a tail
  * call. (malloc itself decides before allocating: interpose.c.) */
-PL_HEAP_INLINE void *pl__heap_note_alloc(void *p, size_t n) {
+PL__HEAP_INLINE void *pl__heap_note_alloc(void *p, size_t n) {
   pl__heap_tls *t = &pl__heap_tls_state;
   if (__builtin_expect(n < t->countdown, 1)) {
     t->countdown -= n;
@@ -175,10 +175,10 @@ PL_HEAP_INLINE void *pl__heap_note_alloc(void *p, size_t n) {
 }
 
 /* The free fast path: nothing unless p may be sampled. */
-PL_HEAP_INLINE void pl__heap_note_free(const void *p) {
+PL__HEAP_INLINE void pl__heap_note_free(const void *p) {
   if (__builtin_expect(pl__heap_maybe_sampled(p), 0)) {
     uint32_t ri = pl__heap_take(p);
-    if (ri != PL_HEAP_NONE) pl__heap_release(ri);
+    if (ri != PL__HEAP_NONE) pl__heap_release(ri);
   }
 }
 

@@ -63,7 +63,7 @@ static int env_u64(const char *name, uint64_t *out) {
   const char *v = getenv(name);
   if (!v || !*v) return 0;
   uint64_t x;
-  if (pl_parse_u64(v, &x) != 0) return -EINVAL;
+  if (pl__parse_u64(v, &x) != 0) return -EINVAL;
   *out = x;
   return 1;
 }
@@ -115,7 +115,7 @@ int pl_heap_init(const pl_heap_options *opts) {
    * reserved: they are used one after the other); a stack table at most
    * half full; 32 frames per stack on average. One mapping for everything,
    * touched (and so made resident) only where used. */
-  unsigned set_max = log2_ceil((uint64_t)o.max_samples * 5 / 2 / PL_HEAP_BUCKET_KEYS + 1);
+  unsigned set_max = log2_ceil((uint64_t)o.max_samples * 5 / 2 / PL__HEAP_BUCKET_KEYS + 1);
   if (set_max < PL__HEAP_SET_MIN_BITS) set_max = PL__HEAP_SET_MIN_BITS;
   uint32_t stk_cap = 1u << log2_ceil((uint64_t)o.max_stacks * 2);
   size_t max_pcs = (size_t)o.max_stacks * 32;
@@ -132,7 +132,7 @@ int pl_heap_init(const pl_heap_options *opts) {
   size_t off_stab = round_up(off_stacks + (size_t)o.max_stacks * sizeof(pl__heap_stk), 4096);
   size_t off_pcs = round_up(off_stab + (size_t)stk_cap * sizeof(uint32_t), 4096);
   size_t off_suffix = round_up(off_pcs + max_pcs * sizeof(uintptr_t), 4096);
-  size_t total = round_up(off_suffix + PL__HEAP_SUFFIXES * sizeof(pl_unwind_suffix), 4096);
+  size_t total = round_up(off_suffix + PL__HEAP_SUFFIXES * sizeof(pl__unwind_suffix), 4096);
   char *m =
       mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) {
@@ -151,7 +151,7 @@ int pl_heap_init(const pl_heap_options *opts) {
   st->b = H.set_mem;
   st->mask = ((size_t)1 << PL__HEAP_SET_MIN_BITS) - 1;
   st->shift = 64 - PL__HEAP_SET_MIN_BITS;
-  H.set_slots = (st->mask + 1) * PL_HEAP_BUCKET_KEYS;
+  H.set_slots = (st->mask + 1) * PL__HEAP_BUCKET_KEYS;
   atomic_store_explicit(&H.set, st, memory_order_release);
   H.filter_mem = (_Atomic uint64_t *)(m + off_filter);
   H.filter = pl__heap_fast.level0;
@@ -172,8 +172,8 @@ int pl_heap_init(const pl_heap_options *opts) {
 
   /* Stack capture: frame pointers where our module's text is known. */
   const char *uw = getenv("PROFLAB_HEAP_UNWIND");
-  pl_unwind_init();
-  int mode = PL_HEAP_ASAN || !pl_unwind_text_known() ? PL_HEAP_UNWIND_DWARF : PL_HEAP_UNWIND_FP;
+  pl__unwind_init();
+  int mode = PL__HEAP_ASAN || !pl__unwind_text_known() ? PL_HEAP_UNWIND_DWARF : PL_HEAP_UNWIND_FP;
   if (uw && *uw && strcmp(uw, "fp") != 0 && strcmp(uw, "dwarf") != 0 && strcmp(uw, "verify") != 0) {
     rc = -EINVAL;
     goto fail_unmap;
@@ -181,7 +181,7 @@ int pl_heap_init(const pl_heap_options *opts) {
   if (uw && strcmp(uw, "dwarf") == 0) mode = PL_HEAP_UNWIND_DWARF;
   if (uw && strcmp(uw, "verify") == 0 && mode == PL_HEAP_UNWIND_FP) mode = PL_HEAP_UNWIND_VERIFY;
   atomic_store_explicit(&H.unwind, mode, memory_order_relaxed);
-  H.suffixes = (pl_unwind_suffix *)(m + off_suffix); /* pl_unwind_init warmed libgcc */
+  H.suffixes = (pl__unwind_suffix *)(m + off_suffix); /* pl__unwind_init warmed libgcc */
   static int atfork_done;
   if (!atfork_done) {
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
@@ -190,9 +190,9 @@ int pl_heap_init(const pl_heap_options *opts) {
     }
     atfork_done = 1;
   }
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
   /* Sampled blocks live in their own range (range.c); reserved once. */
-  if (atomic_load_explicit(&pl__heap_fast.range, memory_order_relaxed) == PL_HEAP_NO_RANGE &&
+  if (atomic_load_explicit(&pl__heap_fast.range, memory_order_relaxed) == PL__HEAP_NO_RANGE &&
       (rc = pl__heap_range_init()) != 0)
     goto fail_unmap;
 #endif
@@ -219,4 +219,4 @@ out:
 
 int pl_heap_running(void) { return atomic_load(&H.running); }
 
-int pl_heap_uses_sanitizer_hooks(void) { return PL_HEAP_ASAN && pl_heap_running(); }
+int pl_heap_uses_sanitizer_hooks(void) { return PL__HEAP_ASAN && pl_heap_running(); }

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
 
 #include <malloc.h>
 
@@ -44,34 +44,34 @@ extern void *__libc_pvalloc(size_t n) LIBC;
 #define COUNT(n) (pl__heap_tls_state.countdown -= (n))
 
 void *pl__heap_libc_alloc(size_t n, size_t align, int kind) {
-  if (kind == PL_HEAP_KIND_ZERO) return __libc_calloc(1, n);
-  if (kind == PL_HEAP_KIND_PVALLOC) return __libc_pvalloc(n);
+  if (kind == PL__HEAP_KIND_ZERO) return __libc_calloc(1, n);
+  if (kind == PL__HEAP_KIND_PVALLOC) return __libc_pvalloc(n);
   return align ? __libc_memalign(align, n) : __libc_malloc(n);
 }
 
-PL_HEAP_TEXT void *malloc(size_t n) {
+PL__HEAP_TEXT void *malloc(size_t n) {
   if (FAST(n)) {
     COUNT(n);
     return __libc_malloc(n);
   }
-  return pl__heap_alloc_sampled(n, 0, PL_HEAP_KIND_PLAIN);
+  return pl__heap_alloc_sampled(n, 0, PL__HEAP_KIND_PLAIN);
 }
 
 /* A sampled block: its record, then the block itself, lock-free. */
-PL_HEAP_TEXT __attribute__((noinline)) static void free_sampled(void *p) {
+PL__HEAP_TEXT __attribute__((noinline)) static void free_sampled(void *p) {
   uint32_t ri = pl__heap_take(p);
-  if (ri != PL_HEAP_NONE) pl__heap_release(ri);
+  if (ri != PL__HEAP_NONE) pl__heap_release(ri);
   pl__heap_range_free(p);
 }
 
 /* The fast path keeps no registers across a call: two tail jumps. (NULL is
  * never in the range.) */
-PL_HEAP_TEXT void free(void *p) {
+PL__HEAP_TEXT void free(void *p) {
   if (__builtin_expect(pl__heap_in_range(p), 0)) return free_sampled(p);
   __libc_free(p);
 }
 
-PL_HEAP_TEXT void *calloc(size_t n, size_t size) {
+PL__HEAP_TEXT void *calloc(size_t n, size_t size) {
   size_t bytes;
   if (__builtin_expect(__builtin_mul_overflow(n, size, &bytes), 0))
     return __libc_calloc(n, size); /* its ENOMEM */
@@ -79,7 +79,7 @@ PL_HEAP_TEXT void *calloc(size_t n, size_t size) {
     COUNT(bytes);
     return __libc_calloc(n, size);
   }
-  return pl__heap_alloc_sampled(bytes, 0, PL_HEAP_KIND_ZERO);
+  return pl__heap_alloc_sampled(bytes, 0, PL__HEAP_KIND_ZERO);
 }
 
 /* glibc's own malloc_usable_size (below). */
@@ -87,7 +87,7 @@ static size_t libc_usable(void *p);
 
 /* realloc of a sampled block: always a move (the new block is sampled or
  * not by the countdown, like any allocation); on failure p stays, tracked. */
-PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *p, size_t n) {
+PL__HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *p, size_t n) {
   size_t old = pl__heap_range_usable(p);
   void *q = malloc(n);
   if (!q) return NULL;
@@ -98,10 +98,10 @@ PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_sampled(void *p, siz
 
 /* realloc of a glibc block reaching the sampling point: if this one is a
  * sample, it moves into the range. */
-PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_crossing(void *p, size_t n) {
+PL__HEAP_TEXT __attribute__((noinline)) static void *realloc_crossing(void *p, size_t n) {
   if (!pl__heap_decide(n)) return __libc_realloc(p, n);
   size_t old = libc_usable(p);
-  void *q = pl__heap_alloc_decided(n, 0, PL_HEAP_KIND_PLAIN);
+  void *q = pl__heap_alloc_decided(n, 0, PL__HEAP_KIND_PLAIN);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
   __libc_free(p);
@@ -110,7 +110,7 @@ PL_HEAP_TEXT __attribute__((noinline)) static void *realloc_crossing(void *p, si
 
 /* glibc semantics: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and
  * returns NULL; on failure p is untouched (and stays tracked). */
-PL_HEAP_TEXT void *realloc(void *p, size_t n) {
+PL__HEAP_TEXT void *realloc(void *p, size_t n) {
   if (!p) return malloc(n);
   if (n == 0) {
     free(p);
@@ -124,7 +124,7 @@ PL_HEAP_TEXT void *realloc(void *p, size_t n) {
   return realloc_crossing(p, n);
 }
 
-PL_HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size) {
+PL__HEAP_TEXT void *reallocarray(void *p, size_t n, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) {
     errno = ENOMEM;
@@ -141,19 +141,19 @@ static size_t norm_align(size_t align) {
   return align;
 }
 
-PL_HEAP_TEXT void *memalign(size_t align, size_t n) {
+PL__HEAP_TEXT void *memalign(size_t align, size_t n) {
   if (__builtin_expect(align > SIZE_MAX / 2 + 1, 0)) return __libc_memalign(align, n); /* EINVAL */
   if (FAST(n)) {
     COUNT(n);
     return __libc_memalign(align, n);
   }
-  return pl__heap_alloc_sampled(n, norm_align(align), PL_HEAP_KIND_PLAIN);
+  return pl__heap_alloc_sampled(n, norm_align(align), PL__HEAP_KIND_PLAIN);
 }
 
 /* glibc 2.36's aligned_alloc is an alias of memalign (no extra checks). */
-PL_HEAP_TEXT void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
+PL__HEAP_TEXT void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
 
-PL_HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n) {
+PL__HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n) {
   /* glibc's checks: a power of two multiple of sizeof(void *). */
   if (align % sizeof(void *) != 0 || align == 0 || (align & (align - 1)) != 0) return EINVAL;
   int saved_errno = errno;
@@ -164,21 +164,21 @@ PL_HEAP_TEXT int posix_memalign(void **out, size_t align, size_t n) {
   return 0;
 }
 
-PL_HEAP_TEXT void *valloc(size_t n) {
+PL__HEAP_TEXT void *valloc(size_t n) {
   if (FAST(n)) {
     COUNT(n);
     return __libc_valloc(n);
   }
-  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL_HEAP_KIND_PLAIN);
+  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL__HEAP_KIND_PLAIN);
 }
 
 /* Page-aligned and page-rounded (0: one page); recorded at the size asked. */
-PL_HEAP_TEXT void *pvalloc(size_t n) {
+PL__HEAP_TEXT void *pvalloc(size_t n) {
   if (FAST(n)) {
     COUNT(n);
     return __libc_pvalloc(n);
   }
-  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL_HEAP_KIND_PVALLOC);
+  return pl__heap_alloc_sampled(n, (size_t)getpagesize(), PL__HEAP_KIND_PVALLOC);
 }
 
 /* glibc exports no __libc_malloc_usable_size: find its own with
@@ -205,7 +205,7 @@ static size_t libc_usable(void *p) {
   return f ? f(p) : 0;
 }
 
-PL_HEAP_TEXT size_t malloc_usable_size(void *p) {
+PL__HEAP_TEXT size_t malloc_usable_size(void *p) {
   if (!p) return 0;
   if (pl__heap_in_range(p)) return pl__heap_range_usable(p);
   return libc_usable(p);
@@ -216,7 +216,7 @@ int pl__heap_observer_install(void) {
   return 0;
 }
 
-#else /* PL_HEAP_ASAN */
+#else /* PL__HEAP_ASAN */
 
 /* From compiler-rt's <sanitizer/allocator_interface.h>, which GCC does not
  * install; libasan exports it. At most 5 hook pairs per process. */
@@ -225,11 +225,11 @@ int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile
 
 /* ASan calls these on the allocating thread, after an allocation and
  * before a deallocation (realloc: both), outside its allocator locks. */
-PL_HEAP_TEXT static void on_asan_malloc(const volatile void *p, size_t n) {
+PL__HEAP_TEXT static void on_asan_malloc(const volatile void *p, size_t n) {
   if (p) (void)pl__heap_note_alloc((void *)(uintptr_t)p, n);
 }
 
-PL_HEAP_TEXT static void on_asan_free(const volatile void *p) {
+PL__HEAP_TEXT static void on_asan_free(const volatile void *p) {
   if (p) pl__heap_note_free((const void *)(uintptr_t)p);
 }
 

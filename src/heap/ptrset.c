@@ -113,7 +113,7 @@ static int set_put(pl__heap_set *st, uintptr_t p, uint32_t ri) {
   size_t b0 = ptr_hash((const void *)p) >> st->shift;
   for (size_t d = 0; d < PROBE_BUCKETS; d++) {
     pl__heap_bucket *bk = &st->b[(b0 + d) & st->mask];
-    for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+    for (size_t i = 0; i < PL__HEAP_BUCKET_KEYS; i++) {
       if (atomic_load_explicit(&bk->key[i], memory_order_relaxed) == 0) {
         if (d) atomic_fetch_add_explicit(&st->b[b0].spill, 1, memory_order_relaxed);
         bk->val[i] = ri;
@@ -125,17 +125,17 @@ static int set_put(pl__heap_set *st, uintptr_t p, uint32_t ri) {
   return 0;
 }
 
-/* Remove p from st if it is there: its record index, or PL_HEAP_NONE.
+/* Remove p from st if it is there: its record index, or PL__HEAP_NONE.
  * Follows "moved" marks to newer sets. */
 static uint32_t set_take(pl__heap_set *st, uintptr_t p) {
-  if (p == 0) return PL_HEAP_NONE; /* free(NULL): 0 is also what an empty slot holds */
+  if (p == 0) return PL__HEAP_NONE; /* free(NULL): 0 is also what an empty slot holds */
   uint64_t h = ptr_hash((const void *)p);
   while (st) {
     size_t b0 = h >> st->shift;
     pl__heap_set *next = NULL;
     for (size_t d = 0; d < PROBE_BUCKETS && !next; d++) {
       pl__heap_bucket *bk = &st->b[(b0 + d) & st->mask];
-      for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+      for (size_t i = 0; i < PL__HEAP_BUCKET_KEYS; i++) {
         uintptr_t k = atomic_load_explicit(&bk->key[i], memory_order_acquire);
         if (k == p) {
           uint32_t ri = bk->val[i];
@@ -156,16 +156,16 @@ static uint32_t set_take(pl__heap_set *st, uintptr_t p) {
       }
       /* Nothing of this home spilled: p is not in this set. */
       if (!next && d == 0 && atomic_load_explicit(&st->b[b0].spill, memory_order_relaxed) == 0)
-        return PL_HEAP_NONE;
+        return PL__HEAP_NONE;
     }
     st = next;
   }
-  return PL_HEAP_NONE;
+  return PL__HEAP_NONE;
 }
 
 uint32_t pl__heap_take(const void *p) {
   pl__heap_set *st = atomic_load_explicit(&H.set, memory_order_acquire);
-  return st ? set_take(st, (uintptr_t)p) : PL_HEAP_NONE;
+  return st ? set_take(st, (uintptr_t)p) : PL__HEAP_NONE;
 }
 
 /* Under the mutex: double the set (see the comment at the top). 0 when it
@@ -182,7 +182,7 @@ static int set_grow_locked(void) {
   atomic_store_explicit(&old->next, nw, memory_order_release);
   for (size_t b = 0; b <= old->mask; b++) {
     pl__heap_bucket *bk = &old->b[b];
-    for (size_t i = 0; i < PL_HEAP_BUCKET_KEYS; i++) {
+    for (size_t i = 0; i < PL__HEAP_BUCKET_KEYS; i++) {
       uintptr_t k = atomic_load_explicit(&bk->key[i], memory_order_acquire);
       if (k == 0 || (k & 1)) continue;
       uint32_t ri = bk->val[i];
@@ -201,7 +201,7 @@ static int set_grow_locked(void) {
     }
   }
   atomic_store_explicit(&H.set, nw, memory_order_release);
-  H.set_slots = (nw->mask + 1) * PL_HEAP_BUCKET_KEYS;
+  H.set_slots = (nw->mask + 1) * PL__HEAP_BUCKET_KEYS;
   return 1;
 }
 

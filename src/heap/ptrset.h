@@ -11,7 +11,7 @@
 /* The filter is what free() asks under ASan (hooks: sampled blocks are in
  * ASan's heap). The interposer keeps sampled blocks in their own range
  * (range.c) and asks that instead: no filter to maintain. */
-#define PL__HEAP_USE_FILTER PL_HEAP_ASAN
+#define PL__HEAP_USE_FILTER PL__HEAP_ASAN
 #define PL__HEAP_FILTER_MIN_BITS 12 /* pl__heap_fast.level0 */
 #define PL__HEAP_FILTER_MAX_BITS 18
 #define PL__HEAP_SET_MIN_BITS 6 /* 64 buckets, 4 KiB */
@@ -47,7 +47,7 @@ static inline void pl__heap_filter_add_locked(uintptr_t p) {
 }
 
 /* Under the mutex: one live record less at p's cell. A bit whose count
- * reaches 0 is cleared later, with PL_HEAP_CLEAR_BATCH others (a set bit
+ * reaches 0 is cleared later, with PL__HEAP_CLEAR_BATCH others (a set bit
  * over an empty cell only costs a lookup): fewer writes to lines every
  * free() reads. */
 static inline void pl__heap_filter_drop_locked(uintptr_t p) {
@@ -55,7 +55,7 @@ static inline void pl__heap_filter_drop_locked(uintptr_t p) {
   size_t c = pl__heap_filter_cell(p);
   if (--pl__heap.fcount[c] == 0) {
     pl__heap.clear_cells[pl__heap.nclear++] = (uint32_t)c;
-    if (pl__heap.nclear == PL_HEAP_CLEAR_BATCH) pl__heap_filter_flush_locked();
+    if (pl__heap.nclear == PL__HEAP_CLEAR_BATCH) pl__heap_filter_flush_locked();
   }
 }
 

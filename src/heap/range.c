@@ -38,7 +38,7 @@
  */
 #include "heap/heap_internal.h"
 
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
 
 #include <errno.h>
 #include <stdint.h>

@@ -52,7 +52,7 @@ typedef struct capture_state {
 } capture_state;
 
 void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi) {
-  if (H.nskip < PL_ARRAY_SIZE(H.skip_lo)) {
+  if (H.nskip < PL__ARRAY_SIZE(H.skip_lo)) {
     H.skip_lo[H.nskip] = lo;
     H.skip_hi[H.nskip] = hi;
     H.nskip++;
@@ -62,7 +62,7 @@ void pl__heap_add_skip_range(uintptr_t lo, uintptr_t hi) {
 /* Frames come innermost first: libgcc's own, then ours (the section, and
  * the sanitizer's allocator), then the program's. Record from the first
  * frame outside them that follows one of ours. */
-PL_HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ctx, void *arg) {
+PL__HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ctx, void *arg) {
   capture_state *st = arg;
   uintptr_t ip = _Unwind_GetIP(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
@@ -83,7 +83,7 @@ PL_HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ctx
   return _URC_NO_REASON;
 }
 
-PL_HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *pcs, uintptr_t *sps,
+PL__HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *pcs, uintptr_t *sps,
                                                                      int *truncated) {
   capture_state st = {.pcs = pcs, .sps = sps, .max = PL_HEAP_MAX_FRAMES};
   _Unwind_Backtrace(capture_step, &st);
@@ -102,7 +102,7 @@ PL_HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *
 void pl__heap_stack_bounds(pl__heap_tls *t, uintptr_t sp) {
   uintptr_t lo = 0, hi = 0, tcb = (uintptr_t)pthread_self();
   int main_stack = 0;
-  if (pl_unwind_mapping_of(sp, &lo, &hi, &main_stack) == 0 && !main_stack) {
+  if (pl__unwind_mapping_of(sp, &lo, &hi, &main_stack) == 0 && !main_stack) {
     if (tcb > sp && tcb <= hi)
       hi = tcb;
     else
@@ -121,25 +121,25 @@ void pl__heap_stack_bounds(pl__heap_tls *t, uintptr_t sp) {
  * same key and different callers (seen in proflabd: libmicrohttpd calling
  * strdup twice), which would evict each other on every sample if the
  * cache were direct-mapped. */
-static pl_unwind_suffix *suffix_set(uintptr_t ret, uintptr_t csp) {
-  return &H.suffixes[(pl_unwind_suffix_hash(ret, csp) >> (64 - PL__HEAP_SUFFIX_SET_BITS)) *
+static pl__unwind_suffix *suffix_set(uintptr_t ret, uintptr_t csp) {
+  return &H.suffixes[(pl__unwind_suffix_hash(ret, csp) >> (64 - PL__HEAP_SUFFIX_SET_BITS)) *
                      PL__HEAP_SUFFIX_WAYS];
 }
 
 /* Locked. Appends the cached callers of (ret, csp) to pcs[*n..]. */
 int pl__heap_suffix_lookup_locked(pl__heap_tls *t, uintptr_t ret, uintptr_t csp, uintptr_t *pcs,
                                   unsigned *n) {
-  pl_unwind_suffix *set = suffix_set(ret, csp);
+  pl__unwind_suffix *set = suffix_set(ret, csp);
   for (unsigned w = 0; w < PL__HEAP_SUFFIX_WAYS; w++)
-    if (pl_unwind_suffix_match(&set[w], ret, csp, t->stack_hi, pcs, n, PL_HEAP_MAX_FRAMES))
+    if (pl__unwind_suffix_match(&set[w], ret, csp, t->stack_hi, pcs, n, PL_HEAP_MAX_FRAMES))
       return 1;
   return 0;
 }
 
 /* Locked. The way to fill for (ret, csp): an empty one, else the next in
  * turn. */
-static pl_unwind_suffix *suffix_victim_locked(uintptr_t ret, uintptr_t csp) {
-  pl_unwind_suffix *set = suffix_set(ret, csp);
+static pl__unwind_suffix *suffix_victim_locked(uintptr_t ret, uintptr_t csp) {
+  pl__unwind_suffix *set = suffix_set(ret, csp);
   for (unsigned w = 0; w < PL__HEAP_SUFFIX_WAYS; w++)
     if (set[w].n == 0) return &set[w];
   return &set[H.suffix_clock++ % PL__HEAP_SUFFIX_WAYS];
@@ -147,9 +147,9 @@ static pl_unwind_suffix *suffix_victim_locked(uintptr_t ret, uintptr_t csp) {
 
 /* Slow path of pl__heap_capture (outside the mutex): DWARF, checked
  * against the frame-pointer result (pcs[0, fp_n), the foreign frame
- * (cr, cs) if r == PL_FP_CROSS, or the whole stack if complete), then the
+ * (cr, cs) if r == PL__FP_CROSS, or the whole stack if complete), then the
  * cache filled on agreement. Returns with the mutex held. */
-PL_HEAP_TEXT __attribute__((noinline)) void pl__heap_capture_slow(pl__heap_tls *t,
+PL__HEAP_TEXT __attribute__((noinline)) void pl__heap_capture_slow(pl__heap_tls *t,
                                                                   pl__heap_sample_ctx *c, int r,
                                                                   unsigned fp_n, int complete,
                                                                   uintptr_t cr, uintptr_t cs) {
@@ -159,18 +159,18 @@ PL_HEAP_TEXT __attribute__((noinline)) void pl__heap_capture_slow(pl__heap_tls *
   pl__heap_busy_enter(t); /* the unwinder may allocate (first use in a thread) */
   unsigned n = capture_dwarf(c->pcs, sps, &truncated);
   pl__heap_busy_exit(t);
-  int prefix = r != PL_FP_BAD && n >= fp_n && memcmp(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs)) == 0;
+  int prefix = r != PL__FP_BAD && n >= fp_n && memcmp(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs)) == 0;
   pl__heap_lock(t);
   c->how |= PL__HEAP_HOW_DWARF;
   int mismatch = 0;
   if (complete) {
     c->how |= PL__HEAP_HOW_CHECKED;
     mismatch = !prefix || n != fp_n || truncated != c->truncated;
-  } else if (r == PL_FP_CROSS) {
+  } else if (r == PL__FP_CROSS) {
     if (!prefix || n == fp_n || c->pcs[fp_n] != cr || sps[fp_n] != cs) {
       mismatch = 1;
-    } else if (!truncated && n - fp_n <= PL_UNWIND_SUFFIX_MAX) {
-      pl_unwind_suffix *e = suffix_victim_locked(cr, cs);
+    } else if (!truncated && n - fp_n <= PL__UNWIND_SUFFIX_MAX) {
+      pl__unwind_suffix *e = suffix_victim_locked(cr, cs);
       e->ret = cr;
       e->csp = cs;
       e->n = n - fp_n;
@@ -178,10 +178,10 @@ PL_HEAP_TEXT __attribute__((noinline)) void pl__heap_capture_slow(pl__heap_tls *
       memcpy(e->sp, sps + fp_n, e->n * sizeof(*e->sp));
     }
   }
-  if (complete || r == PL_FP_CROSS) H.unwind_compared++;
+  if (complete || r == PL__FP_CROSS) H.unwind_compared++;
   if (mismatch) H.unwind_mismatch++;
   if (mismatch && !H.unwind_fell_back &&
-      pl_unwind_give_up_fp(H.unwind_mismatch, H.unwind_compared) &&
+      pl__unwind_give_up_fp(H.unwind_mismatch, H.unwind_compared) &&
       atomic_load_explicit(&H.unwind, memory_order_relaxed) == PL_HEAP_UNWIND_FP) {
     /* Frame pointers that keep disagreeing with DWARF: code in our module
      * built without them (a program linking the tracker), whose frames

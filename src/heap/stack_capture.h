@@ -54,7 +54,7 @@ int pl__heap_suffix_lookup_locked(pl__heap_tls *t, uintptr_t ret, uintptr_t csp,
                                   unsigned *n);
 /* Slow path of pl__heap_capture (in proflab_heap_text; entered without
  * the mutex): DWARF, checked against the frame-pointer result (pcs[0,
- * fp_n), the foreign frame (cr, cs) if r == PL_FP_CROSS, or the whole
+ * fp_n), the foreign frame (cr, cs) if r == PL__FP_CROSS, or the whole
  * stack if complete), then the cache filled on agreement. Returns with the
  * mutex held. */
 void pl__heap_capture_slow(pl__heap_tls *t, pl__heap_sample_ctx *c, int r, unsigned fp_n,
@@ -62,47 +62,47 @@ void pl__heap_capture_slow(pl__heap_tls *t, pl__heap_sample_ctx *c, int r, unsig
 
 /* The frame-pointer walk from frame record fp (the tracker's entry point,
  * whose frame is set up): our frames skipped, then the program's. */
-PL_HEAP_INLINE int pl__heap_capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n,
+PL__HEAP_INLINE int pl__heap_capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n,
                                        uintptr_t *cross_ret, uintptr_t *cross_sp) {
   if (!t->stack_hi || (t->stack_hi == 1 && (t->captures & 1023) == 0)) pl__heap_stack_bounds(t, fp);
   uintptr_t top = t->stack_hi;
-  if (fp < t->stack_lo || fp >= top) return PL_FP_BAD;
+  if (fp < t->stack_lo || fp >= top) return PL__FP_BAD;
   for (unsigned k = 0; k < 8; k++) {
-    if ((fp & 7) || fp > top - 16) return PL_FP_BAD;
+    if ((fp & 7) || fp > top - 16) return PL__FP_BAD;
     const uintptr_t *f = (const uintptr_t *)fp;
     uintptr_t ret = f[1], nfp = f[0];
     if (!pl__heap_in_skip(ret))
-      return pl_unwind_fp_walk(ret, fp + 16, nfp, top, pcs, n, PL_HEAP_MAX_FRAMES, cross_ret,
+      return pl__unwind_fp_walk(ret, fp + 16, nfp, top, pcs, n, PL_HEAP_MAX_FRAMES, cross_ret,
                                cross_sp);
-    if (nfp <= fp) return PL_FP_BAD;
+    if (nfp <= fp) return PL__FP_BAD;
     fp = nfp;
   }
-  return PL_FP_BAD;
+  return PL__FP_BAD;
 }
 
 /* The stack of the allocation being sampled into c; returns with the
  * mutex held. */
-PL_HEAP_INLINE void pl__heap_capture(pl__heap_tls *t, pl__heap_sample_ctx *c) {
+PL__HEAP_INLINE void pl__heap_capture(pl__heap_tls *t, pl__heap_sample_ctx *c) {
   unsigned n = 0;
   uintptr_t cr = 0, cs = 0;
-  int r = PL_FP_BAD, complete = 0;
+  int r = PL__FP_BAD, complete = 0;
   c->truncated = 0;
   c->how = 0;
   t->captures++;
   int mode = atomic_load_explicit(&pl__heap.unwind, memory_order_relaxed);
   if (mode != PL_HEAP_UNWIND_DWARF) {
     r = pl__heap_capture_fp(t, (uintptr_t)__builtin_frame_address(0), c->pcs, &n, &cr, &cs);
-    if (r == PL_FP_END || r == PL_FP_FULL) {
+    if (r == PL__FP_END || r == PL__FP_FULL) {
       complete = 1;
-      c->truncated = r == PL_FP_FULL;
+      c->truncated = r == PL__FP_FULL;
     }
   }
-  if (r == PL_FP_CROSS && n >= PL_HEAP_MAX_FRAMES) { /* full: what is above is cut anyway */
+  if (r == PL__FP_CROSS && n >= PL_HEAP_MAX_FRAMES) { /* full: what is above is cut anyway */
     complete = 1;
     c->truncated = 1;
   }
   pl__heap_lock(t);
-  if (r == PL_FP_CROSS && !complete) {
+  if (r == PL__FP_CROSS && !complete) {
     unsigned m = n;
     if (pl__heap_suffix_lookup_locked(t, cr, cs, c->pcs, &m)) {
       complete = 1;
@@ -117,7 +117,7 @@ PL_HEAP_INLINE void pl__heap_capture(pl__heap_tls *t, pl__heap_sample_ctx *c) {
      * pointers that ends at a foreign frame cached by another path is
      * caught only so. */
     unsigned every =
-        pl__heap.unwind_mismatch ? PL_UNWIND_CHECK_EVERY_SUSPECT : PL_UNWIND_CHECK_EVERY;
+        pl__heap.unwind_mismatch ? PL__UNWIND_CHECK_EVERY_SUSPECT : PL__UNWIND_CHECK_EVERY;
     if (mode != PL_HEAP_UNWIND_VERIFY && t->captures % every != 0) return;
   }
   pl__heap_unlock(t);

@@ -14,7 +14,7 @@
 
 static uint64_t stack_hash(const uintptr_t *pcs, unsigned depth) {
   uint64_t h = 0x84222325cbf29ce4ull ^ depth;
-  for (unsigned i = 0; i < depth; i++) h = pl_mix64(h ^ pcs[i]);
+  for (unsigned i = 0; i < depth; i++) h = pl__mix64(h ^ pcs[i]);
   return h ? h : 1;
 }
 

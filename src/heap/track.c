@@ -33,7 +33,7 @@
 #include "heap/track_internal.h"
 
 __thread pl__heap_tls pl__heap_tls_state __attribute__((tls_model("initial-exec")));
-pl__heap_fast_state pl__heap_fast = {.range = PL_HEAP_NO_RANGE};
+pl__heap_fast_state pl__heap_fast = {.range = PL__HEAP_NO_RANGE};
 /* A plain mutex: an adaptive one (spin, then sleep) doubled the cost of
  * T = 1 on two threads (heavy contention) and did not help at 512 KiB. */
 pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -61,7 +61,7 @@ static uint64_t rng_next(pl__heap_tls *t) {
 
 static void thread_start(pl__heap_tls *t) {
   if (!t->tid) t->tid = (uint32_t)gettid();
-  uint64_t seed = pl_mix64(now_ns() ^ ((uint64_t)t->tid << 32) ^ (uintptr_t)t);
+  uint64_t seed = pl__mix64(now_ns() ^ ((uint64_t)t->tid << 32) ^ (uintptr_t)t);
   t->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
   t->started = 1;
 }
@@ -95,7 +95,7 @@ static uint32_t rec_alloc_locked(void) {
     return ri;
   }
   if (H.rec_hw < H.max_samples) return H.rec_hw++;
-  return PL_HEAP_NONE;
+  return PL__HEAP_NONE;
 }
 
 static void rec_free_locked(uint32_t ri) {
@@ -209,7 +209,7 @@ static void fill_locked(pl__heap_tls *t, uint32_t ri, void *p, size_t n, uint32_
 /* What a sample takes before the mutex: its stack, time and weight.
  * Inlined: one frame of ours for the unwinder. */
 /* Returns with the mutex held. */
-PL_HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(
+PL__HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(
     pl__heap_tls *t, size_t n, pl__heap_sample_ctx *c) {
   c->time = now_ns();
   c->w = pl__heap_weight(n);
@@ -217,15 +217,15 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(
 }
 
 /* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
-PL_HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
+PL__HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
                                                                       size_t n) {
   pl__heap_sample_ctx c;
   sample_begin(t, n, &c);
   uint32_t sid = pl__heap_intern_locked(c.pcs, c.depth, c.truncated);
   account_locked(sid, c.w, n, c.how);
   uint32_t ri = rec_alloc_locked();
-  if (ri == PL_HEAP_NONE || !pl__heap_set_insert_locked(p, ri)) {
-    if (ri != PL_HEAP_NONE) rec_free_locked(ri);
+  if (ri == PL__HEAP_NONE || !pl__heap_set_insert_locked(p, ri)) {
+    if (ri != PL__HEAP_NONE) rec_free_locked(ri);
     H.dropped++;
   } else {
     fill_locked(t, ri, p, n, sid, c.w, c.time);
@@ -264,7 +264,7 @@ static inline int decide(pl__heap_tls *t, size_t n) {
 }
 
 /* Allocated (by glibc) already: the ASan hooks' path, and pl__heap_note_alloc. */
-PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
+PL__HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t n) {
   pl__heap_tls *t = &pl__heap_tls_state;
   if (t->busy) return p;
   int saved_errno = errno;
@@ -273,11 +273,11 @@ PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_on_sample(void *p, size_t 
   return p;
 }
 
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
 
 /* The interposer's slow path (heap_internal.h): decide, then serve a
  * sample from the range, recorded, or anything else from glibc. */
-PL_HEAP_TEXT __attribute__((always_inline)) static inline void *alloc_decided(
+PL__HEAP_TEXT __attribute__((always_inline)) static inline void *alloc_decided(
     pl__heap_tls *t, size_t n, size_t align, int kind, int saved_errno) {
   pl__heap_sample_ctx c;
   sample_begin(t, n, &c);
@@ -285,15 +285,15 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void *alloc_decided(
   uint32_t sid = pl__heap_intern_locked(c.pcs, c.depth, c.truncated);
   uint32_t ri = rec_alloc_locked();
   size_t an = n;
-  if (kind == PL_HEAP_KIND_PVALLOC) /* n + align fits: else the range refuses n */
+  if (kind == PL__HEAP_KIND_PVALLOC) /* n + align fits: else the range refuses n */
     an = n <= SIZE_MAX - align ? (n ? (n + align - 1) & ~(align - 1) : align) : SIZE_MAX;
-  void *p = ri != PL_HEAP_NONE ? pl__heap_range_alloc_locked(an, align, &reused) : NULL;
+  void *p = ri != PL__HEAP_NONE ? pl__heap_range_alloc_locked(an, align, &reused) : NULL;
   if (p && !pl__heap_set_insert_locked(p, ri)) {
     pl__heap_range_free(p); /* lock-free push: taken back by the next allocation */
     p = NULL;
   }
   if (!p) {
-    if (ri != PL_HEAP_NONE) rec_free_locked(ri);
+    if (ri != PL__HEAP_NONE) rec_free_locked(ri);
     pl__heap_unlock(t);
     /* Dropped: glibc serves it (outside the mutex), counted if it succeeds. */
     pl__heap_busy_enter(t);
@@ -310,12 +310,12 @@ PL_HEAP_TEXT __attribute__((always_inline)) static inline void *alloc_decided(
   account_locked(sid, c.w, n, c.how);
   fill_locked(t, ri, p, n, sid, c.w, c.time);
   pl__heap_unlock(t);
-  if (kind == PL_HEAP_KIND_ZERO && reused) memset(p, 0, n); /* fresh range pages are zero */
+  if (kind == PL__HEAP_KIND_ZERO && reused) memset(p, 0, n); /* fresh range pages are zero */
   errno = saved_errno;
   return p;
 }
 
-PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_sampled(size_t n, size_t align,
+PL__HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_sampled(size_t n, size_t align,
                                                                     int kind) {
   pl__heap_tls *t = &pl__heap_tls_state;
   int saved_errno = errno;
@@ -333,7 +333,7 @@ int pl__heap_decide(size_t n) {
   return r;
 }
 
-PL_HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_decided(size_t n, size_t align,
+PL__HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_decided(size_t n, size_t align,
                                                                     int kind) {
   return alloc_decided(&pl__heap_tls_state, n, align, kind, errno);
 }

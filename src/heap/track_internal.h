@@ -31,10 +31,10 @@ typedef struct pl__heap_rec {
 /* One cache line of the pointer set: keys (0 empty, p, or p | 1 "moved to
  * the next set"), their record indices, and how many keys whose home this
  * is live in the buckets after it. */
-#define PL_HEAP_BUCKET_KEYS 5
+#define PL__HEAP_BUCKET_KEYS 5
 typedef struct pl__heap_bucket {
-  _Atomic uintptr_t key[PL_HEAP_BUCKET_KEYS];
-  uint32_t val[PL_HEAP_BUCKET_KEYS];
+  _Atomic uintptr_t key[PL__HEAP_BUCKET_KEYS];
+  uint32_t val[PL__HEAP_BUCKET_KEYS];
   _Atomic uint32_t spill;
 } __attribute__((aligned(64))) pl__heap_bucket;
 _Static_assert(sizeof(pl__heap_bucket) == 64, "a bucket is a cache line");
@@ -59,7 +59,7 @@ typedef struct pl__heap_stk {
  * as few cache lines as possible: the mutex alone; what lock-free paths
  * write; what every sampled path reads (written only at start and when a
  * table grows); what the mutex holder writes; cold data last. */
-#define PL_HEAP_CLEAR_BATCH 32
+#define PL__HEAP_CLEAR_BATCH 32
 typedef struct pl__heap_state {
   _Alignas(64) pthread_mutex_t lock;
   /* written without the mutex */
@@ -84,7 +84,7 @@ typedef struct pl__heap_state {
   unsigned nskip; /* frames the capture skips besides proflab_heap_text */
   uintptr_t skip_lo[4], skip_hi[4];
   _Atomic int unwind;                /* PL_HEAP_UNWIND_* (heap_snapshot.h) */
-  struct pl_unwind_suffix *suffixes; /* PL__HEAP_SUFFIXES (stack_capture.h), set-associative */
+  struct pl__unwind_suffix *suffixes; /* PL__HEAP_SUFFIXES (stack_capture.h), set-associative */
   /* written under the mutex */
   _Alignas(64) uint32_t rec_hw, free_head, nstacks;
   unsigned nclear;
@@ -95,7 +95,7 @@ typedef struct pl__heap_state {
   int unwind_fell_back;     /* frame pointers disagreed with DWARF: DWARF from then on */
   unsigned suffix_clock;    /* the next way to evict */
   double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
-  uint32_t clear_cells[PL_HEAP_CLEAR_BATCH]; /* cells whose count reached 0 */
+  uint32_t clear_cells[PL__HEAP_CLEAR_BATCH]; /* cells whose count reached 0 */
   /* cold: the mapping; sets[k] has 2^(6+k) buckets in set_mem; filter levels */
   _Alignas(64) void *map;
   size_t map_bytes;

@@ -88,7 +88,7 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
       return -EINVAL;
     }
     uint64_t x;
-    int rc = v[0] == '-' ? -ERANGE : pl_parse_u64(v, &x);
+    int rc = v[0] == '-' ? -ERANGE : pl__parse_u64(v, &x);
     if (rc != 0 || x < sp->min || x > sp->max) {
       pl_respond_error(r, 422, "out_of_range", "parameter '%s' is %.64s; it must be %s", sp->name, v, allowed);
       return -EINVAL;

@@ -127,7 +127,7 @@ struct pl_server {
 static const char *method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
 
 static unsigned method_bit(const char *m) {
-  for (size_t i = 0; i < PL_ARRAY_SIZE(method_names); i++)
+  for (size_t i = 0; i < PL__ARRAY_SIZE(method_names); i++)
     if (strcmp(m, method_names[i]) == 0) return 1u << i;
   return PL_OTHER_METHOD;
 }
@@ -212,7 +212,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     }
     if (!c->remote[0]) snprintf(c->remote, sizeof(c->remote), "unknown");
     c->phase = PHASE_IDLE;
-    c->phase_start_ns = pl_now_ns();
+    c->phase_start_ns = pl__now_ns();
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -260,7 +260,7 @@ static int64_t rx_bytes(int fd) {
  * (a client trickling the request line is caught too). */
 static void on_sweep(uv_timer_t *t) {
   pl_server *s = t->data;
-  uint64_t now = pl_now_ns();
+  uint64_t now = pl__now_ns();
   uint64_t limit = (uint64_t)s->cfg.header_timeout_ms * 1000000u;
   for (conn *c = s->conns; c; c = c->next) {
     if (c->cut) continue;
@@ -338,13 +338,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
   conn *c = conn_of(mc);
   if (c && c->phase != PHASE_HEADERS) {
     c->phase = PHASE_HEADERS;
-    c->phase_start_ns = pl_now_ns();
+    c->phase_start_ns = pl__now_ns();
   }
   pl_request *r = req_alloc(s);
   if (r) {
     r->mhd = mc;
     r->c = c;
-    r->start_ns = pl_now_ns();
+    r->start_ns = pl__now_ns();
   }
   return r;
 }
@@ -375,7 +375,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   conn *c = conn_of(mc);
   if (c) {
     c->phase = PHASE_IDLE;
-    c->phase_start_ns = pl_now_ns();
+    c->phase_start_ns = pl__now_ns();
     c->rx_known = 0;
   }
   if (!r) return;
@@ -390,7 +390,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
       pl_json_kv_str(j, "method", r->method_name);
       pl_json_kv_str(j, "path", r->path);
       pl_json_kv_uint(j, "status", status);
-      pl_json_kv_double(j, "ms", (double)(pl_now_ns() - r->start_ns) / 1e6, 3);
+      pl_json_kv_double(j, "ms", (double)(pl__now_ns() - r->start_ns) / 1e6, 3);
       pl_json_kv_str(j, "remote", c ? c->remote : "unknown");
       if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         pl_json_kv_str(j, "termination", toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
@@ -432,7 +432,7 @@ static route *find_route(pl_server *s, const char *path) {
 static void allow_header(pl_request *r, unsigned methods) {
   char allow[96] = "";
   size_t off = 0;
-  for (size_t i = 0; i < PL_ARRAY_SIZE(method_names); i++) {
+  for (size_t i = 0; i < PL__ARRAY_SIZE(method_names); i++) {
     if (!(methods & (1u << i))) continue;
     int n = snprintf(allow + off, sizeof(allow) - off, "%s%s", off ? ", " : "", method_names[i]);
     if (n < 0 || (size_t)n >= sizeof(allow) - off) break;
@@ -518,7 +518,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
     int huge = 0;
-    if (cl && pl_parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) {
+    if (cl && pl__parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) {
       r->body_too_large = 1;
       /* Up to a drain bound the body is read and dropped before the 413:
        * closing with unread bytes makes the kernel send a reset, which can

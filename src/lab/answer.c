@@ -15,7 +15,7 @@ void pl__lab_answer_open(pl_lab *lab, pl_buf *b, pl_json *j) {
   pl_json_kv_str(j, "task", lab->cfg.task);
 }
 
-void pl__lab_answer_artifact(pl_json *j, const pl_artifact *a, const char *format) {
+void pl__lab_answer_artifact(pl_json *j, const pl__artifact *a, const char *format) {
   pl_json_kv_str(j, "file", a->name);
   pl_json_kv_str(j, "path", a->path);
   pl_json_kv_uint(j, "bytes", a->bytes);
@@ -36,8 +36,8 @@ void pl__lab_answer_write_failed(pl_lab *lab, pl_request *r, int rc, const char 
 
 int pl__lab_guard(pl_lab *lab, pl_request *r) {
   const char *remote = pl_request_remote(r);
-  uint64_t now = pl_now_ns();
-  unsigned wait_s = pl_rl_blocked(&lab->rl, remote, now);
+  uint64_t now = pl__now_ns();
+  unsigned wait_s = pl__rl_blocked(&lab->rl, remote, now);
   if (wait_s) {
     char ra[16];
     snprintf(ra, sizeof(ra), "%u", wait_s);
@@ -48,13 +48,13 @@ int pl__lab_guard(pl_lab *lab, pl_request *r) {
   }
   const char *tok = pl_request_header(r, "x-lab-token");
   if (!tok || !*tok) {
-    pl_rl_fail(&lab->rl, remote, now);
+    pl__rl_fail(&lab->rl, remote, now);
     pl_respond_error(r, 401, "unauthorized", "missing x-lab-token header");
     return -EACCES;
   }
   const char *want = lab->cfg.token;
-  if (!pl_secret_equal(tok, strlen(tok), want, strlen(want))) {
-    pl_rl_fail(&lab->rl, remote, now);
+  if (!pl__secret_equal(tok, strlen(tok), want, strlen(want))) {
+    pl__rl_fail(&lab->rl, remote, now);
     pl_json *j = pl_log_begin("warn", "lab_token_rejected");
     pl_json_kv_str(j, "remote", remote);
     pl_json_kv_str(j, "path", pl_request_path(r));
@@ -62,6 +62,6 @@ int pl__lab_guard(pl_lab *lab, pl_request *r) {
     pl_respond_error(r, 401, "unauthorized", "wrong x-lab-token");
     return -EACCES;
   }
-  pl_rl_success(&lab->rl, remote);
+  pl__rl_success(&lab->rl, remote);
   return 0;
 }

@@ -45,7 +45,7 @@ typedef struct list_job {
   pl_lab *lab;
   pl_request *req;
   uv_work_t work;
-  pl_artifact *items;
+  pl__artifact *items;
   int n;
   int rc;
   unsigned hashed; /* files read by this listing (cache misses) */
@@ -116,14 +116,14 @@ static uint64_t mtime_ns_of(const struct stat *st) {
 
 /* Thread pool: hash what the cache does not know. Returns 0, or -ENOENT
  * when the file went away (pruned) since it was listed. */
-static int hash_item(list_job *job, pl_artifact *it) {
+static int hash_item(list_job *job, pl__artifact *it) {
   struct pl__lab_artifacts *a = job->lab->artifacts;
   if (cache_get(a, it->name, it->bytes, it->created_wall_ns, it->sha256)) return 0;
   struct stat st;
-  int fd = pl_artifact_open(&job->lab->store, it->name, &st);
+  int fd = pl__artifact_open(&job->lab->store, it->name, &st);
   if (fd < 0) return fd;
   uint64_t n = 0;
-  int rc = pl_artifact_sha256_fd(fd, it->sha256, &n);
+  int rc = pl__artifact_sha256_fd(fd, it->sha256, &n);
   struct stat after;
   if (!rc && fstat(fd, &after) != 0) rc = -errno;
   close(fd);
@@ -140,7 +140,7 @@ static int hash_item(list_job *job, pl_artifact *it) {
 
 static void work_list(uv_work_t *w) {
   list_job *job = w->data;
-  int n = pl_artifact_list(&job->lab->store, job->items, LIST_MAX);
+  int n = pl__artifact_list(&job->lab->store, job->items, LIST_MAX);
   if (n < 0) {
     job->rc = n;
     return;
@@ -179,9 +179,9 @@ static void after_list(uv_work_t *w, int status) {
   pl_json_key(&j, "artifacts");
   pl_json_arr_open(&j);
   for (int i = 0; i < job->n; i++) {
-    const pl_artifact *it = &job->items[i];
+    const pl__artifact *it = &job->items[i];
     char created[40];
-    pl_format_iso8601(it->created_wall_ns, created, sizeof(created));
+    pl__format_iso8601(it->created_wall_ns, created, sizeof(created));
     pl_json_obj_open(&j);
     pl_json_kv_str(&j, "name", it->name);
     pl_json_kv_uint(&j, "bytes", it->bytes);
@@ -192,7 +192,7 @@ static void after_list(uv_work_t *w, int status) {
       pl_json_null(&j);
     }
     pl_json_kv_str(&j, "created", created);
-    pl_json_kv_str(&j, "kind", pl_artifact_kind(it->name));
+    pl_json_kv_str(&j, "kind", pl__artifact_kind(it->name));
     pl_json_kv_str(&j, "task", lab->cfg.task);
     pl_json_obj_close(&j);
   }
@@ -209,7 +209,7 @@ static void on_artifacts_list(pl_request *r, void *arg) {
   if (pl__lab_guard(lab, r)) return;
   if (pl_request_params(r, NULL, 0, NULL)) return;
   list_job *job = calloc(1, sizeof(*job));
-  pl_artifact *items = job ? malloc(LIST_MAX * sizeof(*items)) : NULL;
+  pl__artifact *items = job ? malloc(LIST_MAX * sizeof(*items)) : NULL;
   if (!job || !items) {
     free(job);
     free(items);
@@ -254,8 +254,8 @@ static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *
     if (*t != ' ' && *t != '\t') return RANGE_NONE;
   uint64_t a = 0, b = 0;
   int has_a = dash > h, has_b = end > dash + 1;
-  if (has_a && pl_parse_u64n(h, (size_t)(dash - h), &a) != 0) return RANGE_NONE;
-  if (has_b && pl_parse_u64n(dash + 1, (size_t)(end - dash - 1), &b) != 0) return RANGE_NONE;
+  if (has_a && pl__parse_u64n(h, (size_t)(dash - h), &a) != 0) return RANGE_NONE;
+  if (has_b && pl__parse_u64n(dash + 1, (size_t)(end - dash - 1), &b) != 0) return RANGE_NONE;
   if (!has_a && !has_b) return RANGE_NONE;
   if (!has_a) { /* suffix: the last b bytes */
     if (b == 0 || size == 0) return RANGE_UNSATISFIABLE;
@@ -310,7 +310,7 @@ static void on_artifact_get(pl_request *r, void *arg) {
   if (pl_request_params(r, NULL, 0, NULL)) return;
   const char *path = pl_request_path(r);
   const char *name = path + strlen(ARTIFACTS_PREFIX);
-  if (!pl_artifact_name_valid(name)) {
+  if (!pl__artifact_name_valid(name)) {
     pl_respond_error(r, 400, "bad_name",
                      "'%.80s%s' is not an artifact name: names look like "
                      "cpu-YYYYMMDDTHHMMSS.mmmZ-<task>.cpuprofile, with no path "
@@ -321,7 +321,7 @@ static void on_artifact_get(pl_request *r, void *arg) {
   pl_json *lj = pl_request_log_fields(r);
   pl_json_kv_str(lj, "artifact", name);
   struct stat st;
-  int fd = pl_artifact_open(&lab->store, name, &st);
+  int fd = pl__artifact_open(&lab->store, name, &st);
   if (fd < 0) {
     if (fd == -ENOENT || fd == -ENOTDIR || fd == -EACCES)
       pl_respond_error(r, 404, "not_found",
@@ -375,16 +375,16 @@ void pl__lab_artifacts_status(pl_lab *lab, pl_json *j) {
   enum { MAX_LISTED = 50 };
   pl_json_key(j, "artifacts");
   pl_json_arr_open(j);
-  pl_artifact *list = malloc(MAX_LISTED * sizeof(*list));
-  int n = list ? pl_artifact_list(&lab->store, list, MAX_LISTED) : 0;
+  pl__artifact *list = malloc(MAX_LISTED * sizeof(*list));
+  int n = list ? pl__artifact_list(&lab->store, list, MAX_LISTED) : 0;
   for (int i = 0; i < n; i++) {
     char created[40];
-    pl_format_iso8601(list[i].created_wall_ns, created, sizeof(created));
+    pl__format_iso8601(list[i].created_wall_ns, created, sizeof(created));
     pl_json_obj_open(j);
     pl_json_kv_str(j, "name", list[i].name);
     pl_json_kv_uint(j, "bytes", list[i].bytes);
     pl_json_kv_str(j, "created", created);
-    pl_json_kv_str(j, "kind", pl_artifact_kind(list[i].name));
+    pl_json_kv_str(j, "kind", pl__artifact_kind(list[i].name));
     pl_json_obj_close(j);
   }
   free(list);

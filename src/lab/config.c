@@ -32,7 +32,7 @@ static int env_bound(const char *name, uint64_t min, uint64_t max, uint64_t *out
   const char *v = getenv(name);
   if (!v || !*v) return 0;
   uint64_t x;
-  if (pl_parse_u64(v, &x) != 0 || x < min || x > max) {
+  if (pl__parse_u64(v, &x) != 0 || x < min || x > max) {
     snprintf(err, errlen, "%s=%.32s: must be a whole number from %llu to %llu", name, v,
              (unsigned long long)min, (unsigned long long)max);
     return -EINVAL;

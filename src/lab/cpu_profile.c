@@ -18,7 +18,7 @@ static const char *const mode_names[] = {"wall", "cpu", NULL};
 /* The profile being recorded or written. */
 typedef struct cpu_job {
   pl_request *req;
-  pl_capture *capture;
+  pl__capture *capture;
   pl_cpu_mode mode;
   unsigned hz;
   uint64_t seconds;
@@ -58,15 +58,15 @@ void pl__lab_cpu_free(pl_lab *lab) {
   lab->cpu = NULL;
 }
 
-static void answer(pl_lab *lab, cpu_job *job, const pl_artifact *art) {
+static void answer(pl_lab *lab, cpu_job *job, const pl__artifact *art) {
   pl_request *r = job->req;
-  pl_capture_times t;
-  pl_capture_get_times(job->capture, &t);
+  pl__capture_times t;
+  pl__capture_get_times(job->capture, &t);
   pl_json_kv_str(pl_request_log_fields(r), "file", art->name);
   pl_buf b;
   pl_json j;
   pl__lab_answer_open(lab, &b, &j);
-  pl__lab_answer_artifact(&j, art, pl_capture_format_name(job->capture));
+  pl__lab_answer_artifact(&j, art, pl__capture_format_name(job->capture));
   pl_json_kv_str(&j, "mode", mode_names[job->mode]);
   pl_json_kv_uint(&j, "hz", job->hz);
   pl_json_kv_double(&j, "interval_us", (double)job->info.period_ns / 1000.0, 3);
@@ -92,7 +92,7 @@ static void answer(pl_lab *lab, cpu_job *job, const pl_artifact *art) {
 }
 
 /* Loop thread, after the capture path wrote (or failed to write) the artifact. */
-static void on_written(pl_capture *c, int rc, const pl_artifact *art, void *arg) {
+static void on_written(pl__capture *c, int rc, const pl__artifact *art, void *arg) {
   pl_lab *lab = arg;
   cpu_job *job = lab->cpu->job;
   lab->cpu->job = NULL;
@@ -101,10 +101,10 @@ static void on_written(pl_capture *c, int rc, const pl_artifact *art, void *arg)
   pl_json_kv_uint(lj, "samples", job->info.samples);
   if (rc)
     pl__lab_answer_write_failed(lab, job->req, rc, "profile_failed", "profile",
-                                pl_capture_failed_step(c));
+                                pl__capture_failed_step(c));
   else
     answer(lab, job, art);
-  pl_capture_free(c);
+  pl__capture_free(c);
   free(job);
 }
 
@@ -114,17 +114,17 @@ static void on_profile_timer(uv_timer_t *t) {
   cpu_job *job = lab->cpu->job;
   if (!job || job->writing) return;
   job->writing = 1;
-  int rc = pl_capture_cpu_stop(job->capture);
+  int rc = pl__capture_cpu_stop(job->capture);
   if (rc) {
     lab->cpu->job = NULL;
     pl_respond_error(job->req, 500, "profile_failed", "stopping the profiler failed: %s",
                      strerror(-rc));
-    pl_capture_free(job->capture);
+    pl__capture_free(job->capture);
     free(job);
     return;
   }
-  pl_cpu_profile_get_info(pl_capture_cpu_profile(job->capture), &job->info);
-  rc = pl_capture_queue_artifact(job->capture, lab->loop, &lab->store, on_written, lab);
+  pl_cpu_profile_get_info(pl__capture_cpu_profile(job->capture), &job->info);
+  rc = pl__capture_queue_artifact(job->capture, lab->loop, &lab->store, on_written, lab);
   if (rc) on_written(job->capture, -ENOMEM, NULL, lab);
 }
 
@@ -142,31 +142,31 @@ void pl__lab_cpu_status(pl_lab *lab, pl_json *j) {
   pl_json_kv_str(j, "state", !job ? "idle" : job->writing ? "writing" : "running");
   if (job) {
     char a[40], b[40];
-    pl_format_iso8601(job->started_wall_ns, a, sizeof(a));
-    pl_format_iso8601(job->until_wall_ns, b, sizeof(b));
+    pl__format_iso8601(job->started_wall_ns, a, sizeof(a));
+    pl__format_iso8601(job->until_wall_ns, b, sizeof(b));
     pl_json_kv_str(j, "started_at", a);
     pl_json_kv_str(j, "until", b);
     pl_json_kv_str(j, "mode", mode_names[job->mode]);
     pl_json_kv_uint(j, "hz", job->hz);
-    pl_json_kv_str(j, "format", pl_capture_format_name(job->capture));
+    pl_json_kv_str(j, "format", pl__capture_format_name(job->capture));
   }
   uint64_t written, failed;
-  pl_capture_count(PL_CAPTURE_CPU, &written, &failed);
+  pl__capture_count(PL__CAPTURE_CPU, &written, &failed);
   pl_json_kv_uint(j, "profiles_taken", written);
   pl_json_kv_uint(j, "failures", failed);
   pl_json_obj_close(j);
 }
 
 /* 409: who holds the CPU capture, and until when. */
-static void answer_busy(pl_request *r, const pl_capture_holder *h) {
-  uint64_t now = pl_wall_ns();
+static void answer_busy(pl_request *r, const pl__capture_holder *h) {
+  uint64_t now = pl__wall_ns();
   if (!h->until_wall_ns) {
     pl_respond_error(r, 409, "busy", "a CPU profile requested by %s is running; one profile at a time",
                      h->who);
     return;
   }
   char until[40], ra[16];
-  pl_format_iso8601(h->until_wall_ns, until, sizeof(until));
+  pl__format_iso8601(h->until_wall_ns, until, sizeof(until));
   snprintf(ra, sizeof(ra), "%llu",
            (unsigned long long)(h->until_wall_ns > now ? (h->until_wall_ns - now) / 1000000000u + 1
                                                        : 1));
@@ -190,21 +190,21 @@ static void on_cpu_profile(pl_request *r, void *arg) {
   };
   uint64_t v[4];
   if (pl_request_params(r, spec, 4, v)) return;
-  pl_capture_holder busy;
-  pl_capture *c;
-  int rc = pl_capture_new(&c, PL_CAPTURE_CPU, (int)v[1], pl_request_remote(r), &busy);
+  pl__capture_holder busy;
+  pl__capture *c;
+  int rc = pl__capture_new(&c, PL__CAPTURE_CPU, (int)v[1], pl_request_remote(r), &busy);
   if (rc == -EBUSY) {
     answer_busy(r, &busy);
     return;
   }
   if (!rc && pl_cpu_profiler_running()) { /* a profile outside the capture path */
-    pl_capture_free(c);
+    pl__capture_free(c);
     pl_respond_error(r, 409, "busy", "a CPU profile is already running in this process");
     return;
   }
   cpu_job *job = rc ? NULL : calloc(1, sizeof(*job));
   if (!job) {
-    pl_capture_free(c);
+    pl__capture_free(c);
     pl_respond_error(r, 503, "out_of_memory", "no memory to start a profile");
     return;
   }
@@ -219,9 +219,9 @@ static void on_cpu_profile(pl_request *r, void *arg) {
       .wall_tid = (uint32_t)syscall(SYS_gettid), /* handlers run on the loop thread */
       .idle_flag = lab->cpu->idle ? pl_loop_idle_flag(lab->cpu->idle) : NULL,
   };
-  rc = pl_capture_cpu_start(c, &o);
+  rc = pl__capture_cpu_start(c, &o);
   if (rc) {
-    pl_capture_free(c);
+    pl__capture_free(c);
     free(job);
     if (rc == -EBUSY)
       pl_respond_error(r, 409, "busy", "another profiler owns SIGPROF in this process");
@@ -229,15 +229,15 @@ static void on_cpu_profile(pl_request *r, void *arg) {
       pl_respond_error(r, 500, "profile_failed", "cannot start the profiler: %s", strerror(-rc));
     return;
   }
-  job->started_wall_ns = pl_wall_ns();
+  job->started_wall_ns = pl__wall_ns();
   job->until_wall_ns = job->started_wall_ns + job->seconds * 1000000000u;
-  pl_capture_set_until(c, job->until_wall_ns);
+  pl__capture_set_until(c, job->until_wall_ns);
   lab->cpu->job = job;
   pl_json *lj = pl_log_begin("info", "lab_cpu_profile_start");
   pl_json_kv_uint(lj, "seconds", job->seconds);
   pl_json_kv_uint(lj, "hz", job->hz);
   pl_json_kv_str(lj, "mode", mode_names[job->mode]);
-  pl_json_kv_str(lj, "format", pl_capture_format_name(c));
+  pl_json_kv_str(lj, "format", pl__capture_format_name(c));
   pl_log_end();
   uv_update_time(lab->loop); /* the loop's cached time may be stale: count from now */
   uv_timer_start(&lab->cpu->profile_timer, on_profile_timer, job->seconds * 1000, 0);

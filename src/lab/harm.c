@@ -58,7 +58,7 @@ uint64_t pl__lab_memory_leak_clear(pl__leak *leak) {
 static volatile uint64_t jam_sink;
 
 static __attribute__((noipa)) uint64_t lab_event_loop_jam_spin(uint64_t ms, uint64_t *elapsed_ns) {
-  uint64_t start = pl_now_ns();
+  uint64_t start = pl__now_ns();
   uint64_t deadline = start + ms * 1000000u;
   uint64_t x = start | 1, acc = 0, iters = 0, now;
   do {
@@ -70,7 +70,7 @@ static __attribute__((noipa)) uint64_t lab_event_loop_jam_spin(uint64_t ms, uint
       acc += x % 1000003u;
     }
     iters += 2048;
-    now = pl_now_ns();
+    now = pl__now_ns();
   } while (now < deadline);
   jam_sink = acc;
   *elapsed_ns = now - start;

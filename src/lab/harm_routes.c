@@ -57,13 +57,13 @@ static void on_leak(pl_request *r, void *arg) {
                      (unsigned long long)lab->cfg.max_leak_mb);
     return;
   }
-  uint64_t t0 = pl_now_ns();
+  uint64_t t0 = pl__now_ns();
   if (pl__lab_memory_leak(leak, mb) != 0) {
     pl_respond_error(r, 507, "out_of_memory", "could not allocate %llu MiB; nothing was kept",
                      (unsigned long long)mb);
     return;
   }
-  double ms = (double)(pl_now_ns() - t0) / 1e6;
+  double ms = (double)(pl__now_ns() - t0) / 1e6;
   pl_json *lj = pl_request_log_fields(r);
   pl_json_kv_str(lj, "action", "memory-leak");
   pl_json_kv_uint(lj, "mb", mb);
@@ -75,7 +75,7 @@ static void on_leak(pl_request *r, void *arg) {
   pl_json_kv_uint(&j, "retained_bytes", leak->bytes);
   pl_json_kv_uint(&j, "chunks", leak->chunks);
   pl_json_kv_double(&j, "took_ms", ms, 3);
-  pl_json_kv_uint(&j, "rss_bytes", pl_rss_bytes());
+  pl_json_kv_uint(&j, "rss_bytes", pl__rss_bytes());
   pl_json_kv_str(&j, "function", PL__LAB_LEAK_FUNCTION);
   pl_json_obj_close(&j);
   pl_respond_json(r, 200, &b);
@@ -86,10 +86,10 @@ static void on_clear(pl_request *r, void *arg) {
   pl__leak *leak = &lab->harm->leak;
   if (pl__lab_guard(lab, r)) return;
   if (pl_request_params(r, NULL, 0, NULL)) return;
-  uint64_t rss_before = pl_rss_bytes();
+  uint64_t rss_before = pl__rss_bytes();
   uint64_t chunks = leak->chunks;
   uint64_t freed = pl__lab_memory_leak_clear(leak);
-  uint64_t rss_after = pl_rss_bytes();
+  uint64_t rss_after = pl__rss_bytes();
   pl_json *lj = pl_request_log_fields(r);
   pl_json_kv_str(lj, "action", "memory-clear");
   pl_json_kv_uint(lj, "freed_bytes", freed);

@@ -28,11 +28,11 @@ void pl__lab_heap_free(pl_lab *lab) {
 }
 
 void pl__lab_heap_status(pl_lab *lab, pl_json *j) {
-  pl_heap_figures h;
-  pl_heap_tracker_figures(&h);
+  pl__heap_figures h;
+  pl__heap_tracker_figures(&h);
   pl_json_key(j, "heap");
   pl_json_obj_open(j);
-  pl_json_kv_str(j, "tracker", pl_heap_tracker_state(&h));
+  pl_json_kv_str(j, "tracker", pl__heap_tracker_state(&h));
   if (h.running) {
     pl_json_kv_uint(j, "sample_bytes", h.sample_bytes);
     pl_json_kv_uint(j, "live_bytes", (uint64_t)(h.live_bytes + 0.5));
@@ -58,14 +58,14 @@ void pl__lab_heap_status(pl_lab *lab, pl_json *j) {
   }
   pl_json_kv_str(j, "state", lab->heap->req ? "writing" : "idle");
   uint64_t written, failed;
-  pl_capture_count(PL_CAPTURE_HEAP, &written, &failed);
+  pl__capture_count(PL__CAPTURE_HEAP, &written, &failed);
   pl_json_kv_uint(j, "snapshots_taken", written);
   pl_json_kv_uint(j, "failures", failed);
   pl_json_obj_close(j);
 }
 
 /* Loop thread, after the capture path wrote (or failed to write) the artifact. */
-static void on_written(pl_capture *c, int rc, const pl_artifact *art, void *arg) {
+static void on_written(pl__capture *c, int rc, const pl__artifact *art, void *arg) {
   pl_lab *lab = arg;
   pl_request *r = lab->heap->req;
   lab->heap->req = NULL;
@@ -73,19 +73,19 @@ static void on_written(pl_capture *c, int rc, const pl_artifact *art, void *arg)
   pl_json_kv_str(lj, "action", "heap-snapshot");
   if (rc) {
     pl__lab_answer_write_failed(lab, r, rc, "snapshot_failed", "heap snapshot",
-                                pl_capture_failed_step(c));
-    pl_capture_free(c);
+                                pl__capture_failed_step(c));
+    pl__capture_free(c);
     return;
   }
-  const pl_heap_snapshot *s = pl_capture_heap_snapshot(c);
-  pl_capture_times t;
-  pl_capture_get_times(c, &t);
+  const pl_heap_snapshot *s = pl__capture_heap_snapshot(c);
+  pl__capture_times t;
+  pl__capture_get_times(c, &t);
   pl_json_kv_str(lj, "file", art->name);
   pl_json_kv_uint(lj, "live_bytes", (uint64_t)(s->inuse_bytes + 0.5));
   pl_buf b;
   pl_json j;
   pl__lab_answer_open(lab, &b, &j);
-  pl__lab_answer_artifact(&j, art, pl_capture_format_name(c));
+  pl__lab_answer_artifact(&j, art, pl__capture_format_name(c));
   pl_json_kv_uint(&j, "live_bytes", (uint64_t)(s->inuse_bytes + 0.5));
   pl_json_kv_uint(&j, "allocations", (uint64_t)(s->inuse_objects + 0.5));
   pl_json_kv_uint(&j, "samples", s->nsamples);
@@ -96,7 +96,7 @@ static void on_written(pl_capture *c, int rc, const pl_artifact *art, void *arg)
   pl_json_kv_double(&j, "symbolize_ms", t.symbolize_ms, 3);
   pl_json_kv_double(&j, "write_ms", t.write_ms, 3);
   pl_json_obj_close(&j);
-  pl_capture_free(c);
+  pl__capture_free(c);
   pl_respond_json(r, 200, &b);
 }
 
@@ -109,9 +109,9 @@ static void on_heap_snapshot(pl_request *r, void *arg) {
   };
   uint64_t v[1];
   if (pl_request_params(r, spec, 1, v)) return;
-  pl_capture_holder busy;
-  pl_capture *c;
-  int rc = pl_capture_new(&c, PL_CAPTURE_HEAP, (int)v[0], pl_request_remote(r), &busy);
+  pl__capture_holder busy;
+  pl__capture *c;
+  int rc = pl__capture_new(&c, PL__CAPTURE_HEAP, (int)v[0], pl_request_remote(r), &busy);
   switch (rc) {
     case 0: break;
     case -ENOSYS:
@@ -133,9 +133,9 @@ static void on_heap_snapshot(pl_request *r, void *arg) {
       pl_respond_error(r, 503, "out_of_memory", "no memory to take a snapshot");
       return;
   }
-  rc = pl_capture_queue_artifact(c, lab->loop, &lab->store, on_written, lab);
+  rc = pl__capture_queue_artifact(c, lab->loop, &lab->store, on_written, lab);
   if (rc) {
-    pl_capture_free(c);
+    pl__capture_free(c);
     pl_respond_error(r, 503, "busy", "cannot queue the snapshot: %s", uv_strerror(rc));
     return;
   }

@@ -16,7 +16,7 @@
  * memory handed back, so the process's RSS shows what the service holds. */
 static void on_sym_timer(uv_timer_t *t) {
   (void)t;
-  if (pl_symbolizer_drop_idle(60 * 1000000000ull)) malloc_trim(0);
+  if (pl__symbolizer_drop_idle(60 * 1000000000ull)) malloc_trim(0);
 }
 
 /* The endpoint files' state, in order; freed in reverse. */
@@ -41,14 +41,14 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
   lab->mon = mon;
   lab->active = active;
   lab->why_off = why;
-  pl_rl_init(&lab->rl, cfg->failed_token_limit, cfg->failed_token_window_s);
-  lab->start_wall_ns = pl_wall_ns();
-  lab->start_mono_ns = pl_now_ns();
+  pl__rl_init(&lab->rl, cfg->failed_token_limit, cfg->failed_token_window_s);
+  lab->start_wall_ns = pl__wall_ns();
+  lab->start_mono_ns = pl__now_ns();
   if (!active) {
     *out = lab;
     return 0;
   }
-  rc = pl_artifact_store_init(&lab->store, cfg->artifact_dir, cfg->task, cfg->max_artifacts,
+  rc = pl__artifact_store_init(&lab->store, cfg->artifact_dir, cfg->task, cfg->max_artifacts,
                               cfg->max_artifact_mb << 20);
   if (rc) {
     free(lab);
@@ -99,6 +99,6 @@ void pl_lab_free(pl_lab *lab) {
   pl__lab_artifacts_free(lab);
   pl__lab_heap_free(lab);
   pl__lab_harm_free(lab);
-  if (lab->store_ready) pl_artifact_store_close(&lab->store);
+  if (lab->store_ready) pl__artifact_store_close(&lab->store);
   free(lab);
 }

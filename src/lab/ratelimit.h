@@ -10,25 +10,25 @@
 
 #include <stdint.h>
 
-#define PL_RL_ENTRIES 256
-#define PL_RL_ADDR 48
+#define PL__RL_ENTRIES 256
+#define PL__RL_ADDR 48
 
-typedef struct pl_rl_entry {
-  char addr[PL_RL_ADDR];
+typedef struct pl__rl_entry {
+  char addr[PL__RL_ADDR];
   unsigned failures;
   uint64_t last_ns;
-} pl_rl_entry;
+} pl__rl_entry;
 
-typedef struct pl_ratelimit {
+typedef struct pl__ratelimit {
   unsigned limit;
   uint64_t window_ns;
-  pl_rl_entry e[PL_RL_ENTRIES];
-} pl_ratelimit;
+  pl__rl_entry e[PL__RL_ENTRIES];
+} pl__ratelimit;
 
-void pl_rl_init(pl_ratelimit *rl, unsigned limit, unsigned window_s);
+void pl__rl_init(pl__ratelimit *rl, unsigned limit, unsigned window_s);
 /* Seconds until addr may try again, 0 if it may now. */
-unsigned pl_rl_blocked(pl_ratelimit *rl, const char *addr, uint64_t now_ns);
-void pl_rl_fail(pl_ratelimit *rl, const char *addr, uint64_t now_ns);
-void pl_rl_success(pl_ratelimit *rl, const char *addr);
+unsigned pl__rl_blocked(pl__ratelimit *rl, const char *addr, uint64_t now_ns);
+void pl__rl_fail(pl__ratelimit *rl, const char *addr, uint64_t now_ns);
+void pl__rl_success(pl__ratelimit *rl, const char *addr);
 
 #endif

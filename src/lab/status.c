@@ -8,7 +8,7 @@
 
 static void write_memory(pl_json *j, pl_lab *lab) {
   struct mallinfo2 mi = mallinfo2();
-  pl_json_kv_uint(j, "rss_bytes", pl_rss_bytes());
+  pl_json_kv_uint(j, "rss_bytes", pl__rss_bytes());
   pl_json_kv_uint(j, "malloc_in_use_bytes", (uint64_t)(mi.uordblks + mi.hblkhd));
   pl_json_kv_uint(j, "malloc_mmapped_bytes", (uint64_t)mi.hblkhd);
   pl__lab_harm_leak_status(lab, j);
@@ -40,12 +40,12 @@ static void on_status(pl_request *r, void *arg) {
   if (pl__lab_guard(lab, r)) return;
   if (pl_request_params(r, NULL, 0, NULL)) return;
   char started[40];
-  pl_format_iso8601(lab->start_wall_ns, started, sizeof(started));
+  pl__format_iso8601(lab->start_wall_ns, started, sizeof(started));
   pl_buf b;
   pl_json j;
   pl__lab_answer_open(lab, &b, &j);
   pl_json_kv_int(&j, "pid", (int64_t)getpid());
-  pl_json_kv_double(&j, "uptime_seconds", (double)(pl_now_ns() - lab->start_mono_ns) / 1e9, 3);
+  pl_json_kv_double(&j, "uptime_seconds", (double)(pl__now_ns() - lab->start_mono_ns) / 1e9, 3);
   pl_json_kv_str(&j, "started_at", started);
   pl_json_kv_str(&j, "version", PROFLAB_VERSION);
 

@@ -22,7 +22,7 @@ struct pl_loopmon {
   uint64_t win_start_ns;
   uint64_t win_idle_ns;
   double recent_util;
-  pl_hist hist; /* microseconds */
+  pl__hist hist; /* microseconds */
   uint64_t prom_counts[PROM_N + 1]; /* last: +Inf */
 };
 
@@ -39,7 +39,7 @@ static void on_tick(uv_timer_t *t) {
   uint64_t lag_ns = delta > res_ns ? delta - res_ns : 0;
   m->last_ns = now;
   uint64_t lag_us = lag_ns / 1000u;
-  pl_hist_record(&m->hist, lag_us);
+  pl__hist_record(&m->hist, lag_us);
   double lag_s = (double)lag_ns / 1e9;
   size_t i = 0;
   while (i < PROM_N && lag_s > prom_le[i]) i++;
@@ -59,7 +59,7 @@ int pl_loopmon_new(pl_loopmon **out, uv_loop_t *loop, unsigned resolution_ms) {
   if (!m) return -ENOMEM;
   m->loop = loop;
   m->resolution_ms = resolution_ms;
-  pl_hist_init(&m->hist);
+  pl__hist_init(&m->hist);
   int rc = uv_timer_init(loop, &m->timer);
   if (rc < 0) {
     free(m);
@@ -87,10 +87,10 @@ void pl_loopmon_stats(const pl_loopmon *m, pl_loop_stats *st) {
   st->count = m->hist.count;
   st->min_ms = (double)m->hist.min / 1000.0;
   st->max_ms = (double)m->hist.max / 1000.0;
-  st->mean_ms = pl_hist_mean(&m->hist) / 1000.0;
-  st->p50_ms = (double)pl_hist_percentile(&m->hist, 50) / 1000.0;
-  st->p90_ms = (double)pl_hist_percentile(&m->hist, 90) / 1000.0;
-  st->p99_ms = (double)pl_hist_percentile(&m->hist, 99) / 1000.0;
+  st->mean_ms = pl__hist_mean(&m->hist) / 1000.0;
+  st->p50_ms = (double)pl__hist_percentile(&m->hist, 50) / 1000.0;
+  st->p90_ms = (double)pl__hist_percentile(&m->hist, 90) / 1000.0;
+  st->p99_ms = (double)pl__hist_percentile(&m->hist, 99) / 1000.0;
   uint64_t now = uv_hrtime();
   uint64_t idle = uv_metrics_idle_time(m->loop) - m->start_idle_ns;
   uint64_t elapsed = now - m->start_ns;

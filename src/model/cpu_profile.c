@@ -19,11 +19,11 @@ pl_cpu_profile *pl_cpu_profile_new(void) {
 }
 
 void *pl_cpu_profile_alloc(pl_cpu_profile *p, size_t n) {
-  return pl_arena_alloc(pl__owned_arena(p->owner), n);
+  return pl__arena_alloc(pl__owned_arena(p->owner), n);
 }
 
 char *pl_cpu_profile_strdup(pl_cpu_profile *p, const char *s) {
-  return pl_arena_strdup(pl__owned_arena(p->owner), s);
+  return pl__arena_strdup(pl__owned_arena(p->owner), s);
 }
 
 int pl_cpu_profile_adopt(pl_cpu_profile *p, void *block) {

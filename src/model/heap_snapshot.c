@@ -17,11 +17,11 @@ pl_heap_snapshot *pl_heap_snapshot_new(void) {
 }
 
 void *pl_heap_snapshot_alloc(pl_heap_snapshot *s, size_t n) {
-  return pl_arena_alloc(pl__owned_arena(s->owner), n);
+  return pl__arena_alloc(pl__owned_arena(s->owner), n);
 }
 
 char *pl_heap_snapshot_strdup(pl_heap_snapshot *s, const char *str) {
-  return pl_arena_strdup(pl__owned_arena(s->owner), str);
+  return pl__arena_strdup(pl__owned_arena(s->owner), str);
 }
 
 int pl_heap_snapshot_adopt(pl_heap_snapshot *s, void *block, size_t n,

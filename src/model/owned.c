@@ -11,18 +11,18 @@ typedef struct adopted {
 } adopted;
 
 struct pl__owned {
-  pl_arena arena;
+  pl__arena arena;
   adopted *blocks;
   size_t nblocks, cap;
 };
 
 pl__owned *pl__owned_new(void) {
   pl__owned *o = calloc(1, sizeof(*o));
-  if (o) pl_arena_init(&o->arena);
+  if (o) pl__arena_init(&o->arena);
   return o;
 }
 
-pl_arena *pl__owned_arena(pl__owned *o) { return &o->arena; }
+pl__arena *pl__owned_arena(pl__owned *o) { return &o->arena; }
 
 static void release(const adopted *a) {
   if (a->release) a->release(a->p, a->n);
@@ -50,6 +50,6 @@ void pl__owned_free(pl__owned *o) {
   if (!o) return;
   while (o->nblocks) release(&o->blocks[--o->nblocks]);
   free(o->blocks);
-  pl_arena_free(&o->arena);
+  pl__arena_free(&o->arena);
   free(o);
 }

@@ -13,7 +13,7 @@ typedef struct pl__owned pl__owned;
 /* A new, empty owner, or NULL when out of memory. */
 pl__owned *pl__owned_new(void);
 /* The arena its strings and arrays come from (freed with the owner). */
-pl_arena *pl__owned_arena(pl__owned *o);
+pl__arena *pl__owned_arena(pl__owned *o);
 /* Take p (n bytes) over: release(p, n) runs when the owner is freed, or
  * now if that cannot be recorded (then -ENOMEM). release NULL: free(p).
  * p NULL: nothing to take, 0. */

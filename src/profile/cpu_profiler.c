@@ -54,9 +54,9 @@ typedef struct owner {
 typedef struct running {
   pl_cpu_mode mode;
   uint64_t period_ns;
-  pl_ring ring;
-  timer_t timers[PL_SIGPROF_MAX_THREADS];
-  uint32_t tids[PL_SIGPROF_MAX_THREADS];
+  pl__ring ring;
+  timer_t timers[PL__SIGPROF_MAX_THREADS];
+  uint32_t tids[PL__SIGPROF_MAX_THREADS];
   unsigned ntimers;
   uint32_t collector_tid;
   pthread_t collector;
@@ -91,7 +91,7 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
     if (!keys || !vals) { free(keys); free(vals); return -ENOMEM; }
     for (size_t i = 0; i < o->pc_cap; i++) {
       if (!o->pc_keys[i]) continue;
-      size_t h = pl_mix64(o->pc_keys[i]) & (ncap - 1);
+      size_t h = pl__mix64(o->pc_keys[i]) & (ncap - 1);
       while (keys[h]) h = (h + 1) & (ncap - 1);
       keys[h] = o->pc_keys[i];
       vals[h] = o->pc_vals[i];
@@ -103,7 +103,7 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
     o->pc_cap = ncap;
   }
   uint64_t key = (uint64_t)pc + 1;
-  size_t h = pl_mix64(key) & (o->pc_cap - 1);
+  size_t h = pl__mix64(key) & (o->pc_cap - 1);
   while (o->pc_keys[h]) {
     if (o->pc_keys[h] == key) { *out = o->pc_vals[h]; return 0; }
     h = (h + 1) & (o->pc_cap - 1);
@@ -124,7 +124,7 @@ static int stack_equal(const owner *o, uint32_t id, const uint32_t *f, uint32_t 
 /* Stack id of frames f[0..depth) (leaf first), adding it if new. */
 static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *out) {
   uint64_t hash = depth;
-  for (uint32_t i = 0; i < depth; i++) hash = pl_mix64(hash ^ f[i]);
+  for (uint32_t i = 0; i < depth; i++) hash = pl__mix64(hash ^ f[i]);
   if ((o->nstacks + 1) * 2 > o->stk_table_cap) {
     size_t ncap = o->stk_table_cap ? o->stk_table_cap * 2 : 4096;
     uint32_t *t = calloc(ncap, sizeof(*t));
@@ -162,16 +162,16 @@ static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *o
   return 0;
 }
 
-static int add_sample(owner *o, const pl_raw_sample *s) {
-  uint32_t frames[PL_MAX_FRAMES];
+static int add_sample(owner *o, const pl__raw_sample *s) {
+  uint32_t frames[PL__MAX_FRAMES];
   uint32_t stack;
-  if (s->flags & PL_RAW_IDLE) {
+  if (s->flags & PL__RAW_IDLE) {
     stack = PL_STACK_IDLE;
     o->profile->idle_samples++;
   } else if (s->depth == 0) {
     stack = PL_STACK_PROGRAM;
   } else {
-    uint32_t depth = s->depth > PL_MAX_FRAMES ? PL_MAX_FRAMES : s->depth;
+    uint32_t depth = s->depth > PL__MAX_FRAMES ? PL__MAX_FRAMES : s->depth;
     for (uint32_t i = 0; i < depth; i++) {
       /* callers' pcs are return addresses: look up the call instruction */
       uintptr_t pc = i == 0 ? s->pcs[i] : s->pcs[i] - 1;
@@ -190,10 +190,10 @@ static int add_sample(owner *o, const pl_raw_sample *s) {
 }
 
 static void drain(running *r) {
-  pl_raw_sample *s;
-  while ((s = pl_ring_peek(&r->ring))) {
+  pl__raw_sample *s;
+  while ((s = pl__ring_peek(&r->ring))) {
     if (!r->own->error && add_sample(r->own, s)) r->own->error = -ENOMEM;
-    pl_ring_release(&r->ring, s);
+    pl__ring_release(&r->ring, s);
   }
 }
 
@@ -209,7 +209,7 @@ static int arm_timer(running *r, unsigned i, clockid_t clock, uint32_t tid) {
   memset(&sev, 0, sizeof(sev));
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = SIGPROF;
-  sev.sigev_value.sival_int = pl_sigprof_value(i);
+  sev.sigev_value.sival_int = pl__sigprof_value(i);
   sev._sigev_un._tid = (pid_t)tid;
   if (timer_create(clock, &sev, &r->timers[i]) != 0) return -errno;
   struct itimerspec its;
@@ -237,12 +237,12 @@ static void scan_threads(running *r) {
   struct dirent *e;
   while ((e = readdir(d))) {
     uint64_t tid;
-    if (pl_parse_u64(e->d_name, &tid) != 0 || tid == 0 || tid > UINT32_MAX) continue;
+    if (pl__parse_u64(e->d_name, &tid) != 0 || tid == 0 || tid > UINT32_MAX) continue;
     if (tid == r->collector_tid || known_tid(r, (uint32_t)tid)) continue;
-    if (r->ntimers >= PL_SIGPROF_MAX_THREADS) break;
+    if (r->ntimers >= PL__SIGPROF_MAX_THREADS) break;
     unsigned i = r->ntimers;
     r->tids[i] = (uint32_t)tid;
-    pl_sigprof_set_tid(i, (uint32_t)tid);
+    pl__sigprof_set_tid(i, (uint32_t)tid);
     if (arm_timer(r, i, thread_cpu_clock((uint32_t)tid), (uint32_t)tid) == 0) r->ntimers++;
   }
   closedir(d);
@@ -257,10 +257,10 @@ void pl__cpu_profiler_thread_started(void) {
   running *r = current;
   if (r && r->mode == PL_CPU_CPU && !atomic_load(&r->stop)) {
     uint32_t tid = gettid_u32();
-    if (!known_tid(r, tid) && r->ntimers < PL_SIGPROF_MAX_THREADS) {
+    if (!known_tid(r, tid) && r->ntimers < PL__SIGPROF_MAX_THREADS) {
       unsigned i = r->ntimers;
       r->tids[i] = tid;
-      pl_sigprof_set_tid(i, tid);
+      pl__sigprof_set_tid(i, tid);
       if (arm_timer(r, i, thread_cpu_clock(tid), tid) == 0) r->ntimers++;
     }
   }
@@ -309,7 +309,7 @@ static int thread_cpu(uint32_t tid) {
   }
   uint64_t cpu;
   const char *end = strchr(p + 1, ' ');
-  if (!end || pl_parse_u64n(p + 1, (size_t)(end - p - 1), &cpu) != 0 || cpu >= CPU_SETSIZE)
+  if (!end || pl__parse_u64n(p + 1, (size_t)(end - p - 1), &cpu) != 0 || cpu >= CPU_SETSIZE)
     return -1;
   return (int)cpu;
 }
@@ -328,8 +328,8 @@ static void *ticker_main(void *arg) {
   running *r = arg;
   pid_t pid = getpid();
   uid_t uid = getuid();
-  uint64_t period = r->period_ns, base = pl_now_ns(), index = 0, pending = 0;
-  uint64_t sent = pl_sigprof_queued_done(), last_send = base, last_avoid = 0;
+  uint64_t period = r->period_ns, base = pl__now_ns(), index = 0, pending = 0;
+  uint64_t sent = pl__sigprof_queued_done(), last_send = base, last_avoid = 0;
   cpu_set_t allowed;
   int pin = sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !ticker_pin_off();
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
@@ -341,24 +341,24 @@ static void *ticker_main(void *arg) {
     struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
     int e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
     if (e && e != EINTR) break;
-    uint64_t now = pl_now_ns();
+    uint64_t now = pl__now_ns();
     if (now < next) continue;
     uint64_t k = (now - base) / period; /* boundaries passed so far */
     pending += k - index;
     index = k;
     /* the last signal handled, or lost (a recording ended meanwhile) */
-    if (pl_sigprof_queued_done() != sent && now - last_send < 1000000000u) continue;
+    if (pl__sigprof_queued_done() != sent && now - last_send < 1000000000u) continue;
     siginfo_t si;
     memset(&si, 0, sizeof(si));
     si.si_signo = SIGPROF;
     si.si_code = SI_QUEUE;
     si.si_pid = pid;
     si.si_uid = uid;
-    si.si_value.sival_int = pl_sigprof_queued_value((unsigned)(pending - 1));
-    sent = pl_sigprof_queued_done() + 1;
+    si.si_value.sival_int = pl__sigprof_queued_value((unsigned)(pending - 1));
+    sent = pl__sigprof_queued_done() + 1;
     if (syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)r->wall_tid, SIGPROF, &si) != 0) {
       if (errno == ESRCH) break; /* the thread is gone */
-      sent = pl_sigprof_queued_done(); /* EAGAIN: try again next period */
+      sent = pl__sigprof_queued_done(); /* EAGAIN: try again next period */
       continue;
     }
     pending = 0;
@@ -370,16 +370,16 @@ static void *ticker_main(void *arg) {
 static void *collector_main(void *arg) {
   running *r = arg;
   r->collector_tid = gettid_u32();
-  uint64_t last_scan = pl_now_ns();
+  uint64_t last_scan = pl__now_ns();
   while (!atomic_load(&r->stop)) {
     struct timespec ts = {0, COLLECT_EVERY_NS};
     nanosleep(&ts, NULL);
     drain(r);
-    if (r->mode == PL_CPU_CPU && pl_now_ns() - last_scan >= RESCAN_EVERY_NS) {
+    if (r->mode == PL_CPU_CPU && pl__now_ns() - last_scan >= RESCAN_EVERY_NS) {
       pthread_mutex_lock(&prof_lock);
       if (!atomic_load(&r->stop)) scan_threads(r);
       pthread_mutex_unlock(&prof_lock);
-      last_scan = pl_now_ns();
+      last_scan = pl__now_ns();
     }
   }
   return NULL;
@@ -409,7 +409,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   unsigned hz = opts->hz ? opts->hz : 1000;
   if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU))
     return -EINVAL;
-  int rc = pl_sigprof_install();
+  int rc = pl__sigprof_install();
   if (rc) return rc;
   pthread_mutex_lock(&prof_lock);
   if (current) {
@@ -422,7 +422,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   r->own = o;
   r->mode = opts->mode;
   r->period_ns = 1000000000u / hz;
-  if ((rc = pl_ring_init(&r->ring, RING_SLOTS)) != 0) goto fail;
+  if ((rc = pl__ring_init(&r->ring, RING_SLOTS)) != 0) goto fail;
   uint32_t wall_tid = opts->wall_tid ? opts->wall_tid : gettid_u32();
   o->profile->period_ns = r->period_ns;
   o->profile->mode = opts->mode == PL_CPU_WALL ? "wall" : "cpu";
@@ -433,10 +433,10 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
     nanosleep(&ts, NULL);
   }
   if (opts->mode == PL_CPU_WALL) r->tids[0] = wall_tid;
-  pl_sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
+  pl__sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
                    wall_tid);
-  o->profile->start_ns = pl_now_ns();
-  o->profile->start_wall_ns = pl_wall_ns();
+  o->profile->start_ns = pl__now_ns();
+  o->profile->start_wall_ns = pl__wall_ns();
   if (opts->mode == PL_CPU_WALL) {
     r->wall_tid = wall_tid;
     if (wall_timer_wanted()) {
@@ -456,11 +456,11 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   return 0;
 fail_running:
   atomic_store(&r->stop, 1);
-  pl_sigprof_end();
-  pl_sigprof_quiesce();
+  pl__sigprof_end();
+  pl__sigprof_quiesce();
   pthread_join(r->collector, NULL);
 fail:
-  if (r) pl_ring_free(&r->ring);
+  if (r) pl__ring_free(&r->ring);
   owner_free(o);
   free(r);
   pthread_mutex_unlock(&prof_lock);
@@ -492,23 +492,23 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
   if (r->has_ticker) pthread_join(r->ticker, NULL); /* wakes within a period */
   owner *o = r->own;
-  o->profile->end_ns = pl_now_ns();
-  o->profile->signals = pl_sigprof_signals();
-  pl_unwind_stats us;
-  pl_unwind_get_stats(&us);
+  o->profile->end_ns = pl__now_ns();
+  o->profile->signals = pl__sigprof_signals();
+  pl__unwind_stats us;
+  pl__unwind_get_stats(&us);
   o->profile->unwind_fp = us.captures > us.dwarf ? us.captures - us.dwarf : 0;
   o->profile->unwind_cached = us.cached;
   o->profile->unwind_dwarf = us.dwarf;
   o->profile->unwind_verified = us.verified;
   o->profile->unwind_mismatched = us.mismatched;
   o->profile->unwind_fell_back = us.fell_back;
-  pl_sigprof_end();
-  pl_sigprof_quiesce();
+  pl__sigprof_end();
+  pl__sigprof_quiesce();
   pthread_mutex_unlock(&prof_lock);
   pthread_join(r->collector, NULL);
   drain(r);
   o->profile->dropped = atomic_load(&r->ring.dropped);
-  pl_ring_free(&r->ring);
+  pl__ring_free(&r->ring);
   free(r);
   if (o->error) {
     int err = o->error;

@@ -91,10 +91,10 @@ static void on_metrics(pl_request *r, void *arg) {
                 "# HELP proflab_malloc_in_use_bytes Bytes in use by malloc (mallinfo2).\n"
                 "# TYPE proflab_malloc_in_use_bytes gauge\n"
                 "proflab_malloc_in_use_bytes %llu\n",
-                (unsigned long long)pl_rss_bytes(),
+                (unsigned long long)pl__rss_bytes(),
                 (unsigned long long)(mi.uordblks + mi.hblkhd));
-  pl_heap_figures h;
-  if (pl_heap_tracker_figures(&h) == 0)
+  pl__heap_figures h;
+  if (pl__heap_tracker_figures(&h) == 0)
     pl_buf_printf(&b,
                   "# HELP proflab_heap_live_bytes Estimated live heap bytes (heap tracker).\n"
                   "# TYPE proflab_heap_live_bytes gauge\n"
@@ -112,8 +112,8 @@ static void on_metrics(pl_request *r, void *arg) {
                   (unsigned long long)h.tracker_bytes);
   if (m->lab) {
     uint64_t profiles, profile_failures, snapshots, snapshot_failures;
-    pl_capture_count(PL_CAPTURE_CPU, &profiles, &profile_failures);
-    pl_capture_count(PL_CAPTURE_HEAP, &snapshots, &snapshot_failures);
+    pl__capture_count(PL__CAPTURE_CPU, &profiles, &profile_failures);
+    pl__capture_count(PL__CAPTURE_HEAP, &snapshots, &snapshot_failures);
     pl_buf_printf(&b,
                   "# HELP proflab_lab_leak_bytes Bytes held on purpose by the lab's memory-leak.\n"
                   "# TYPE proflab_lab_leak_bytes gauge\n"
@@ -152,6 +152,6 @@ int pl_metrics_mount(pl_server *server, pl_loopmon *mon, pl_lab *lab) {
   static metrics m; /* one /metrics per process: no state to free */
   m.mon = mon;
   m.lab = lab;
-  m.start_wall_ns = pl_wall_ns();
+  m.start_wall_ns = pl__wall_ns();
   return pl_server_route(server, PL_GET, "/metrics", 0, on_metrics, &m);
 }

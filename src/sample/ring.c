@@ -4,10 +4,10 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-int pl_ring_init(pl_ring *r, size_t capacity) {
+int pl__ring_init(pl__ring *r, size_t capacity) {
   size_t cap = 1;
   while (cap < capacity) cap <<= 1;
-  size_t bytes = cap * sizeof(pl_raw_sample);
+  size_t bytes = cap * sizeof(pl__raw_sample);
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return -errno;
   r->slots = p;
@@ -21,15 +21,15 @@ int pl_ring_init(pl_ring *r, size_t capacity) {
   return 0;
 }
 
-void pl_ring_free(pl_ring *r) {
+void pl__ring_free(pl__ring *r) {
   if (r->slots) munmap(r->slots, r->bytes);
   r->slots = NULL;
 }
 
-pl_raw_sample *pl_ring_claim(pl_ring *r, uint64_t *pos) {
+pl__raw_sample *pl__ring_claim(pl__ring *r, uint64_t *pos) {
   uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed);
   for (;;) {
-    pl_raw_sample *s = &r->slots[p & r->mask];
+    pl__raw_sample *s = &r->slots[p & r->mask];
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
     int64_t diff = (int64_t)(seq - p);
     if (diff == 0) {
@@ -47,17 +47,17 @@ pl_raw_sample *pl_ring_claim(pl_ring *r, uint64_t *pos) {
   }
 }
 
-void pl_ring_publish(pl_raw_sample *s, uint64_t pos) {
+void pl__ring_publish(pl__raw_sample *s, uint64_t pos) {
   atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
 }
 
-pl_raw_sample *pl_ring_peek(pl_ring *r) {
-  pl_raw_sample *s = &r->slots[r->tail & r->mask];
+pl__raw_sample *pl__ring_peek(pl__ring *r) {
+  pl__raw_sample *s = &r->slots[r->tail & r->mask];
   uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
   return seq == r->tail + 1 ? s : NULL;
 }
 
-void pl_ring_release(pl_ring *r, pl_raw_sample *s) {
+void pl__ring_release(pl__ring *r, pl__raw_sample *s) {
   atomic_store_explicit(&s->seq, r->tail + r->mask + 1, memory_order_release);
   r->tail++;
 }

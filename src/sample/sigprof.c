@@ -23,9 +23,9 @@ static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER; /* normal conte
 static int installed;
 static struct sigaction previous;
 
-static _Atomic(pl_ring *) cur_ring;
+static _Atomic(pl__ring *) cur_ring;
 static _Atomic unsigned generation; /* 1..2047, changes with each recording */
-static _Atomic uint32_t thread_ids[PL_SIGPROF_MAX_THREADS];
+static _Atomic uint32_t thread_ids[PL__SIGPROF_MAX_THREADS];
 static volatile sig_atomic_t *_Atomic idle_flag_ptr;
 static _Atomic uint32_t idle_thread;
 static _Atomic int in_handler;
@@ -45,7 +45,7 @@ static int pc_in_poll(uintptr_t pc) {
 static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   int saved_errno = errno;
   /* Count ourselves in before looking at the generation, so that
-   * pl_sigprof_quiesce() after pl_sigprof_end() sees every handler that
+   * pl__sigprof_quiesce() after pl__sigprof_end() sees every handler that
    * may still touch the ring. */
   atomic_fetch_add_explicit(&in_handler, 1, memory_order_seq_cst);
   unsigned gen = atomic_load_explicit(&generation, memory_order_seq_cst);
@@ -65,17 +65,17 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
     errno = saved_errno;
     return;
   }
-  pl_ring *ring = atomic_load_explicit(&cur_ring, memory_order_acquire);
+  pl__ring *ring = atomic_load_explicit(&cur_ring, memory_order_acquire);
   if (!ring) goto out;
   atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed);
   uint64_t pos;
-  pl_raw_sample *s = pl_ring_claim(ring, &pos);
+  pl__raw_sample *s = pl__ring_claim(ring, &pos);
   if (!s) goto out;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   s->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   unsigned idx = queued ? 0 : value & VALUE_INDEX_MASK;
-  uint32_t tid = idx < PL_SIGPROF_MAX_THREADS
+  uint32_t tid = idx < PL__SIGPROF_MAX_THREADS
                      ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed) : 0;
   s->tid = tid;
   s->weight = 1u + (queued ? value & VALUE_INDEX_MASK
@@ -86,19 +86,19 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   volatile sig_atomic_t *idle = atomic_load_explicit(&idle_flag_ptr, memory_order_relaxed);
   if (idle && *idle && tid == atomic_load_explicit(&idle_thread, memory_order_relaxed) &&
       pc_in_poll(pc)) {
-    s->flags = PL_RAW_IDLE;
+    s->flags = PL__RAW_IDLE;
     s->depth = 0;
   } else {
     unsigned how;
-    unsigned n = pl_unwind_capture(uc, idx, s->pcs, PL_MAX_FRAMES, &how);
-    if (!(how & PL_UNWIND_FOUND) || n == 0) { /* unwinder lost: keep at least the PC */
+    unsigned n = pl__unwind_capture(uc, idx, s->pcs, PL__MAX_FRAMES, &how);
+    if (!(how & PL__UNWIND_FOUND) || n == 0) { /* unwinder lost: keep at least the PC */
       s->pcs[0] = pc;
       n = 1;
-      s->flags |= PL_RAW_TRUNCATED;
+      s->flags |= PL__RAW_TRUNCATED;
     }
     s->depth = n;
   }
-  pl_ring_publish(s, pos);
+  pl__ring_publish(s, pos);
 out:
   if (queued) atomic_fetch_add_explicit(&queued_done, 1, memory_order_release);
   atomic_fetch_sub_explicit(&in_handler, 1, memory_order_acq_rel);
@@ -116,7 +116,7 @@ static void find_range(const char *name, int i) {
   }
 }
 
-int pl_sigprof_install(void) {
+int pl__sigprof_install(void) {
   int rc = 0;
   pthread_mutex_lock(&install_lock);
   if (installed) goto out;
@@ -131,7 +131,7 @@ int pl_sigprof_install(void) {
   find_range("epoll_pwait2", 2);
   /* Text ranges, suffix cache; warms libgcc's unwinder (its first call
    * initializes tables under pthread_once). */
-  if ((rc = pl_unwind_init()) != 0) goto out;
+  if ((rc = pl__unwind_init()) != 0) goto out;
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_sigaction = on_sigprof;
@@ -144,39 +144,39 @@ out:
   return rc;
 }
 
-void pl_sigprof_begin(pl_ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
+void pl__sigprof_begin(pl__ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
                       uint32_t idle_tid) {
-  for (unsigned i = 0; i < PL_SIGPROF_MAX_THREADS; i++)
+  for (unsigned i = 0; i < PL__SIGPROF_MAX_THREADS; i++)
     atomic_store_explicit(&thread_ids[i], tids ? tids[i] : 0, memory_order_relaxed);
   atomic_store(&idle_flag_ptr, idle_flag);
   atomic_store(&idle_thread, idle_tid);
   atomic_store(&signals_seen, 0);
   atomic_store(&self_pid, getpid());
-  pl_unwind_prepare(); /* stack bounds of the threads; no handler runs now */
+  pl__unwind_prepare(); /* stack bounds of the threads; no handler runs now */
   unsigned g = atomic_load(&generation) + 1;
   if (g >= (1u << (31 - VALUE_MAGIC_SHIFT)) || g == 0) g = 1;
   atomic_store(&cur_ring, ring);
   atomic_store_explicit(&generation, g, memory_order_release);
 }
 
-void pl_sigprof_set_tid(unsigned i, uint32_t tid) {
-  if (i < PL_SIGPROF_MAX_THREADS) atomic_store_explicit(&thread_ids[i], tid, memory_order_relaxed);
+void pl__sigprof_set_tid(unsigned i, uint32_t tid) {
+  if (i < PL__SIGPROF_MAX_THREADS) atomic_store_explicit(&thread_ids[i], tid, memory_order_relaxed);
 }
 
-int pl_sigprof_queued_value(unsigned missed) {
+int pl__sigprof_queued_value(unsigned missed) {
   if (missed > VALUE_INDEX_MASK) missed = VALUE_INDEX_MASK;
   return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | missed);
 }
 
-uint64_t pl_sigprof_queued_done(void) {
+uint64_t pl__sigprof_queued_done(void) {
   return atomic_load_explicit(&queued_done, memory_order_acquire);
 }
 
-int pl_sigprof_value(unsigned i) {
+int pl__sigprof_value(unsigned i) {
   return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | (i & VALUE_INDEX_MASK));
 }
 
-void pl_sigprof_end(void) {
+void pl__sigprof_end(void) {
   /* A new generation makes any signal still queued "not ours". */
   unsigned g = atomic_load(&generation) + 1;
   if (g >= (1u << (31 - VALUE_MAGIC_SHIFT))) g = 1;
@@ -184,9 +184,9 @@ void pl_sigprof_end(void) {
   atomic_store(&cur_ring, NULL);
 }
 
-void pl_sigprof_quiesce(void) {
+void pl__sigprof_quiesce(void) {
   struct timespec ts = {0, 100000};
   while (atomic_load(&in_handler) > 0) nanosleep(&ts, NULL);
 }
 
-uint64_t pl_sigprof_signals(void) { return atomic_load(&signals_seen); }
+uint64_t pl__sigprof_signals(void) { return atomic_load(&signals_seen); }

@@ -1,4 +1,4 @@
-/* SIGNAL-SAFE capture path (pl_unwind_capture and what it calls); the rest
+/* SIGNAL-SAFE capture path (pl__unwind_capture and what it calls); the rest
  * runs in a normal context before timers are armed. See unwind.h. */
 #include "sample/unwind.h"
 
@@ -18,7 +18,7 @@
 #define MAX_REGIONS 4096
 #define CACHE_THREADS 64 /* timer indexes with a suffix cache */
 #define CACHE_WAYS 16    /* suffixes per thread (direct-mapped) */
-#define SUFFIX_MAX PL_UNWIND_SUFFIX_MAX /* deeper suffixes are not cached */
+#define SUFFIX_MAX PL__UNWIND_SUFFIX_MAX /* deeper suffixes are not cached */
 #define MAIN_STACK_GROWTH ((uintptr_t)1 << 30)
 /* Reads through frame pointers are bounds-checked, not object-checked: a
  * saved register next to a sanitizer's redzone is fine to read. */
@@ -41,7 +41,7 @@ typedef struct region {
 static region regions[MAX_REGIONS]; /* sorted, disjoint */
 static unsigned nregions;
 
-typedef pl_unwind_suffix suffix;
+typedef pl__unwind_suffix suffix;
 static suffix *cache; /* CACHE_THREADS * CACHE_WAYS, mmap'd at init */
 static size_t cache_bytes;
 
@@ -49,7 +49,7 @@ static _Atomic uint64_t st_captures, st_fp, st_cached, st_dwarf, st_verified, st
 
 /* ---- helpers (signal-safe) -------------------------------------------- */
 
-int pl_unwind_pc_is_ours(uintptr_t pc) {
+int pl__unwind_pc_is_ours(uintptr_t pc) {
   for (unsigned i = 0; i < ntext; i++)
     if (pc >= text_lo[i] && pc < text_hi[i]) return 1;
   return 0;
@@ -69,10 +69,10 @@ static uintptr_t stack_top(uintptr_t sp) {
 
 static suffix *cache_way(unsigned slot, uintptr_t ret, uintptr_t csp) {
   if (!cache || slot >= CACHE_THREADS) return NULL;
-  return &cache[slot * CACHE_WAYS + (unsigned)(pl_unwind_suffix_hash(ret, csp) >> 60) % CACHE_WAYS];
+  return &cache[slot * CACHE_WAYS + (unsigned)(pl__unwind_suffix_hash(ret, csp) >> 60) % CACHE_WAYS];
 }
 
-NO_ASAN int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
+NO_ASAN int pl__unwind_suffix_match(const pl__unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
                            uintptr_t *pcs, unsigned *n, unsigned max) {
   if (!e || e->n == 0 || e->ret != ret || e->csp != csp || *n + e->n > max) return 0;
   for (uint32_t i = 1; i < e->n; i++) {
@@ -89,29 +89,29 @@ NO_ASAN int pl_unwind_suffix_match(const pl_unwind_suffix *e, uintptr_t ret, uin
  * return address they were found through is still in place on the stack. */
 static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uintptr_t top,
                         uintptr_t *pcs, unsigned *n, unsigned max) {
-  return pl_unwind_suffix_match(cache_way(slot, ret, csp), ret, csp, top, pcs, n, max);
+  return pl__unwind_suffix_match(cache_way(slot, ret, csp), ret, csp, top, pcs, n, max);
 }
 
 /* See unwind.h. The pending frame is the return address `ret` with the
  * caller's stack pointer `csp` and frame pointer `nfp`. */
-NO_ASAN int pl_unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top,
+NO_ASAN int pl__unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top,
                               uintptr_t *pcs, unsigned *n, unsigned max, uintptr_t *cross_ret,
                               uintptr_t *cross_sp) {
   for (;;) {
-    if (ret == 0) return PL_FP_END;
-    if (!pl_unwind_pc_is_ours(ret)) {
+    if (ret == 0) return PL__FP_END;
+    if (!pl__unwind_pc_is_ours(ret)) {
       *cross_ret = ret;
       *cross_sp = csp;
-      return PL_FP_CROSS;
+      return PL__FP_CROSS;
     }
-    if (*n >= max) return PL_FP_FULL;
+    if (*n >= max) return PL__FP_FULL;
     pcs[(*n)++] = ret;
     uintptr_t fp = nfp;
     /* 0 is not an end here: our frames are always called from a foreign
      * frame (libc's start code, start_thread, a library callback) before
      * any outermost frame, so a 0 frame pointer under a frame of ours is a
      * broken chain (DWARF takes over), not a short stack. */
-    if (fp == 0 || (fp & 7) || fp < csp || fp > top - 16) return PL_FP_BAD;
+    if (fp == 0 || (fp & 7) || fp < csp || fp > top - 16) return PL__FP_BAD;
     const uintptr_t *f = (const uintptr_t *)fp;
     nfp = f[0];
     ret = f[1];
@@ -208,7 +208,7 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
     /* The handler's own frames come first; the frame after the signal
      * trampoline (the interrupted one) is marked "IP before instruction". */
     if (!before_insn) return _URC_NO_REASON;
-    st->how |= PL_UNWIND_FOUND;
+    st->how |= PL__UNWIND_FOUND;
     st->phase = st->n ? PH_CHECK : PH_RECORD;
   }
   if (ip == 0) return _URC_END_OF_STACK;
@@ -222,7 +222,7 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
       st->leaf_sp = cfa;
       st->leaf_fp = (uintptr_t)_Unwind_GetGR(ctx, 6);
     } else if (st->seen == 1) {
-      if (pl_unwind_pc_is_ours(st->leaf_pc)) leaf_learn(st->leaf_pc, st->leaf_sp, st->leaf_fp, cfa);
+      if (pl__unwind_pc_is_ours(st->leaf_pc)) leaf_learn(st->leaf_pc, st->leaf_sp, st->leaf_fp, cfa);
       st->learn = 0;
     }
   }
@@ -265,7 +265,7 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
       st->fill = NULL; /* too deep to cache */
     }
   }
-  if (st->hybrid && st->top && st->seen > 1 && pl_unwind_pc_is_ours(ip)) {
+  if (st->hybrid && st->top && st->seen > 1 && pl__unwind_pc_is_ours(ip)) {
     /* A call site of ours (its frame is set up): its callers by frame
      * pointers. */
     uintptr_t fp = (uintptr_t)_Unwind_GetGR(ctx, 6);
@@ -276,16 +276,16 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
     }
     const uintptr_t *f = (const uintptr_t *)fp;
     uintptr_t cr = 0, cs = 0;
-    st->how |= PL_UNWIND_FP;
-    int r = pl_unwind_fp_walk(f[1], fp + 16, f[0], st->top, st->pcs, &st->n, st->max, &cr, &cs);
-    if (r == PL_FP_END) return _URC_END_OF_STACK;
-    if (r == PL_FP_FULL) {
+    st->how |= PL__UNWIND_FP;
+    int r = pl__unwind_fp_walk(f[1], fp + 16, f[0], st->top, st->pcs, &st->n, st->max, &cr, &cs);
+    if (r == PL__FP_END) return _URC_END_OF_STACK;
+    if (r == PL__FP_FULL) {
       st->truncated = 1;
       return _URC_END_OF_STACK;
     }
-    if (r == PL_FP_CROSS) {
+    if (r == PL__FP_CROSS) {
       if (cache_lookup(st->slot, cr, cs, st->top, st->pcs, &st->n, st->max)) {
-        st->how |= PL_UNWIND_CACHED;
+        st->how |= PL__UNWIND_CACHED;
         return _URC_END_OF_STACK;
       }
       st->phase = PH_CHECK;
@@ -302,19 +302,19 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
 
 /* A frame-pointer result was compared with DWARF's: count it, and give
  * frame pointers up for this profile when they disagree too often
- * (pl_unwind_give_up_fp). */
+ * (pl__unwind_give_up_fp). */
 static void verified(int mismatch) {
   uint64_t v = atomic_fetch_add_explicit(&st_verified, 1, memory_order_relaxed) + 1;
   if (!mismatch) return;
   uint64_t m = atomic_fetch_add_explicit(&st_mismatch, 1, memory_order_relaxed) + 1;
-  if (pl_unwind_give_up_fp(m, v) && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
+  if (pl__unwind_give_up_fp(m, v) && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
 }
 
 static unsigned dwarf(dw_state *st) {
-  st->how |= PL_UNWIND_DWARF;
+  st->how |= PL__UNWIND_DWARF;
   _Unwind_Backtrace(dw_step, st);
   if (st->verified) verified(st->mismatch);
-  if (!(st->how & PL_UNWIND_FOUND)) return 0;
+  if (!(st->how & PL__UNWIND_FOUND)) return 0;
   if (st->fill) {
     if (st->phase == PH_RECORD && !st->truncated && st->fill_n > 0) {
       st->fill->ret = st->cross_ret;
@@ -337,7 +337,7 @@ static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, uns
   st.top = fp_enabled && !atomic_load_explicit(&fp_off, memory_order_relaxed) ? stack_top(sp) : 0;
   if (max == 0) return 0;
   unsigned rule = 0;
-  if (st.top && pl_unwind_pc_is_ours(pc) && (rule = leaf_rule(pc)) == 0) {
+  if (st.top && pl__unwind_pc_is_ours(pc) && (rule = leaf_rule(pc)) == 0) {
     /* first time at this pc: DWARF, learning how to leave it */
     st.learn = 1;
     st.hybrid = 1;
@@ -346,22 +346,22 @@ static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, uns
     if (leaf_frame(rule, sp, fp, st.top, &ret, &csp, &nfp) == 0) {
       pcs[0] = pc;
       st.n = 1;
-      int r = pl_unwind_fp_walk(ret, csp, nfp, st.top, pcs, &st.n, max, &cr, &cs);
+      int r = pl__unwind_fp_walk(ret, csp, nfp, st.top, pcs, &st.n, max, &cr, &cs);
       atomic_fetch_add_explicit(&st_fp, 1, memory_order_relaxed);
-      st.how = PL_UNWIND_FP | PL_UNWIND_FOUND;
-      if (r == PL_FP_END || r == PL_FP_FULL) {
+      st.how = PL__UNWIND_FP | PL__UNWIND_FOUND;
+      if (r == PL__FP_END || r == PL__FP_FULL) {
         *how = st.how;
         return st.n;
       }
-      if (r == PL_FP_CROSS) {
+      if (r == PL__FP_CROSS) {
         if (cache_lookup(slot, cr, cs, st.top, pcs, &st.n, max)) {
           atomic_fetch_add_explicit(&st_cached, 1, memory_order_relaxed);
-          *how = st.how | PL_UNWIND_CACHED;
+          *how = st.how | PL__UNWIND_CACHED;
           return st.n;
         }
         /* DWARF from the signal frame: check the frames found, then record
          * (and cache) the callers of the foreign frame */
-        st.how = PL_UNWIND_FP;
+        st.how = PL__UNWIND_FP;
         st.cross_ret = cr;
         st.cross_sp = cs;
         atomic_fetch_add_explicit(&st_dwarf, 1, memory_order_relaxed);
@@ -377,36 +377,36 @@ static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, uns
   }
   atomic_fetch_add_explicit(&st_dwarf, 1, memory_order_relaxed);
   unsigned n = dwarf(&st);
-  if (st.how & PL_UNWIND_CACHED) atomic_fetch_add_explicit(&st_cached, 1, memory_order_relaxed);
+  if (st.how & PL__UNWIND_CACHED) atomic_fetch_add_explicit(&st_cached, 1, memory_order_relaxed);
   *how = st.how;
   return n;
 }
 
-/* Every PL_UNWIND_CHECK_EVERY-th capture of a slot that used frame pointers and was
+/* Every PL__UNWIND_CHECK_EVERY-th capture of a slot that used frame pointers and was
  * not compared with DWARF already (a cache hit, or a walk to the end) is
  * compared with a full DWARF unwind: a chain misread through code built
  * without frame pointers that ends at a foreign frame cached by another
  * path is caught only so. DWARF's stack wins. */
-unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
+unsigned pl__unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
                            unsigned *how) {
   unsigned n = capture(uc, slot, pcs, max, how);
-  if (!(*how & PL_UNWIND_FP) || ((*how & PL_UNWIND_DWARF) && !(*how & PL_UNWIND_CACHED)))
+  if (!(*how & PL__UNWIND_FP) || ((*how & PL__UNWIND_DWARF) && !(*how & PL__UNWIND_CACHED)))
     return n;
   unsigned every = atomic_load_explicit(&st_mismatch, memory_order_relaxed)
-                       ? PL_UNWIND_CHECK_EVERY_SUSPECT
-                       : PL_UNWIND_CHECK_EVERY;
+                       ? PL__UNWIND_CHECK_EVERY_SUSPECT
+                       : PL__UNWIND_CHECK_EVERY;
   if ((atomic_fetch_add_explicit(&check_tick[slot % CACHE_THREADS], 1, memory_order_relaxed) + 1) %
           every != 0)
     return n;
-  uintptr_t ref[PL_UNWIND_CHECK_MAX];
-  dw_state st = {.pcs = ref, .max = max < PL_UNWIND_CHECK_MAX ? max : PL_UNWIND_CHECK_MAX};
+  uintptr_t ref[PL__UNWIND_CHECK_MAX];
+  dw_state st = {.pcs = ref, .max = max < PL__UNWIND_CHECK_MAX ? max : PL__UNWIND_CHECK_MAX};
   unsigned nref = dwarf(&st);
-  if (!(st.how & PL_UNWIND_FOUND)) return n;
+  if (!(st.how & PL__UNWIND_FOUND)) return n;
   unsigned lim = st.max; /* both cut at DWARF's bound: compare what both have */
   int same = n >= lim && nref >= lim ? memcmp(ref, pcs, lim * sizeof(*ref)) == 0
                                      : nref == n && memcmp(ref, pcs, n * sizeof(*ref)) == 0;
   verified(!same);
-  *how |= PL_UNWIND_CHECKED;
+  *how |= PL__UNWIND_CHECKED;
   if (!same && nref <= max) {
     memcpy(pcs, ref, nref * sizeof(*ref));
     n = nref;
@@ -414,14 +414,14 @@ unsigned pl_unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, 
   return n;
 }
 
-void pl_unwind_test_no_fallback(int on) { no_fallback = on; }
+void pl__unwind_test_no_fallback(int on) { no_fallback = on; }
 
-unsigned pl_unwind_dwarf(uintptr_t *pcs, unsigned max) {
+unsigned pl__unwind_dwarf(uintptr_t *pcs, unsigned max) {
   dw_state st = {.pcs = pcs, .max = max};
   return max ? dwarf(&st) : 0;
 }
 
-void pl_unwind_get_stats(pl_unwind_stats *s) {
+void pl__unwind_get_stats(pl__unwind_stats *s) {
   /* dwarf before captures: a handler running between the two loads can
    * only make captures larger (captures - dwarf stays >= 0) */
   s->dwarf = atomic_load(&st_dwarf);
@@ -467,7 +467,7 @@ static void init_once_fn(void) {
   const char *mode = getenv("PROFLAB_CPU_UNWIND");
   fp_enabled = !(mode && strcmp(mode, "dwarf") == 0);
   ntext = 0;
-  dl_iterate_phdr(find_text, (void *)(uintptr_t)pl_unwind_init);
+  dl_iterate_phdr(find_text, (void *)(uintptr_t)pl__unwind_init);
   if (ntext == 0) fp_enabled = 0;
   cache_bytes = (size_t)CACHE_THREADS * CACHE_WAYS * sizeof(suffix);
   void *p = mmap(NULL, cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -478,12 +478,12 @@ static void init_once_fn(void) {
 }
 
 /* Once per process (the CPU profiler and the heap tracker both call it). */
-int pl_unwind_init(void) {
+int pl__unwind_init(void) {
   pthread_once(&init_once, init_once_fn);
   return 0;
 }
 
-int pl_unwind_text_known(void) { return ntext > 0; }
+int pl__unwind_text_known(void) { return ntext > 0; }
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -582,7 +582,7 @@ static int prepare_line(const char *s, size_t len, void *arg) {
   return 0;
 }
 
-void pl_unwind_prepare(void) {
+void pl__unwind_prepare(void) {
   atomic_store(&st_captures, 0);
   atomic_store(&st_fp, 0);
   atomic_store(&st_cached, 0);
@@ -622,7 +622,7 @@ static int mapping_line(const char *s, size_t len, void *arg) {
   return 1;
 }
 
-int pl_unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *main_stack) {
+int pl__unwind_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi, int *main_stack) {
   mapping_query q = {.addr = addr};
   if (maps_each(mapping_line, &q) != 0 || !q.found) return -1;
   *lo = q.lo;

@@ -10,13 +10,13 @@
 #include "symbol/symbolizer.h"
 
 int pl_cpu_profile_symbolize(pl_cpu_profile *p) {
-  pl_symbolizer *sym;
-  int rc = pl_symbolizer_new(&sym);
+  pl__symbolizer *sym;
+  int rc = pl__symbolizer_new(&sym);
   if (rc) return rc;
-  pl_arena *arena = pl__owned_arena(p->owner);
+  pl__arena *arena = pl__owned_arena(p->owner);
   for (size_t i = 0; i < p->nframes && !rc; i++)
-    rc = pl_symbolize(sym, p->frames[i].address, arena, &p->frames[i]);
-  pl_symbolizer_free(sym);
+    rc = pl__symbolize(sym, p->frames[i].address, arena, &p->frames[i]);
+  pl__symbolizer_free(sym);
   return rc;
 }
 
@@ -30,7 +30,7 @@ static void drop_frames(pl_heap_snapshot *s) {
 
 /* Distinct pcs → frames, through an open-addressing table of frame ids. */
 static int symbolize_heap(pl_heap_snapshot *s, unsigned flags) {
-  int want = (flags & PL_SYMBOLIZE_NAMES) ? PL_HEAP_FRAMES_NAMES : PL_HEAP_FRAMES_LINES;
+  int want = (flags & PL__SYMBOLIZE_NAMES) ? PL_HEAP_FRAMES_NAMES : PL_HEAP_FRAMES_LINES;
   if (s->frames && s->frames_state >= want) return 0; /* enough */
   if (s->frames) drop_frames(s);                      /* names only so far: again, with lines */
   int rc = -ENOMEM;
@@ -41,7 +41,7 @@ static int symbolize_heap(pl_heap_snapshot *s, unsigned flags) {
   uint32_t *table = calloc(cap, sizeof(uint32_t)); /* frame id + 1 */
   uintptr_t *addrs = malloc((total ? total : 1) * sizeof(uintptr_t));
   uint32_t *frame_ix = pl_heap_snapshot_alloc(s, (total ? total : 1) * sizeof(uint32_t));
-  pl_symbolizer *sym = NULL;
+  pl__symbolizer *sym = NULL;
   size_t nf = 0;
   if (!table || !addrs || !frame_ix) goto out;
   size_t pos = 0;
@@ -50,7 +50,7 @@ static int symbolize_heap(pl_heap_snapshot *s, unsigned flags) {
     k->frames = frame_ix + pos;
     for (uint32_t d = 0; d < k->depth; d++) {
       uintptr_t pc = k->pcs[d] - 1; /* return address → call instruction */
-      size_t h = pl_mix64(pc) & (cap - 1);
+      size_t h = pl__mix64(pc) & (cap - 1);
       while (table[h] && addrs[table[h] - 1] != pc) h = (h + 1) & (cap - 1);
       if (!table[h]) {
         addrs[nf++] = pc;
@@ -62,17 +62,17 @@ static int symbolize_heap(pl_heap_snapshot *s, unsigned flags) {
   }
   s->frames = pl_heap_snapshot_alloc(s, (nf ? nf : 1) * sizeof(pl_frame));
   if (!s->frames) goto out;
-  if ((rc = pl_symbolizer_new(&sym)) != 0) goto out;
-  pl_arena *arena = pl__owned_arena(s->owner);
+  if ((rc = pl__symbolizer_new(&sym)) != 0) goto out;
+  pl__arena *arena = pl__owned_arena(s->owner);
   for (size_t i = 0; i < nf && !rc; i++)
-    rc = pl_symbolize_flags(sym, addrs[i], arena, &s->frames[i], flags);
+    rc = pl__symbolize_flags(sym, addrs[i], arena, &s->frames[i], flags);
   if (!rc) {
     s->nframes = nf;
     s->frames_state = want;
   }
 out:
   if (rc) drop_frames(s); /* a later attempt allocates its own */
-  pl_symbolizer_free(sym);
+  pl__symbolizer_free(sym);
   free(table);
   free(addrs);
   return rc;
@@ -81,5 +81,5 @@ out:
 int pl_heap_snapshot_symbolize(pl_heap_snapshot *s) { return symbolize_heap(s, 0); }
 
 int pl_heap_snapshot_symbolize_names(pl_heap_snapshot *s) {
-  return symbolize_heap(s, PL_SYMBOLIZE_NAMES);
+  return symbolize_heap(s, PL__SYMBOLIZE_NAMES);
 }

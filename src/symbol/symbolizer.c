@@ -14,7 +14,7 @@
 
 #include "common/util.h"
 
-struct pl_symbolizer {
+struct pl__symbolizer {
   Dwfl *dwfl;
   unsigned long long adds, subs; /* the loader's counters when dwfl was made */
 };
@@ -28,7 +28,7 @@ static const Dwfl_Callbacks callbacks = {
 
 /* The process-wide symbolizer and its lock (libdwfl is not thread-safe). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pl_symbolizer shared;
+static pl__symbolizer shared;
 static uint64_t last_used_ns; /* CLOCK_MONOTONIC when the last user left */
 
 static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -40,7 +40,7 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1; /* the counters are the same in every entry: one is enough */
 }
 
-static int build(pl_symbolizer *s) {
+static int build(pl__symbolizer *s) {
   s->dwfl = dwfl_begin(&callbacks);
   if (!s->dwfl) return -EIO;
   dwfl_report_begin(s->dwfl);
@@ -52,7 +52,7 @@ static int build(pl_symbolizer *s) {
   return 0;
 }
 
-int pl_symbolizer_new(pl_symbolizer **out) {
+int pl__symbolizer_new(pl__symbolizer **out) {
   unsigned long long c[2] = {~0ull, ~0ull}; /* unknown: rebuild every time */
   dl_iterate_phdr(read_counters, c);
   pthread_mutex_lock(&lock);
@@ -68,11 +68,11 @@ int pl_symbolizer_new(pl_symbolizer **out) {
     }
 
   }
-  *out = &shared; /* held until pl_symbolizer_free() */
+  *out = &shared; /* held until pl__symbolizer_free() */
   return 0;
 }
 
-void pl_symbolizer_free(pl_symbolizer *s) {
+void pl__symbolizer_free(pl__symbolizer *s) {
   if (!s) return;
   /* The counters as the user leaves: libdw loads its debuginfod client
    * (and its dependencies) during the first lookups, which must not look
@@ -81,14 +81,14 @@ void pl_symbolizer_free(pl_symbolizer *s) {
   dl_iterate_phdr(read_counters, c);
   s->adds = c[0];
   s->subs = c[1];
-  last_used_ns = pl_now_ns();
+  last_used_ns = pl__now_ns();
   pthread_mutex_unlock(&lock);
 }
 
-int pl_symbolizer_drop_idle(uint64_t idle_ns) {
+int pl__symbolizer_drop_idle(uint64_t idle_ns) {
   if (pthread_mutex_trylock(&lock) != 0) return 0; /* in use right now */
   int dropped = 0;
-  if (shared.dwfl && pl_now_ns() - last_used_ns >= idle_ns) {
+  if (shared.dwfl && pl__now_ns() - last_used_ns >= idle_ns) {
     dwfl_end(shared.dwfl);
     shared.dwfl = NULL;
     dropped = 1;
@@ -133,11 +133,11 @@ static void join_path(const char *dir, const char *rel, char *out, size_t n) {
   }
 }
 
-int pl_symbolize(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f) {
-  return pl_symbolize_flags(s, pc, arena, f, 0);
+int pl__symbolize(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f) {
+  return pl__symbolize_flags(s, pc, arena, f, 0);
 }
 
-int pl_symbolize_flags(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame *f,
+int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f,
                        unsigned flags) {
   memset(f, 0, sizeof(*f));
   f->address = pc;
@@ -147,27 +147,27 @@ int pl_symbolize_flags(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame
   char tmp[512];
   if (!mod) {
     snprintf(tmp, sizeof(tmp), "0x%lx", (unsigned long)pc);
-    f->function = pl_arena_strdup(arena, tmp);
+    f->function = pl__arena_strdup(arena, tmp);
     return f->function ? 0 : -ENOMEM;
   }
   Dwarf_Addr mod_start = 0;
   const char *mainfile = NULL;
   const char *modname = dwfl_module_info(mod, NULL, &mod_start, NULL, NULL, NULL, &mainfile, NULL);
   const char *modpath = mainfile ? mainfile : modname ? modname : "";
-  f->module = pl_arena_strdup(arena, modpath);
+  f->module = pl__arena_strdup(arena, modpath);
   if (!f->module) return -ENOMEM;
 
   GElf_Off offset = 0;
   GElf_Sym sym;
   const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
   if (name && *name) {
-    f->function = pl_arena_strdup(arena, name);
+    f->function = pl__arena_strdup(arena, name);
   } else {
     snprintf(tmp, sizeof(tmp), "%s+0x%lx", base_name(modpath), (unsigned long)(pc - mod_start));
-    f->function = pl_arena_strdup(arena, tmp);
+    f->function = pl__arena_strdup(arena, tmp);
   }
   if (!f->function) return -ENOMEM;
-  if (flags & PL_SYMBOLIZE_NAMES) return 0;
+  if (flags & PL__SYMBOLIZE_NAMES) return 0;
 
   Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
   if (line) {
@@ -180,7 +180,7 @@ int pl_symbolize_flags(pl_symbolizer *s, uintptr_t pc, pl_arena *arena, pl_frame
         join_path(dir, file, abs, sizeof(abs));
         file = abs;
       }
-      f->file = pl_arena_strdup(arena, file);
+      f->file = pl__arena_strdup(arena, file);
       if (!f->file) return -ENOMEM;
       f->line = lineno > 0 ? (uint32_t)lineno : 0;
     }

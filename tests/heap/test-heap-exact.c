@@ -446,7 +446,7 @@ static void test_free_null(void **state) {
   for (int i = 0; i < 64; i++) p[i] = malloc(32);
   pl_heap_stats s0, s1;
   pl_heap_get_stats(&s0);
-  assert_int_equal(pl__heap_take(NULL), PL_HEAP_NONE);
+  assert_int_equal(pl__heap_take(NULL), PL__HEAP_NONE);
   for (int i = 0; i < 1000; i++) free(NULL);
   pl_heap_get_stats(&s1);
   assert_int_equal(s1.live_samples, s0.live_samples);

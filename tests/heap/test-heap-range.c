@@ -12,7 +12,7 @@
 
 #include "heap/heap_internal.h" /* white-box: the range check, the busy guard */
 
-#if PL_HEAP_ASAN
+#if PL__HEAP_ASAN
 #define IN_RANGE(p) ((void)(p), 1)
 #define NOT_IN_RANGE(p) ((void)(p), 1)
 #else
@@ -86,7 +86,7 @@ static void test_aligned(void **state) {
       if (blocks[k]) assert_true(check(blocks[k], n, (unsigned)(align + (size_t)k)));
     for (int k = 0; k < 3; k++) free(blocks[k]);
   }
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
   /* glibc's memalign rounds an alignment that is not a power of two up
    * (ASan's refuses it). */
   void *p = memalign(48, 1000);
@@ -175,7 +175,7 @@ static void test_calloc_reused_and_large(void **state) {
   free(b);
   unsigned char *c = calloc(1, big);
   assert_non_null(c);
-#if !PL_HEAP_ASAN
+#if !PL__HEAP_ASAN
   assert_true((uintptr_t)c == first); /* the class's free block */
 #else
   (void)first;

@@ -102,15 +102,15 @@ static pl_cpu_profile fixture(const char *mode) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-typedef int (*writer_fn)(const pl_cpu_profile *, pl_sink *);
+typedef int (*writer_fn)(const pl_cpu_profile *, pl__sink *);
 
 /* Runs a writer into memory; returns the bytes (free()) and their length. */
 static char *write_mem(writer_fn w, const pl_cpu_profile *p, size_t *len) {
-  pl_sink s;
-  pl_sink_init_mem(&s);
+  pl__sink s;
+  pl__sink_init_mem(&s);
   int rc = w(p, &s);
   assert_int_equal(rc, 0);
-  assert_int_equal(pl_sink_finish(&s), 0);
+  assert_int_equal(pl__sink_finish(&s), 0);
   if (s.buf.len == 0) pl_buf_putc(&s.buf, '\0'), s.buf.len = 0; /* data non-NULL */
   return pl_buf_steal(&s.buf, len);
 }
@@ -281,7 +281,7 @@ static void test_cpuprofile_cpu_mode(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("cpu");
   size_t len;
-  char *out = write_mem(pl_cpuprofile_write, &p, &len);
+  char *out = write_mem(pl__cpuprofile_write, &p, &len);
   json_t *root = check_cpuprofile(out, len, FX_ENTRIES);
   json_t *nodes = json_object_get(root, "nodes");
 
@@ -351,7 +351,7 @@ static void test_cpuprofile_wall_mode(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("wall");
   size_t len;
-  char *out = write_mem(pl_cpuprofile_write, &p, &len);
+  char *out = write_mem(pl__cpuprofile_write, &p, &len);
   json_t *root = check_cpuprofile(out, len, FX_ENTRIES);
   /* Real times, truncated to microseconds, first delta from startTime; a
    * sample of weight w ends w entries one period apart at its time, never
@@ -374,7 +374,7 @@ static void test_folded(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("cpu");
   size_t len;
-  char *out = write_mem(pl_folded_write, &p, &len);
+  char *out = write_mem(pl__folded_write, &p, &len);
   const char *want =
       "(idle) 2\n"
       "(program) 2\n"
@@ -478,8 +478,8 @@ static void test_pprof(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("cpu");
   size_t gzlen, rawlen, unzlen;
-  char *gz = write_mem(pl_pprof_cpu_write, &p, &gzlen);
-  char *raw = write_mem(pl_pprof_cpu_write_raw, &p, &rawlen);
+  char *gz = write_mem(pl__pprof_cpu_write, &p, &gzlen);
+  char *raw = write_mem(pl__pprof_cpu_write_raw, &p, &rawlen);
   assert_true((unsigned char)gz[0] == 0x1f && (unsigned char)gz[1] == 0x8b); /* gzip magic */
   char *unz = gunzip(gz, gzlen, &unzlen);
   assert_int_equal(unzlen, rawlen);
@@ -553,7 +553,7 @@ static void test_pprof_main_mapping(void **state) {
   pl_cpu_sample samples[] = {{START_NS, 0, 1, 7}};
   pl_cpu_profile p = profile_of(frames, 5, stacks, 1, samples, 1, START_NS + 1000000, 1);
   size_t len;
-  char *gz = write_mem(pl_pprof_cpu_write, &p, &len);
+  char *gz = write_mem(pl__pprof_cpu_write, &p, &len);
   pb_profile *pr = check_pprof(gz, len, &p);
   assert_int_equal(pr->n_mapping, 4);
   assert_int_equal(pr->mapping[0]->id, 1);
@@ -577,10 +577,10 @@ static const struct {
   const char *name;
   writer_fn fn;
 } writers[] = {
-    {"cpuprofile", pl_cpuprofile_write},
-    {"pprof", pl_pprof_cpu_write},
-    {"pprof-raw", pl_pprof_cpu_write_raw},
-    {"folded", pl_folded_write},
+    {"cpuprofile", pl__cpuprofile_write},
+    {"pprof", pl__pprof_cpu_write},
+    {"pprof-raw", pl__pprof_cpu_write_raw},
+    {"folded", pl__folded_write},
 };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
@@ -601,13 +601,13 @@ static void test_sink_error(void **state) {
   (void)state;
   pl_cpu_profile p = fixture("cpu");
   for (size_t w = 0; w < NWRITERS; w++) {
-    pl_sink s;
-    pl_sink_init_mem(&s);
+    pl__sink s;
+    pl__sink_init_mem(&s);
     s.backend = full_disk;
     s.flush_at = 16; /* fail early, in the middle of the output */
     int rc = writers[w].fn(&p, &s);
     if (rc != -ENOSPC) fail_msg("%s: got %d, want -ENOSPC (%d)", writers[w].name, rc, -ENOSPC);
-    pl_sink_free(&s);
+    pl__sink_free(&s);
   }
 }
 
@@ -620,8 +620,8 @@ static void test_invalid_model(void **state) {
   pl_cpu_sample one[] = {{START_NS, 0, 1, 1}};
   for (size_t w = 0; w < NWRITERS; w++) {
     pl_cpu_profile p = fixture("cpu");
-    pl_sink s;
-    pl_sink_init_mem(&s);
+    pl__sink s;
+    pl__sink_init_mem(&s);
     p.samples = bad_stack;
     p.nsamples = 1;
     assert_int_equal(writers[w].fn(&p, &s), -EINVAL);
@@ -634,7 +634,7 @@ static void test_invalid_model(void **state) {
     assert_int_equal(writers[w].fn(NULL, &s), -EINVAL);
     assert_int_equal(writers[w].fn(&p, NULL), -EINVAL);
     assert_int_equal(s.buf.len, 0); /* nothing written */
-    pl_sink_free(&s);
+    pl__sink_free(&s);
   }
 }
 
@@ -643,18 +643,18 @@ static void test_empty_profile(void **state) {
   pl_cpu_profile p = fixture("cpu");
   p.nsamples = 0;
   size_t len;
-  char *out = write_mem(pl_cpuprofile_write, &p, &len);
+  char *out = write_mem(pl__cpuprofile_write, &p, &len);
   json_t *root = check_cpuprofile(out, len, 0);
   assert_int_equal(json_array_size(json_object_get(root, "nodes")), 2); /* (root), (program) */
   assert_int_equal(jint(root, "endTime"), START_US);
   json_decref(root);
   free(out);
 
-  out = write_mem(pl_folded_write, &p, &len);
+  out = write_mem(pl__folded_write, &p, &len);
   assert_int_equal(len, 0);
   free(out);
 
-  out = write_mem(pl_pprof_cpu_write, &p, &len);
+  out = write_mem(pl__pprof_cpu_write, &p, &len);
   pb_profile *pr = check_pprof(out, len, &p);
   assert_int_equal(pr->n_sample, 0);
   assert_int_equal(pr->n_location, p.nframes); /* no idle/program location when unused */
@@ -663,10 +663,10 @@ static void test_empty_profile(void **state) {
 
   /* A profile with nothing at all. */
   pl_cpu_profile z = {.start_ns = START_NS, .end_ns = START_NS, .mode = "wall"};
-  out = write_mem(pl_cpuprofile_write, &z, &len);
+  out = write_mem(pl__cpuprofile_write, &z, &len);
   json_decref(check_cpuprofile(out, len, 0));
   free(out);
-  out = write_mem(pl_pprof_cpu_write, &z, &len);
+  out = write_mem(pl__pprof_cpu_write, &z, &len);
   perftools__profiles__profile__free_unpacked(check_pprof(out, len, &z), NULL);
   free(out);
 }
@@ -737,15 +737,15 @@ static char *write_file(writer_fn w, const pl_cpu_profile *p, size_t *len) {
   FILE *tmp = tmpfile();
   assert_non_null(tmp);
   int fd = fileno(tmp);
-  pl_sink s;
-  pl_sink_init_fd(&s, &fd);
+  pl__sink s;
+  pl__sink_init_fd(&s, &fd);
   assert_int_equal(w(p, &s), 0);
-  assert_int_equal(pl_sink_finish(&s), 0);
+  assert_int_equal(pl__sink_finish(&s), 0);
   assert_true(s.buf.len == 0);
   struct stat st;
   assert_int_equal(fstat(fd, &st), 0);
   assert_int_equal((uint64_t)st.st_size, s.total);
-  pl_sink_free(&s);
+  pl__sink_free(&s);
   char *data = malloc((size_t)st.st_size + 1);
   assert_non_null(data);
   assert_int_equal(pread(fd, data, (size_t)st.st_size, 0), st.st_size);
@@ -759,9 +759,9 @@ static void test_big_streaming(void **state) {
   (void)state;
   big_profile *b = make_big();
   size_t len, mlen;
-  char *out = write_file(pl_cpuprofile_write, &b->p, &len);
+  char *out = write_file(pl__cpuprofile_write, &b->p, &len);
   assert_true(len > (1 << 16)); /* the sink really flushed in between */
-  char *mem = write_mem(pl_cpuprofile_write, &b->p, &mlen);
+  char *mem = write_mem(pl__cpuprofile_write, &b->p, &mlen);
   assert_int_equal(len, mlen);
   assert_memory_equal(out, mem, len);
   uint64_t weights = 0;
@@ -772,7 +772,7 @@ static void test_big_streaming(void **state) {
   free(out);
   free(mem);
 
-  out = write_file(pl_pprof_cpu_write, &b->p, &len);
+  out = write_file(pl__pprof_cpu_write, &b->p, &len);
   pb_profile *pr = check_pprof(out, len, &b->p);
   assert_int_equal(pr->n_function, 200 + 2);
   assert_int_equal(pr->n_mapping, 5);
@@ -780,7 +780,7 @@ static void test_big_streaming(void **state) {
   perftools__profiles__profile__free_unpacked(pr, NULL);
   free(out);
 
-  out = write_file(pl_folded_write, &b->p, &len);
+  out = write_file(pl__folded_write, &b->p, &len);
   uint64_t sum = 0;
   for (char *line = out; *line;) {
     char *nl = strchr(line, '\n');
@@ -802,7 +802,7 @@ typedef struct run_arg {
   const pl_cpu_profile *p;
 } run_arg;
 
-static int run_writer(void *arg, pl_sink *out) {
+static int run_writer(void *arg, pl__sink *out) {
   run_arg *r = arg;
   return r->fn(r->p, out);
 }
@@ -835,10 +835,10 @@ static void test_dump_fixture(void **state) {
   const char *dir = getenv("PROFLAB_FIXTURE_OUT");
   if (!dir || !*dir) skip();
   pl_cpu_profile cpu = fixture("cpu"), wall = fixture("wall");
-  dump(dir, "fixture-cpu.cpuprofile", pl_cpuprofile_write, &cpu);
-  dump(dir, "fixture-wall.cpuprofile", pl_cpuprofile_write, &wall);
-  dump(dir, "fixture.pb.gz", pl_pprof_cpu_write, &cpu);
-  dump(dir, "fixture.folded", pl_folded_write, &cpu);
+  dump(dir, "fixture-cpu.cpuprofile", pl__cpuprofile_write, &cpu);
+  dump(dir, "fixture-wall.cpuprofile", pl__cpuprofile_write, &wall);
+  dump(dir, "fixture.pb.gz", pl__pprof_cpu_write, &cpu);
+  dump(dir, "fixture.folded", pl__folded_write, &cpu);
 }
 
 int main(void) {

@@ -194,14 +194,14 @@ static void make_fixture(fixture *f, char which) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-typedef int (*writer_fn)(const pl_heap_snapshot *, pl_sink *);
+typedef int (*writer_fn)(const pl_heap_snapshot *, pl__sink *);
 
 static char *write_mem(writer_fn w, const pl_heap_snapshot *s, size_t *len) {
-  pl_sink sk;
-  pl_sink_init_mem(&sk);
+  pl__sink sk;
+  pl__sink_init_mem(&sk);
   int rc = w(s, &sk);
   if (rc) fail_msg("writer failed: %d", rc);
-  assert_int_equal(pl_sink_finish(&sk), 0);
+  assert_int_equal(pl__sink_finish(&sk), 0);
   if (sk.buf.len == 0) pl_buf_putc(&sk.buf, '\0'), sk.buf.len = 0; /* data non-NULL */
   return pl_buf_steal(&sk.buf, len);
 }
@@ -484,7 +484,7 @@ static void test_heapsnapshot_a(void **state) {
   assert_non_null(f);
   make_fixture(f, 'a');
   size_t len;
-  char *out = write_mem(pl_heapsnapshot_write, &f->s, &len);
+  char *out = write_mem(pl__heapsnapshot_write, &f->s, &len);
   hs_info h;
   check_heapsnapshot(out, len, &h);
 
@@ -508,7 +508,7 @@ static void test_heapsnapshot_a(void **state) {
   /* Ids: tracker id + offset, in sample order. */
   assert_int_equal(h.nids, f->s.nsamples);
   for (size_t i = 0; i < h.nids; i++)
-    assert_int_equal(h.ids[i], f->s.samples[i].id + PL_HEAPSNAPSHOT_ID_OFFSET);
+    assert_int_equal(h.ids[i], f->s.samples[i].id + PL__HEAPSNAPSHOT_ID_OFFSET);
 
   json_decref(h.root);
   check_golden("heap-fixture.heapsnapshot", out, len);
@@ -538,8 +538,8 @@ static void test_heapsnapshot_b_vs_a(void **state) {
   make_fixture(a, 'a');
   make_fixture(b, 'b');
   size_t la, lb;
-  char *oa = write_mem(pl_heapsnapshot_write, &a->s, &la);
-  char *ob = write_mem(pl_heapsnapshot_write, &b->s, &lb);
+  char *oa = write_mem(pl__heapsnapshot_write, &a->s, &la);
+  char *ob = write_mem(pl__heapsnapshot_write, &b->s, &lb);
   hs_info ha, hb;
   check_heapsnapshot(oa, la, &ha);
   check_heapsnapshot(ob, lb, &hb);
@@ -568,7 +568,7 @@ static void test_heapsnapshot_b_vs_a(void **state) {
   uint64_t max_a = 0;
   for (size_t k = 0; k < ha.nids; k++) max_a = ha.ids[k] > max_a ? ha.ids[k] : max_a;
   for (size_t i = 0; i < hb.nids; i++)
-    if (hb.ids[i] > max_a) assert_true(hb.ids[i] >= 41 + PL_HEAPSNAPSHOT_ID_OFFSET);
+    if (hb.ids[i] > max_a) assert_true(hb.ids[i] >= 41 + PL__HEAPSNAPSHOT_ID_OFFSET);
   /* Grouping nodes keep their ids across snapshots. */
   static const char *const names[] = {"grow_cache", "load_config", "build_index", PL__HEAP_UNKNOWN};
   for (size_t i = 0; i < 4; i++) {
@@ -685,7 +685,7 @@ static void test_heapprofile(void **state) {
   assert_non_null(f);
   make_fixture(f, 'a');
   size_t len;
-  char *out = write_mem(pl_heapprofile_write, &f->s, &len);
+  char *out = write_mem(pl__heapprofile_write, &f->s, &len);
   hp_info h;
   check_heapprofile(out, len, &f->s, &h);
 
@@ -815,8 +815,8 @@ static void test_pprof(void **state) {
   assert_non_null(f);
   make_fixture(f, 'a');
   size_t gzlen, rawlen, unzlen;
-  char *gz = write_mem(pl_pprof_heap_write, &f->s, &gzlen);
-  char *raw = write_mem(pl_pprof_heap_write_raw, &f->s, &rawlen);
+  char *gz = write_mem(pl__pprof_heap_write, &f->s, &gzlen);
+  char *raw = write_mem(pl__pprof_heap_write_raw, &f->s, &rawlen);
   assert_true((unsigned char)gz[0] == 0x1f && (unsigned char)gz[1] == 0x8b);
   char *unz = gunzip(gz, gzlen, &unzlen);
   assert_int_equal(unzlen, rawlen);
@@ -885,7 +885,7 @@ static void test_unsymbolized(void **state) {
   f->s.nframes = 0;
   for (size_t i = 0; i < FX_NSTACKS; i++) f->stacks[i].frames = NULL;
   size_t len;
-  char *out = write_mem(pl_heapsnapshot_write, &f->s, &len);
+  char *out = write_mem(pl__heapsnapshot_write, &f->s, &len);
   hs_info h;
   check_heapsnapshot(out, len, &h);
   /* every stack's frames[0] is pc 0x1001: named after its call at 0x1000 */
@@ -895,13 +895,13 @@ static void test_unsymbolized(void **state) {
   json_decref(h.root);
   free(out);
 
-  out = write_mem(pl_heapprofile_write, &f->s, &len);
+  out = write_mem(pl__heapprofile_write, &f->s, &len);
   hp_info hp;
   check_heapprofile(out, len, &f->s, &hp);
   json_decref(hp.root);
   free(out);
 
-  out = write_mem(pl_pprof_heap_write, &f->s, &len);
+  out = write_mem(pl__pprof_heap_write, &f->s, &len);
   pb_profile *pr = check_pprof(out, len, &f->s);
   assert_int_equal(pr->n_location, 4 + 2); /* 4 distinct pcs, (unknown), (truncated) */
   assert_int_equal(loc_by_id(pr, 2)->address, 0x2000);
@@ -926,13 +926,13 @@ static void test_alloc_frame(void **state) {
   fixture *f = malloc(sizeof(*f));
   assert_non_null(f);
   make_fixture(f, 'a');
-  assert_int_equal(pl_heap_alloc_frame(&f->s, S_UNKNOWN), -1);
-  assert_int_equal(pl_heap_alloc_frame(&f->s, S_GROW1), 0);
-  assert_int_equal(pl_heap_alloc_frame(&f->s, S_CONFIG), 1); /* above __strdup */
-  assert_int_equal(pl_heap_alloc_frame(&f->s, S_INDEX), 1);  /* above operator new */
-  assert_int_equal(pl_heap_alloc_frame(&f->s, S_HELPER), 0); /* only a helper */
-  assert_int_equal(pl_heap_alloc_frame(&f->s, FX_NSTACKS), -EINVAL);
-  assert_int_equal(pl_heap_alloc_frame(NULL, 0), -EINVAL);
+  assert_int_equal(pl__heap_alloc_frame(&f->s, S_UNKNOWN), -1);
+  assert_int_equal(pl__heap_alloc_frame(&f->s, S_GROW1), 0);
+  assert_int_equal(pl__heap_alloc_frame(&f->s, S_CONFIG), 1); /* above __strdup */
+  assert_int_equal(pl__heap_alloc_frame(&f->s, S_INDEX), 1);  /* above operator new */
+  assert_int_equal(pl__heap_alloc_frame(&f->s, S_HELPER), 0); /* only a helper */
+  assert_int_equal(pl__heap_alloc_frame(&f->s, FX_NSTACKS), -EINVAL);
+  assert_int_equal(pl__heap_alloc_frame(NULL, 0), -EINVAL);
   free(f);
 }
 
@@ -942,10 +942,10 @@ static const struct {
   const char *name;
   writer_fn fn;
 } writers[] = {
-    {"heapsnapshot", pl_heapsnapshot_write},
-    {"heapprofile", pl_heapprofile_write},
-    {"pprof", pl_pprof_heap_write},
-    {"pprof-raw", pl_pprof_heap_write_raw},
+    {"heapsnapshot", pl__heapsnapshot_write},
+    {"heapprofile", pl__heapprofile_write},
+    {"pprof", pl__pprof_heap_write},
+    {"pprof-raw", pl__pprof_heap_write_raw},
 };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
@@ -971,13 +971,13 @@ static void test_sink_error(void **state) {
   assert_non_null(f);
   make_fixture(f, 'a');
   for (size_t w = 0; w < NWRITERS; w++) {
-    pl_sink s;
-    pl_sink_init_mem(&s);
+    pl__sink s;
+    pl__sink_init_mem(&s);
     s.backend = full_disk;
     s.flush_at = 16;
     int rc = writers[w].fn(&f->s, &s);
     if (rc != -ENOSPC) fail_msg("%s: got %d, want -ENOSPC", writers[w].name, rc);
-    pl_sink_free(&s);
+    pl__sink_free(&s);
   }
   free(f);
 }
@@ -988,8 +988,8 @@ static void test_invalid_model(void **state) {
   assert_non_null(f);
   uint32_t bad_frames[] = {0, FX_NFRAMES};
   for (size_t w = 0; w < NWRITERS; w++) {
-    pl_sink s;
-    pl_sink_init_mem(&s);
+    pl__sink s;
+    pl__sink_init_mem(&s);
     for (int k = 0; k < 9; k++) {
       make_fixture(f, 'a');
       switch (k) {
@@ -1030,7 +1030,7 @@ static void test_invalid_model(void **state) {
     make_fixture(f, 'a');
     assert_int_equal(writers[w].fn(&f->s, NULL), -EINVAL);
     assert_int_equal(s.buf.len, 0);
-    pl_sink_free(&s);
+    pl__sink_free(&s);
   }
   free(f);
 }
@@ -1045,20 +1045,20 @@ static void test_empty_snapshot(void **state) {
   f->s.inuse_bytes = f->s.inuse_objects = 0;
   for (size_t i = 0; i < FX_NSTACKS; i++) f->stacks[i].inuse_bytes = f->stacks[i].inuse_objects = 0;
   size_t len;
-  char *out = write_mem(pl_heapsnapshot_write, &f->s, &len);
+  char *out = write_mem(pl__heapsnapshot_write, &f->s, &len);
   hs_info h;
   check_heapsnapshot(out, len, &h);
   assert_int_equal(h.node_count, 1);
   assert_int_equal(h.edge_count, 0);
   json_decref(h.root);
   free(out);
-  out = write_mem(pl_heapprofile_write, &f->s, &len);
+  out = write_mem(pl__heapprofile_write, &f->s, &len);
   hp_info hp;
   check_heapprofile(out, len, &f->s, &hp);
   assert_int_equal(hp.nnodes, 1);
   json_decref(hp.root);
   free(out);
-  out = write_mem(pl_pprof_heap_write, &f->s, &len);
+  out = write_mem(pl__pprof_heap_write, &f->s, &len);
   pb_profile *pr = check_pprof(out, len, &f->s);
   assert_int_equal(pr->n_sample, FX_NSTACKS); /* alloc_* of every stack */
   perftools__profiles__profile__free_unpacked(pr, NULL);
@@ -1068,15 +1068,15 @@ static void test_empty_snapshot(void **state) {
   pl_heap_snapshot z;
   memset(&z, 0, sizeof(z));
   z.sample_bytes = 1;
-  out = write_mem(pl_heapsnapshot_write, &z, &len);
+  out = write_mem(pl__heapsnapshot_write, &z, &len);
   check_heapsnapshot(out, len, &h);
   json_decref(h.root);
   free(out);
-  out = write_mem(pl_heapprofile_write, &z, &len);
+  out = write_mem(pl__heapprofile_write, &z, &len);
   check_heapprofile(out, len, &z, &hp);
   json_decref(hp.root);
   free(out);
-  out = write_mem(pl_pprof_heap_write, &z, &len);
+  out = write_mem(pl__pprof_heap_write, &z, &len);
   pr = check_pprof(out, len, &z);
   assert_int_equal(pr->n_sample, 0);
   perftools__profiles__profile__free_unpacked(pr, NULL);
@@ -1094,11 +1094,11 @@ static void test_limits(void **state) {
   f->samples[0].weight_bytes = 6e9;
   f->samples[f->s.nsamples - 1].id = (1ull << 32) + 35; /* odd, still increasing */
   size_t len;
-  char *out = write_mem(pl_heapsnapshot_write, &f->s, &len);
+  char *out = write_mem(pl__heapsnapshot_write, &f->s, &len);
   hs_info h;
   check_heapsnapshot(out, len, &h);
-  assert_int_equal(h.ids[0], f->samples[0].id + PL_HEAPSNAPSHOT_ID_OFFSET);
-  assert_int_equal(h.ids[h.nids - 1], 35 + PL_HEAPSNAPSHOT_ID_OFFSET);
+  assert_int_equal(h.ids[0], f->samples[0].id + PL__HEAPSNAPSHOT_ID_OFFSET);
+  assert_int_equal(h.ids[h.nids - 1], 35 + PL__HEAPSNAPSHOT_ID_OFFSET);
   assert_int_equal(find_class(&h, "grow_cache")->self, 4 * 10ull * MB + UINT32_MAX);
   json_decref(h.root);
   free(out);
@@ -1192,16 +1192,16 @@ static char *write_file(writer_fn w, const pl_heap_snapshot *s, size_t *len, dou
   FILE *tmp = tmpfile();
   assert_non_null(tmp);
   int fd = fileno(tmp);
-  pl_sink sk;
-  pl_sink_init_fd(&sk, &fd);
+  pl__sink sk;
+  pl__sink_init_fd(&sk, &fd);
   double t0 = now_s();
   assert_int_equal(w(s, &sk), 0);
   *secs = now_s() - t0;
-  assert_int_equal(pl_sink_finish(&sk), 0);
+  assert_int_equal(pl__sink_finish(&sk), 0);
   struct stat st;
   assert_int_equal(fstat(fd, &st), 0);
   assert_int_equal((uint64_t)st.st_size, sk.total);
-  pl_sink_free(&sk);
+  pl__sink_free(&sk);
   char *data = malloc((size_t)st.st_size + 1);
   assert_non_null(data);
   assert_int_equal(pread(fd, data, (size_t)st.st_size, 0), st.st_size);
@@ -1217,11 +1217,11 @@ static void test_big_streaming(void **state) {
   big *b = make_big(n);
   size_t len, mlen;
   double secs;
-  char *out = write_file(pl_heapsnapshot_write, &b->s, &len, &secs);
+  char *out = write_file(pl__heapsnapshot_write, &b->s, &len, &secs);
   assert_true(len > (1 << 20));
   fprintf(stderr, "heapsnapshot: %zu samples, %.1f MB in %.1f ms (%.0f MB/s)\n", n, len / 1e6,
           secs * 1e3, len / 1e6 / secs);
-  char *mem = write_mem(pl_heapsnapshot_write, &b->s, &mlen);
+  char *mem = write_mem(pl__heapsnapshot_write, &b->s, &mlen);
   assert_int_equal(len, mlen);
   assert_memory_equal(out, mem, len);
   free(mem);
@@ -1257,14 +1257,14 @@ static void test_big_streaming(void **state) {
   json_decref(root);
   free(out);
 
-  out = write_file(pl_heapprofile_write, &b->s, &len, &secs);
+  out = write_file(pl__heapprofile_write, &b->s, &len, &secs);
   fprintf(stderr, "heapprofile: %.1f MB in %.1f ms\n", len / 1e6, secs * 1e3);
   root = parse_json(out, len);
   assert_int_equal(json_array_size(json_object_get(root, "samples")), n);
   json_decref(root);
   free(out);
 
-  out = write_file(pl_pprof_heap_write, &b->s, &len, &secs);
+  out = write_file(pl__pprof_heap_write, &b->s, &len, &secs);
   fprintf(stderr, "pprof heap: %.2f MB in %.1f ms\n", len / 1e6, secs * 1e3);
   pb_profile *pr = check_pprof(out, len, &b->s);
   perftools__profiles__profile__free_unpacked(pr, NULL);
@@ -1277,7 +1277,7 @@ typedef struct run_arg {
   const pl_heap_snapshot *s;
 } run_arg;
 
-static int run_writer(void *arg, pl_sink *out) {
+static int run_writer(void *arg, pl__sink *out) {
   run_arg *r = arg;
   return r->fn(r->s, out);
 }
@@ -1327,12 +1327,12 @@ static void test_dump_fixture(void **state) {
   assert_true(a && b);
   make_fixture(a, 'a');
   make_fixture(b, 'b');
-  dump(dir, "heap-a.heapsnapshot", pl_heapsnapshot_write, &a->s);
-  dump(dir, "heap-b.heapsnapshot", pl_heapsnapshot_write, &b->s);
-  dump(dir, "heap-a.heapprofile", pl_heapprofile_write, &a->s);
-  dump(dir, "heap-b.heapprofile", pl_heapprofile_write, &b->s);
-  dump(dir, "heap-a.pb.gz", pl_pprof_heap_write, &a->s);
-  dump(dir, "heap-b.pb.gz", pl_pprof_heap_write, &b->s);
+  dump(dir, "heap-a.heapsnapshot", pl__heapsnapshot_write, &a->s);
+  dump(dir, "heap-b.heapsnapshot", pl__heapsnapshot_write, &b->s);
+  dump(dir, "heap-a.heapprofile", pl__heapprofile_write, &a->s);
+  dump(dir, "heap-b.heapprofile", pl__heapprofile_write, &b->s);
+  dump(dir, "heap-a.pb.gz", pl__pprof_heap_write, &a->s);
+  dump(dir, "heap-b.pb.gz", pl__pprof_heap_write, &b->s);
   free(a);
   free(b);
 }

@@ -46,8 +46,8 @@ static int has_caller(const uintptr_t *pcs, unsigned n) {
 static void compare(const ucontext_t *uc) {
   uintptr_t a[MAXF], b[MAXF];
   unsigned how;
-  unsigned na = pl_unwind_capture(uc, 0, a, MAXF, &how);
-  unsigned nb = pl_unwind_dwarf(b, MAXF);
+  unsigned na = pl__unwind_capture(uc, 0, a, MAXF, &how);
+  unsigned nb = pl__unwind_dwarf(b, MAXF);
   atomic_fetch_add(&h_samples, 1);
   if (na == nb && memcmp(a, b, na * sizeof(*a)) == 0) atomic_fetch_add(&h_equal, 1);
   else if (!atomic_exchange(&h_bad_saved, 1)) {
@@ -56,9 +56,9 @@ static void compare(const ucontext_t *uc) {
     h_bad_na = na;
     h_bad_nb = nb;
   }
-  if (how & PL_UNWIND_FP) atomic_fetch_add(&h_fp, 1);
-  if (how & PL_UNWIND_CACHED) atomic_fetch_add(&h_cached, 1);
-  if (!(how & PL_UNWIND_FP)) atomic_fetch_add(&h_dwarf_only, 1);
+  if (how & PL__UNWIND_FP) atomic_fetch_add(&h_fp, 1);
+  if (how & PL__UNWIND_CACHED) atomic_fetch_add(&h_cached, 1);
+  if (!(how & PL__UNWIND_FP)) atomic_fetch_add(&h_dwarf_only, 1);
   if (has_caller(a, na)) atomic_fetch_add(&h_with_caller, 1);
 }
 
@@ -81,7 +81,7 @@ static int subsequence(const uintptr_t *a, unsigned na, const uintptr_t *b, unsi
 
 static void corrupt(const ucontext_t *uc) {
   uintptr_t ref[MAXF], got[MAXF];
-  unsigned nref = pl_unwind_dwarf(ref, MAXF);
+  unsigned nref = pl__unwind_dwarf(ref, MAXF);
   uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
   fake[0] = (uintptr_t)&fake[0];
   fake[1] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -94,7 +94,7 @@ static void corrupt(const ucontext_t *uc) {
     ucontext_t c = *uc;
     c.uc_mcontext.gregs[REG_RBP] = (greg_t)rbps[i];
     unsigned how;
-    unsigned n = pl_unwind_capture(&c, 0, got, MAXF, &how);
+    unsigned n = pl__unwind_capture(&c, 0, got, MAXF, &how);
     atomic_fetch_add(&h_corrupt_runs, 1);
     int ok = i == nrbps - 1 ? subsequence(got, n, ref, nref)
                             : n == nref && memcmp(got, ref, n * sizeof(*got)) == 0;
@@ -244,7 +244,7 @@ static void install(void) {
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
   assert_int_equal(sigaction(SIGPROF, &sa, NULL), 0);
-  assert_int_equal(pl_unwind_init(), 0);
+  assert_int_equal(pl__unwind_init(), 0);
 }
 
 static void report(const char *what) {
@@ -277,7 +277,7 @@ static void check_case(int w, int depth, const char *what) {
 static void test_deep_stack_in_our_code(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   check_case(W_SPIN, 60, "deep, leaf in our code");
   /* the fast path ran and found the callers above main in the cache */
   assert_true(atomic_load(&h_fp) >= atomic_load(&h_samples) - 2);
@@ -287,7 +287,7 @@ static void test_deep_stack_in_our_code(void **state) {
 static void test_qsort_comparator(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   check_case(W_QSORT, 20, "comparator below libc's qsort");
   assert_true(atomic_load(&h_fp) > 0);
 }
@@ -295,7 +295,7 @@ static void test_qsort_comparator(void **state) {
 static void test_leaf_in_libc(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   check_case(W_MEMSET, 20, "leaf in libc's memset");
 }
 
@@ -303,7 +303,7 @@ static void test_leaf_in_libc(void **state) {
  * stacks (larger than any before): a mapping made after prepare. */
 static void *thread_main(void *arg) {
   int prepare = *(int *)arg;
-  if (prepare) pl_unwind_prepare(); /* this thread's stack is recorded */
+  if (prepare) pl__unwind_prepare(); /* this thread's stack is recorded */
   check_case(W_SPIN, 30, prepare ? "thread, bounds recorded" : "thread started after prepare");
   return NULL;
 }
@@ -311,13 +311,13 @@ static void *thread_main(void *arg) {
 static void test_threads(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   pthread_t t;
   int prepare = 1;
   assert_int_equal(pthread_create(&t, NULL, thread_main, &prepare), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
   assert_true(atomic_load(&h_fp) > 0);
-  pl_unwind_prepare(); /* recorded before the thread exists */
+  pl__unwind_prepare(); /* recorded before the thread exists */
   prepare = 0;
   pthread_attr_t attr;
   assert_int_equal(pthread_attr_init(&attr), 0);
@@ -331,9 +331,9 @@ static void test_threads(void **state) {
 static void test_corrupt_frame_pointer(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   /* the frame pointers are corrupted on purpose: keep following them */
-  pl_unwind_test_no_fallback(1);
+  pl__unwind_test_no_fallback(1);
   reset_counters();
   h_mode = H_CORRUPT;
   run_case(W_SPIN, 100, 10);
@@ -342,10 +342,10 @@ static void test_corrupt_frame_pointer(void **state) {
   if (atomic_load(&h_corrupt_bad)) report("corrupted");
   assert_true(atomic_load(&h_corrupt_runs) >= NCORRUPT * 20);
   assert_int_equal(atomic_load(&h_corrupt_bad), 0);
-  pl_unwind_stats st;
-  pl_unwind_get_stats(&st);
+  pl__unwind_stats st;
+  pl__unwind_get_stats(&st);
   assert_int_equal(st.fell_back, 0);
-  pl_unwind_test_no_fallback(0);
+  pl__unwind_test_no_fallback(0);
   h_mode = H_COMPARE;
 }
 
@@ -357,17 +357,17 @@ static void test_corrupt_frame_pointer(void **state) {
 static void test_misleading_frame_pointer_falls_back(void **state) {
   (void)state;
   install();
-  pl_unwind_prepare();
+  pl__unwind_prepare();
   check_case(W_SPIN, 10, "warm-up"); /* learns spin_leaf's rule, caches the callers */
-  pl_unwind_stats st;
-  pl_unwind_get_stats(&st);
+  pl__unwind_stats st;
+  pl__unwind_get_stats(&st);
   assert_int_equal(st.fell_back, 0);
   reset_counters();
   h_mode = H_COMPARE;
   spin_target_next = 800; /* enough for the checks to decide, however loaded the machine */
   run_case(W_NOFP, 300, 10);
   report("misleading rbp");
-  pl_unwind_get_stats(&st);
+  pl__unwind_get_stats(&st);
   printf("# checks: %llu compared with DWARF, %llu disagreed, fell back %d\n",
          (unsigned long long)st.verified, (unsigned long long)st.mismatched, st.fell_back);
   unsigned n = atomic_load(&h_samples);
@@ -376,8 +376,8 @@ static void test_misleading_frame_pointer_falls_back(void **state) {
   assert_true(st.mismatched >= 3);
   /* at most the first CHECK_EVERY + 2 × 16 (+ slack) were misread */
   assert_true(atomic_load(&h_equal) + 320 >= n);
-  pl_unwind_prepare(); /* a new profile trusts frame pointers again */
-  pl_unwind_get_stats(&st);
+  pl__unwind_prepare(); /* a new profile trusts frame pointers again */
+  pl__unwind_get_stats(&st);
   assert_int_equal(st.fell_back, 0);
 }
 

@@ -9,39 +9,39 @@
 
 __attribute__((noinline)) static int symbolize_me(int x) { return x * 3 + 1; }
 
-static void lookup(pl_frame *f, pl_arena *a) {
-  pl_symbolizer *s;
-  assert_int_equal(pl_symbolizer_new(&s), 0);
-  assert_int_equal(pl_symbolize(s, (uintptr_t)&symbolize_me, a, f), 0);
-  pl_symbolizer_free(s);
+static void lookup(pl_frame *f, pl__arena *a) {
+  pl__symbolizer *s;
+  assert_int_equal(pl__symbolizer_new(&s), 0);
+  assert_int_equal(pl__symbolize(s, (uintptr_t)&symbolize_me, a, f), 0);
+  pl__symbolizer_free(s);
 }
 
 static void test_names_our_code(void **state) {
   (void)state;
-  pl_arena a;
-  pl_arena_init(&a);
+  pl__arena a;
+  pl__arena_init(&a);
   pl_frame f;
   lookup(&f, &a);
   assert_string_equal(f.function, "symbolize_me");
   assert_non_null(strstr(f.file, "tests/unit/test-symbol-symbolize.c"));
   assert_true(f.line > 0);
-  pl_arena_free(&a);
+  pl__arena_free(&a);
   assert_int_equal(symbolize_me(1), 4);
 }
 
 static void test_kept_then_dropped_when_idle(void **state) {
   (void)state;
-  pl_arena a;
-  pl_arena_init(&a);
+  pl__arena a;
+  pl__arena_init(&a);
   pl_frame f;
   lookup(&f, &a);
-  assert_int_equal(pl_symbolizer_drop_idle(3600ull * 1000000000ull), 0); /* used just now: kept */
-  assert_int_equal(pl_symbolizer_drop_idle(0), 1);                      /* idle long enough: dropped */
-  assert_int_equal(pl_symbolizer_drop_idle(0), 0);                      /* nothing left to drop */
+  assert_int_equal(pl__symbolizer_drop_idle(3600ull * 1000000000ull), 0); /* used just now: kept */
+  assert_int_equal(pl__symbolizer_drop_idle(0), 1);                      /* idle long enough: dropped */
+  assert_int_equal(pl__symbolizer_drop_idle(0), 0);                      /* nothing left to drop */
   lookup(&f, &a);                                                        /* rebuilt on demand */
   assert_string_equal(f.function, "symbolize_me");
-  assert_int_equal(pl_symbolizer_drop_idle(0), 1);
-  pl_arena_free(&a);
+  assert_int_equal(pl__symbolizer_drop_idle(0), 1);
+  pl__arena_free(&a);
 }
 
 int main(void) {

@@ -243,18 +243,18 @@ void free(void *p) {
  * allocation failing in turn: each run must end in -ENOMEM, or 0 once no
  * allocation is left to fail, and free all it allocated. `name` names the
  * writer in messages. Returns how many allocations the writer makes. */
-static long torture_writer(const char *name, int (*run)(void *arg, pl_sink *out), void *arg) {
+static long torture_writer(const char *name, int (*run)(void *arg, pl__sink *out), void *arg) {
 #if TORTURE
   long n;
   for (n = 0; n < 100000; n++) {
-    pl_sink s;
+    pl__sink s;
     nlive = 0;
     fail_countdown = n;
     armed = 1;
-    pl_sink_init_mem(&s);
+    pl__sink_init_mem(&s);
     int rc = run(arg, &s);
-    if (rc == 0) rc = pl_sink_finish(&s);
-    pl_sink_free(&s);
+    if (rc == 0) rc = pl__sink_finish(&s);
+    pl__sink_free(&s);
     armed = 0;
     int exhausted = fail_countdown >= 0; /* the n-th allocation never came */
     fail_countdown = -1;
