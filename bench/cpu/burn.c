@@ -74,8 +74,8 @@ int main(int argc, char **argv) {
     if (pl_cpu_profiler_stop(&p) != 0) return 1;
     pl_cpu_profile_info info;
     pl_cpu_profile_get_info(p, &info);
-    printf(" accounted_seconds=%.4f samples=%llu", (double)info.weight * (double)info.period_ns / 1e9,
-           (unsigned long long)info.samples);
+    printf(" accounted_seconds=%.4f samples=%llu",
+           (double)info.weight * (double)info.period_ns / 1e9, (unsigned long long)info.samples);
     pl_cpu_profile_free(p);
   }
   printf("\n");

@@ -101,7 +101,8 @@ __attribute__((constructor)) static void floor_start(void) {
   const char *tick = getenv("PROFLAB_FLOOR_TICKER");
   if (tick && strcmp(tick, "1") == 0) {
     pthread_t th;
-    if (pthread_create(&th, NULL, ticker, NULL) != 0) say("bench-cpu-floor: pthread_create failed\n");
+    if (pthread_create(&th, NULL, ticker, NULL) != 0)
+      say("bench-cpu-floor: pthread_create failed\n");
     return;
   }
   struct sigevent sev;

@@ -159,8 +159,9 @@ int main(int argc, char **argv) {
     uint64_t iters = atomic_load(&spin_iters);
     x[r] = got1 ? (with - base) * (double)iters / (double)got1 : 0;
   }
-  printf("clock_gettime_ns=%.1f syscall_ns=%.1f self_signal_ns=%.1f cross_signal_cpu_ns=%.0f "
-         "(median of 5; cross: CPU the spinning thread lost per signal at 10 kHz)\n",
-         median5(c), median5(s), median5(g), median5(x));
+  printf(
+      "clock_gettime_ns=%.1f syscall_ns=%.1f self_signal_ns=%.1f cross_signal_cpu_ns=%.0f "
+      "(median of 5; cross: CPU the spinning thread lost per signal at 10 kHz)\n",
+      median5(c), median5(s), median5(g), median5(x));
   return 0;
 }

@@ -63,7 +63,8 @@ static long number(const char *opt, const char *v, long min, long max) {
   errno = 0;
   long x = strtol(v, &end, 10);
   if (errno || end == v || *end || x < min || x > max) {
-    fprintf(stderr, "malloc-bench: %s: '%s' must be a whole number from %ld to %ld\n", opt, v, min, max);
+    fprintf(stderr, "malloc-bench: %s: '%s' must be a whole number from %ld to %ld\n", opt, v, min,
+            max);
     exit(2);
   }
   return x;
@@ -73,10 +74,14 @@ int main(int argc, char **argv) {
   const char *label = "plain";
   long track = -1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--track") == 0 && i + 1 < argc) track = number("--track", argv[++i], 0, 1L << 40);
-    else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) ops = number("--ops", argv[++i], 1, 1L << 40);
-    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) nthreads = (int)number("--threads", argv[++i], 1, 256);
-    else if (strcmp(argv[i], "--label") == 0 && i + 1 < argc) label = argv[++i];
+    if (strcmp(argv[i], "--track") == 0 && i + 1 < argc)
+      track = number("--track", argv[++i], 0, 1L << 40);
+    else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc)
+      ops = number("--ops", argv[++i], 1, 1L << 40);
+    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+      nthreads = (int)number("--threads", argv[++i], 1, 256);
+    else if (strcmp(argv[i], "--label") == 0 && i + 1 < argc)
+      label = argv[++i];
     else {
       fprintf(stderr, "usage: %s [--track T] [--ops N] [--threads N] [--label L]\n", argv[0]);
       return 2;
@@ -107,9 +112,11 @@ int main(int argc, char **argv) {
   uint64_t t1 = now_ns(CLOCK_MONOTONIC);
   getrusage(RUSAGE_SELF, &r1);
   uint64_t cpu = (uint64_t)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
-                            r0.ru_stime.tv_sec) * 1000000000u +
+                            r0.ru_stime.tv_sec) *
+                     1000000000u +
                  (uint64_t)((r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
-                             r0.ru_stime.tv_usec) * 1000);
+                             r0.ru_stime.tv_usec) *
+                            1000);
   long total = ops * nthreads;
   printf("%s ops=%ld wall_ns=%llu cpu_ns=%llu ns_per_op=%.2f", label, total,
          (unsigned long long)(t1 - t0), (unsigned long long)cpu, (double)(t1 - t0) / total);
@@ -117,11 +124,12 @@ int main(int argc, char **argv) {
   if (track > 0) {
     pl_heap_stats st;
     pl_heap_get_stats(&st);
-    printf(" samples=%llu alloc_bytes_est=%.0f tracker_bytes=%llu unwind_fp=%llu unwind_dwarf=%llu"
-           " unwind_mismatch=%llu",
-           (unsigned long long)st.samples, st.alloc_bytes, (unsigned long long)st.tracker_bytes,
-           (unsigned long long)st.unwind_fp, (unsigned long long)st.unwind_dwarf,
-           (unsigned long long)st.unwind_mismatch);
+    printf(
+        " samples=%llu alloc_bytes_est=%.0f tracker_bytes=%llu unwind_fp=%llu unwind_dwarf=%llu"
+        " unwind_mismatch=%llu",
+        (unsigned long long)st.samples, st.alloc_bytes, (unsigned long long)st.tracker_bytes,
+        (unsigned long long)st.unwind_fp, (unsigned long long)st.unwind_dwarf,
+        (unsigned long long)st.unwind_mismatch);
   }
 #endif
   printf("\n");

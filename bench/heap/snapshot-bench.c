@@ -79,10 +79,13 @@ int main(int argc, char **argv) {
   uint64_t nblocks = 300000, sites = 64, repeat = 1;
   const char *out = NULL, *format = "heapsnapshot";
   static const struct option opts[] = {
-      {"blocks", required_argument, 0, 'n'}, {"sites", required_argument, 0, 's'},
-      {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
+      {"blocks", required_argument, 0, 'n'},
+      {"sites", required_argument, 0, 's'},
+      {"format", required_argument, 0, 'f'},
+      {"out", required_argument, 0, 'o'},
       {"repeat", required_argument, 0, 'r'},
-      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+      {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0},
   };
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -105,20 +108,31 @@ int main(int argc, char **argv) {
           return 2;
         }
         break;
-      case 'f': format = optarg; break;
-      case 'o': out = optarg; break;
+      case 'f':
+        format = optarg;
+        break;
+      case 'o':
+        out = optarg;
+        break;
       case 'h':
-        printf("usage: bench-heap-snapshot [--blocks N] [--sites K] [--repeat R] [--format F] --out FILE\n");
+        printf(
+            "usage: bench-heap-snapshot [--blocks N] [--sites K] [--repeat R] [--format F] --out "
+            "FILE\n");
         return 0;
-      default: return 2;
+      default:
+        return 2;
     }
   }
   int (*writer)(const pl_heap_snapshot *, pl__sink *) = NULL;
-  if (strcmp(format, "heapsnapshot") == 0) writer = pl__heapsnapshot_write;
-  else if (strcmp(format, "heapprofile") == 0) writer = pl__heapprofile_write;
-  else if (strcmp(format, "pprof") == 0) writer = pl__pprof_heap_write;
+  if (strcmp(format, "heapsnapshot") == 0)
+    writer = pl__heapsnapshot_write;
+  else if (strcmp(format, "heapprofile") == 0)
+    writer = pl__heapprofile_write;
+  else if (strcmp(format, "pprof") == 0)
+    writer = pl__pprof_heap_write;
   if (!out || !writer) {
-    fprintf(stderr, "bench-heap-snapshot: need --out FILE and --format heapsnapshot|heapprofile|pprof\n");
+    fprintf(stderr,
+            "bench-heap-snapshot: need --out FILE and --format heapsnapshot|heapprofile|pprof\n");
     return 2;
   }
   pl_heap_options o = {.sample_bytes = 1};
@@ -142,7 +156,7 @@ int main(int argc, char **argv) {
     /* as the lab does: names only for a .heapsnapshot (it shows no lines) */
     pl_heap_untracked_begin(); /* as the capture path does */
     rc = writer == pl__heapsnapshot_write ? pl_heap_snapshot_symbolize_names(s)
-                                         : pl_heap_snapshot_symbolize(s);
+                                          : pl_heap_snapshot_symbolize(s);
     pl_heap_untracked_end();
     if (rc) die("pl_heap_snapshot_symbolize", rc);
     double sym_ms = ms_since(t0);
@@ -163,10 +177,13 @@ int main(int argc, char **argv) {
     if (stat(out, &st)) die(out, errno);
     double total_ms = take_ms + sym_ms + write_ms;
     double mb = (double)st.st_size / 1e6;
-    printf("run=%llu format=%s blocks=%llu samples=%zu stacks=%zu bytes=%lld alloc_ms=%.1f take_ms=%.1f "
-           "symbolize_ms=%.1f write_ms=%.1f write_faults=%ld total_ms=%.1f mb_per_s=%.1f\n",
-           (unsigned long long)run, format, (unsigned long long)nblocks, s->nsamples, s->nstacks, (long long)st.st_size, alloc_ms,
-           take_ms, sym_ms, write_ms, write_faults, total_ms, mb / (total_ms / 1e3));
+    printf(
+        "run=%llu format=%s blocks=%llu samples=%zu stacks=%zu bytes=%lld alloc_ms=%.1f "
+        "take_ms=%.1f "
+        "symbolize_ms=%.1f write_ms=%.1f write_faults=%ld total_ms=%.1f mb_per_s=%.1f\n",
+        (unsigned long long)run, format, (unsigned long long)nblocks, s->nsamples, s->nstacks,
+        (long long)st.st_size, alloc_ms, take_ms, sym_ms, write_ms, write_faults, total_ms,
+        mb / (total_ms / 1e3));
     pl_heap_snapshot_free(s);
   }
   for (uint64_t i = 0; i < nblocks; i++) free(blocks[i]);

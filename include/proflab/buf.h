@@ -16,10 +16,10 @@ extern "C" {
 #endif
 
 typedef struct pl_buf {
-  char *data;   /* NUL-terminated when len > 0 or after any append */
+  char *data; /* NUL-terminated when len > 0 or after any append */
   size_t len;
   size_t cap;
-  int failed;   /* sticky: an allocation failed */
+  int failed; /* sticky: an allocation failed */
 } pl_buf;
 
 /* Initialize an empty buffer. Never allocates. */
@@ -35,8 +35,7 @@ void pl_buf_append(pl_buf *b, const void *p, size_t n);
 char *pl_put_u64(char *p, uint64_t v);
 void pl_buf_puts(pl_buf *b, const char *s);
 void pl_buf_putc(pl_buf *b, char c);
-void pl_buf_printf(pl_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void pl_buf_printf(pl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pl_buf_vprintf(pl_buf *b, const char *fmt, va_list ap);
 static inline int pl_buf_failed(const pl_buf *b) { return b->failed; }
 /* Hand the memory to the caller (free() it); the buffer becomes empty. */

@@ -54,8 +54,8 @@ typedef struct pl_cpu_profile {
    * whether frame pointers were given up during the profile */
   uint64_t unwind_verified, unwind_mismatched;
   int unwind_fell_back;
-  uint64_t idle_samples;     /* samples that are PL_STACK_IDLE */
-  void *owner;               /* owner of strings and arrays (implementation) */
+  uint64_t idle_samples; /* samples that are PL_STACK_IDLE */
+  void *owner;           /* owner of strings and arrays (implementation) */
 } pl_cpu_profile;
 
 /* An empty profile (all fields 0, strings NULL) that owns what is later
@@ -73,11 +73,11 @@ void pl_cpu_profile_free(pl_cpu_profile *p);
 
 /* Summary numbers of a profile. */
 typedef struct pl_cpu_profile_info {
-  uint64_t samples;       /* samples recorded */
-  uint64_t weight;        /* sampling periods they stand for */
+  uint64_t samples; /* samples recorded */
+  uint64_t weight;  /* sampling periods they stand for */
   uint64_t idle_samples;
-  uint64_t signals;       /* signals handled */
-  uint64_t dropped;       /* samples lost to a full buffer */
+  uint64_t signals; /* signals handled */
+  uint64_t dropped; /* samples lost to a full buffer */
   /* stacks captured without DWARF (frame pointers, per-pc rules, cached
    * callers), with callers from the suffix cache, and with libgcc's DWARF
    * unwinder for some frames */
@@ -89,7 +89,7 @@ typedef struct pl_cpu_profile_info {
   int unwind_fell_back;
   uint64_t period_ns;
   uint64_t duration_ns;
-  unsigned threads;       /* distinct threads seen (up to 64) */
+  unsigned threads; /* distinct threads seen (up to 64) */
 } pl_cpu_profile_info;
 void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info);
 

@@ -35,7 +35,7 @@ typedef struct pl_heap_stats {
   uint64_t unknown_stacks;  /* samples recorded with the unknown stack (stack table full) */
   uint64_t stacks;          /* distinct stacks recorded */
   uint64_t max_samples, max_stacks;
-  uint64_t tracker_bytes;   /* resident memory of the tracker's tables now */
+  uint64_t tracker_bytes; /* resident memory of the tracker's tables now */
   /* How the samples' stacks were captured (PROFLAB_HEAP_UNWIND): by frame
    * pointers (alone or with a cached suffix); with libgcc's DWARF unwinder;
    * both, a frame-pointer stack checked by DWARF (verify mode: all of them;
@@ -43,10 +43,10 @@ typedef struct pl_heap_stats {
    * samples. mismatch: frame-pointer results DWARF disagreed with, on those
    * checks and on cache misses (where the walk's part is compared). */
   uint64_t unwind_fp, unwind_dwarf, unwind_checked, unwind_mismatch;
-  int unwind_mode;       /* PL_HEAP_UNWIND_*: how stacks are captured now */
-  int unwind_fell_back;  /* fp was given up for dwarf after a disagreement */
-  uint64_t tracker_reserved;/* the bound: all tables at their maximum (mapped
-                               once, MAP_NORESERVE, touched as they fill) */
+  int unwind_mode;           /* PL_HEAP_UNWIND_*: how stacks are captured now */
+  int unwind_fell_back;      /* fp was given up for dwarf after a disagreement */
+  uint64_t tracker_reserved; /* the bound: all tables at their maximum (mapped
+                                once, MAP_NORESERVE, touched as they fill) */
 } pl_heap_stats;
 
 enum {
@@ -57,7 +57,7 @@ enum {
 /* A distinct allocation stack. */
 typedef struct pl_heap_stack {
   uint32_t depth;
-  uint32_t flags;          /* PL_HEAP_STACK_* */
+  uint32_t flags; /* PL_HEAP_STACK_* */
   /* Return addresses, innermost first: pcs[0] is in the function that
    * called malloc (or calloc, realloc, ...; or a libc function such as
    * strdup that did). Look each up at pc − 1 (the call instruction). */
@@ -71,15 +71,15 @@ typedef struct pl_heap_stack {
 
 /* A live sampled allocation. */
 typedef struct pl_heap_sample {
-  uint64_t id;             /* odd, unique, increasing in allocation order; the
-                              same in every snapshot while the block lives */
-  uint64_t size;           /* bytes requested */
-  uint64_t time_ns;        /* CLOCK_MONOTONIC when it was allocated */
-  uintptr_t address;       /* the block (it may be freed once the snapshot is taken) */
-  double weight_objects;   /* allocations it stands for: 1/(1 − e^(−size/T)); 1 when T = 1 */
-  double weight_bytes;     /* bytes it stands for: size × weight_objects */
-  uint32_t stack;          /* index into pl_heap_snapshot.stacks */
-  uint32_t tid;            /* allocating thread */
+  uint64_t id;           /* odd, unique, increasing in allocation order; the
+                            same in every snapshot while the block lives */
+  uint64_t size;         /* bytes requested */
+  uint64_t time_ns;      /* CLOCK_MONOTONIC when it was allocated */
+  uintptr_t address;     /* the block (it may be freed once the snapshot is taken) */
+  double weight_objects; /* allocations it stands for: 1/(1 − e^(−size/T)); 1 when T = 1 */
+  double weight_bytes;   /* bytes it stands for: size × weight_objects */
+  uint32_t stack;        /* index into pl_heap_snapshot.stacks */
+  uint32_t tid;          /* allocating thread */
 } pl_heap_sample;
 
 /* What a snapshot copied: the model the writers (.heapsnapshot,
@@ -88,17 +88,17 @@ typedef struct pl_heap_sample {
 typedef struct pl_heap_snapshot {
   pl_heap_sample *samples; /* live sampled allocations, by increasing id */
   size_t nsamples;
-  pl_heap_stack *stacks;   /* every stack recorded since init; [0] is "unknown" */
+  pl_heap_stack *stacks; /* every stack recorded since init; [0] is "unknown" */
   size_t nstacks;
-  pl_frame *frames;        /* after symbolization: distinct locations */
+  pl_frame *frames; /* after symbolization: distinct locations */
   size_t nframes;
-  pl_heap_stats stats;     /* the tracker's counters as the snapshot ended */
+  pl_heap_stats stats;               /* the tracker's counters as the snapshot ended */
   double inuse_objects, inuse_bytes; /* sums over samples (what the snapshot shows) */
-  uint64_t time_ns;        /* CLOCK_MONOTONIC when taken */
-  uint64_t wall_ns;        /* wall clock at time_ns (ns since the epoch) */
-  uint64_t sample_bytes;   /* T */
-  int frames_state;        /* PL_HEAP_FRAMES_*: what frames carry */
-  void *owner;             /* implementation */
+  uint64_t time_ns;                  /* CLOCK_MONOTONIC when taken */
+  uint64_t wall_ns;                  /* wall clock at time_ns (ns since the epoch) */
+  uint64_t sample_bytes;             /* T */
+  int frames_state;                  /* PL_HEAP_FRAMES_*: what frames carry */
+  void *owner;                       /* implementation */
 } pl_heap_snapshot;
 
 /* What a snapshot's frames carry: none yet (frames NULL); function and

@@ -30,19 +30,19 @@ extern "C" {
 #define PL_LAB_MIN_TOKEN_LEN 16
 
 typedef struct pl_lab_config {
-  int enable;                   /* LAB_ENABLE=true */
-  const char *token;            /* LAB_TOKEN (never logged) */
-  int production;               /* APP_ENV or NODE_ENV = production */
-  const char *production_var;   /* which variable said so */
-  int allow_prod;               /* LAB_ALLOW_PROD=true */
-  const char *artifact_dir;     /* LAB_ARTIFACT_DIR, default /tmp */
-  const char *task;             /* this instance's id (pl_task_id_detect) */
-  uint64_t max_leak_mb;         /* LAB_MAX_LEAK_MB, default 1024 */
-  uint64_t max_profile_seconds; /* LAB_MAX_PROFILE_SECONDS, default 60 */
-  uint64_t max_jam_ms;          /* LAB_MAX_JAM_MS, default 30000 */
-  unsigned max_artifacts;        /* LAB_MAX_ARTIFACTS, default 20 */
-  uint64_t max_artifact_mb;     /* LAB_MAX_ARTIFACT_MB, default 1024 */
-  unsigned failed_token_limit;  /* failures per address before 429; default 10 */
+  int enable;                     /* LAB_ENABLE=true */
+  const char *token;              /* LAB_TOKEN (never logged) */
+  int production;                 /* APP_ENV or NODE_ENV = production */
+  const char *production_var;     /* which variable said so */
+  int allow_prod;                 /* LAB_ALLOW_PROD=true */
+  const char *artifact_dir;       /* LAB_ARTIFACT_DIR, default /tmp */
+  const char *task;               /* this instance's id (pl_task_id_detect) */
+  uint64_t max_leak_mb;           /* LAB_MAX_LEAK_MB, default 1024 */
+  uint64_t max_profile_seconds;   /* LAB_MAX_PROFILE_SECONDS, default 60 */
+  uint64_t max_jam_ms;            /* LAB_MAX_JAM_MS, default 30000 */
+  unsigned max_artifacts;         /* LAB_MAX_ARTIFACTS, default 20 */
+  uint64_t max_artifact_mb;       /* LAB_MAX_ARTIFACT_MB, default 1024 */
+  unsigned failed_token_limit;    /* failures per address before 429; default 10 */
   unsigned failed_token_window_s; /* and for how long; default 60 */
 } pl_lab_config;
 
@@ -65,8 +65,8 @@ int pl_lab_config_check(const pl_lab_config *cfg, int *active, const char **why,
  * can go into file names. Writes "unknown" if nothing is found. */
 void pl_task_id_detect(char *out, size_t n);
 /* The same from explicit inputs (any may be NULL), for tests. */
-void pl_task_id_from(const char *explicit_id, const char *ecs_uri, const char *hostname,
-                     char *out, size_t n);
+void pl_task_id_from(const char *explicit_id, const char *ecs_uri, const char *hostname, char *out,
+                     size_t n);
 
 typedef struct pl_lab pl_lab;
 

@@ -23,10 +23,10 @@ extern "C" {
 typedef struct pl_loopmon pl_loopmon;
 
 typedef struct pl_loop_stats {
-  uint64_t count;           /* ticks measured */
+  uint64_t count; /* ticks measured */
   double min_ms, mean_ms, p50_ms, p90_ms, p99_ms, max_ms;
-  double utilization;       /* since start, 0..1 */
-  double utilization_recent;/* over the last full second, 0..1 */
+  double utilization;        /* since start, 0..1 */
+  double utilization_recent; /* over the last full second, 0..1 */
   unsigned resolution_ms;
 } pl_loop_stats;
 
@@ -42,8 +42,8 @@ void pl_loopmon_stats(const pl_loopmon *m, pl_loop_stats *st);
 double pl_loopmon_current_lag_ms(const pl_loopmon *m);
 /* Prometheus histogram of lag in seconds: bucket upper bounds, cumulative
  * counts (n each), sum in seconds and count. */
-size_t pl_loopmon_prom(const pl_loopmon *m, const double **le, uint64_t *cumulative,
-                       size_t n, double *sum_s, uint64_t *count);
+size_t pl_loopmon_prom(const pl_loopmon *m, const double **le, uint64_t *cumulative, size_t n,
+                       double *sum_s, uint64_t *count);
 
 #ifdef __cplusplus
 }

@@ -26,16 +26,15 @@
 extern "C" {
 #endif
 
-
 typedef enum { PL_CPU_WALL = 0, PL_CPU_CPU = 1 } pl_cpu_mode;
 
 #define PL_CPU_MAX_HZ 10000
 
 typedef struct pl_cpu_options {
   pl_cpu_mode mode;
-  unsigned hz;                          /* 1..PL_CPU_MAX_HZ; 0 means 1000 */
-  uint32_t wall_tid;                    /* wall mode: thread to sample; 0 = caller */
-  volatile sig_atomic_t *idle_flag;     /* from pl_loop_idle_track, or NULL */
+  unsigned hz;                      /* 1..PL_CPU_MAX_HZ; 0 means 1000 */
+  uint32_t wall_tid;                /* wall mode: thread to sample; 0 = caller */
+  volatile sig_atomic_t *idle_flag; /* from pl_loop_idle_track, or NULL */
 } pl_cpu_options;
 
 /* Start profiling. Returns 0, -EBUSY (a profile is running, or another

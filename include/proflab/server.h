@@ -45,16 +45,16 @@ enum {
 typedef void (*pl_handler_fn)(pl_request *req, void *arg);
 
 typedef struct pl_server_config {
-  const char *host;            /* literal IPv4/IPv6 or a name; "127.0.0.1" */
-  uint16_t port;               /* 0 picks a free port (see pl_server_port) */
-  const char *task;            /* value of the x-lab-task header */
-  unsigned max_connections;    /* default 1024 */
-  unsigned idle_timeout_ms;    /* keep-alive idle and inactivity; default 65000 */
-  unsigned header_timeout_ms;  /* request line to end of headers; default 10000 */
-  unsigned drain_timeout_ms;   /* shutdown waits at most this; default 10000 */
-  size_t max_header_bytes;     /* larger request heads get 431; default 16384 */
-  size_t max_body_bytes;       /* larger bodies get 413; default 1 MiB */
-  int log_requests;            /* one log line per request; default on (-1) */
+  const char *host;           /* literal IPv4/IPv6 or a name; "127.0.0.1" */
+  uint16_t port;              /* 0 picks a free port (see pl_server_port) */
+  const char *task;           /* value of the x-lab-task header */
+  unsigned max_connections;   /* default 1024 */
+  unsigned idle_timeout_ms;   /* keep-alive idle and inactivity; default 65000 */
+  unsigned header_timeout_ms; /* request line to end of headers; default 10000 */
+  unsigned drain_timeout_ms;  /* shutdown waits at most this; default 10000 */
+  size_t max_header_bytes;    /* larger request heads get 431; default 16384 */
+  size_t max_body_bytes;      /* larger bodies get 413; default 1 MiB */
+  int log_requests;           /* one log line per request; default on (-1) */
 } pl_server_config;
 
 /* Fill cfg with the defaults above. */
@@ -66,8 +66,8 @@ int pl_server_new(pl_server **out, uv_loop_t *loop, const pl_server_config *cfg)
 /* Add a route: exact path, or every path under it when prefix is set
  * (then "/api/lab/artifacts/" matches "/api/lab/artifacts/x"). Requests with
  * a method outside `methods` get 405 with an Allow header. */
-int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix,
-                    pl_handler_fn fn, void *arg);
+int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix, pl_handler_fn fn,
+                    void *arg);
 /* Bind and start serving. Returns 0 or a negative errno (-EADDRINUSE…).
  * Sets SIGPIPE to SIG_IGN when it is at its default (a client that goes
  * away must not kill the process; files are sent with sendfile()). */
@@ -84,13 +84,13 @@ void pl_server_free(pl_server *s);
 
 /* Counters, for metrics. */
 typedef struct pl_route_stat {
-  const char *route;   /* route path, or "unmatched" */
+  const char *route; /* route path, or "unmatched" */
   unsigned status;
   uint64_t count;
 } pl_route_stat;
 /* Visit every (route, status) counter. */
-void pl_server_foreach_stat(const pl_server *s,
-                            void (*fn)(const pl_route_stat *st, void *arg), void *arg);
+void pl_server_foreach_stat(const pl_server *s, void (*fn)(const pl_route_stat *st, void *arg),
+                            void *arg);
 unsigned pl_server_connections(const pl_server *s);
 uint64_t pl_server_requests(const pl_server *s);
 
@@ -110,7 +110,6 @@ pl_server *pl_request_server(const pl_request *r);
 /* Extra fields for the request's log line (e.g. lab action details). */
 pl_json *pl_request_log_fields(pl_request *r);
 
-
 /* ---- query parameters ------------------------------------------------- */
 typedef enum { PL_PARAM_UINT, PL_PARAM_ENUM } pl_param_kind;
 
@@ -118,10 +117,10 @@ typedef struct pl_param_spec {
   const char *name;
   pl_param_kind kind;
   int required;
-  uint64_t min, max;           /* PL_PARAM_UINT: allowed range */
-  uint64_t def;                /* value when absent and not required */
-  const char *bound;           /* what sets max, for messages ("LAB_MAX_JAM_MS") */
-  const char *const *choices;  /* PL_PARAM_ENUM: NULL-terminated; value = index */
+  uint64_t min, max;          /* PL_PARAM_UINT: allowed range */
+  uint64_t def;               /* value when absent and not required */
+  const char *bound;          /* what sets max, for messages ("LAB_MAX_JAM_MS") */
+  const char *const *choices; /* PL_PARAM_ENUM: NULL-terminated; value = index */
 } pl_param_spec;
 
 /* Read the query against specs into values (one per spec). Unknown, repeated,
@@ -134,17 +133,17 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
 /* Add a header to the coming response. */
 void pl_request_add_header(pl_request *r, const char *name, const char *value);
 /* Answer with a copy of body. */
-int pl_respond(pl_request *r, unsigned status, const char *content_type,
-               const void *body, size_t len);
+int pl_respond(pl_request *r, unsigned status, const char *content_type, const void *body,
+               size_t len);
 /* Answer with a JSON body built in buf; takes the buffer's memory. A failed
  * buffer (out of memory) becomes a 500. */
 int pl_respond_json(pl_request *r, unsigned status, pl_buf *body);
 /* {"error":{"code":code,"message":…}} */
-int pl_respond_error(pl_request *r, unsigned status, const char *code,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int pl_respond_error(pl_request *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Answer with an open file (fd is taken over): MHD sends it with sendfile. */
-int pl_respond_fd(pl_request *r, unsigned status, const char *content_type,
-                  int fd, uint64_t offset, uint64_t len);
+int pl_respond_fd(pl_request *r, unsigned status, const char *content_type, int fd, uint64_t offset,
+                  uint64_t len);
 
 #ifdef __cplusplus
 }

@@ -135,7 +135,8 @@ static void read_token_file(app *a, const char *path) {
   close(fd);
   if (n < 0) die("--token-file %s: %s", path, strerror(e));
   a->token_buf[n] = '\0';
-  while (n > 0 && (a->token_buf[n - 1] == '\n' || a->token_buf[n - 1] == '\r')) a->token_buf[--n] = '\0';
+  while (n > 0 && (a->token_buf[n - 1] == '\n' || a->token_buf[n - 1] == '\r'))
+    a->token_buf[--n] = '\0';
 }
 
 static void on_closed_signal(uv_handle_t *h) { (void)h; }
@@ -182,8 +183,10 @@ int main(int argc, char **argv) {
   char host[256] = "127.0.0.1";
   unsigned port = 8080;
   const char *env;
-  if ((env = getenv("PROFLAB_LISTEN")) && *env) parse_listen(env, host, sizeof(host), &port);
-  else if ((env = getenv("PORT")) && *env) port = parse_uint_opt("PORT", env, 65535);
+  if ((env = getenv("PROFLAB_LISTEN")) && *env)
+    parse_listen(env, host, sizeof(host), &port);
+  else if ((env = getenv("PORT")) && *env)
+    port = parse_uint_opt("PORT", env, 65535);
   if ((env = getenv("PROFLAB_MAX_CONNECTIONS")) && *env)
     scfg.max_connections = parse_uint_opt("PROFLAB_MAX_CONNECTIONS", env, 65536);
   if ((env = getenv("PROFLAB_HEADER_TIMEOUT_MS")) && *env)
@@ -197,15 +200,36 @@ int main(int argc, char **argv) {
   const char *cpu_profile_path = getenv("PROFLAB_CPU_PROFILE");
   int heap_tracking = -1; /* -1: with the lab */
   if ((env = getenv("PROFLAB_HEAP_TRACKING")) && *env) {
-    if (strcmp(env, "true") == 0) heap_tracking = 1;
-    else if (strcmp(env, "false") == 0) heap_tracking = 0;
-    else die("PROFLAB_HEAP_TRACKING: '%s' must be true or false", env);
+    if (strcmp(env, "true") == 0)
+      heap_tracking = 1;
+    else if (strcmp(env, "false") == 0)
+      heap_tracking = 0;
+    else
+      die("PROFLAB_HEAP_TRACKING: '%s' must be true or false", env);
   }
   uint64_t heap_sample_bytes = 0; /* 0: LAB_HEAP_SAMPLE_BYTES, else the default */
 
-  enum { O_LISTEN = 256, O_PORT, O_LAB, O_TOKEN_FILE, O_ALLOW_PROD, O_DIR, O_TASK, O_LEAK,
-         O_PROF, O_JAM, O_MAXCONN, O_HDR, O_IDLE, O_DRAIN, O_NOLOG, O_CPUPROF,
-         O_HEAP, O_NOHEAP, O_HEAPT };
+  enum {
+    O_LISTEN = 256,
+    O_PORT,
+    O_LAB,
+    O_TOKEN_FILE,
+    O_ALLOW_PROD,
+    O_DIR,
+    O_TASK,
+    O_LEAK,
+    O_PROF,
+    O_JAM,
+    O_MAXCONN,
+    O_HDR,
+    O_IDLE,
+    O_DRAIN,
+    O_NOLOG,
+    O_CPUPROF,
+    O_HEAP,
+    O_NOHEAP,
+    O_HEAPT
+  };
   static const struct option opts[] = {
       {"listen", required_argument, 0, O_LISTEN},
       {"port", required_argument, 0, O_PORT},
@@ -233,32 +257,75 @@ int main(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
     switch (c) {
-      case O_LISTEN: parse_listen(optarg, host, sizeof(host), &port); break;
-      case O_PORT: port = parse_uint_opt("--port", optarg, 65535); break;
-      case O_LAB: lcfg.enable = 1; break;
-      case O_TOKEN_FILE: read_token_file(&a, optarg); lcfg.token = a.token_buf; break;
-      case O_ALLOW_PROD: lcfg.allow_prod = 1; break;
-      case O_DIR: lcfg.artifact_dir = optarg; break;
-      case O_TASK: task_opt = optarg; break;
-      case O_LEAK: lcfg.max_leak_mb = parse_uint_opt("--max-leak-mb", optarg, 1u << 20); break;
-      case O_PROF: lcfg.max_profile_seconds = parse_uint_opt("--max-profile-seconds", optarg, 86400); break;
-      case O_JAM: lcfg.max_jam_ms = parse_uint_opt("--max-jam-ms", optarg, 3600000); break;
-      case O_MAXCONN: scfg.max_connections = parse_uint_opt("--max-connections", optarg, 65536); break;
-      case O_HDR: scfg.header_timeout_ms = parse_uint_opt("--header-timeout-ms", optarg, 3600000); break;
-      case O_IDLE: scfg.idle_timeout_ms = parse_uint_opt("--idle-timeout-ms", optarg, 3600000); break;
-      case O_DRAIN: scfg.drain_timeout_ms = parse_uint_opt("--drain-timeout-ms", optarg, 3600000); break;
-      case O_NOLOG: scfg.log_requests = 0; break;
-      case O_CPUPROF: cpu_profile_path = optarg; break;
-      case O_HEAP: heap_tracking = 1; break;
-      case O_NOHEAP: heap_tracking = 0; break;
+      case O_LISTEN:
+        parse_listen(optarg, host, sizeof(host), &port);
+        break;
+      case O_PORT:
+        port = parse_uint_opt("--port", optarg, 65535);
+        break;
+      case O_LAB:
+        lcfg.enable = 1;
+        break;
+      case O_TOKEN_FILE:
+        read_token_file(&a, optarg);
+        lcfg.token = a.token_buf;
+        break;
+      case O_ALLOW_PROD:
+        lcfg.allow_prod = 1;
+        break;
+      case O_DIR:
+        lcfg.artifact_dir = optarg;
+        break;
+      case O_TASK:
+        task_opt = optarg;
+        break;
+      case O_LEAK:
+        lcfg.max_leak_mb = parse_uint_opt("--max-leak-mb", optarg, 1u << 20);
+        break;
+      case O_PROF:
+        lcfg.max_profile_seconds = parse_uint_opt("--max-profile-seconds", optarg, 86400);
+        break;
+      case O_JAM:
+        lcfg.max_jam_ms = parse_uint_opt("--max-jam-ms", optarg, 3600000);
+        break;
+      case O_MAXCONN:
+        scfg.max_connections = parse_uint_opt("--max-connections", optarg, 65536);
+        break;
+      case O_HDR:
+        scfg.header_timeout_ms = parse_uint_opt("--header-timeout-ms", optarg, 3600000);
+        break;
+      case O_IDLE:
+        scfg.idle_timeout_ms = parse_uint_opt("--idle-timeout-ms", optarg, 3600000);
+        break;
+      case O_DRAIN:
+        scfg.drain_timeout_ms = parse_uint_opt("--drain-timeout-ms", optarg, 3600000);
+        break;
+      case O_NOLOG:
+        scfg.log_requests = 0;
+        break;
+      case O_CPUPROF:
+        cpu_profile_path = optarg;
+        break;
+      case O_HEAP:
+        heap_tracking = 1;
+        break;
+      case O_NOHEAP:
+        heap_tracking = 0;
+        break;
       case O_HEAPT:
         if (pl__parse_u64(optarg, &heap_sample_bytes) != 0 || heap_sample_bytes == 0 ||
             heap_sample_bytes > (1ull << 40))
           die("--heap-sample-bytes: '%s' must be a whole number from 1 to 2^40", optarg);
         break;
-      case 'h': usage(stdout); return 0;
-      case 'V': printf("proflabd %s\n", PROFLAB_VERSION); return 0;
-      default: usage(stderr); return 2;
+      case 'h':
+        usage(stdout);
+        return 0;
+      case 'V':
+        printf("proflabd %s\n", PROFLAB_VERSION);
+        return 0;
+      default:
+        usage(stderr);
+        return 2;
     }
   }
   if (optind < argc) {
@@ -269,8 +336,10 @@ int main(int argc, char **argv) {
     die("lab bounds must be at least 1");
 
   char task[80];
-  if (task_opt) pl_task_id_from(task_opt, NULL, NULL, task, sizeof(task));
-  else pl_task_id_detect(task, sizeof(task));
+  if (task_opt)
+    pl_task_id_from(task_opt, NULL, NULL, task, sizeof(task));
+  else
+    pl_task_id_detect(task, sizeof(task));
   lcfg.task = task;
   pl_log_set_task(task);
 

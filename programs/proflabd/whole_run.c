@@ -11,12 +11,14 @@
 #include "common/util.h"
 #include "proflab/log.h"
 
-int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, char *err, size_t errlen) {
+int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, char *err,
+                        size_t errlen) {
   memset(w, 0, sizeof(*w));
   w->path = path;
   pl_cpu_options o = {.mode = PL_CPU_WALL, .hz = 1000};
   const char *mode = getenv("PROFLAB_CPU_PROFILE_MODE");
-  if (mode && strcmp(mode, "cpu") == 0) o.mode = PL_CPU_CPU;
+  if (mode && strcmp(mode, "cpu") == 0)
+    o.mode = PL_CPU_CPU;
   else if (mode && *mode && strcmp(mode, "wall") != 0) {
     snprintf(err, errlen, "PROFLAB_CPU_PROFILE_MODE=%.32s: must be wall or cpu", mode);
     return -EINVAL;
@@ -41,7 +43,7 @@ int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, cha
   close(fd);
   unlink(partial);
   int rc = pl__capture_new(&w->capture, PL__CAPTURE_CPU, pl_cpu_format_of_path(path),
-                          "the whole-run profile (PROFLAB_CPU_PROFILE)", NULL);
+                           "the whole-run profile (PROFLAB_CPU_PROFILE)", NULL);
   if (!rc) rc = pl_loop_idle_track(loop, &w->idle);
   if (!rc) {
     o.idle_flag = pl_loop_idle_flag(w->idle);

@@ -19,7 +19,8 @@ typedef struct svc_whole_run {
 /* Start profiling the loop thread. Mode and rate from
  * PROFLAB_CPU_PROFILE_MODE (wall|cpu) and PROFLAB_CPU_PROFILE_HZ. 0, or
  * -errno with a message in err. */
-int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, char *err, size_t errlen);
+int svc_whole_run_start(svc_whole_run *w, uv_loop_t *loop, const char *path, char *err,
+                        size_t errlen);
 /* Stop, symbolize and write the file (via "<path>.partial" and rename);
  * logs the outcome. */
 void svc_whole_run_finish(svc_whole_run *w);

@@ -36,7 +36,10 @@ int pl__artifact_name_valid(const char *name) {
   size_t k;
   for (k = 0; k < PL__ARRAY_SIZE(kinds); k++) {
     size_t kl = strlen(kinds[k]);
-    if (strncmp(p, kinds[k], kl) == 0 && p[kl] == '-') { p += kl + 1; break; }
+    if (strncmp(p, kinds[k], kl) == 0 && p[kl] == '-') {
+      p += kl + 1;
+      break;
+    }
   }
   if (k == PL__ARRAY_SIZE(kinds)) return 0;
   /* YYYYMMDDTHHMMSS.mmmZ- */
@@ -84,7 +87,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *task,
-                           unsigned max_count, uint64_t max_bytes) {
+                            unsigned max_count, uint64_t max_bytes) {
   memset(s, 0, sizeof(*s));
   if (!dir || !*dir || strlen(dir) >= sizeof(s->dir)) return -ENAMETOOLONG;
   snprintf(s->dir, sizeof(s->dir), "%s", dir);
@@ -127,7 +130,8 @@ static int hashing_backend(void *ctx, const void *p, size_t n) {
 
 static int by_created_desc(const void *a, const void *b) {
   const pl__artifact *x = a, *y = b;
-  if (x->created_wall_ns != y->created_wall_ns) return x->created_wall_ns < y->created_wall_ns ? 1 : -1;
+  if (x->created_wall_ns != y->created_wall_ns)
+    return x->created_wall_ns < y->created_wall_ns ? 1 : -1;
   return strcmp(y->name, x->name);
 }
 
@@ -180,7 +184,7 @@ static void prune_locked(pl__artifact_store *s, const char *keep) {
 }
 
 int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
-                      pl__artifact_fill_fn fill, void *arg, pl__artifact *out) {
+                       pl__artifact_fill_fn fill, void *arg, pl__artifact *out) {
   char stamp[32];
   pl__format_compact_utc(wall_ns, stamp, sizeof(stamp)); /* YYYYMMDDTHHMMSSZ */
   char when[40];
@@ -191,8 +195,10 @@ int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext,
   pthread_mutex_lock(&s->lock);
   /* pick a free name: a suffix when two artifacts share a millisecond */
   for (unsigned i = 1; i < 100; i++) {
-    if (i == 1) snprintf(out->name, sizeof(out->name), "%s-%s-%s.%s", kind, when, s->task, ext);
-    else snprintf(out->name, sizeof(out->name), "%s-%s-%s-%u.%s", kind, when, s->task, i, ext);
+    if (i == 1)
+      snprintf(out->name, sizeof(out->name), "%s-%s-%s.%s", kind, when, s->task, ext);
+    else
+      snprintf(out->name, sizeof(out->name), "%s-%s-%s-%u.%s", kind, when, s->task, i, ext);
     snprintf(out->path, sizeof(out->path), "%s/%s", s->dir, out->name);
     snprintf(partial, sizeof(partial), "%s.partial", out->path);
     if (access(out->path, F_OK) == 0) continue;
@@ -201,7 +207,10 @@ int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext,
   }
   pthread_mutex_unlock(&s->lock);
   if (fd < 0) return errno ? -errno : -EEXIST;
-  if (!pl__artifact_name_valid(out->name)) { rc = -EINVAL; goto fail; }
+  if (!pl__artifact_name_valid(out->name)) {
+    rc = -EINVAL;
+    goto fail;
+  }
 
   hashing_fd h = {.fd = fd, .md = EVP_MD_CTX_new()};
   if (!h.md || EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) != 1) {
@@ -224,8 +233,15 @@ int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext,
   EVP_MD_CTX_free(h.md);
   if (rc) goto fail;
   pl__hex(digest, 32, out->sha256);
-  if (fsync(fd) != 0) { rc = -errno; goto fail; }
-  if (close(fd) != 0) { fd = -1; rc = -errno; goto fail; }
+  if (fsync(fd) != 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if (close(fd) != 0) {
+    fd = -1;
+    rc = -errno;
+    goto fail;
+  }
   fd = -1;
   pthread_mutex_lock(&s->lock);
   if (rename(partial, out->path) != 0) {

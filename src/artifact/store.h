@@ -44,14 +44,14 @@ typedef int (*pl__artifact_fill_fn)(pl__sink *out, void *arg);
 /* Set up a store on dir (created if missing, mode 0700). Removes stale
  * "*.partial" files a killed process left. 0 or -errno. */
 int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *task,
-                           unsigned max_count, uint64_t max_bytes);
+                            unsigned max_count, uint64_t max_bytes);
 void pl__artifact_store_close(pl__artifact_store *s);
 
 /* Write a new artifact "<kind>-<time>-<task>.<ext>" for time wall_ns.
  * On success fills *out. On failure nothing is left under any name;
  * -ENOSPC/-EDQUOT mean the disk is full. */
 int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
-                      pl__artifact_fill_fn fill, void *arg, pl__artifact *out);
+                       pl__artifact_fill_fn fill, void *arg, pl__artifact *out);
 
 /* Is name an artifact name (no path, no tricks)? */
 int pl__artifact_name_valid(const char *name);

@@ -42,11 +42,11 @@ static pl__capture *slots[2];
 static uint64_t written[2], failed[2];
 
 int pl__capture_new(pl__capture **out, pl__capture_kind kind, int format, const char *who,
-                   pl__capture_holder *busy) {
+                    pl__capture_holder *busy) {
   *out = NULL;
   if (kind != PL__CAPTURE_CPU && kind != PL__CAPTURE_HEAP) return -EINVAL;
   if (kind == PL__CAPTURE_CPU ? !pl_cpu_format_ext((pl_cpu_format)format)
-                             : !pl_heap_format_ext((pl_heap_format)format))
+                              : !pl_heap_format_ext((pl_heap_format)format))
     return -EINVAL;
   if (kind == PL__CAPTURE_HEAP) {
     pl__heap_figures f;
@@ -81,8 +81,10 @@ void pl__capture_free(pl__capture *c) {
   }
   pthread_mutex_lock(&slots_lock);
   if (slots[c->kind] == c) slots[c->kind] = NULL;
-  if (c->outcome == OUTCOME_WRITTEN) written[c->kind]++;
-  else if (c->outcome == OUTCOME_FAILED) failed[c->kind]++;
+  if (c->outcome == OUTCOME_WRITTEN)
+    written[c->kind]++;
+  else if (c->outcome == OUTCOME_FAILED)
+    failed[c->kind]++;
   pthread_mutex_unlock(&slots_lock);
   pl_cpu_profile_free(c->cpu);
   if (c->heap) {
@@ -175,7 +177,7 @@ int pl__capture_write(pl__sink *out, void *arg) {
   if (!c->prepared) return fail(c, "write", -EINVAL);
   uint64_t t0 = pl__now_ns();
   int rc = c->kind == PL__CAPTURE_CPU ? pl__cpu_write(c->cpu, (pl_cpu_format)c->format, out)
-                                     : pl__heap_write(c->heap, (pl_heap_format)c->format, out);
+                                      : pl__heap_write(c->heap, (pl_heap_format)c->format, out);
   c->times.write_ms = (double)(pl__now_ns() - t0) / 1e6;
   if (rc) return fail(c, "write", rc);
   c->outcome = OUTCOME_WRITTEN;
@@ -195,9 +197,9 @@ static void work_artifact(uv_work_t *w) {
   if (c->job_rc) return;
   uint64_t wall_ns = c->kind == PL__CAPTURE_CPU ? c->cpu->start_wall_ns : c->heap->wall_ns;
   const char *ext = c->kind == PL__CAPTURE_CPU ? pl_cpu_format_ext((pl_cpu_format)c->format)
-                                              : pl_heap_format_ext((pl_heap_format)c->format);
+                                               : pl_heap_format_ext((pl_heap_format)c->format);
   c->job_rc = pl__artifact_write(c->store, c->kind == PL__CAPTURE_CPU ? "cpu" : "heapdump", ext,
-                                wall_ns, pl__capture_write, c, &c->art);
+                                 wall_ns, pl__capture_write, c, &c->art);
   /* a failure to open, sync or rename the file is the write step too */
   if (c->job_rc) fail(c, "write", c->job_rc);
 }
@@ -209,7 +211,7 @@ static void after_artifact(uv_work_t *w, int status) {
 }
 
 int pl__capture_queue_artifact(pl__capture *c, uv_loop_t *loop, pl__artifact_store *store,
-                              pl__capture_done_fn done, void *arg) {
+                               pl__capture_done_fn done, void *arg) {
   c->store = store;
   c->done = done;
   c->done_arg = arg;
@@ -222,7 +224,7 @@ pl__capture_kind pl__capture_kind_of(const pl__capture *c) { return c->kind; }
 int pl__capture_format(const pl__capture *c) { return c->format; }
 const char *pl__capture_format_name(const pl__capture *c) {
   return c->kind == PL__CAPTURE_CPU ? pl_cpu_format_names[c->format]
-                                   : pl_heap_format_names[c->format];
+                                    : pl_heap_format_names[c->format];
 }
 const pl_cpu_profile *pl__capture_cpu_profile(const pl__capture *c) { return c->cpu; }
 const pl_heap_snapshot *pl__capture_heap_snapshot(const pl__capture *c) { return c->heap; }

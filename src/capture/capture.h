@@ -48,7 +48,7 @@ typedef struct pl__capture pl__capture;
  * heap capture without the tracker linked, -ENOENT with it not running;
  * -ENOMEM. */
 int pl__capture_new(pl__capture **out, pl__capture_kind kind, int format, const char *who,
-                   pl__capture_holder *busy);
+                    pl__capture_holder *busy);
 /* Release the slot and free what the capture holds. Counts the capture as
  * written or failed if it got that far. NULL is fine. */
 void pl__capture_free(pl__capture *c);
@@ -86,13 +86,13 @@ int pl__capture_run(pl__capture *c, pl__sink *out);
  * later). 0, or a negative errno when the work could not be queued. */
 typedef void (*pl__capture_done_fn)(pl__capture *c, int rc, const pl__artifact *art, void *arg);
 int pl__capture_queue_artifact(pl__capture *c, uv_loop_t *loop, pl__artifact_store *store,
-                              pl__capture_done_fn done, void *arg);
+                               pl__capture_done_fn done, void *arg);
 
 /* What the capture holds and how it went. */
 pl__capture_kind pl__capture_kind_of(const pl__capture *c);
 int pl__capture_format(const pl__capture *c);
 const char *pl__capture_format_name(const pl__capture *c);
-const pl_cpu_profile *pl__capture_cpu_profile(const pl__capture *c);   /* after stop */
+const pl_cpu_profile *pl__capture_cpu_profile(const pl__capture *c);     /* after stop */
 const pl_heap_snapshot *pl__capture_heap_snapshot(const pl__capture *c); /* after prepare */
 const pl__capture_holder *pl__capture_holder_info(const pl__capture *c);
 /* The step that failed ("start", "stop", "copy", "symbolize", "write",

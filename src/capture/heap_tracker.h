@@ -12,7 +12,7 @@
 /* The tracker's figures (estimates, see proflab/heap.h) and state. */
 typedef struct pl__heap_figures {
   int linked, running, sanitizer_hooks;
-  uint64_t sample_bytes;               /* mean sampling interval T */
+  uint64_t sample_bytes; /* mean sampling interval T */
   double live_bytes, live_allocations;
   double allocated_bytes, allocations; /* since the tracker started */
   uint64_t samples, live_samples, dropped_samples, unknown_stacks, stacks;

@@ -27,7 +27,10 @@ int pl_buf_reserve(pl_buf *b, size_t n) {
   if (need <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need) {
-    if (cap > SIZE_MAX / 2) { cap = need; break; }
+    if (cap > SIZE_MAX / 2) {
+      cap = need;
+      break;
+    }
     cap *= 2;
   }
   char *p = realloc(b->data, cap);
@@ -57,12 +60,18 @@ void pl_buf_vprintf(pl_buf *b, const char *fmt, va_list ap) {
   if (pl_buf_reserve(b, 64) != 0) goto out;
   size_t room = b->cap - b->len;
   int n = vsnprintf(b->data + b->len, room, fmt, ap);
-  if (n < 0) { b->failed = 1; goto out; }
+  if (n < 0) {
+    b->failed = 1;
+    goto out;
+  }
   if ((size_t)n >= room) {
     if (pl_buf_reserve(b, (size_t)n) != 0) goto out;
     room = b->cap - b->len;
     n = vsnprintf(b->data + b->len, room, fmt, ap2);
-    if (n < 0 || (size_t)n >= room) { b->failed = 1; goto out; }
+    if (n < 0 || (size_t)n >= room) {
+      b->failed = 1;
+      goto out;
+    }
   }
   b->len += (size_t)n;
 out:
@@ -91,7 +100,10 @@ void pl_json_init(pl_json *j, pl_buf *out) {
 }
 
 static void json_pre_value(pl_json *j) {
-  if (j->after_key) { j->after_key = 0; return; }
+  if (j->after_key) {
+    j->after_key = 0;
+    return;
+  }
   if (j->depth > 0 && j->depth <= PL_JSON_MAX_DEPTH) {
     if (j->need_comma[j->depth - 1]) pl_buf_putc(j->out, ',');
     j->need_comma[j->depth - 1] = 1;
@@ -101,8 +113,10 @@ static void json_pre_value(pl_json *j) {
 static void json_open(pl_json *j, char c) {
   json_pre_value(j);
   pl_buf_putc(j->out, c);
-  if (j->depth < PL_JSON_MAX_DEPTH) j->need_comma[j->depth] = 0;
-  else j->out->failed = 1; /* nesting beyond the bound is a caller bug */
+  if (j->depth < PL_JSON_MAX_DEPTH)
+    j->need_comma[j->depth] = 0;
+  else
+    j->out->failed = 1; /* nesting beyond the bound is a caller bug */
   j->depth++;
 }
 
@@ -122,18 +136,24 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   size_t len;
   uint32_t cp;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    cp = c & 0x07;
+  } else
+    return 0;
   if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
     cp = (cp << 6) | (s[i] & 0x3F);
   }
   if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
     return 0;
   return len;
 }
@@ -154,17 +174,25 @@ void pl_json_escape(pl_buf *b, const char *str, size_t n) {
     const char *esc = NULL;
     char tmp[8];
     size_t l = 1;
-    if (c == '"') esc = "\\\"";
-    else if (c == '\\') esc = "\\\\";
-    else if (c == '\n') esc = "\\n";
-    else if (c == '\r') esc = "\\r";
-    else if (c == '\t') esc = "\\t";
+    if (c == '"')
+      esc = "\\\"";
+    else if (c == '\\')
+      esc = "\\\\";
+    else if (c == '\n')
+      esc = "\\n";
+    else if (c == '\r')
+      esc = "\\r";
+    else if (c == '\t')
+      esc = "\\t";
     else if (c < 0x20 || c == 0x7F) {
       snprintf(tmp, sizeof(tmp), "\\u%04x", c);
       esc = tmp;
     } else if (c >= 0x80) {
       l = utf8_seq_len(s + i, n - i);
-      if (l == 0) { esc = "\\ufffd"; l = 1; }
+      if (l == 0) {
+        esc = "\\ufffd";
+        l = 1;
+      }
     }
     if (esc) {
       pl_buf_append(b, s + i - run, run);
@@ -195,7 +223,10 @@ void pl_json_strn(pl_json *j, const char *s, size_t n) {
 }
 
 void pl_json_str(pl_json *j, const char *s) {
-  if (!s) { pl_json_null(j); return; }
+  if (!s) {
+    pl_json_null(j);
+    return;
+  }
   pl_json_strn(j, s, strlen(s));
 }
 
@@ -204,11 +235,26 @@ static const char digit_pairs[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-static const uint64_t powers_of_10[20] = {
-    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-    100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
+static const uint64_t powers_of_10[20] = {1ull,
+                                          10ull,
+                                          100ull,
+                                          1000ull,
+                                          10000ull,
+                                          100000ull,
+                                          1000000ull,
+                                          10000000ull,
+                                          100000000ull,
+                                          1000000000ull,
+                                          10000000000ull,
+                                          100000000000ull,
+                                          1000000000000ull,
+                                          10000000000000ull,
+                                          100000000000000ull,
+                                          1000000000000000ull,
+                                          10000000000000000ull,
+                                          100000000000000000ull,
+                                          1000000000000000000ull,
+                                          10000000000000000000ull};
 
 char *pl_put_u64(char *p, uint64_t v) {
   if (v < 10) {
@@ -260,7 +306,10 @@ void pl_json_uint(pl_json *j, uint64_t v) {
 
 void pl_json_double(pl_json *j, double v, int decimals) {
   json_pre_value(j);
-  if (!isfinite(v)) { pl_buf_puts(j->out, "null"); return; }
+  if (!isfinite(v)) {
+    pl_buf_puts(j->out, "null");
+    return;
+  }
   if (decimals < 0) decimals = 0;
   if (decimals > 17) decimals = 17;
   char tmp[64];
@@ -294,12 +343,18 @@ void pl_json_double(pl_json *j, double v, int decimals) {
   n = snprintf(tmp, sizeof(tmp), "%.*f", decimals, v);
   if (n < 0 || (size_t)n >= sizeof(tmp)) { /* huge magnitude */
     n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) { pl_buf_puts(j->out, "null"); return; }
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+      pl_buf_puts(j->out, "null");
+      return;
+    }
   } else if (decimals > 0) { /* trim trailing zeros: 1.500 -> 1.5, 2.000 -> 2 */
     while (n > 0 && tmp[n - 1] == '0') n--;
     if (n > 0 && tmp[n - 1] == '.') n--;
   }
-  if (n == 2 && tmp[0] == '-' && tmp[1] == '0') { tmp[0] = '0'; n = 1; }
+  if (n == 2 && tmp[0] == '-' && tmp[1] == '0') {
+    tmp[0] = '0';
+    n = 1;
+  }
   pl_buf_append(j->out, tmp, (size_t)n);
 }
 
@@ -313,8 +368,23 @@ void pl_json_null(pl_json *j) {
   pl_buf_puts(j->out, "null");
 }
 
-void pl_json_kv_str(pl_json *j, const char *k, const char *v) { pl_json_key(j, k); pl_json_str(j, v); }
-void pl_json_kv_int(pl_json *j, const char *k, int64_t v) { pl_json_key(j, k); pl_json_int(j, v); }
-void pl_json_kv_uint(pl_json *j, const char *k, uint64_t v) { pl_json_key(j, k); pl_json_uint(j, v); }
-void pl_json_kv_double(pl_json *j, const char *k, double v, int d) { pl_json_key(j, k); pl_json_double(j, v, d); }
-void pl_json_kv_bool(pl_json *j, const char *k, int v) { pl_json_key(j, k); pl_json_bool(j, v); }
+void pl_json_kv_str(pl_json *j, const char *k, const char *v) {
+  pl_json_key(j, k);
+  pl_json_str(j, v);
+}
+void pl_json_kv_int(pl_json *j, const char *k, int64_t v) {
+  pl_json_key(j, k);
+  pl_json_int(j, v);
+}
+void pl_json_kv_uint(pl_json *j, const char *k, uint64_t v) {
+  pl_json_key(j, k);
+  pl_json_uint(j, v);
+}
+void pl_json_kv_double(pl_json *j, const char *k, double v, int d) {
+  pl_json_key(j, k);
+  pl_json_double(j, v, d);
+}
+void pl_json_kv_bool(pl_json *j, const char *k, int v) {
+  pl_json_key(j, k);
+  pl_json_bool(j, v);
+}

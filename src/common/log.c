@@ -84,8 +84,10 @@ pl_json *pl_log_begin(const char *level, const char *event) {
 void pl_log_end(void) {
   pl_json_obj_close(&log_json);
   pl_buf_putc(&log_buf, '\n');
-  if (pl_buf_failed(&log_buf)) pl_buf_reset(&log_buf); /* drop, never crash */
-  else if (log_buf.len >= LOG_FLUSH_AT) flush_locked();
+  if (pl_buf_failed(&log_buf))
+    pl_buf_reset(&log_buf); /* drop, never crash */
+  else if (log_buf.len >= LOG_FLUSH_AT)
+    flush_locked();
   pthread_mutex_unlock(&log_lock);
 }
 

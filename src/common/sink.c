@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fd_backend(void *ctx, const void *p, size_t n) { return pl__write_all(*(int *)ctx, p, n); }
+static int fd_backend(void *ctx, const void *p, size_t n) {
+  return pl__write_all(*(int *)ctx, p, n);
+}
 
 void pl__sink_init_fd(pl__sink *s, int *fd) {
   memset(s, 0, sizeof(*s));
@@ -28,8 +30,10 @@ static void flush(pl__sink *s) {
   if (!s->backend || s->error) return;
   if (s->buf.len) {
     int rc = s->backend(s->ctx, s->buf.data, s->buf.len);
-    if (rc) s->error = rc;
-    else s->total += s->buf.len;
+    if (rc)
+      s->error = rc;
+    else
+      s->total += s->buf.len;
   }
   pl_buf_reset(&s->buf);
 }
@@ -45,8 +49,10 @@ void pl__sink_maybe_flush(pl__sink *s) {
 }
 
 int pl__sink_finish(pl__sink *s) {
-  if (s->backend) flush(s);
-  else if (pl_buf_failed(&s->buf) && !s->error) s->error = -ENOMEM;
+  if (s->backend)
+    flush(s);
+  else if (pl_buf_failed(&s->buf) && !s->error)
+    s->error = -ENOMEM;
   return s->error;
 }
 

@@ -16,7 +16,7 @@
 typedef struct pl__sink {
   int (*backend)(void *ctx, const void *p, size_t n); /* 0 or -errno */
   void *ctx;
-  pl_buf buf;     /* pending bytes; writers may also append to it directly */
+  pl_buf buf; /* pending bytes; writers may also append to it directly */
   size_t flush_at;
   int error;      /* first error, negative errno */
   uint64_t total; /* bytes handed to the backend */

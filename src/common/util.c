@@ -19,8 +19,10 @@ int pl__parse_u64n(const char *s, size_t n, uint64_t *out) {
     unsigned char c = (unsigned char)s[i];
     if (c < '0' || c > '9') return -EINVAL;
     unsigned d = c - '0';
-    if (v > (UINT64_MAX - d) / 10) overflow = 1;
-    else v = v * 10 + d;
+    if (v > (UINT64_MAX - d) / 10)
+      overflow = 1;
+    else
+      v = v * 10 + d;
   }
   if (overflow) return -ERANGE;
   *out = v;
@@ -48,17 +50,23 @@ void pl__format_iso8601(uint64_t wall_ns, char *out, size_t n) {
   time_t secs = (time_t)(wall_ns / 1000000000u);
   unsigned ms = (unsigned)((wall_ns / 1000000u) % 1000u);
   struct tm tm;
-  if (!gmtime_r(&secs, &tm)) { snprintf(out, n, "1970-01-01T00:00:00.000Z"); return; }
-  snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  if (!gmtime_r(&secs, &tm)) {
+    snprintf(out, n, "1970-01-01T00:00:00.000Z");
+    return;
+  }
+  snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 void pl__format_compact_utc(uint64_t wall_ns, char *out, size_t n) {
   time_t secs = (time_t)(wall_ns / 1000000000u);
   struct tm tm;
-  if (!gmtime_r(&secs, &tm)) { snprintf(out, n, "19700101T000000Z"); return; }
-  snprintf(out, n, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (!gmtime_r(&secs, &tm)) {
+    snprintf(out, n, "19700101T000000Z");
+    return;
+  }
+  snprintf(out, n, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 uint64_t pl__rss_bytes(void) {
@@ -66,7 +74,8 @@ uint64_t pl__rss_bytes(void) {
   if (fd < 0) return 0;
   char buf[128];
   ssize_t n;
-  do n = read(fd, buf, sizeof(buf) - 1); while (n < 0 && errno == EINTR);
+  do n = read(fd, buf, sizeof(buf) - 1);
+  while (n < 0 && errno == EINTR);
   close(fd);
   if (n <= 0) return 0;
   buf[n] = '\0';

@@ -284,7 +284,7 @@ int pl__export_decompress(char enc, const void *in, size_t inlen, void *out, siz
 }
 
 int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t outsz,
-                         unsigned char *scratch, size_t scratchsz) {
+                          unsigned char *scratch, size_t scratchsz) {
   if (f->kind != PL__FRAME_DATA || f->length > outsz) return -EINVAL;
   long n;
   switch (f->enc) {
@@ -337,7 +337,7 @@ static int frame_char(unsigned char c) {
 }
 
 int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__export_frame_cb cb,
-                   void *ctx) {
+                    void *ctx) {
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)buf[i];
     if (c == '\r' || c == '\n') continue;

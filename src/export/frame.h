@@ -89,7 +89,7 @@ int pl__export_frame_parse(const char *body, size_t len, pl__export_frame *f);
  * payload), -EBADMSG (check mismatch) or -ENOTSUP (unknown encoding).
  * scratch must hold at least payload_len bytes. */
 int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t outsz,
-                         unsigned char *scratch, size_t scratchsz);
+                          unsigned char *scratch, size_t scratchsz);
 
 /* Streaming scanner: finds `{MARKER|...}` in arbitrary channel output. */
 typedef struct pl__export_scanner {
@@ -112,7 +112,7 @@ void pl__export_scanner_free(pl__export_scanner *s);
 /* Feeds bytes; calls cb per frame. Returns 0, the callback's non-zero value,
  * or -ENOMEM. */
 int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__export_frame_cb cb,
-                   void *ctx);
+                    void *ctx);
 
 /* Decompresses a zstd (`z`) or gzip (`g`) buffer into exactly want bytes.
  * Returns 0 or -EINVAL. */

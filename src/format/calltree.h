@@ -33,8 +33,8 @@ typedef struct pl__ct_node {
 } pl__ct_node;
 
 typedef struct pl__calltree {
-  pl__strtab strs;        /* function names and files */
-  pl__keytab func_keys;   /* (name, file, function_line) -> index in funcs */
+  pl__strtab strs;      /* function names and files */
+  pl__keytab func_keys; /* (name, file, function_line) -> index in funcs */
   pl__ct_func *funcs;
   size_t funcs_cap;
   pl__keytab script_keys; /* (file, 0, 0) -> scriptId - PL__SCRIPT_ID_BASE */
@@ -42,7 +42,7 @@ typedef struct pl__calltree {
   pl__ct_node *nodes;
   size_t nodes_cap;
   const pl_frame *frames;
-  uint32_t *frame_func;   /* by frame index: function, PL__CT_NONE until used */
+  uint32_t *frame_func; /* by frame index: function, PL__CT_NONE until used */
 } pl__calltree;
 
 /* Set up for frames[0..nframes): the pseudo functions and the root node.

@@ -34,18 +34,24 @@ pl_cpu_format pl_cpu_format_of_path(const char *path) {
 
 int pl__cpu_write(const pl_cpu_profile *p, pl_cpu_format f, pl__sink *out) {
   switch (f) {
-    case PL_CPU_FORMAT_CPUPROFILE: return pl__cpuprofile_write(p, out);
-    case PL_CPU_FORMAT_PPROF: return pl__pprof_cpu_write(p, out);
-    case PL_CPU_FORMAT_FOLDED: return pl__folded_write(p, out);
+    case PL_CPU_FORMAT_CPUPROFILE:
+      return pl__cpuprofile_write(p, out);
+    case PL_CPU_FORMAT_PPROF:
+      return pl__pprof_cpu_write(p, out);
+    case PL_CPU_FORMAT_FOLDED:
+      return pl__folded_write(p, out);
   }
   return -EINVAL;
 }
 
 int pl__heap_write(const pl_heap_snapshot *s, pl_heap_format f, pl__sink *out) {
   switch (f) {
-    case PL_HEAP_FORMAT_HEAPSNAPSHOT: return pl__heapsnapshot_write(s, out);
-    case PL_HEAP_FORMAT_HEAPPROFILE: return pl__heapprofile_write(s, out);
-    case PL_HEAP_FORMAT_PPROF: return pl__pprof_heap_write(s, out);
+    case PL_HEAP_FORMAT_HEAPSNAPSHOT:
+      return pl__heapsnapshot_write(s, out);
+    case PL_HEAP_FORMAT_HEAPPROFILE:
+      return pl__heapprofile_write(s, out);
+    case PL_HEAP_FORMAT_PPROF:
+      return pl__pprof_heap_write(s, out);
   }
   return -EINVAL;
 }

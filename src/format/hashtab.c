@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static uint64_t hash_str(const char *s) {
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -58,5 +58,4 @@ static inline uint64_t pl__heap_round(double x) {
   return (uint64_t)(x + 0.5);
 }
 
-
 #endif

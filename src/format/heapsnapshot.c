@@ -36,7 +36,8 @@ static const char META[] =
 enum { NODE_FIELDS = 7 };
 enum { TYPE_NATIVE = 8, TYPE_SYNTHETIC = 9 }; /* node_types[0] */
 enum { EDGE_ELEMENT = 1, EDGE_SHORTCUT = 5 }; /* edge_types[0] */
-_Static_assert(TYPE_NATIVE == 8 && EDGE_ELEMENT == 1, "put_alloc_node and put_element_edge write these");
+_Static_assert(TYPE_NATIVE == 8 && EDGE_ELEMENT == 1,
+               "put_alloc_node and put_element_edge write these");
 
 typedef struct hs_ctx {
   pl__heap_view v;
@@ -193,7 +194,8 @@ static void write_json(hs_ctx *c, pl__sink *out) {
     const pl_heap_sample *x = &s->samples[i];
     uint64_t size = pl__heap_round(x->weight_bytes);
     put_alloc_node(out, c->groups.keys[c->sample_group[i]].a,
-                   (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET), size > UINT32_MAX ? UINT32_MAX : size);
+                   (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET),
+                   size > UINT32_MAX ? UINT32_MAX : size);
     pl__sink_maybe_flush(out);
   }
 

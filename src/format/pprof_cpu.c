@@ -222,4 +222,6 @@ out:
 
 int pl__pprof_cpu_write(const pl_cpu_profile *p, pl__sink *out) { return pprof_write(p, out, 1); }
 
-int pl__pprof_cpu_write_raw(const pl_cpu_profile *p, pl__sink *out) { return pprof_write(p, out, 0); }
+int pl__pprof_cpu_write_raw(const pl_cpu_profile *p, pl__sink *out) {
+  return pprof_write(p, out, 0);
+}

@@ -24,13 +24,16 @@ static void *big_alloc(size_t n, size_t used) {
   void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
   if (used > n) used = n;
-  (void)madvise(p, (used + 4095) & ~(size_t)4095, MADV_POPULATE_WRITE); /* a hint: faults do it too */
+  (void)madvise(p, (used + 4095) & ~(size_t)4095,
+                MADV_POPULATE_WRITE); /* a hint: faults do it too */
   return p;
 }
 
 static void big_free(void *p, size_t n) {
-  if (n < BIG_MIN) free(p);
-  else munmap(p, n);
+  if (n < BIG_MIN)
+    free(p);
+  else
+    munmap(p, n);
 }
 
 static int by_id(const void *a, const void *b) {
@@ -185,4 +188,3 @@ out:
 void pl_heap_untracked_begin(void) { pl__heap_busy_enter(&pl__heap_tls_state); }
 
 void pl_heap_untracked_end(void) { pl__heap_busy_exit(&pl__heap_tls_state); }
-

@@ -83,8 +83,9 @@ PL__HEAP_TEXT static _Unwind_Reason_Code capture_step(struct _Unwind_Context *ct
   return _URC_NO_REASON;
 }
 
-PL__HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *pcs, uintptr_t *sps,
-                                                                     int *truncated) {
+PL__HEAP_TEXT __attribute__((noinline)) static unsigned capture_dwarf(uintptr_t *pcs,
+                                                                      uintptr_t *sps,
+                                                                      int *truncated) {
   capture_state st = {.pcs = pcs, .sps = sps, .max = PL_HEAP_MAX_FRAMES};
   _Unwind_Backtrace(capture_step, &st);
   *truncated = st.truncated;
@@ -150,9 +151,9 @@ static pl__unwind_suffix *suffix_victim_locked(uintptr_t ret, uintptr_t csp) {
  * (cr, cs) if r == PL__FP_CROSS, or the whole stack if complete), then the
  * cache filled on agreement. Returns with the mutex held. */
 PL__HEAP_TEXT __attribute__((noinline)) void pl__heap_capture_slow(pl__heap_tls *t,
-                                                                  pl__heap_sample_ctx *c, int r,
-                                                                  unsigned fp_n, int complete,
-                                                                  uintptr_t cr, uintptr_t cs) {
+                                                                   pl__heap_sample_ctx *c, int r,
+                                                                   unsigned fp_n, int complete,
+                                                                   uintptr_t cr, uintptr_t cs) {
   uintptr_t fp_pcs[PL_HEAP_MAX_FRAMES], sps[PL_HEAP_MAX_FRAMES];
   if (fp_n) memcpy(fp_pcs, c->pcs, fp_n * sizeof(*fp_pcs));
   int truncated = 0;

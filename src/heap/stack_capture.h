@@ -63,7 +63,7 @@ void pl__heap_capture_slow(pl__heap_tls *t, pl__heap_sample_ctx *c, int r, unsig
 /* The frame-pointer walk from frame record fp (the tracker's entry point,
  * whose frame is set up): our frames skipped, then the program's. */
 PL__HEAP_INLINE int pl__heap_capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t *pcs, unsigned *n,
-                                       uintptr_t *cross_ret, uintptr_t *cross_sp) {
+                                        uintptr_t *cross_ret, uintptr_t *cross_sp) {
   if (!t->stack_hi || (t->stack_hi == 1 && (t->captures & 1023) == 0)) pl__heap_stack_bounds(t, fp);
   uintptr_t top = t->stack_hi;
   if (fp < t->stack_lo || fp >= top) return PL__FP_BAD;
@@ -73,7 +73,7 @@ PL__HEAP_INLINE int pl__heap_capture_fp(pl__heap_tls *t, uintptr_t fp, uintptr_t
     uintptr_t ret = f[1], nfp = f[0];
     if (!pl__heap_in_skip(ret))
       return pl__unwind_fp_walk(ret, fp + 16, nfp, top, pcs, n, PL_HEAP_MAX_FRAMES, cross_ret,
-                               cross_sp);
+                                cross_sp);
     if (nfp <= fp) return PL__FP_BAD;
     fp = nfp;
   }

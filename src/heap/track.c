@@ -218,7 +218,7 @@ PL__HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(
 
 /* Inlined into pl__heap_on_sample: one frame of ours for the unwinder. */
 PL__HEAP_TEXT __attribute__((always_inline)) static inline void record(pl__heap_tls *t, void *p,
-                                                                      size_t n) {
+                                                                       size_t n) {
   pl__heap_sample_ctx c;
   sample_begin(t, n, &c);
   uint32_t sid = pl__heap_intern_locked(c.pcs, c.depth, c.truncated);
@@ -316,7 +316,7 @@ PL__HEAP_TEXT __attribute__((always_inline)) static inline void *alloc_decided(
 }
 
 PL__HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_sampled(size_t n, size_t align,
-                                                                    int kind) {
+                                                                     int kind) {
   pl__heap_tls *t = &pl__heap_tls_state;
   int saved_errno = errno;
   if (!decide(t, n)) {
@@ -334,7 +334,7 @@ int pl__heap_decide(size_t n) {
 }
 
 PL__HEAP_TEXT __attribute__((noinline)) void *pl__heap_alloc_decided(size_t n, size_t align,
-                                                                    int kind) {
+                                                                     int kind) {
   return alloc_decided(&pl__heap_tls_state, n, align, kind, errno);
 }
 #endif

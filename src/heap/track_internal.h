@@ -83,7 +83,7 @@ typedef struct pl__heap_state {
   size_t max_pcs;
   unsigned nskip; /* frames the capture skips besides proflab_heap_text */
   uintptr_t skip_lo[4], skip_hi[4];
-  _Atomic int unwind;                /* PL_HEAP_UNWIND_* (heap_snapshot.h) */
+  _Atomic int unwind;                 /* PL_HEAP_UNWIND_* (heap_snapshot.h) */
   struct pl__unwind_suffix *suffixes; /* PL__HEAP_SUFFIXES (stack_capture.h), set-associative */
   /* written under the mutex */
   _Alignas(64) uint32_t rec_hw, free_head, nstacks;

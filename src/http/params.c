@@ -48,26 +48,31 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
       size_t off = 0;
       allowed[0] = '\0';
       for (size_t t = 0; t < n; t++) {
-        int w = snprintf(allowed + off, sizeof(allowed) - off, "%s%s", t ? ", " : "", specs[t].name);
+        int w =
+            snprintf(allowed + off, sizeof(allowed) - off, "%s%s", t ? ", " : "", specs[t].name);
         if (w < 0 || (size_t)w >= sizeof(allowed) - off) break;
         off += (size_t)w;
       }
       if (n == 0)
-        pl_respond_error(r, 400, "bad_parameter", "unknown parameter '%.64s': this endpoint takes none", k);
+        pl_respond_error(r, 400, "bad_parameter",
+                         "unknown parameter '%.64s': this endpoint takes none", k);
       else
-        pl_respond_error(r, 400, "bad_parameter", "unknown parameter '%.64s'; allowed: %s", k, allowed);
+        pl_respond_error(r, 400, "bad_parameter", "unknown parameter '%.64s'; allowed: %s", k,
+                         allowed);
       return -EINVAL;
     }
     const pl_param_spec *sp = &specs[s];
     describe(sp, allowed, sizeof(allowed));
     if (seen[s]) {
-      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is given more than once; give it once, %s",
-                       sp->name, allowed);
+      pl_respond_error(r, 400, "bad_parameter",
+                       "parameter '%s' is given more than once; give it once, %s", sp->name,
+                       allowed);
       return -EINVAL;
     }
     seen[s] = 1;
     if (!v || !*v) {
-      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is empty; it must be %s", sp->name, allowed);
+      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is empty; it must be %s", sp->name,
+                       allowed);
       return -EINVAL;
     }
     if (sp->kind == PL_PARAM_ENUM) {
@@ -75,22 +80,24 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
       for (c = 0; sp->choices && sp->choices[c]; c++)
         if (strcmp(v, sp->choices[c]) == 0) break;
       if (!sp->choices || !sp->choices[c]) {
-        pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is '%.64s'; it must be %s", sp->name, v,
-                         allowed);
+        pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is '%.64s'; it must be %s",
+                         sp->name, v, allowed);
         return -EINVAL;
       }
       values[s] = c;
       continue;
     }
     if (!is_integer_text(v)) {
-      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is '%.64s', not a number; it must be %s",
-                       sp->name, v, allowed);
+      pl_respond_error(r, 400, "bad_parameter",
+                       "parameter '%s' is '%.64s', not a number; it must be %s", sp->name, v,
+                       allowed);
       return -EINVAL;
     }
     uint64_t x;
     int rc = v[0] == '-' ? -ERANGE : pl__parse_u64(v, &x);
     if (rc != 0 || x < sp->min || x > sp->max) {
-      pl_respond_error(r, 422, "out_of_range", "parameter '%s' is %.64s; it must be %s", sp->name, v, allowed);
+      pl_respond_error(r, 422, "out_of_range", "parameter '%s' is %.64s; it must be %s", sp->name,
+                       v, allowed);
       return -EINVAL;
     }
     values[s] = x;
@@ -99,8 +106,8 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
     if (seen[s]) continue;
     if (specs[s].required) {
       describe(&specs[s], allowed, sizeof(allowed));
-      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is required; it must be %s", specs[s].name,
-                       allowed);
+      pl_respond_error(r, 400, "bad_parameter", "parameter '%s' is required; it must be %s",
+                       specs[s].name, allowed);
       return -EINVAL;
     }
     values[s] = specs[s].def;

@@ -55,7 +55,7 @@ typedef struct conn {
   enum conn_phase phase;
   uint64_t phase_start_ns;
   int cut;
-  int rx_known;          /* idle: bytes received when last looked */
+  int rx_known; /* idle: bytes received when last looked */
   uint64_t rx_mark;
   uint64_t rx_since_ns;
   char remote[INET6_ADDRSTRLEN];
@@ -68,7 +68,7 @@ struct pl_request {
   struct MHD_Connection *mhd;
   conn *c;
   enum req_state state;
-  int gone;          /* MHD is done with it while a handler still holds it */
+  int gone; /* MHD is done with it while a handler still holds it */
   int body_too_large;
   int head_too_large;
   int no_host;
@@ -197,7 +197,10 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
   pl_server *s = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     conn *c = calloc(1, sizeof(*c));
-    if (!c) { *socket_context = NULL; return; }
+    if (!c) {
+      *socket_context = NULL;
+      return;
+    }
     c->mhd = mc;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -206,9 +209,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     if (ci && ci->client_addr) {
       const struct sockaddr *sa = ci->client_addr;
       if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->remote, sizeof(c->remote));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->remote,
+                  sizeof(c->remote));
       else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->remote, sizeof(c->remote));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->remote,
+                  sizeof(c->remote));
     }
     if (!c->remote[0]) snprintf(c->remote, sizeof(c->remote), "unknown");
     c->phase = PHASE_IDLE;
@@ -221,8 +226,10 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
   } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
     conn *c = *socket_context;
     if (!c) return;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     free(c);
@@ -351,7 +358,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
 
 static void count_status(route *rt, unsigned status) {
   for (unsigned i = 0; i < rt->nstats; i++)
-    if (rt->stat_status[i] == status) { rt->stat_count[i]++; return; }
+    if (rt->stat_status[i] == status) {
+      rt->stat_count[i]++;
+      return;
+    }
   if (rt->nstats < MAX_STATS_PER_ROUTE) {
     rt->stat_status[rt->nstats] = status;
     rt->stat_count[rt->nstats] = 1;
@@ -393,8 +403,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
       pl_json_kv_double(j, "ms", (double)(pl__now_ns() - r->start_ns) / 1e6, 3);
       pl_json_kv_str(j, "remote", c ? c->remote : "unknown");
       if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        pl_json_kv_str(j, "termination", toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
-                                             ? "timeout" : "aborted");
+        pl_json_kv_str(j, "termination",
+                       toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" : "aborted");
       if (r->logx.len) pl_buf_append(j->out, r->logx.data, r->logx.len);
       pl_log_end();
     }
@@ -413,7 +423,10 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
                                      const char *value) {
   (void)kind;
   pl_request *r = cls;
-  if (r->nquery >= MAX_QUERY) { r->query_overflow = 1; return MHD_NO; }
+  if (r->nquery >= MAX_QUERY) {
+    r->query_overflow = 1;
+    return MHD_NO;
+  }
   r->qkey[r->nquery] = key;
   r->qval[r->nquery] = value;
   r->nquery++;
@@ -445,7 +458,8 @@ static void dispatch(pl_server *s, pl_request *r) {
   r->state = REQ_DISPATCHED;
   s->in_flight++;
   if (s->draining) {
-    pl_respond_error(r, 503, "shutting_down", "the service is shutting down; retry on another task");
+    pl_respond_error(r, 503, "shutting_down",
+                     "the service is shutting down; retry on another task");
     return;
   }
   if (r->head_too_large) {
@@ -479,8 +493,8 @@ static void dispatch(pl_server *s, pl_request *r) {
   unsigned allowed = rt->methods | ((rt->methods & PL_GET) ? PL_HEAD : 0);
   if (!(r->method & allowed)) {
     allow_header(r, allowed);
-    pl_respond_error(r, 405, "method_not_allowed", "%s is not allowed here; use %s",
-                     r->method_name, (rt->methods & PL_POST) ? "POST" : "GET");
+    pl_respond_error(r, 405, "method_not_allowed", "%s is not allowed here; use %s", r->method_name,
+                     (rt->methods & PL_POST) ? "POST" : "GET");
     return;
   }
   rt->fn(r, rt->arg);
@@ -495,10 +509,8 @@ static enum MHD_Result queue_ready(pl_request *r) {
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
-
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
   pl_server *s = cls;
   pl_request *r = *con_cls;
   if (!r) return MHD_NO; /* out of memory at on_uri: drop the connection */
@@ -515,7 +527,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (strcmp(version, "HTTP/1.1") == 0 &&
         !MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
       r->no_host = 1;
-    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
     int huge = 0;
     if (cl && pl__parse_u64(cl, &clen) == 0 && clen > s->cfg.max_body_bytes) {
@@ -538,7 +551,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
       /* Past the bound, keep reading but drop the bytes; answer at the end. */
       if (r->body_too_large || r->body.len + *upload_data_size > s->cfg.max_body_bytes)
         r->body_too_large = 1;
-      else pl_buf_append(&r->body, upload_data, *upload_data_size);
+      else
+        pl_buf_append(&r->body, upload_data, *upload_data_size);
       *upload_data_size = 0;
       return MHD_YES;
     }
@@ -598,7 +612,11 @@ const void *pl_request_body(const pl_request *r, size_t *len) {
 void pl_request_add_header(pl_request *r, const char *name, const char *value) {
   if (r->nextra >= MAX_EXTRA_HEADERS) return;
   char *n = strdup(name), *v = strdup(value);
-  if (!n || !v) { free(n); free(v); return; }
+  if (!n || !v) {
+    free(n);
+    free(v);
+    return;
+  }
   r->extra_name[r->nextra] = n;
   r->extra_value[r->nextra] = v;
   r->nextra++;
@@ -647,7 +665,10 @@ int pl_respond(pl_request *r, unsigned status, const char *content_type, const v
 }
 
 int pl_respond_json(pl_request *r, unsigned status, pl_buf *body) {
-  if (!can_answer(r)) { pl_buf_free(body); return -EALREADY; }
+  if (!can_answer(r)) {
+    pl_buf_free(body);
+    return -EALREADY;
+  }
   if (pl_buf_failed(body)) {
     pl_buf_free(body);
     static const char oom[] =
@@ -683,9 +704,12 @@ int pl_respond_error(pl_request *r, unsigned status, const char *code, const cha
   return pl_respond_json(r, status, &b);
 }
 
-int pl_respond_fd(pl_request *r, unsigned status, const char *content_type, int fd,
-                  uint64_t offset, uint64_t len) {
-  if (!can_answer(r)) { close(fd); return -EALREADY; }
+int pl_respond_fd(pl_request *r, unsigned status, const char *content_type, int fd, uint64_t offset,
+                  uint64_t len) {
+  if (!can_answer(r)) {
+    close(fd);
+    return -EALREADY;
+  }
   struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
   if (!resp) close(fd);
   return finish(r, status, content_type, resp);
@@ -715,8 +739,8 @@ int pl_server_new(pl_server **out, uv_loop_t *loop, const pl_server_config *cfg)
   return 0;
 }
 
-int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix,
-                    pl_handler_fn fn, void *arg) {
+int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix, pl_handler_fn fn,
+                    void *arg) {
   if (s->nroutes >= MAX_ROUTES) return -ENOSPC;
   route *rt = &s->routes[s->nroutes];
   memset(rt, 0, sizeof(*rt));
@@ -793,16 +817,13 @@ int pl_server_start(pl_server *s) {
       pipe_handled = signal(SIGPIPE, SIG_IGN) != SIG_ERR;
   }
   s->mhd = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_access, s,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD logs to stderr */
+      flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+      s,                                               /* first, or MHD logs to stderr */
       MHD_OPTION_SIGPIPE_HANDLED_BY_APP, pipe_handled, /* then MHD may use sendfile() */
-      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
       MHD_OPTION_END);
   if (!s->mhd) {
     close(fd);
@@ -844,8 +865,8 @@ static void on_drain_timeout(uv_timer_t *t) {
   if (s->drain_done_called) return;
   s->drain_done_called = 1;
   if (s->in_flight)
-    pl_log_msg("warn", "drain_timeout", "%u request(s) still in flight after %u ms",
-               s->in_flight, s->cfg.drain_timeout_ms);
+    pl_log_msg("warn", "drain_timeout", "%u request(s) still in flight after %u ms", s->in_flight,
+               s->cfg.drain_timeout_ms);
   if (s->drain_done) s->drain_done(s, s->drain_arg);
 }
 

@@ -30,8 +30,8 @@ void pl__lab_answer_write_failed(pl_lab *lab, pl_request *r, int rc, const char 
     pl_respond_error(r, 507, "no_space", "the artifact directory %s is full; nothing was kept",
                      lab->store.dir);
   else
-    pl_respond_error(r, 500, code, "%s %s failed: %s; nothing was kept", what, step ? step : "write",
-                     strerror(-rc));
+    pl_respond_error(r, 500, code, "%s %s failed: %s; nothing was kept", what,
+                     step ? step : "write", strerror(-rc));
 }
 
 int pl__lab_guard(pl_lab *lab, pl_request *r) {

@@ -73,8 +73,8 @@ void pl__lab_artifacts_free(pl_lab *lab) {
 /* ---- the hash cache ---------------------------------------------------- */
 
 /* Copy the cached hash of (name, bytes, mtime) into out; 1 if found. */
-static int cache_get(struct pl__lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
-                     char out[65]) {
+static int cache_get(struct pl__lab_artifacts *a, const char *name, uint64_t bytes,
+                     uint64_t mtime_ns, char out[65]) {
   int found = 0;
   pthread_mutex_lock(&a->lock);
   for (size_t i = 0; i < HASH_CACHE_MAX; i++) {
@@ -90,8 +90,8 @@ static int cache_get(struct pl__lab_artifacts *a, const char *name, uint64_t byt
   return found;
 }
 
-static void cache_put(struct pl__lab_artifacts *a, const char *name, uint64_t bytes, uint64_t mtime_ns,
-                      const char sha256[65]) {
+static void cache_put(struct pl__lab_artifacts *a, const char *name, uint64_t bytes,
+                      uint64_t mtime_ns, const char sha256[65]) {
   pthread_mutex_lock(&a->lock);
   hash_entry *slot = &a->cache[0];
   for (size_t i = 0; i < HASH_CACHE_MAX; i++) {

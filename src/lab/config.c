@@ -57,7 +57,8 @@ int pl_lab_config_from_env(pl_lab_config *cfg, char *err, size_t errlen) {
   if (dir && *dir) cfg->artifact_dir = dir;
   int rc = 0;
   if (!rc) rc = env_bound("LAB_MAX_LEAK_MB", 1, 1u << 20, &cfg->max_leak_mb, err, errlen);
-  if (!rc) rc = env_bound("LAB_MAX_PROFILE_SECONDS", 1, 86400, &cfg->max_profile_seconds, err, errlen);
+  if (!rc)
+    rc = env_bound("LAB_MAX_PROFILE_SECONDS", 1, 86400, &cfg->max_profile_seconds, err, errlen);
   if (!rc) rc = env_bound("LAB_MAX_JAM_MS", 1, 3600000, &cfg->max_jam_ms, err, errlen);
   uint64_t count = cfg->max_artifacts;
   if (!rc) rc = env_bound("LAB_MAX_ARTIFACTS", 1, 100000, &count, err, errlen);
@@ -110,13 +111,15 @@ static size_t task_from_ecs_uri(const char *uri, char *out, size_t n) {
   if (seg == end) return 0;
   const char *dash = memchr(seg, '-', (size_t)(end - seg));
   size_t len = (size_t)(end - seg);
-  if (dash && dash - seg == 32) len = 32; /* Fargate: 32-hex task id before '-' */
-  else if (!dash && len > 12) len = 12;    /* docker container id: short form */
+  if (dash && dash - seg == 32)
+    len = 32; /* Fargate: 32-hex task id before '-' */
+  else if (!dash && len > 12)
+    len = 12; /* docker container id: short form */
   return sanitize(seg, len, out, n);
 }
 
-void pl_task_id_from(const char *explicit_id, const char *ecs_uri, const char *hostname,
-                     char *out, size_t n) {
+void pl_task_id_from(const char *explicit_id, const char *ecs_uri, const char *hostname, char *out,
+                     size_t n) {
   if (explicit_id && sanitize(explicit_id, strlen(explicit_id), out, n)) return;
   if (ecs_uri && task_from_ecs_uri(ecs_uri, out, n)) return;
   if (hostname && sanitize(hostname, strlen(hostname), out, n)) return;

@@ -161,8 +161,8 @@ void pl__lab_cpu_status(pl_lab *lab, pl_json *j) {
 static void answer_busy(pl_request *r, const pl__capture_holder *h) {
   uint64_t now = pl__wall_ns();
   if (!h->until_wall_ns) {
-    pl_respond_error(r, 409, "busy", "a CPU profile requested by %s is running; one profile at a time",
-                     h->who);
+    pl_respond_error(r, 409, "busy",
+                     "a CPU profile requested by %s is running; one profile at a time", h->who);
     return;
   }
   char until[40], ra[16];
@@ -180,10 +180,15 @@ static void on_cpu_profile(pl_request *r, void *arg) {
   pl_lab *lab = arg;
   if (pl__lab_guard(lab, r)) return;
   pl_param_spec spec[] = {
-      {.name = "seconds", .kind = PL_PARAM_UINT, .min = 1, .max = lab->cfg.max_profile_seconds,
+      {.name = "seconds",
+       .kind = PL_PARAM_UINT,
+       .min = 1,
+       .max = lab->cfg.max_profile_seconds,
        .def = lab->cfg.max_profile_seconds < 5 ? lab->cfg.max_profile_seconds : 5,
        .bound = "LAB_MAX_PROFILE_SECONDS"},
-      {.name = "format", .kind = PL_PARAM_ENUM, .choices = pl_cpu_format_names,
+      {.name = "format",
+       .kind = PL_PARAM_ENUM,
+       .choices = pl_cpu_format_names,
        .def = PL_CPU_FORMAT_CPUPROFILE},
       {.name = "hz", .kind = PL_PARAM_UINT, .min = 1, .max = PL_CPU_MAX_HZ, .def = 1000},
       {.name = "mode", .kind = PL_PARAM_ENUM, .choices = mode_names, .def = PL_CPU_WALL},

@@ -26,7 +26,9 @@ void pl__lab_harm_free(pl_lab *lab) {
   lab->harm = NULL;
 }
 
-uint64_t pl__lab_harm_leak_bytes(const pl_lab *lab) { return lab->harm ? lab->harm->leak.bytes : 0; }
+uint64_t pl__lab_harm_leak_bytes(const pl_lab *lab) {
+  return lab->harm ? lab->harm->leak.bytes : 0;
+}
 
 void pl__lab_harm_jam_status(pl_lab *lab, pl_json *j) {
   pl_json_kv_uint(j, "jams", lab->harm->jams);
@@ -43,8 +45,12 @@ static void on_leak(pl_request *r, void *arg) {
   pl__leak *leak = &lab->harm->leak;
   if (pl__lab_guard(lab, r)) return;
   pl_param_spec spec[] = {
-      {.name = "mb", .kind = PL_PARAM_UINT, .required = 1, .min = 1,
-       .max = lab->cfg.max_leak_mb, .bound = "LAB_MAX_LEAK_MB"},
+      {.name = "mb",
+       .kind = PL_PARAM_UINT,
+       .required = 1,
+       .min = 1,
+       .max = lab->cfg.max_leak_mb,
+       .bound = "LAB_MAX_LEAK_MB"},
   };
   uint64_t mb;
   if (pl_request_params(r, spec, 1, &mb)) return;
@@ -109,7 +115,11 @@ static void on_jam(pl_request *r, void *arg) {
   pl_lab *lab = arg;
   if (pl__lab_guard(lab, r)) return;
   pl_param_spec spec[] = {
-      {.name = "ms", .kind = PL_PARAM_UINT, .required = 1, .min = 1, .max = lab->cfg.max_jam_ms,
+      {.name = "ms",
+       .kind = PL_PARAM_UINT,
+       .required = 1,
+       .min = 1,
+       .max = lab->cfg.max_jam_ms,
        .bound = "LAB_MAX_JAM_MS"},
   };
   uint64_t ms;

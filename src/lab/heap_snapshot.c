@@ -104,7 +104,9 @@ static void on_heap_snapshot(pl_request *r, void *arg) {
   pl_lab *lab = arg;
   if (pl__lab_guard(lab, r)) return;
   pl_param_spec spec[] = {
-      {.name = "format", .kind = PL_PARAM_ENUM, .choices = pl_heap_format_names,
+      {.name = "format",
+       .kind = PL_PARAM_ENUM,
+       .choices = pl_heap_format_names,
        .def = PL_HEAP_FORMAT_HEAPSNAPSHOT},
   };
   uint64_t v[1];
@@ -113,7 +115,8 @@ static void on_heap_snapshot(pl_request *r, void *arg) {
   pl__capture *c;
   int rc = pl__capture_new(&c, PL__CAPTURE_HEAP, (int)v[0], pl_request_remote(r), &busy);
   switch (rc) {
-    case 0: break;
+    case 0:
+      break;
     case -ENOSYS:
       pl_respond_error(r, 501, "heap_tracker_absent",
                        "this program was built without the heap tracker (link libproflab_heap "

@@ -49,7 +49,7 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
     return 0;
   }
   rc = pl__artifact_store_init(&lab->store, cfg->artifact_dir, cfg->task, cfg->max_artifacts,
-                              cfg->max_artifact_mb << 20);
+                               cfg->max_artifact_mb << 20);
   if (rc) {
     free(lab);
     return rc;

@@ -25,10 +25,10 @@ struct pl_lab {
   const char *why_off;
   uint64_t start_wall_ns;
   uint64_t start_mono_ns;
-  pl__ratelimit rl;             /* failed tokens per address (answer.c) */
+  pl__ratelimit rl; /* failed tokens per address (answer.c) */
   int store_ready;
-  pl__artifact_store store;     /* where artifacts go */
-  uv_timer_t sym_timer;        /* drops the idle symbolizer (lab.c) */
+  pl__artifact_store store; /* where artifacts go */
+  uv_timer_t sym_timer;     /* drops the idle symbolizer (lab.c) */
   /* each endpoint file's own state */
   struct pl__lab_harm *harm;           /* harm_routes.c */
   struct pl__lab_cpu *cpu;             /* cpu_profile.c */

@@ -32,7 +32,10 @@ void pl__rl_fail(pl__ratelimit *rl, const char *addr, uint64_t now_ns) {
   if (!e) {
     pl__rl_entry *victim = &rl->e[0];
     for (unsigned i = 0; i < PL__RL_ENTRIES; i++) {
-      if (!rl->e[i].addr[0]) { victim = &rl->e[i]; break; }
+      if (!rl->e[i].addr[0]) {
+        victim = &rl->e[i];
+        break;
+      }
       if (rl->e[i].last_ns < victim->last_ns) victim = &rl->e[i];
     }
     e = victim;

@@ -22,7 +22,7 @@ struct pl_loopmon {
   uint64_t win_start_ns;
   uint64_t win_idle_ns;
   double recent_util;
-  pl__hist hist; /* microseconds */
+  pl__hist hist;                    /* microseconds */
   uint64_t prom_counts[PROM_N + 1]; /* last: +Inf */
 };
 

@@ -25,8 +25,10 @@ pl__owned *pl__owned_new(void) {
 pl__arena *pl__owned_arena(pl__owned *o) { return &o->arena; }
 
 static void release(const adopted *a) {
-  if (a->release) a->release(a->p, a->n);
-  else free(a->p);
+  if (a->release)
+    a->release(a->p, a->n);
+  else
+    free(a->p);
 }
 
 int pl__owned_adopt(pl__owned *o, void *p, size_t n, void (*rel)(void *p, size_t n)) {

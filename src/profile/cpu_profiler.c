@@ -34,12 +34,12 @@
 typedef struct owner {
   pl_cpu_profile *profile;
   /* interning */
-  uint64_t *pc_keys;   /* open addressing: adjusted pc + 1 (0 = empty) */
+  uint64_t *pc_keys; /* open addressing: adjusted pc + 1 (0 = empty) */
   uint32_t *pc_vals;
   size_t pc_cap, npcs;
-  uintptr_t *pcs;      /* frame index -> pc */
+  uintptr_t *pcs; /* frame index -> pc */
   size_t pcs_cap;
-  uint32_t *pool;      /* stack frames, concatenated */
+  uint32_t *pool; /* stack frames, concatenated */
   size_t pool_len, pool_cap;
   uint32_t *stk_off, *stk_depth;
   uint64_t *stk_hash;
@@ -70,7 +70,6 @@ typedef struct running {
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
 static running *current;
 
-
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap : 1024;
@@ -88,7 +87,11 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
     size_t ncap = o->pc_cap ? o->pc_cap * 2 : 4096;
     uint64_t *keys = calloc(ncap, sizeof(*keys));
     uint32_t *vals = calloc(ncap, sizeof(*vals));
-    if (!keys || !vals) { free(keys); free(vals); return -ENOMEM; }
+    if (!keys || !vals) {
+      free(keys);
+      free(vals);
+      return -ENOMEM;
+    }
     for (size_t i = 0; i < o->pc_cap; i++) {
       if (!o->pc_keys[i]) continue;
       size_t h = pl__mix64(o->pc_keys[i]) & (ncap - 1);
@@ -105,7 +108,10 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
   uint64_t key = (uint64_t)pc + 1;
   size_t h = pl__mix64(key) & (o->pc_cap - 1);
   while (o->pc_keys[h]) {
-    if (o->pc_keys[h] == key) { *out = o->pc_vals[h]; return 0; }
+    if (o->pc_keys[h] == key) {
+      *out = o->pc_vals[h];
+      return 0;
+    }
     h = (h + 1) & (o->pc_cap - 1);
   }
   if (grow((void **)&o->pcs, &o->pcs_cap, o->npcs + 1, sizeof(*o->pcs))) return -ENOMEM;
@@ -117,8 +123,7 @@ static int intern_pc(owner *o, uintptr_t pc, uint32_t *out) {
 }
 
 static int stack_equal(const owner *o, uint32_t id, const uint32_t *f, uint32_t depth) {
-  return o->stk_depth[id] == depth &&
-         memcmp(o->pool + o->stk_off[id], f, depth * sizeof(*f)) == 0;
+  return o->stk_depth[id] == depth && memcmp(o->pool + o->stk_off[id], f, depth * sizeof(*f)) == 0;
 }
 
 /* Stack id of frames f[0..depth) (leaf first), adding it if new. */
@@ -141,7 +146,10 @@ static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *o
   size_t h = hash & (o->stk_table_cap - 1);
   while (o->stk_table[h]) {
     uint32_t id = o->stk_table[h] - 1;
-    if (o->stk_hash[id] == hash && stack_equal(o, id, f, depth)) { *out = id; return 0; }
+    if (o->stk_hash[id] == hash && stack_equal(o, id, f, depth)) {
+      *out = id;
+      return 0;
+    }
     h = (h + 1) & (o->stk_table_cap - 1);
   }
   size_t cap = o->stacks_cap;
@@ -200,9 +208,7 @@ static void drain(running *r) {
 static uint32_t gettid_u32(void) { return (uint32_t)syscall(SYS_gettid); }
 
 /* A thread's CPU-time clock (the kernel's MAKE_THREAD_CPUCLOCK). */
-static clockid_t thread_cpu_clock(uint32_t tid) {
-  return (clockid_t)((~(unsigned)tid << 3) | 6u);
-}
+static clockid_t thread_cpu_clock(uint32_t tid) { return (clockid_t)((~(unsigned)tid << 3) | 6u); }
 
 static int arm_timer(running *r, unsigned i, clockid_t clock, uint32_t tid) {
   struct sigevent sev;
@@ -357,7 +363,7 @@ static void *ticker_main(void *arg) {
     si.si_value.sival_int = pl__sigprof_queued_value((unsigned)(pending - 1));
     sent = pl__sigprof_queued_done() + 1;
     if (syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)r->wall_tid, SIGPROF, &si) != 0) {
-      if (errno == ESRCH) break; /* the thread is gone */
+      if (errno == ESRCH) break;        /* the thread is gone */
       sent = pl__sigprof_queued_done(); /* EAGAIN: try again next period */
       continue;
     }
@@ -407,8 +413,7 @@ static void owner_free(owner *o) {
 
 int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   unsigned hz = opts->hz ? opts->hz : 1000;
-  if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU))
-    return -EINVAL;
+  if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU)) return -EINVAL;
   int rc = pl__sigprof_install();
   if (rc) return rc;
   pthread_mutex_lock(&prof_lock);
@@ -418,7 +423,10 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   }
   running *r = calloc(1, sizeof(*r));
   owner *o = calloc(1, sizeof(*o));
-  if (!r || !o || !(o->profile = pl_cpu_profile_new())) { rc = -ENOMEM; goto fail; }
+  if (!r || !o || !(o->profile = pl_cpu_profile_new())) {
+    rc = -ENOMEM;
+    goto fail;
+  }
   r->own = o;
   r->mode = opts->mode;
   r->period_ns = 1000000000u / hz;
@@ -434,7 +442,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   }
   if (opts->mode == PL_CPU_WALL) r->tids[0] = wall_tid;
   pl__sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
-                   wall_tid);
+                    wall_tid);
   o->profile->start_ns = pl__now_ns();
   o->profile->start_wall_ns = pl__wall_ns();
   if (opts->mode == PL_CPU_WALL) {
@@ -448,7 +456,10 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
     }
   } else {
     scan_threads(r);
-    if (r->ntimers == 0) { rc = -EAGAIN; goto fail_running; }
+    if (r->ntimers == 0) {
+      rc = -EAGAIN;
+      goto fail_running;
+    }
   }
   current = r;
   if (opts->mode == PL_CPU_CPU) pl__thread_start_watch(1);

@@ -27,7 +27,10 @@ static void put_le(pl_buf *b, double le) {
 static void put_label(pl_buf *b, const char *v) {
   for (; *v; v++) {
     if (*v == '\\' || *v == '"') pl_buf_putc(b, '\\');
-    if (*v == '\n') { pl_buf_puts(b, "\\n"); continue; }
+    if (*v == '\n') {
+      pl_buf_puts(b, "\\n");
+      continue;
+    }
     pl_buf_putc(b, *v);
   }
 }
@@ -44,8 +47,9 @@ static void on_metrics(pl_request *r, void *arg) {
   if (pl_request_params(r, NULL, 0, NULL)) return;
   pl_buf b;
   pl_buf_init(&b);
-  pl_buf_puts(&b, "# HELP proflab_info Build and identity of this process.\n"
-                  "# TYPE proflab_info gauge\nproflab_info{version=\"" PROFLAB_VERSION "\"} 1\n");
+  pl_buf_puts(&b,
+              "# HELP proflab_info Build and identity of this process.\n"
+              "# TYPE proflab_info gauge\nproflab_info{version=\"" PROFLAB_VERSION "\"} 1\n");
   pl_buf_printf(&b,
                 "# HELP proflab_process_start_time_seconds Start time since the epoch.\n"
                 "# TYPE proflab_process_start_time_seconds gauge\n"
@@ -57,9 +61,10 @@ static void on_metrics(pl_request *r, void *arg) {
     double sum;
     uint64_t count;
     size_t n = pl_loopmon_prom(m->mon, &le, cum, 32, &sum, &count);
-    pl_buf_puts(&b, "# HELP proflab_event_loop_lag_seconds How late the event loop ran a "
-                    "timer, beyond its resolution.\n"
-                    "# TYPE proflab_event_loop_lag_seconds histogram\n");
+    pl_buf_puts(&b,
+                "# HELP proflab_event_loop_lag_seconds How late the event loop ran a "
+                "timer, beyond its resolution.\n"
+                "# TYPE proflab_event_loop_lag_seconds histogram\n");
     for (size_t i = 0; i < n; i++) {
       pl_buf_puts(&b, "proflab_event_loop_lag_seconds_bucket{le=\"");
       put_le(&b, le[i]);
@@ -91,25 +96,24 @@ static void on_metrics(pl_request *r, void *arg) {
                 "# HELP proflab_malloc_in_use_bytes Bytes in use by malloc (mallinfo2).\n"
                 "# TYPE proflab_malloc_in_use_bytes gauge\n"
                 "proflab_malloc_in_use_bytes %llu\n",
-                (unsigned long long)pl__rss_bytes(),
-                (unsigned long long)(mi.uordblks + mi.hblkhd));
+                (unsigned long long)pl__rss_bytes(), (unsigned long long)(mi.uordblks + mi.hblkhd));
   pl__heap_figures h;
   if (pl__heap_tracker_figures(&h) == 0)
-    pl_buf_printf(&b,
-                  "# HELP proflab_heap_live_bytes Estimated live heap bytes (heap tracker).\n"
-                  "# TYPE proflab_heap_live_bytes gauge\n"
-                  "proflab_heap_live_bytes %.0f\n"
-                  "# HELP proflab_heap_live_allocations Estimated live heap allocations.\n"
-                  "# TYPE proflab_heap_live_allocations gauge\n"
-                  "proflab_heap_live_allocations %.0f\n"
-                  "# HELP proflab_heap_allocated_bytes_total Estimated bytes allocated since start.\n"
-                  "# TYPE proflab_heap_allocated_bytes_total counter\n"
-                  "proflab_heap_allocated_bytes_total %.0f\n"
-                  "# HELP proflab_heap_tracker_bytes Resident memory of the heap tracker's tables.\n"
-                  "# TYPE proflab_heap_tracker_bytes gauge\n"
-                  "proflab_heap_tracker_bytes %llu\n",
-                  h.live_bytes, h.live_allocations, h.allocated_bytes,
-                  (unsigned long long)h.tracker_bytes);
+    pl_buf_printf(
+        &b,
+        "# HELP proflab_heap_live_bytes Estimated live heap bytes (heap tracker).\n"
+        "# TYPE proflab_heap_live_bytes gauge\n"
+        "proflab_heap_live_bytes %.0f\n"
+        "# HELP proflab_heap_live_allocations Estimated live heap allocations.\n"
+        "# TYPE proflab_heap_live_allocations gauge\n"
+        "proflab_heap_live_allocations %.0f\n"
+        "# HELP proflab_heap_allocated_bytes_total Estimated bytes allocated since start.\n"
+        "# TYPE proflab_heap_allocated_bytes_total counter\n"
+        "proflab_heap_allocated_bytes_total %.0f\n"
+        "# HELP proflab_heap_tracker_bytes Resident memory of the heap tracker's tables.\n"
+        "# TYPE proflab_heap_tracker_bytes gauge\n"
+        "proflab_heap_tracker_bytes %llu\n",
+        h.live_bytes, h.live_allocations, h.allocated_bytes, (unsigned long long)h.tracker_bytes);
   if (m->lab) {
     uint64_t profiles, profile_failures, snapshots, snapshot_failures;
     pl__capture_count(PL__CAPTURE_CPU, &profiles, &profile_failures);

@@ -23,9 +23,9 @@ enum {
 
 typedef struct pl__raw_sample {
   _Atomic uint64_t seq;
-  uint64_t time_ns;  /* CLOCK_MONOTONIC */
+  uint64_t time_ns; /* CLOCK_MONOTONIC */
   uint32_t tid;
-  uint32_t weight;   /* 1 + timer overruns */
+  uint32_t weight; /* 1 + timer overruns */
   uint32_t depth;
   uint32_t flags;
   /* pcs[0] is the interrupted instruction; the others are return addresses */

@@ -30,8 +30,8 @@ static volatile sig_atomic_t *_Atomic idle_flag_ptr;
 static _Atomic uint32_t idle_thread;
 static _Atomic int in_handler;
 static _Atomic uint64_t signals_seen;
-static _Atomic pid_t self_pid;         /* sender of the ticker's signals */
-static _Atomic uint64_t queued_done;   /* ticker signals handled */
+static _Atomic pid_t self_pid;       /* sender of the ticker's signals */
+static _Atomic uint64_t queued_done; /* ticker signals handled */
 
 /* Address ranges of the poll functions (set once at install). */
 static uintptr_t poll_lo[3], poll_hi[3];
@@ -76,10 +76,11 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   s->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   unsigned idx = queued ? 0 : value & VALUE_INDEX_MASK;
   uint32_t tid = idx < PL__SIGPROF_MAX_THREADS
-                     ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed) : 0;
+                     ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed)
+                     : 0;
   s->tid = tid;
   s->weight = 1u + (queued ? value & VALUE_INDEX_MASK
-                            : (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0));
+                           : (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0));
   s->flags = 0;
   const ucontext_t *uc = ucv;
   uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -121,7 +122,10 @@ int pl__sigprof_install(void) {
   pthread_mutex_lock(&install_lock);
   if (installed) goto out;
   struct sigaction old;
-  if (sigaction(SIGPROF, NULL, &old) != 0) { rc = -errno; goto out; }
+  if (sigaction(SIGPROF, NULL, &old) != 0) {
+    rc = -errno;
+    goto out;
+  }
   if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
     rc = -EBUSY; /* someone else profiles this process */
     goto out;
@@ -137,7 +141,10 @@ int pl__sigprof_install(void) {
   sa.sa_sigaction = on_sigprof;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGPROF, &sa, &previous) != 0) { rc = -errno; goto out; }
+  if (sigaction(SIGPROF, &sa, &previous) != 0) {
+    rc = -errno;
+    goto out;
+  }
   installed = 1;
 out:
   pthread_mutex_unlock(&install_lock);
@@ -145,7 +152,7 @@ out:
 }
 
 void pl__sigprof_begin(pl__ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
-                      uint32_t idle_tid) {
+                       uint32_t idle_tid) {
   for (unsigned i = 0; i < PL__SIGPROF_MAX_THREADS; i++)
     atomic_store_explicit(&thread_ids[i], tids ? tids[i] : 0, memory_order_relaxed);
   atomic_store(&idle_flag_ptr, idle_flag);

@@ -34,7 +34,7 @@ int pl__sigprof_install(void);
  * phase; a sample on idle_tid with the flag set and the PC inside
  * epoll_wait/epoll_pwait is recorded as idle without unwinding. */
 void pl__sigprof_begin(pl__ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
-                      uint32_t idle_tid);
+                       uint32_t idle_tid);
 /* Register tid as timer index i (cpu mode picks up new threads). */
 void pl__sigprof_set_tid(unsigned i, uint32_t tid);
 /* The sigev_value for timer index i of the current recording. */

@@ -16,8 +16,8 @@
 
 #define MAX_TEXT 8
 #define MAX_REGIONS 4096
-#define CACHE_THREADS 64 /* timer indexes with a suffix cache */
-#define CACHE_WAYS 16    /* suffixes per thread (direct-mapped) */
+#define CACHE_THREADS 64                 /* timer indexes with a suffix cache */
+#define CACHE_WAYS 16                    /* suffixes per thread (direct-mapped) */
 #define SUFFIX_MAX PL__UNWIND_SUFFIX_MAX /* deeper suffixes are not cached */
 #define MAIN_STACK_GROWTH ((uintptr_t)1 << 30)
 /* Reads through frame pointers are bounds-checked, not object-checked: a
@@ -60,8 +60,10 @@ static uintptr_t stack_top(uintptr_t sp) {
   unsigned a = 0, b = nregions;
   while (a < b) {
     unsigned m = (a + b) / 2;
-    if (regions[m].hi <= sp) a = m + 1;
-    else b = m;
+    if (regions[m].hi <= sp)
+      a = m + 1;
+    else
+      b = m;
   }
   if (a < nregions && regions[a].lo <= sp) return regions[a].hi;
   return 0;
@@ -69,11 +71,12 @@ static uintptr_t stack_top(uintptr_t sp) {
 
 static suffix *cache_way(unsigned slot, uintptr_t ret, uintptr_t csp) {
   if (!cache || slot >= CACHE_THREADS) return NULL;
-  return &cache[slot * CACHE_WAYS + (unsigned)(pl__unwind_suffix_hash(ret, csp) >> 60) % CACHE_WAYS];
+  return &cache[slot * CACHE_WAYS +
+                (unsigned)(pl__unwind_suffix_hash(ret, csp) >> 60) % CACHE_WAYS];
 }
 
-NO_ASAN int pl__unwind_suffix_match(const pl__unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
-                           uintptr_t *pcs, unsigned *n, unsigned max) {
+NO_ASAN int pl__unwind_suffix_match(const pl__unwind_suffix *e, uintptr_t ret, uintptr_t csp,
+                                    uintptr_t top, uintptr_t *pcs, unsigned *n, unsigned max) {
   if (!e || e->n == 0 || e->ret != ret || e->csp != csp || *n + e->n > max) return 0;
   for (uint32_t i = 1; i < e->n; i++) {
     uintptr_t a = e->sp[i] - 8;
@@ -87,16 +90,16 @@ NO_ASAN int pl__unwind_suffix_match(const pl__unwind_suffix *e, uintptr_t ret, u
 
 /* Append the cached callers of the foreign frame (ret, csp) if every
  * return address they were found through is still in place on the stack. */
-static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uintptr_t top,
-                        uintptr_t *pcs, unsigned *n, unsigned max) {
+static int cache_lookup(unsigned slot, uintptr_t ret, uintptr_t csp, uintptr_t top, uintptr_t *pcs,
+                        unsigned *n, unsigned max) {
   return pl__unwind_suffix_match(cache_way(slot, ret, csp), ret, csp, top, pcs, n, max);
 }
 
 /* See unwind.h. The pending frame is the return address `ret` with the
  * caller's stack pointer `csp` and frame pointer `nfp`. */
 NO_ASAN int pl__unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top,
-                              uintptr_t *pcs, unsigned *n, unsigned max, uintptr_t *cross_ret,
-                              uintptr_t *cross_sp) {
+                               uintptr_t *pcs, unsigned *n, unsigned max, uintptr_t *cross_ret,
+                               uintptr_t *cross_sp) {
   for (;;) {
     if (ret == 0) return PL__FP_END;
     if (!pl__unwind_pc_is_ours(ret)) {
@@ -143,17 +146,20 @@ static unsigned leaf_rule(uintptr_t pc) {
 
 static void leaf_learn(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t cfa) {
   unsigned rule;
-  if (cfa == fp + 16) rule = LEAF_FRAMED;
-  else if (cfa > sp && cfa - sp < LEAF_FRAMED && !((cfa - sp) & 7)) rule = (unsigned)(cfa - sp);
-  else return;
+  if (cfa == fp + 16)
+    rule = LEAF_FRAMED;
+  else if (cfa > sp && cfa - sp < LEAF_FRAMED && !((cfa - sp) & 7))
+    rule = (unsigned)(cfa - sp);
+  else
+    return;
   if ((uint64_t)pc >> 48) return;
   atomic_store_explicit(&leaf_rules[leaf_slot(pc)], ((uint64_t)pc << 16) | rule,
                         memory_order_relaxed);
 }
 
 /* The first pending frame of the interrupted function of ours. */
-NO_ASAN static int leaf_frame(unsigned rule, uintptr_t sp, uintptr_t fp, uintptr_t top, uintptr_t *ret,
-                      uintptr_t *csp, uintptr_t *nfp) {
+NO_ASAN static int leaf_frame(unsigned rule, uintptr_t sp, uintptr_t fp, uintptr_t top,
+                              uintptr_t *ret, uintptr_t *csp, uintptr_t *nfp) {
   if (rule != LEAF_FRAMED) {
     uintptr_t at = sp + rule - 8;
     if ((sp & 7) || at > top - 8) return -1;
@@ -178,15 +184,15 @@ typedef struct dw_state {
   uintptr_t *pcs;
   unsigned n, max;
   int phase;
-  unsigned k;                   /* PH_CHECK: index of the next DWARF frame */
+  unsigned k;                    /* PH_CHECK: index of the next DWARF frame */
   uintptr_t cross_ret, cross_sp; /* PH_CHECK: the foreign frame at index n */
-  int hybrid; /* may switch to frame pointers at a frame of ours */
+  int hybrid;                    /* may switch to frame pointers at a frame of ours */
   unsigned slot;
   uintptr_t sp, top;
-  int learn;                  /* learn the leaf rule of the interrupted pc */
+  int learn; /* learn the leaf rule of the interrupted pc */
   uintptr_t leaf_pc, leaf_sp, leaf_fp;
-  unsigned seen;     /* frames since the interrupted one */
-  suffix *fill; /* the cache entry being filled, or NULL */
+  unsigned seen; /* frames since the interrupted one */
+  suffix *fill;  /* the cache entry being filled, or NULL */
   unsigned fill_n;
   unsigned how;
   int truncated;
@@ -222,7 +228,8 @@ NO_ASAN static _Unwind_Reason_Code dw_step(struct _Unwind_Context *ctx, void *ar
       st->leaf_sp = cfa;
       st->leaf_fp = (uintptr_t)_Unwind_GetGR(ctx, 6);
     } else if (st->seen == 1) {
-      if (pl__unwind_pc_is_ours(st->leaf_pc)) leaf_learn(st->leaf_pc, st->leaf_sp, st->leaf_fp, cfa);
+      if (pl__unwind_pc_is_ours(st->leaf_pc))
+        leaf_learn(st->leaf_pc, st->leaf_sp, st->leaf_fp, cfa);
       st->learn = 0;
     }
   }
@@ -307,7 +314,8 @@ static void verified(int mismatch) {
   uint64_t v = atomic_fetch_add_explicit(&st_verified, 1, memory_order_relaxed) + 1;
   if (!mismatch) return;
   uint64_t m = atomic_fetch_add_explicit(&st_mismatch, 1, memory_order_relaxed) + 1;
-  if (pl__unwind_give_up_fp(m, v) && !no_fallback) atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
+  if (pl__unwind_give_up_fp(m, v) && !no_fallback)
+    atomic_store_explicit(&fp_off, 1, memory_order_relaxed);
 }
 
 static unsigned dwarf(dw_state *st) {
@@ -388,7 +396,7 @@ static unsigned capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, uns
  * without frame pointers that ends at a foreign frame cached by another
  * path is caught only so. DWARF's stack wins. */
 unsigned pl__unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
-                           unsigned *how) {
+                            unsigned *how) {
   unsigned n = capture(uc, slot, pcs, max, how);
   if (!(*how & PL__UNWIND_FP) || ((*how & PL__UNWIND_DWARF) && !(*how & PL__UNWIND_CACHED)))
     return n;
@@ -396,7 +404,8 @@ unsigned pl__unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs,
                        ? PL__UNWIND_CHECK_EVERY_SUSPECT
                        : PL__UNWIND_CHECK_EVERY;
   if ((atomic_fetch_add_explicit(&check_tick[slot % CACHE_THREADS], 1, memory_order_relaxed) + 1) %
-          every != 0)
+          every !=
+      0)
     return n;
   uintptr_t ref[PL__UNWIND_CHECK_MAX];
   dw_state st = {.pcs = ref, .max = max < PL__UNWIND_CHECK_MAX ? max : PL__UNWIND_CHECK_MAX};
@@ -528,7 +537,10 @@ static void maps_line(const char *s, size_t len, uintptr_t *prev_hi) {
     if (j >= len) break;
     field++;
     if (field == 4) inode_at = j;
-    if (field == 5) { path_at = j; break; }
+    if (field == 5) {
+      path_at = j;
+      break;
+    }
     while (j < len && s[j] != ' ') j++;
   }
   if (!inode_at || s[inode_at] != '0' || (inode_at + 1 < len && s[inode_at + 1] != ' ')) return;

@@ -34,10 +34,10 @@
 
 /* How the last capture was made (test and benchmark counters). */
 enum {
-  PL__UNWIND_FP = 1u << 0,     /* a frame-pointer walk ran */
-  PL__UNWIND_CACHED = 1u << 1, /* the callers came from the suffix cache */
-  PL__UNWIND_DWARF = 1u << 2,  /* _Unwind_Backtrace ran */
-  PL__UNWIND_FOUND = 1u << 3,  /* the stack starts at the interrupted frame */
+  PL__UNWIND_FP = 1u << 0,      /* a frame-pointer walk ran */
+  PL__UNWIND_CACHED = 1u << 1,  /* the callers came from the suffix cache */
+  PL__UNWIND_DWARF = 1u << 2,   /* _Unwind_Backtrace ran */
+  PL__UNWIND_FOUND = 1u << 3,   /* the stack starts at the interrupted frame */
   PL__UNWIND_CHECKED = 1u << 4, /* also compared with a full DWARF unwind (every 256th) */
 };
 #define PL__UNWIND_CHECK_MAX 128 /* frames a periodic check compares */
@@ -57,7 +57,7 @@ void pl__unwind_prepare(void);
 /* Frames of the interrupted code (uc: the handler's ucontext) into pcs;
  * returns the depth, *how gets PL_UNWIND_* bits. */
 unsigned pl__unwind_capture(const ucontext_t *uc, unsigned slot, uintptr_t *pcs, unsigned max,
-                           unsigned *how);
+                            unsigned *how);
 /* Test hook, in a signal handler: the interrupted stack by DWARF alone (no
  * frame pointers, no cache); 0 if the signal frame was not found. */
 unsigned pl__unwind_dwarf(uintptr_t *pcs, unsigned max);
@@ -91,7 +91,7 @@ enum { PL__FP_END, PL__FP_CROSS, PL__FP_BAD, PL__FP_FULL };
  * (PL__FP_BAD). Every read lies in [csp, top): the caller guarantees that
  * range is mapped. SIGNAL-SAFE. */
 int pl__unwind_fp_walk(uintptr_t ret, uintptr_t csp, uintptr_t nfp, uintptr_t top, uintptr_t *pcs,
-                      unsigned *n, unsigned max, uintptr_t *cross_ret, uintptr_t *cross_sp);
+                       unsigned *n, unsigned max, uintptr_t *cross_ret, uintptr_t *cross_sp);
 
 /* The callers of a foreign frame, as DWARF found them: ip[i] is a return
  * address that was at sp[i] - 8 (sp[i]: _Unwind_GetCFA in the backtrace
@@ -128,7 +128,7 @@ static inline int pl__unwind_give_up_fp(uint64_t mismatched, uint64_t compared) 
  * every return address it was found through is still in its place on the
  * stack (reads lie in [csp, top)); 1 if it did. SIGNAL-SAFE. */
 int pl__unwind_suffix_match(const pl__unwind_suffix *e, uintptr_t ret, uintptr_t csp, uintptr_t top,
-                           uintptr_t *pcs, unsigned *n, unsigned max);
+                            uintptr_t *pcs, unsigned *n, unsigned max);
 
 /* Normal context, no allocation, not a cancellation point: [lo, hi) of the
  * mapping that holds addr, read from /proc/self/maps with raw system

@@ -66,7 +66,6 @@ int pl__symbolizer_new(pl__symbolizer **out) {
       pthread_mutex_unlock(&lock);
       return rc;
     }
-
   }
   *out = &shared; /* held until pl__symbolizer_free() */
   return 0;
@@ -138,7 +137,7 @@ int pl__symbolize(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
 }
 
 int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f,
-                       unsigned flags) {
+                        unsigned flags) {
   memset(f, 0, sizeof(*f));
   f->address = pc;
   f->file = "";

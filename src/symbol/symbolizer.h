@@ -38,6 +38,6 @@ int pl__symbolize(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
  * costs ~40 ms here. */
 enum { PL__SYMBOLIZE_NAMES = 1u << 0 };
 int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f,
-                       unsigned flags);
+                        unsigned flags);
 
 #endif

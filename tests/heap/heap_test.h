@@ -108,9 +108,9 @@ static inline size_t heap_test_size(uint64_t *rng) {
   x ^= x >> 7;
   x ^= x << 17;
   *rng = x;
-  unsigned shift = (unsigned)(x % 8);            /* 1 KiB << 0..7 */
+  unsigned shift = (unsigned)(x % 8); /* 1 KiB << 0..7 */
   size_t base = (size_t)1024 << shift;
-  return base + (size_t)((x >> 8) % base);       /* [base, 2 base) */
+  return base + (size_t)((x >> 8) % base); /* [base, 2 base) */
 }
 
 #endif

@@ -135,10 +135,11 @@ static void test_three_sites_sampled(void **state) {
     double err_b = est_b / truth_bytes[k] - 1, sd_b = sqrt(var_b[k]) / truth_bytes[k];
     double err_o = est_o / truth_objects[k] - 1, sd_o = sqrt(var_o[k]) / truth_objects[k];
     double err_alloc = (alloc_after[k] - alloc_before[k]) / truth_bytes[k] - 1;
-    printf("%s (%zu MB, mean of %d runs): bytes %+.2f%% (sd %.2f%%), objects %+.2f%% "
-           "(sd %.2f%%), cumulative alloc bytes %+.2f%%\n",
-           names[k], targets[k] >> 20, RUNS, 100 * err_b, 100 * sd_b, 100 * err_o, 100 * sd_o,
-           100 * err_alloc);
+    printf(
+        "%s (%zu MB, mean of %d runs): bytes %+.2f%% (sd %.2f%%), objects %+.2f%% "
+        "(sd %.2f%%), cumulative alloc bytes %+.2f%%\n",
+        names[k], targets[k] >> 20, RUNS, 100 * err_b, 100 * sd_b, 100 * err_o, 100 * sd_o,
+        100 * err_alloc);
     assert_true(fabs(err_b) <= 0.10);
     assert_true(fabs(err_alloc) <= 0.10);
     assert_true(fabs(err_o) <= fmax(0.10, 4 * sd_o));

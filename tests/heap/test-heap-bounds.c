@@ -43,11 +43,31 @@ static void test_samples_bound(void **state) {
 /* Distinct call sites; KEEP stops the compiler from turning the call into
  * a tail jump (which would leave the function's frame out of the stack). */
 #define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
-__attribute__((noipa)) static void *stack_a(size_t n) { void *p = malloc(n); KEEP(p); return p; }
-__attribute__((noipa)) static void *stack_b(size_t n) { void *p = malloc(n); KEEP(p); return p; }
-__attribute__((noipa)) static void *stack_c(size_t n) { void *p = malloc(n); KEEP(p); return p; }
-__attribute__((noipa)) static void *stack_d(size_t n) { void *p = malloc(n); KEEP(p); return p; }
-__attribute__((noipa)) static void *stack_e(size_t n) { void *p = malloc(n); KEEP(p); return p; }
+__attribute__((noipa)) static void *stack_a(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
+__attribute__((noipa)) static void *stack_b(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
+__attribute__((noipa)) static void *stack_c(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
+__attribute__((noipa)) static void *stack_d(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
+__attribute__((noipa)) static void *stack_e(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
 
 static void test_stacks_bound(void **state) {
   void *(*fns[5])(size_t) = {stack_a, stack_b, stack_c, stack_d, stack_e};

@@ -11,7 +11,7 @@
 #include <sched.h>
 #include <time.h>
 
-#include "heap/heap_internal.h" /* white-box: the busy guard */
+#include "heap/heap_internal.h"  /* white-box: the busy guard */
 #include "heap/track_internal.h" /* white-box: the set's size */
 #include "sites.h"
 
@@ -65,8 +65,8 @@ static void test_three_sites_exact(void **state) {
   static const char *names[3] = {"site_alpha", "site_beta", "site_gamma"};
   for (int i = 0; i < 3; i++) {
     double objects, bytes = heap_test_site_bytes(s, names[i], &objects);
-    printf("%s: %zu blocks, %zu bytes; tracked %.0f objects, %.0f bytes\n", names[i],
-           blocks[i].n, blocks[i].bytes, objects, bytes);
+    printf("%s: %zu blocks, %zu bytes; tracked %.0f objects, %.0f bytes\n", names[i], blocks[i].n,
+           blocks[i].bytes, objects, bytes);
     assert_int_equal((uint64_t)bytes, blocks[i].bytes);
     assert_int_equal((uint64_t)objects, blocks[i].n);
   }
@@ -95,7 +95,8 @@ static void test_three_sites_exact(void **state) {
 static void test_family(void **state) {
   void *p[9] = {0};
   uintptr_t a[9];
-  size_t n[9] = {100, 7 * 13, 333, 1000, 5120, 64, 4096, 10, 4000}; /* C11: size a multiple of the alignment */
+  size_t n[9] = {100, 7 * 13, 333, 1000, 5120,
+                 64,  4096,   10,  4000}; /* C11: size a multiple of the alignment */
   p[0] = malloc(n[0]);
   p[1] = calloc(7, 13);
   p[2] = realloc(NULL, n[2]);
@@ -413,8 +414,8 @@ static void test_growth_races(void **state) {
         theirs++;
         if (!bsearch(&s->samples[i].address, addr, live, sizeof(uintptr_t), by_addr)) other++;
       }
-  printf("live blocks %zu: found %zu; workers' samples %zu (%zu not theirs); dropped %llu\n",
-         live, found, theirs, other, (unsigned long long)s->stats.dropped_samples);
+  printf("live blocks %zu: found %zu; workers' samples %zu (%zu not theirs); dropped %llu\n", live,
+         found, theirs, other, (unsigned long long)s->stats.dropped_samples);
   assert_int_equal(found, live);
   assert_true(other <= GROW_THREADS);
   assert_int_equal(s->stats.dropped_samples, 0);
@@ -474,7 +475,8 @@ static void *race_freer(void *arg) {
   size_t id = (size_t)arg;
   /* start when the grower starts copying race_set into its successor */
   atomic_fetch_add(&race_ready, 1);
-  while (!atomic_load(&race_set->next) && !atomic_load(&race_abort)) {}
+  while (!atomic_load(&race_set->next) && !atomic_load(&race_abort)) {
+  }
   pl__heap_tls_state.busy++;
   __asm__ volatile("" ::: "memory");
   for (size_t i = id; i < RACE_VICTIMS; i += RACE_FREERS) free(race_victims[i]);
@@ -523,8 +525,10 @@ static void test_frees_racing_growth(void **state) {
     uintptr_t a = (uintptr_t)kept[i];
     found += bsearch(&a, seen, s->nsamples, sizeof(uintptr_t), by_addr) != NULL;
   }
-  printf("%d growths: kept %zu, found %zu; frees that followed a moved key %llu, copies undone "
-         "%llu\n", rounds, nkept, found, (unsigned long long)moved, (unsigned long long)undone);
+  printf(
+      "%d growths: kept %zu, found %zu; frees that followed a moved key %llu, copies undone "
+      "%llu\n",
+      rounds, nkept, found, (unsigned long long)moved, (unsigned long long)undone);
   assert_int_equal(found, nkept);
   /* no victim left unless its address was reused by a kept block */
   size_t stale = 0;

@@ -47,7 +47,7 @@ static int check(const unsigned char *p, size_t n, unsigned seed) {
 static void test_range_check(void **state) {
   assert_true(NOT_IN_RANGE(opaque(NULL)));
   assert_true(NOT_IN_RANGE(before_init));
-  assert_true(NOT_IN_RANGE(opaque(&before_init)));  /* static data */
+  assert_true(NOT_IN_RANGE(opaque(&before_init))); /* static data */
   int on_stack;
   assert_true(NOT_IN_RANGE(opaque(&on_stack)));
   void *p = malloc(100);
@@ -258,12 +258,9 @@ static void test_fork(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_range_check),
-      cmocka_unit_test(test_aligned),
-      cmocka_unit_test(test_realloc_across),
-      cmocka_unit_test(test_calloc_reused_and_large),
-      cmocka_unit_test(test_no_overlap),
-      cmocka_unit_test(test_fork),
+      cmocka_unit_test(test_range_check),    cmocka_unit_test(test_aligned),
+      cmocka_unit_test(test_realloc_across), cmocka_unit_test(test_calloc_reused_and_large),
+      cmocka_unit_test(test_no_overlap),     cmocka_unit_test(test_fork),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -55,10 +55,12 @@ static void *work(void *arg) {
 }
 
 static int in_tracker(const char *fn) {
-  static const char *names[] = {"_Unwind_Backtrace", "capture", "capture_step", "record",
+  static const char *names[] = {"_Unwind_Backtrace",  "capture",
+                                "capture_step",       "record",
                                 "pl__heap_on_sample", "pl__heap_alloc_sampled",
-                                "pl__heap_lock", "pl__heap_release",
-                                "pl__heap_unlock", "pl__heap_intern_locked", "_Unwind_Find_FDE"};
+                                "pl__heap_lock",      "pl__heap_release",
+                                "pl__heap_unlock",    "pl__heap_intern_locked",
+                                "_Unwind_Find_FDE"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(fn, names[i]) == 0) return 1;
   return 0;

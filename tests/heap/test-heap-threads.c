@@ -60,9 +60,15 @@ static void *work(void *arg) {
     } else {
       free(slot[k]);
       switch ((r >> 44) % 4) {
-        case 0: slot[k] = calloc(1, n); break;
-        case 1: assert_int_equal(posix_memalign(&slot[k], 64, n), 0); break;
-        default: slot[k] = malloc(n); break;
+        case 0:
+          slot[k] = calloc(1, n);
+          break;
+        case 1:
+          assert_int_equal(posix_memalign(&slot[k], 64, n), 0);
+          break;
+        default:
+          slot[k] = malloc(n);
+          break;
       }
       assert_non_null(slot[k]);
     }
@@ -121,10 +127,11 @@ static void test_threads_and_snapshots(void **state) {
   }
   pl_heap_get_stats(&s1);
   double est = s1.alloc_bytes - s0.alloc_bytes;
-  printf("%u snapshots during %llu ops (%.1f GB); max live samples %zu; samples %llu; "
-         "alloc bytes estimate %+.2f%%\n",
-         snapshots, (unsigned long long)ops, bytes / 1e9, max_live,
-         (unsigned long long)(s1.samples - s0.samples), 100 * (est / (double)bytes - 1));
+  printf(
+      "%u snapshots during %llu ops (%.1f GB); max live samples %zu; samples %llu; "
+      "alloc bytes estimate %+.2f%%\n",
+      snapshots, (unsigned long long)ops, bytes / 1e9, max_live,
+      (unsigned long long)(s1.samples - s0.samples), 100 * (est / (double)bytes - 1));
   assert_true(snapshots >= 3);
   assert_true(est > 0.97 * (double)bytes && est < 1.03 * (double)bytes);
   assert_int_equal(s1.dropped_samples, 0);

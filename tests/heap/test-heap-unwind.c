@@ -304,8 +304,8 @@ static void test_fp_names(void **state) {
       assert_non_null(x);
       const pl_heap_stack *st = &s->stacks[x->stack];
       assert_true(st->depth >= 7);
-      const char *want[] = {"site_inner", "site_outer", "site_outer", "site_outer", "site_outer",
-                            "test_fp_names"};
+      const char *want[] = {"site_inner", "site_outer", "site_outer",
+                            "site_outer", "site_outer", "test_fp_names"};
       for (unsigned d = 0; d < 6; d++) {
         const pl_frame *f = &s->frames[st->frames[d]];
         assert_string_equal(f->function, want[d]);
@@ -335,7 +335,8 @@ static void test_fp_names(void **state) {
  * be: rbp holds something else across the call to malloc (here a real but
  * older frame record, so the walk reads a plausible chain that skips
  * frames). DWARF (the CFI says where rbp was saved) is right. */
-__attribute__((noinline, optimize("omit-frame-pointer"))) static void *nofp_site(uintptr_t bogus_fp) {
+__attribute__((noinline, optimize("omit-frame-pointer"))) static void *nofp_site(
+    uintptr_t bogus_fp) {
   register uintptr_t bogus __asm__("rbp") = bogus_fp;
   __asm__ volatile("" : "+r"(bogus));
   void *p = KEEP(malloc(48));
@@ -380,8 +381,7 @@ static void test_nofp_falls_back(void **state) {
     const pl_heap_stack *t = &s->stacks[x->stack];
     const char *want[] = {"nofp_site", "nofp_middle", "nofp_outer", "test_nofp_falls_back"};
     assert_true(t->depth >= 4);
-    for (unsigned d = 0; d < 4; d++)
-      assert_string_equal(s->frames[t->frames[d]].function, want[d]);
+    for (unsigned d = 0; d < 4; d++) assert_string_equal(s->frames[t->frames[d]].function, want[d]);
   }
   pl_heap_snapshot_free(s);
   free(q);

@@ -68,7 +68,8 @@
 #endif
 
 enum kind { K_DLOPEN, K_MALLOC, K_FORK, K_QSORT, K_THREADS, K_MIX, K_COUNT };
-static const char *const kind_names[K_COUNT] = {"dlopen", "malloc", "fork", "qsort", "threads", "mix"};
+static const char *const kind_names[K_COUNT] = {"dlopen", "malloc",  "fork",
+                                                "qsort",  "threads", "mix"};
 
 typedef struct worker {
   enum kind kind;
@@ -175,20 +176,38 @@ __attribute__((noinline)) void safety_malloc_round(worker *w, uint64_t *rng) {
     unsigned k = (unsigned)(r % SLOTS);
     size_t size;
     switch ((r >> 8) % 8) {
-      case 0: size = 16 + (r >> 16) % 48; break;
-      case 1: case 2: size = 64 + (r >> 16) % 1024; break;
-      case 3: case 4: size = 1024 + (r >> 16) % 32768; break;
-      case 5: size = 128 * 1024 + (r >> 16) % (896 * 1024); break; /* mmap'd chunks */
-      default: size = 1 + (r >> 16) % 256; break;
+      case 0:
+        size = 16 + (r >> 16) % 48;
+        break;
+      case 1:
+      case 2:
+        size = 64 + (r >> 16) % 1024;
+        break;
+      case 3:
+      case 4:
+        size = 1024 + (r >> 16) % 32768;
+        break;
+      case 5:
+        size = 128 * 1024 + (r >> 16) % (896 * 1024);
+        break; /* mmap'd chunks */
+      default:
+        size = 1 + (r >> 16) % 256;
+        break;
     }
     if (slot[k] && ((r >> 40) & 3) == 0) {
       void *q = realloc(slot[k], size);
-      if (!q) { atomic_fetch_add(&alloc_failures, 1); continue; }
+      if (!q) {
+        atomic_fetch_add(&alloc_failures, 1);
+        continue;
+      }
       slot[k] = q;
     } else {
       free(slot[k]);
       slot[k] = ((r >> 42) & 1) ? calloc(1, size) : malloc(size);
-      if (!slot[k]) { atomic_fetch_add(&alloc_failures, 1); continue; }
+      if (!slot[k]) {
+        atomic_fetch_add(&alloc_failures, 1);
+        continue;
+      }
     }
     ((volatile char *)slot[k])[0] = (char)i;
     ((volatile char *)slot[k])[size - 1] = (char)i;
@@ -221,8 +240,10 @@ __attribute__((noinline)) void safety_fork_round(worker *w) {
   atomic_store_explicit(&w->op, "waitpid", memory_order_relaxed);
   int status = 0;
   pid_t r;
-  while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {}
-  if (r != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) atomic_fetch_add(&children_bad, 1);
+  while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (r != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    atomic_fetch_add(&children_bad, 1);
   atomic_fetch_add_explicit(&op_counts[1], 1, memory_order_relaxed);
 }
 
@@ -242,11 +263,17 @@ __attribute__((noinline)) void safety_qsort_round(worker *w, uint64_t *rng) {
   enum { N = 4000 };
   atomic_store_explicit(&w->op, "qsort", memory_order_relaxed);
   uint32_t *v = malloc(N * sizeof(*v));
-  if (!v) { atomic_fetch_add(&alloc_failures, 1); return; }
+  if (!v) {
+    atomic_fetch_add(&alloc_failures, 1);
+    return;
+  }
   for (unsigned i = 0; i < N; i++) v[i] = (uint32_t)xorshift(rng);
   qsort(v, N, sizeof(*v), safety_cmp);
   for (unsigned i = 1; i < N; i++)
-    if (v[i - 1] > v[i]) { say("safety-sampler: qsort result out of order\n"); abort(); }
+    if (v[i - 1] > v[i]) {
+      say("safety-sampler: qsort result out of order\n");
+      abort();
+    }
   free(v);
   atomic_fetch_add_explicit(&op_counts[2], 1, memory_order_relaxed);
 }
@@ -273,12 +300,23 @@ __attribute__((noinline)) void safety_thread_round(worker *w) {
 
 static void run_one(worker *w, enum kind k, uint64_t *rng) {
   switch (k) {
-    case K_DLOPEN: safety_dlopen_round(w); break;
-    case K_MALLOC: safety_malloc_round(w, rng); break;
-    case K_FORK: safety_fork_round(w); break;
-    case K_QSORT: safety_qsort_round(w, rng); break;
-    case K_THREADS: safety_thread_round(w); break;
-    default: break;
+    case K_DLOPEN:
+      safety_dlopen_round(w);
+      break;
+    case K_MALLOC:
+      safety_malloc_round(w, rng);
+      break;
+    case K_FORK:
+      safety_fork_round(w);
+      break;
+    case K_QSORT:
+      safety_qsort_round(w, rng);
+      break;
+    case K_THREADS:
+      safety_thread_round(w);
+      break;
+    default:
+      break;
   }
   progress(w, kind_names[k]);
 }
@@ -299,10 +337,10 @@ __attribute__((noinline)) void *safety_worker_main(void *arg) {
 static void report_stuck(worker *w, uint64_t idle_ns) {
   char msg[256];
   const char *op = atomic_load(&w->op);
-  snprintf(msg, sizeof(msg),
-           "safety-sampler: WATCHDOG: worker %u (%s) has made no progress for %llu s; last op: %s\n",
-           w->id, kind_names[w->kind], (unsigned long long)(idle_ns / 1000000000u),
-           op ? op : "?");
+  snprintf(
+      msg, sizeof(msg),
+      "safety-sampler: WATCHDOG: worker %u (%s) has made no progress for %llu s; last op: %s\n",
+      w->id, kind_names[w->kind], (unsigned long long)(idle_ns / 1000000000u), op ? op : "?");
   say(msg);
 }
 
@@ -364,8 +402,10 @@ int main(int argc, char **argv) {
     }
   }
   if (argc > 2) {
-    if (strcmp(argv[2], "wall") == 0) mode = PL_CPU_WALL;
-    else if (strcmp(argv[2], "off") == 0) profiling = 0;
+    if (strcmp(argv[2], "wall") == 0)
+      mode = PL_CPU_WALL;
+    else if (strcmp(argv[2], "off") == 0)
+      profiling = 0;
     else if (strcmp(argv[2], "cpu") != 0) {
       fprintf(stderr, "usage: %s [SECONDS=30] [cpu|wall|off]\n", argv[0]);
       return 2;
@@ -374,8 +414,10 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   dl_name = pick_library();
   printf("safety-sampler: mode=%s hz=%d seconds=%ld dlopen=%s child-malloc=%s\n",
-         !profiling ? "off" : mode == PL_CPU_CPU ? "cpu" : "wall", PL_CPU_MAX_HZ, seconds, dl_name,
-         CHILD_MALLOC ? "yes" : "no (ASan)");
+         !profiling           ? "off"
+         : mode == PL_CPU_CPU ? "cpu"
+                              : "wall",
+         PL_CPU_MAX_HZ, seconds, dl_name, CHILD_MALLOC ? "yes" : "no (ASan)");
 
   pl_cpu_options o = {.mode = mode, .hz = PL_CPU_MAX_HZ};
   int rc = profiling ? pl_cpu_profiler_start(&o) : 0;
@@ -386,7 +428,8 @@ int main(int argc, char **argv) {
   uint64_t t0 = now_ns();
 
   /* 2 x dlopen, 2 x malloc, 1 x fork, 1 x qsort, 1 x threads */
-  static const enum kind plan[] = {K_DLOPEN, K_DLOPEN, K_MALLOC, K_MALLOC, K_FORK, K_QSORT, K_THREADS};
+  static const enum kind plan[] = {K_DLOPEN, K_DLOPEN, K_MALLOC, K_MALLOC,
+                                   K_FORK,   K_QSORT,  K_THREADS};
   for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]); i++) {
     worker *w = &workers[nworkers];
     w->kind = plan[i];
@@ -422,12 +465,14 @@ int main(int argc, char **argv) {
   atomic_store(&watchdog_stop, 1);
   pthread_join(wd, NULL);
   if (!profiling) { /* the control run: the same workload without the profiler */
-    printf("safety-sampler: ran %.1f s without the profiler; rounds: dlopen/dlclose %llu, malloc %llu, "
-           "fork %llu (bad children %llu), qsort %llu, thread batches %llu\n",
-           (double)(t_stop - t0) / 1e9, (unsigned long long)op_counts[0],
-           (unsigned long long)op_counts[4], (unsigned long long)op_counts[1],
-           (unsigned long long)children_bad, (unsigned long long)op_counts[2],
-           (unsigned long long)op_counts[3]);
+    printf(
+        "safety-sampler: ran %.1f s without the profiler; rounds: dlopen/dlclose %llu, malloc "
+        "%llu, "
+        "fork %llu (bad children %llu), qsort %llu, thread batches %llu\n",
+        (double)(t_stop - t0) / 1e9, (unsigned long long)op_counts[0],
+        (unsigned long long)op_counts[4], (unsigned long long)op_counts[1],
+        (unsigned long long)children_bad, (unsigned long long)op_counts[2],
+        (unsigned long long)op_counts[3]);
     return children_bad || fork_failures || dl_failures || alloc_failures;
   }
   if (rc) {
@@ -449,14 +494,19 @@ int main(int argc, char **argv) {
   uint64_t in_fork = 0, in_dl = 0, program = 0, truncated_to_pc = 0, with_unresolved = 0;
   for (size_t i = 0; i < p->nframes; i++) {
     const char *fn = p->frames[i].function;
-    if (!fn || !*fn) empty_names++;
-    else if (strncmp(fn, "0x", 2) == 0) unresolved++;
+    if (!fn || !*fn)
+      empty_names++;
+    else if (strncmp(fn, "0x", 2) == 0)
+      unresolved++;
   }
   const char *lib_base = strrchr(dl_name, '/') ? strrchr(dl_name, '/') + 1 : dl_name;
   size_t lib_stem = strcspn(lib_base, ".");
   for (size_t i = 0; i < p->nsamples; i++) {
     const pl_cpu_sample *s = &p->samples[i];
-    if (s->stack == PL_STACK_PROGRAM) { program++; continue; }
+    if (s->stack == PL_STACK_PROGRAM) {
+      program++;
+      continue;
+    }
     if (s->stack == PL_STACK_IDLE) continue;
     const pl_cpu_stack *st = &p->stacks[s->stack];
     if (st->depth == 1) truncated_to_pc++;
@@ -467,51 +517,65 @@ int main(int argc, char **argv) {
     if (stack_has(p, st, "safety_fork_round")) in_fork++;
     if (stack_has(p, st, "safety_dlopen_round")) in_dl++;
     for (uint32_t k = 0; k < st->depth; k++)
-      if (strncmp(p->frames[st->frames[k]].function, "0x", 2) == 0) { with_unresolved++; break; }
+      if (strncmp(p->frames[st->frames[k]].function, "0x", 2) == 0) {
+        with_unresolved++;
+        break;
+      }
     for (uint32_t k = 0; k < st->depth; k++) {
       const char *mod = p->frames[st->frames[k]].module;
       const char *mb = mod && strrchr(mod, '/') ? strrchr(mod, '/') + 1 : mod;
-      if (mb && strncmp(mb, lib_base, lib_stem) == 0) { in_lib++; break; }
+      if (mb && strncmp(mb, lib_base, lib_stem) == 0) {
+        in_lib++;
+        break;
+      }
     }
   }
 
   printf("safety-sampler: ran %.1f s; stop+join %.0f ms after the deadline; symbolize %.0f ms\n",
-         (double)(t_stop - t0) / 1e9, (double)(t_stop - deadline) / 1e6, (double)(t_sym - t_stop) / 1e6);
-  printf("safety-sampler: rounds: dlopen/dlclose %llu, malloc %llu, fork %llu, qsort %llu, thread batches %llu (main thread %llu)\n",
-         (unsigned long long)op_counts[0], (unsigned long long)op_counts[4],
-         (unsigned long long)op_counts[1], (unsigned long long)op_counts[2],
-         (unsigned long long)op_counts[3], (unsigned long long)totals[K_MIX]);
-  printf("safety-sampler: profile: samples %llu, weight %llu, signals %llu, dropped %llu, threads %u, "
-         "period %llu ns, duration %.3f s\n",
-         (unsigned long long)info.samples, (unsigned long long)info.weight,
-         (unsigned long long)info.signals, (unsigned long long)info.dropped, info.threads,
-         (unsigned long long)info.period_ns, (double)info.duration_ns / 1e9);
+         (double)(t_stop - t0) / 1e9, (double)(t_stop - deadline) / 1e6,
+         (double)(t_sym - t_stop) / 1e6);
+  printf(
+      "safety-sampler: rounds: dlopen/dlclose %llu, malloc %llu, fork %llu, qsort %llu, thread "
+      "batches %llu (main thread %llu)\n",
+      (unsigned long long)op_counts[0], (unsigned long long)op_counts[4],
+      (unsigned long long)op_counts[1], (unsigned long long)op_counts[2],
+      (unsigned long long)op_counts[3], (unsigned long long)totals[K_MIX]);
+  printf(
+      "safety-sampler: profile: samples %llu, weight %llu, signals %llu, dropped %llu, threads %u, "
+      "period %llu ns, duration %.3f s\n",
+      (unsigned long long)info.samples, (unsigned long long)info.weight,
+      (unsigned long long)info.signals, (unsigned long long)info.dropped, info.threads,
+      (unsigned long long)info.period_ns, (double)info.duration_ns / 1e9);
   /* Frames in a library dlclosed before the profile stopped cannot be
    * symbolized afterwards: they show as "0x..." (reported, not checked). */
-  printf("safety-sampler: frames %zu (unresolved 0x... %llu, empty %llu), stacks %zu; samples: "
-         "with an unresolved frame %llu, (program) %llu, pc-only %llu, in qsort comparator %llu "
-         "(with caller above qsort %llu), in fork %llu, in dlopen round %llu, in %s %llu\n",
-         p->nframes, (unsigned long long)unresolved, (unsigned long long)empty_names, p->nstacks,
-         (unsigned long long)with_unresolved, (unsigned long long)program, (unsigned long long)truncated_to_pc,
-         (unsigned long long)in_cmp, (unsigned long long)cmp_with_caller,
-         (unsigned long long)in_fork, (unsigned long long)in_dl, lib_base, (unsigned long long)in_lib);
+  printf(
+      "safety-sampler: frames %zu (unresolved 0x... %llu, empty %llu), stacks %zu; samples: "
+      "with an unresolved frame %llu, (program) %llu, pc-only %llu, in qsort comparator %llu "
+      "(with caller above qsort %llu), in fork %llu, in dlopen round %llu, in %s %llu\n",
+      p->nframes, (unsigned long long)unresolved, (unsigned long long)empty_names, p->nstacks,
+      (unsigned long long)with_unresolved, (unsigned long long)program,
+      (unsigned long long)truncated_to_pc, (unsigned long long)in_cmp,
+      (unsigned long long)cmp_with_caller, (unsigned long long)in_fork, (unsigned long long)in_dl,
+      lib_base, (unsigned long long)in_lib);
 
   int fail = 0;
-#define CHECK(cond, ...)                         \
-  do {                                           \
-    if (!(cond)) {                               \
+#define CHECK(cond, ...)                            \
+  do {                                              \
+    if (!(cond)) {                                  \
       printf("safety-sampler: FAIL: " __VA_ARGS__); \
-      printf("\n");                              \
-      fail = 1;                                  \
-    }                                            \
+      printf("\n");                                 \
+      fail = 1;                                     \
+    }                                               \
   } while (0)
   CHECK(info.samples > 0, "no samples");
   CHECK(empty_names == 0, "%llu frames without a name", (unsigned long long)empty_names);
   CHECK(in_cmp > 0, "no sample in the qsort comparator");
   CHECK(in_cmp == 0 || cmp_with_caller * 10 >= in_cmp * 9,
-        "only %llu of %llu samples in the qsort comparator reach safety_qsort_round above libc's qsort",
+        "only %llu of %llu samples in the qsort comparator reach safety_qsort_round above libc's "
+        "qsort",
         (unsigned long long)cmp_with_caller, (unsigned long long)in_cmp);
-  CHECK(op_counts[0] > 0 && op_counts[1] > 0 && op_counts[2] > 0 && op_counts[3] > 0 && op_counts[4] > 0,
+  CHECK(op_counts[0] > 0 && op_counts[1] > 0 && op_counts[2] > 0 && op_counts[3] > 0 &&
+            op_counts[4] > 0,
         "a workload made no progress");
   CHECK(fork_failures == 0, "%llu fork() failures", (unsigned long long)fork_failures);
   CHECK(children_bad == 0, "%llu children did not exit 0", (unsigned long long)children_bad);
@@ -519,8 +583,10 @@ int main(int argc, char **argv) {
   CHECK(dl_failures == 0, "%llu dlopen/dlclose failures (%s)", (unsigned long long)dl_failures,
         dlerr ? dlerr : "no dlerror");
   CHECK(alloc_failures == 0, "%llu allocation failures", (unsigned long long)alloc_failures);
-  if (mode == PL_CPU_CPU) CHECK(info.threads >= 2, "cpu mode sampled %u thread(s)", info.threads);
-  else CHECK(info.threads == 1, "wall mode sampled %u threads", info.threads);
+  if (mode == PL_CPU_CPU)
+    CHECK(info.threads >= 2, "cpu mode sampled %u thread(s)", info.threads);
+  else
+    CHECK(info.threads == 1, "wall mode sampled %u threads", info.threads);
   pl_cpu_profile_free(p);
   printf("safety-sampler: %s\n", fail ? "FAILED" : "ok");
   return fail;

@@ -358,8 +358,8 @@ static void test_cpuprofile_wall_mode(void **state) {
    * before the previous entry (then the delta is 0). */
   assert_int_equal(jint(root, "startTime"), START_US);
   assert_int_equal(jint(root, "endTime"), (START_NS + 12000000) / 1000);
-  static const json_int_t want_deltas[] = {1000, 2, 1000, 998, 0,    101, 1000, 99, 800, 0,
-                                           0,    0, 1000, 1000, 0, 500, 500, 1000, 1000, 500};
+  static const json_int_t want_deltas[] = {1000, 2, 1000, 998,  0, 101, 1000, 99,   800,  0,
+                                           0,    0, 1000, 1000, 0, 500, 500,  1000, 1000, 500};
   json_t *deltas = json_object_get(root, "timeDeltas");
   for (size_t i = 0; i < FX_ENTRIES; i++)
     assert_int_equal(json_integer_value(json_array_get(deltas, i)), want_deltas[i]);

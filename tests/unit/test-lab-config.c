@@ -7,9 +7,9 @@
 #include "proflab/lab.h"
 
 static void clear_env(void) {
-  const char *vars[] = {"LAB_ENABLE", "LAB_TOKEN", "LAB_ALLOW_PROD", "APP_ENV", "NODE_ENV",
-                        "LAB_ARTIFACT_DIR", "LAB_MAX_LEAK_MB", "LAB_MAX_PROFILE_SECONDS",
-                        "LAB_MAX_JAM_MS"};
+  const char *vars[] = {
+      "LAB_ENABLE",       "LAB_TOKEN",       "LAB_ALLOW_PROD",          "APP_ENV",       "NODE_ENV",
+      "LAB_ARTIFACT_DIR", "LAB_MAX_LEAK_MB", "LAB_MAX_PROFILE_SECONDS", "LAB_MAX_JAM_MS"};
   for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) unsetenv(vars[i]);
 }
 

@@ -18,7 +18,7 @@ static void test_blocks_after_limit(void **state) {
   }
   assert_int_equal(pl__rl_blocked(&rl, "10.0.0.1", t), 60);
   assert_int_equal(pl__rl_blocked(&rl, "10.0.0.1", t + 30 * SEC), 30);
-  assert_int_equal(pl__rl_blocked(&rl, "10.0.0.2", t), 0); /* others unaffected */
+  assert_int_equal(pl__rl_blocked(&rl, "10.0.0.2", t), 0);            /* others unaffected */
   assert_int_equal(pl__rl_blocked(&rl, "10.0.0.1", t + 60 * SEC), 0); /* window over */
 }
 

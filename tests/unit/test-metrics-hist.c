@@ -18,7 +18,8 @@ static void test_index_roundtrip(void **state) {
   /* indices are contiguous and increasing */
   for (unsigned idx = 0; idx + 1 < PL__HIST_BUCKETS; idx++)
     assert_true(pl__hist_lower(idx) < pl__hist_lower(idx + 1));
-  for (uint64_t v = 0; v < 5000; v++) assert_int_equal(pl__hist_index(pl__hist_lower(pl__hist_index(v))), pl__hist_index(v));
+  for (uint64_t v = 0; v < 5000; v++)
+    assert_int_equal(pl__hist_index(pl__hist_lower(pl__hist_index(v))), pl__hist_index(v));
 }
 
 static void test_percentiles(void **state) {

@@ -51,7 +51,10 @@ static uint64_t weight_of(const pl_cpu_profile *p, const char *fn, uint64_t *tot
     if (s->stack == PL_STACK_PROGRAM) continue;
     const pl_cpu_stack *st = &p->stacks[s->stack];
     for (uint32_t k = 0; k < st->depth; k++)
-      if (strcmp(p->frames[st->frames[k]].function, fn) == 0) { w += s->weight; break; }
+      if (strcmp(p->frames[st->frames[k]].function, fn) == 0) {
+        w += s->weight;
+        break;
+      }
   }
   if (total_nonidle) *total_nonidle = tot;
   return w;
@@ -91,10 +94,11 @@ static void test_split_cpu_mode(void **state) {
   pl_cpu_profile_info info;
   pl_cpu_profile_get_info(p, &info);
   double accounted = (double)info.weight * (double)p->period_ns;
-  printf("# cpu mode: alpha %.3f beta %.3f; accounted %.3f s vs thread cpu %.3f s "
-         "(ratio %.4f), %llu signals, %llu samples\n",
-         sa, 1 - sa, accounted / 1e9, (double)cpu / 1e9, accounted / (double)cpu,
-         (unsigned long long)info.signals, (unsigned long long)info.samples);
+  printf(
+      "# cpu mode: alpha %.3f beta %.3f; accounted %.3f s vs thread cpu %.3f s "
+      "(ratio %.4f), %llu signals, %llu samples\n",
+      sa, 1 - sa, accounted / 1e9, (double)cpu / 1e9, accounted / (double)cpu,
+      (unsigned long long)info.signals, (unsigned long long)info.samples);
   assert_true(sa > 0.70 && sa < 0.80);
   /* accounted time matches this thread's CPU within 5% (other threads of
    * the test process are idle) */
@@ -113,15 +117,18 @@ static void test_split_wall_mode(void **state) {
   pl_cpu_profile_get_info(p, &info);
   double sampled = (double)info.weight * (double)p->period_ns;
   double elapsed = (double)(p->end_ns - p->start_ns);
-  printf("# wall mode: alpha %.3f beta %.3f; sampled %.3f s vs elapsed %.3f s (ratio %.4f); "
-         "thread ran %.0f%% of the time\n",
-         sa, 1 - sa, sampled / 1e9, elapsed / 1e9, sampled / elapsed, 100.0 * (double)cpu / elapsed);
+  printf(
+      "# wall mode: alpha %.3f beta %.3f; sampled %.3f s vs elapsed %.3f s (ratio %.4f); "
+      "thread ran %.0f%% of the time\n",
+      sa, 1 - sa, sampled / 1e9, elapsed / 1e9, sampled / elapsed, 100.0 * (double)cpu / elapsed);
   assert_true(sampled / elapsed > 0.98 && sampled / elapsed < 1.02);
   /* Wall time splits like CPU time only if the thread had a CPU: on a
    * machine so busy that it waited for one (its wait is charged, in large
    * late samples, to whatever ran before), the split is not the truth. */
-  if ((double)cpu / elapsed >= 0.9) assert_true(sa > 0.70 && sa < 0.80);
-  else printf("# machine busy: the 75/25 check needs the thread to run >= 90%% of the time\n");
+  if ((double)cpu / elapsed >= 0.9)
+    assert_true(sa > 0.70 && sa < 0.80);
+  else
+    printf("# machine busy: the 75/25 check needs the thread to run >= 90%% of the time\n");
   /* symbolization found our source file and a line for the hot function */
   int found = 0;
   for (size_t i = 0; i < p->nframes; i++)
@@ -233,12 +240,9 @@ static void test_busy_and_stop(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_busy_and_stop),
-      cmocka_unit_test(test_split_cpu_mode),
-      cmocka_unit_test(test_split_wall_mode),
-      cmocka_unit_test(test_wall_timer_path),
-      cmocka_unit_test(test_idle_loop),
-      cmocka_unit_test(test_jammed_loop),
+      cmocka_unit_test(test_busy_and_stop),   cmocka_unit_test(test_split_cpu_mode),
+      cmocka_unit_test(test_split_wall_mode), cmocka_unit_test(test_wall_timer_path),
+      cmocka_unit_test(test_idle_loop),       cmocka_unit_test(test_jammed_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,7 +49,8 @@ static void compare(const ucontext_t *uc) {
   unsigned na = pl__unwind_capture(uc, 0, a, MAXF, &how);
   unsigned nb = pl__unwind_dwarf(b, MAXF);
   atomic_fetch_add(&h_samples, 1);
-  if (na == nb && memcmp(a, b, na * sizeof(*a)) == 0) atomic_fetch_add(&h_equal, 1);
+  if (na == nb && memcmp(a, b, na * sizeof(*a)) == 0)
+    atomic_fetch_add(&h_equal, 1);
   else if (!atomic_exchange(&h_bad_saved, 1)) {
     memcpy(h_bad_a, a, sizeof(a));
     memcpy(h_bad_b, b, sizeof(b));
@@ -86,8 +87,19 @@ static void corrupt(const ucontext_t *uc) {
   fake[0] = (uintptr_t)&fake[0];
   fake[1] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
   const uintptr_t rbps[NCORRUPT] = {
-      0, 1, 7, 8, 0xdeadbeef000, (uintptr_t)-16, sp - 4096, sp + 3, sp + (64u << 20),
-      (uintptr_t)&fake[0], (uintptr_t)&h_samples, h_top_fp + 4, h_top_fp,
+      0,
+      1,
+      7,
+      8,
+      0xdeadbeef000,
+      (uintptr_t)-16,
+      sp - 4096,
+      sp + 3,
+      sp + (64u << 20),
+      (uintptr_t)&fake[0],
+      (uintptr_t)&h_samples,
+      h_top_fp + 4,
+      h_top_fp,
   };
   const size_t nrbps = sizeof(rbps) / sizeof(rbps[0]);
   for (size_t i = 0; i < nrbps; i++) {
@@ -115,8 +127,10 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   (void)sig;
   (void)si;
   int saved = errno;
-  if (h_mode == H_COMPARE) compare(ucv);
-  else corrupt(ucv);
+  if (h_mode == H_COMPARE)
+    compare(ucv);
+  else
+    corrupt(ucv);
   errno = saved;
 }
 
@@ -143,13 +157,14 @@ static uint64_t now_ns(void) {
 enum { W_SPIN, W_QSORT, W_MEMSET, W_NOFP };
 static int workload;
 static uint64_t spin_until, spin_deadline;
-static unsigned spin_target; /* samples wanted (a loaded machine runs us less) */
+static unsigned spin_target;      /* samples wanted (a loaded machine runs us less) */
 static unsigned spin_target_next; /* the next run_case's target, if not 0 */
 
 static int spin_done(void) {
   uint64_t t = now_ns();
   if (t < spin_until) return 0;
-  unsigned got = h_mode == H_COMPARE ? atomic_load(&h_samples) : atomic_load(&h_corrupt_runs) / NCORRUPT;
+  unsigned got =
+      h_mode == H_COMPARE ? atomic_load(&h_samples) : atomic_load(&h_corrupt_runs) / NCORRUPT;
   return got >= spin_target || t >= spin_deadline;
 }
 
@@ -195,7 +210,8 @@ __attribute__((noinline)) static void memset_loop(void) {
  * be: rbp holds an older but real frame record (run_case's) while it calls
  * the spinning leaf, so the walk reads a plausible chain that skips every
  * frame between. DWARF (the CFI says where rbp was saved) is right. */
-__attribute__((noinline, optimize("omit-frame-pointer"))) static void nofp_call(uintptr_t bogus_fp) {
+__attribute__((noinline, optimize("omit-frame-pointer"))) static void nofp_call(
+    uintptr_t bogus_fp) {
   register uintptr_t bogus __asm__("rbp") = bogus_fp;
   __asm__ volatile("" : "+r"(bogus));
   spin_leaf();
@@ -209,10 +225,14 @@ __attribute__((noinline)) static void deep(int d, int top) {
     __asm__ volatile(""); /* not a tail call: every level keeps a frame */
     return;
   }
-  if (workload == W_SPIN) spin_leaf();
-  else if (workload == W_NOFP) nofp_call(h_top_fp);
-  else if (workload == W_QSORT) sort_loop();
-  else memset_loop();
+  if (workload == W_SPIN)
+    spin_leaf();
+  else if (workload == W_NOFP)
+    nofp_call(h_top_fp);
+  else if (workload == W_QSORT)
+    sort_loop();
+  else
+    memset_loop();
 }
 
 /* The caller every stack must keep: run_case, which calls deep(). */
@@ -249,10 +269,11 @@ static void install(void) {
 
 static void report(const char *what) {
   unsigned n = atomic_load(&h_samples);
-  printf("# %s: %u samples, %u equal to DWARF, %u by frame pointers (%u with cached "
-         "callers), %u DWARF only, %u with the caller\n",
-         what, n, atomic_load(&h_equal), atomic_load(&h_fp), atomic_load(&h_cached),
-         atomic_load(&h_dwarf_only), atomic_load(&h_with_caller));
+  printf(
+      "# %s: %u samples, %u equal to DWARF, %u by frame pointers (%u with cached "
+      "callers), %u DWARF only, %u with the caller\n",
+      what, n, atomic_load(&h_equal), atomic_load(&h_fp), atomic_load(&h_cached),
+      atomic_load(&h_dwarf_only), atomic_load(&h_with_caller));
   if (atomic_load(&h_bad_saved)) {
     printf("# first difference: fast %u frames, DWARF %u frames\n", h_bad_na, h_bad_nb);
     for (unsigned i = 0; i < h_bad_na || i < h_bad_nb; i++)

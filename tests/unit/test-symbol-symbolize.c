@@ -36,9 +36,9 @@ static void test_kept_then_dropped_when_idle(void **state) {
   pl_frame f;
   lookup(&f, &a);
   assert_int_equal(pl__symbolizer_drop_idle(3600ull * 1000000000ull), 0); /* used just now: kept */
-  assert_int_equal(pl__symbolizer_drop_idle(0), 1);                      /* idle long enough: dropped */
-  assert_int_equal(pl__symbolizer_drop_idle(0), 0);                      /* nothing left to drop */
-  lookup(&f, &a);                                                        /* rebuilt on demand */
+  assert_int_equal(pl__symbolizer_drop_idle(0), 1); /* idle long enough: dropped */
+  assert_int_equal(pl__symbolizer_drop_idle(0), 0); /* nothing left to drop */
+  lookup(&f, &a);                                   /* rebuilt on demand */
   assert_string_equal(f.function, "symbolize_me");
   assert_int_equal(pl__symbolizer_drop_idle(0), 1);
   pl__arena_free(&a);

@@ -179,8 +179,8 @@ extern void __libc_free(void *p);
 
 enum { MAX_LIVE = 1 << 14 };
 static int armed;
-static long fail_countdown = -1; /* -1: never fail */
-static void *torture_live[MAX_LIVE];     /* allocations made while armed */
+static long fail_countdown = -1;     /* -1: never fail */
+static void *torture_live[MAX_LIVE]; /* allocations made while armed */
 static size_t nlive;
 
 static int alloc_fails(void) {
