@@ -18,7 +18,9 @@
 #   BASE_LIB=/tmp/old/libproflab_heap.a bench/heap/run.sh
 #       A/B: also "base-interposed" and "base-sampled-512k", the same
 #       benchmark linked with another build of the tracker (an archive
-#       copied before a change), run interleaved with the others
+#       copied before a change), run interleaved with the others;
+#       BASE_CORE=/tmp/old/libproflab.a when the library's internal names
+#       changed since (the old tracker links against its own libproflab)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +31,7 @@ OPS_EXACT=${OPS_EXACT:-500000} # per thread, for T = 1 and heaptrack
 THREADS=${THREADS:-2}
 JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
 BASE_LIB=${BASE_LIB:-}
+BASE_CORE=${BASE_CORE:-} # the libproflab.a BASE_LIB was built with (default: $BUILD's)
 
 if ! ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^src/heap/libproflab_heap.a:'; then
   echo "$BUILD has no heap tracker: add subdir('src/heap') after the libproflab" >&2
@@ -47,7 +50,7 @@ cc $CFLAGS -DWITH_HEAP "$ROOT/bench/heap/malloc-bench.c" \
 if [ -n "$BASE_LIB" ]; then
   cc $CFLAGS -DWITH_HEAP "$ROOT/bench/heap/malloc-bench.c" \
     -Wl,--whole-archive "$BASE_LIB" -Wl,--no-whole-archive \
-    "$BUILD/libproflab.a" $LIBS -o "$TMP/base"
+    "${BASE_CORE:-$BUILD/libproflab.a}" $LIBS -o "$TMP/base"
 fi
 
 configs="glibc interposed sampled-512k every-alloc"

@@ -119,6 +119,13 @@ int pl_heap_snapshot_adopt(pl_heap_snapshot *s, void *block, size_t n,
 /* Free s and all it owns. NULL is fine. */
 void pl_heap_snapshot_free(pl_heap_snapshot *s);
 
+/* Keep only the samples allocated at or after since_ns (CLOCK_MONOTONIC,
+ * pl_heap_sample.time_ns): what a sampling heap profile started at that
+ * time shows (live allocations made since). The live estimates (the
+ * snapshot's and each stack's inuse_*) are summed again; stacks, frames
+ * and the cumulative alloc_* stay. */
+void pl_heap_snapshot_keep_since(pl_heap_snapshot *s, uint64_t since_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,7 @@ struct pl__capture {
   pl__capture_holder holder;
   const char *failed_step;
   pl__capture_times times;
+  uint64_t heap_since_ns;
   /* the artifact job */
   uv_work_t work;
   pl__artifact_store *store;
@@ -145,6 +146,8 @@ int pl__capture_cpu_stop(pl__capture *c) {
 
 int pl__capture_cpu_running(const pl__capture *c) { return c->cpu_running; }
 
+void pl__capture_heap_since(pl__capture *c, uint64_t since_ns) { c->heap_since_ns = since_ns; }
+
 int pl__capture_prepare(pl__capture *c) {
   if (c->prepared) return 0;
   int rc;
@@ -159,6 +162,7 @@ int pl__capture_prepare(pl__capture *c) {
     uint64_t t1 = pl__now_ns();
     c->times.take_ms = (double)(t1 - t0) / 1e6;
     if (rc) return fail(c, "copy", rc);
+    if (c->heap_since_ns) pl_heap_snapshot_keep_since(c->heap, c->heap_since_ns);
     /* The symbolizer's allocations are the tool's, not the program's. A
      * .heapsnapshot shows function names only: no DWARF to read. */
     pl__heap_tracker_untracked_begin();

@@ -68,6 +68,11 @@ int pl__capture_cpu_stop(pl__capture *c);
 /* 1 between a successful start and stop. */
 int pl__capture_cpu_running(const pl__capture *c);
 
+/* A heap capture keeps only the live allocations made at or after
+ * since_ns (CLOCK_MONOTONIC): a sampling heap profile started then. Before
+ * pl__capture_prepare. */
+void pl__capture_heap_since(pl__capture *c, uint64_t since_ns);
+
 /* Take (a heap snapshot; a CPU capture was taken by its stop) and
  * symbolize: a .heapsnapshot needs names only, everything else lines.
  * Idempotent. 0 or -errno (pl__capture_failed_step says which step). */

@@ -19,6 +19,15 @@ void pl__sink_init_fd(pl__sink *s, int *fd) {
   s->flush_at = 1 << 16;
 }
 
+void pl__sink_init_backend(pl__sink *s, int (*backend)(void *ctx, const void *p, size_t n),
+                           void *ctx, size_t flush_at) {
+  memset(s, 0, sizeof(*s));
+  pl_buf_init(&s->buf);
+  s->backend = backend;
+  s->ctx = ctx;
+  s->flush_at = flush_at ? flush_at : 1 << 16;
+}
+
 void pl__sink_init_mem(pl__sink *s) {
   memset(s, 0, sizeof(*s));
   pl_buf_init(&s->buf);

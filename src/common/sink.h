@@ -24,6 +24,10 @@ typedef struct pl__sink {
 
 /* A sink writing to fd (the caller keeps ownership of fd). */
 void pl__sink_init_fd(pl__sink *s, int *fd);
+/* A sink handing its buffer to backend(ctx, bytes, n) whenever it holds
+ * flush_at bytes (0: 64 KiB) and at the end (a WebSocket stream, ...). */
+void pl__sink_init_backend(pl__sink *s, int (*backend)(void *ctx, const void *p, size_t n),
+                           void *ctx, size_t flush_at);
 /* A sink collecting everything in memory: the bytes are in s->buf after
  * pl__sink_finish() (total stays 0). */
 void pl__sink_init_mem(pl__sink *s);

@@ -34,3 +34,21 @@ void pl_heap_snapshot_free(pl_heap_snapshot *s) {
   pl__owned_free(s->owner);
   free(s);
 }
+
+void pl_heap_snapshot_keep_since(pl_heap_snapshot *s, uint64_t since_ns) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->nsamples; i++)
+    if (s->samples[i].time_ns >= since_ns) s->samples[n++] = s->samples[i];
+  s->nsamples = n;
+  s->inuse_objects = s->inuse_bytes = 0;
+  for (size_t i = 0; i < s->nstacks; i++) s->stacks[i].inuse_objects = s->stacks[i].inuse_bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    const pl_heap_sample *x = &s->samples[i];
+    if (x->stack < s->nstacks) {
+      s->stacks[x->stack].inuse_objects += x->weight_objects;
+      s->stacks[x->stack].inuse_bytes += x->weight_bytes;
+    }
+    s->inuse_objects += x->weight_objects;
+    s->inuse_bytes += x->weight_bytes;
+  }
+}
