@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -21,6 +22,8 @@
 #include "proflab/server.h"
 #include "common/util.h"
 #include "proflab/heap.h"
+#include "proflab/inspector.h"
+#include "proflab/profiler.h"
 #include "export/helper.h"
 
 typedef struct app {
@@ -31,6 +34,12 @@ typedef struct app {
   uv_signal_t sigterm, sigint;
   int signals;
   char token_buf[512];
+  /* The inspector: started by --inspect/PROFLAB_INSPECT once the server is
+   * up, or by SIGUSR1 at runtime (as in Node), with these options. */
+  uv_signal_t sigusr1;
+  pl_inspector_options inspect;
+  char inspect_title[160];
+  pl_loop_idle *idle; /* the loop's poll flag, for the inspector's CPU profiles */
 } app;
 
 static void usage(FILE *f) {
@@ -69,11 +78,16 @@ static void usage(FILE *f) {
           "  --no-heap-tracking        PROFLAB_HEAP_TRACKING=false (default: on with the lab)\n"
           "  --heap-sample-bytes N     LAB_HEAP_SAMPLE_BYTES mean bytes between samples;\n"
           "                                             1 tracks every allocation [524288]\n"
+          "  --inspect[=[HOST:]PORT]   PROFLAB_INSPECT=[HOST:]PORT  Chrome DevTools inspector,\n"
+          "                                             like node --inspect [off; --inspect\n"
+          "                                             alone: 127.0.0.1:9229]; loopback unless\n"
+          "                                             a host is given. SIGUSR1 opens it at\n"
+          "                                             runtime (on this address)\n"
           "  -h, --help                this text\n"
           "  -V, --version             print the version\n"
           "\n"
           "Logs are JSON lines on stdout. SIGTERM or SIGINT: stop accepting, finish\n"
-          "requests in flight, exit 0.\n");
+          "requests in flight, exit 0. SIGUSR1: start the inspector if it is off.\n");
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -141,12 +155,41 @@ static void read_token_file(app *a, const char *path) {
 
 static void on_closed_signal(uv_handle_t *h) { (void)h; }
 
+/* Start the inspector with a's options (the first time, track the loop's
+ * poll phase for it). Failure is logged, not fatal, as in Node. */
+static void start_inspector(app *a) {
+  int rc;
+  if (!a->idle && (rc = pl_loop_idle_track(a->loop, &a->idle)) != 0) {
+    pl_log_msg("error", "inspector", "cannot track the loop's idle phase: %s", strerror(-rc));
+    a->idle = NULL;
+  }
+  a->inspect.idle_flag = a->idle ? pl_loop_idle_flag(a->idle) : NULL;
+  char err[256];
+  if ((rc = pl_inspector_start(&a->inspect, err, sizeof(err))) != 0 && rc != -EALREADY) {
+    pl_log_msg("error", "inspector", "%s", err);
+    fprintf(stderr, "proflabd: %s\n", err);
+  }
+}
+
+static void on_sigusr1(uv_signal_t *h, int signum) {
+  (void)signum;
+  app *a = h->data;
+  if (pl_inspector_running()) return;
+  pl_log_msg("info", "inspector", "SIGUSR1: starting the inspector");
+  start_inspector(a);
+  pl_log_flush();
+}
+
 static void on_drained(pl_server *s, void *arg) {
   (void)s;
   app *a = arg;
   pl_log_msg("info", "shutdown", "drained; exiting");
+  pl_inspector_stop(); /* before the loop ends: its sessions get close 1001 */
+  pl_loop_idle_untrack(a->idle);
+  a->idle = NULL;
   uv_close((uv_handle_t *)&a->sigterm, on_closed_signal);
   uv_close((uv_handle_t *)&a->sigint, on_closed_signal);
+  uv_close((uv_handle_t *)&a->sigusr1, on_closed_signal);
   pl_server_free(a->server);
   a->server = NULL;
   pl_loopmon_free(a->mon);
@@ -208,6 +251,12 @@ int main(int argc, char **argv) {
       die("PROFLAB_HEAP_TRACKING: '%s' must be true or false", env);
   }
   uint64_t heap_sample_bytes = 0; /* 0: LAB_HEAP_SAMPLE_BYTES, else the default */
+  int inspect = 0;                /* start the inspector once the server is up */
+  if ((env = getenv("PROFLAB_INSPECT")) && *env) {
+    if (pl_inspector_parse_address(env, &a.inspect, err, sizeof(err)) != 0)
+      die("PROFLAB_INSPECT: %s", err);
+    inspect = 1;
+  }
 
   enum {
     O_LISTEN = 256,
@@ -228,7 +277,8 @@ int main(int argc, char **argv) {
     O_CPUPROF,
     O_HEAP,
     O_NOHEAP,
-    O_HEAPT
+    O_HEAPT,
+    O_INSPECT
   };
   static const struct option opts[] = {
       {"listen", required_argument, 0, O_LISTEN},
@@ -250,6 +300,7 @@ int main(int argc, char **argv) {
       {"heap-tracking", no_argument, 0, O_HEAP},
       {"no-heap-tracking", no_argument, 0, O_NOHEAP},
       {"heap-sample-bytes", required_argument, 0, O_HEAPT},
+      {"inspect", optional_argument, 0, O_INSPECT},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0},
@@ -317,6 +368,11 @@ int main(int argc, char **argv) {
             heap_sample_bytes > (1ull << 40))
           die("--heap-sample-bytes: '%s' must be a whole number from 1 to 2^40", optarg);
         break;
+      case O_INSPECT:
+        if (optarg && pl_inspector_parse_address(optarg, &a.inspect, err, sizeof(err)) != 0)
+          die("--inspect: %s", err);
+        inspect = 1;
+        break;
       case 'h':
         usage(stdout);
         return 0;
@@ -375,6 +431,9 @@ int main(int argc, char **argv) {
   a.sigterm.data = a.sigint.data = &a;
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_init(a.loop, &a.sigusr1);
+  a.sigusr1.data = &a;
+  uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
   signal(SIGPIPE, SIG_IGN);
 
   pl_json *j = pl_log_begin("info", "listening");
@@ -392,6 +451,11 @@ int main(int argc, char **argv) {
     pl_json_kv_uint(j, "heap_sample_bytes", hs.sample_bytes);
   }
   pl_log_end();
+  snprintf(a.inspect_title, sizeof(a.inspect_title), "proflabd (task %s)", task);
+  a.inspect.title = a.inspect_title;
+  a.inspect.task = task;
+  a.inspect.wall_tid = (uint32_t)syscall(SYS_gettid); /* this thread runs the loop */
+  if (inspect) start_inspector(&a);
   pl_log_flush();
 
   uv_run(a.loop, UV_RUN_DEFAULT);

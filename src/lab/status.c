@@ -5,6 +5,7 @@
 
 #include "common/util.h"
 #include "lab/answer.h"
+#include "proflab/inspector.h"
 
 static void write_memory(pl_json *j, pl_lab *lab) {
   struct mallinfo2 mi = mallinfo2();
@@ -32,6 +33,25 @@ static void write_event_loop(pl_json *j, pl_loopmon *mon) {
   pl_json_kv_uint(j, "resolution_ms", st.resolution_ms);
   pl_json_kv_double(j, "utilization", st.utilization, 4);
   pl_json_kv_double(j, "utilization_recent", st.utilization_recent, 4);
+  pl_json_obj_close(j);
+}
+
+static void write_inspector(pl_json *j) {
+  pl_inspector_stats st;
+  pl_inspector_get_stats(&st);
+  pl_json_key(j, "inspector");
+  pl_json_obj_open(j);
+  pl_json_kv_bool(j, "running", st.running);
+  const char *url = pl_inspector_url();
+  if (url) pl_json_kv_str(j, "url", url);
+  pl_json_kv_uint(j, "connections", st.connections);
+  pl_json_kv_uint(j, "sessions", st.sessions);
+  pl_json_kv_uint(j, "sessions_open", st.sessions_open);
+  pl_json_kv_uint(j, "rejected", st.rejected);
+  pl_json_kv_uint(j, "messages_in", st.messages_in);
+  pl_json_kv_uint(j, "messages_out", st.messages_out);
+  pl_json_kv_uint(j, "bytes_in", st.bytes_in);
+  pl_json_kv_uint(j, "bytes_out", st.bytes_out);
   pl_json_obj_close(j);
 }
 
@@ -72,6 +92,7 @@ static void on_status(pl_request *r, void *arg) {
   pl__lab_cpu_status(lab, &j);
   pl__lab_heap_status(lab, &j);
   pl__lab_artifacts_status(lab, &j);
+  write_inspector(&j);
 
   pl_server *s = pl_request_server(r);
   pl_json_key(&j, "http");

@@ -10,6 +10,7 @@
 #include "capture/capture.h"
 #include "capture/heap_tracker.h"
 #include "common/util.h"
+#include "proflab/inspector.h"
 
 typedef struct metrics {
   pl_loopmon *mon;
@@ -134,6 +135,37 @@ static void on_metrics(pl_request *r, void *arg) {
                   (unsigned long long)snapshots, (unsigned long long)profile_failures,
                   (unsigned long long)snapshot_failures);
   }
+  pl_inspector_stats is;
+  pl_inspector_get_stats(&is);
+  pl_buf_printf(&b,
+                "# HELP proflab_inspector_up 1 while the DevTools inspector listens.\n"
+                "# TYPE proflab_inspector_up gauge\n"
+                "proflab_inspector_up %d\n"
+                "# HELP proflab_inspector_connections_total Inspector HTTP connections accepted.\n"
+                "# TYPE proflab_inspector_connections_total counter\n"
+                "proflab_inspector_connections_total %llu\n"
+                "# HELP proflab_inspector_sessions_total DevTools sessions opened.\n"
+                "# TYPE proflab_inspector_sessions_total counter\n"
+                "proflab_inspector_sessions_total %llu\n"
+                "# HELP proflab_inspector_sessions Open DevTools sessions.\n"
+                "# TYPE proflab_inspector_sessions gauge\n"
+                "proflab_inspector_sessions %llu\n"
+                "# HELP proflab_inspector_rejected_total Inspector requests refused (Host, Origin, "
+                "unknown target, bad request).\n"
+                "# TYPE proflab_inspector_rejected_total counter\n"
+                "proflab_inspector_rejected_total %llu\n"
+                "# HELP proflab_inspector_messages_total Protocol messages, by direction.\n"
+                "# TYPE proflab_inspector_messages_total counter\n"
+                "proflab_inspector_messages_total{direction=\"in\"} %llu\n"
+                "proflab_inspector_messages_total{direction=\"out\"} %llu\n"
+                "# HELP proflab_inspector_bytes_total Protocol message bytes, by direction.\n"
+                "# TYPE proflab_inspector_bytes_total counter\n"
+                "proflab_inspector_bytes_total{direction=\"in\"} %llu\n"
+                "proflab_inspector_bytes_total{direction=\"out\"} %llu\n",
+                is.running, (unsigned long long)is.connections, (unsigned long long)is.sessions,
+                (unsigned long long)is.sessions_open, (unsigned long long)is.rejected,
+                (unsigned long long)is.messages_in, (unsigned long long)is.messages_out,
+                (unsigned long long)is.bytes_in, (unsigned long long)is.bytes_out);
   pl_server *s = pl_request_server(r);
   pl_buf_printf(&b,
                 "# HELP proflab_http_connections Open HTTP connections.\n"

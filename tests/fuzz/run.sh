@@ -1,8 +1,10 @@
 #!/bin/sh
-# Builds the export parsers' libFuzzer targets with clang and runs each for a
-# bounded time:  tests/fuzz/run.sh [SECONDS_PER_TARGET] [OUTDIR]
-# Exit 0: no crash; 77: cannot build here (no clang/libFuzzer); else a crash
-# (the reproducer is left in OUTDIR).
+# Builds the libFuzzer targets (the export parsers; the inspector's HTTP head
+# parser, WebSocket layer and CDP dispatch) with clang and runs each for a bounded time:
+#   tests/fuzz/run.sh [SECONDS_PER_TARGET] [OUTDIR]
+# FUZZ_TARGETS="http-head ws-frames" runs only those. Exit 0: no crash; 77:
+# cannot build here (no clang/libFuzzer); else a crash (the reproducer is
+# left in OUTDIR).
 set -eu
 secs=${1:-5}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,9 +13,41 @@ out=${2:-$(mktemp -d "${TMPDIR:-/tmp}/proflab-fuzz.XXXXXX")}
 mkdir -p "$out"
 command -v clang >/dev/null 2>&1 || { echo "fuzz: clang not installed" >&2; exit 77; }
 cflags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-for t in frame state; do
-  if ! clang $cflags -I"$root/src" -I"$root/include" -o "$out/fuzz-$t" "$here/fuzz-$t.c" \
-      "$root/src/export/frame.c" "$root/src/export/state.c" -lz -lzstd 2>"$out/build-$t.log"; then
+# What each target links besides tests/fuzz/fuzz-<target>.c.
+sources() {
+  case $1 in
+    frame|state) echo "$root/src/export/frame.c $root/src/export/state.c" ;;
+    http-head) echo "$root/src/inspector/http_head.c" ;;
+    ws-frames) echo "$root/src/inspector/websocket.c" ;;
+    cdp)
+      # the protocol side and everything below it that a capture reaches
+      # (not profile/thread_start.c: see fuzz-cdp.c)
+      for d in common sample model symbol format capture; do echo "$root"/src/$d/*.c; done
+      echo "$root/src/profile/cpu_profiler.c"
+      echo "$root/src/artifact/store.c $out/format/profile.pb-c.c"
+      echo "$root/src/inspector/cdp.c $root/src/inspector/cdp_heap.c"
+      echo "$root/src/inspector/cdp_profiler.c $root/src/inspector/cdp_runtime.c"
+      echo "$root/src/inspector/protocol.c" ;;
+  esac
+}
+libs() {
+  case $1 in
+    frame|state) echo "-lz -lzstd" ;;
+    ws-frames) echo "-lwslay" ;;
+    cdp) echo "-ldw -luv -lcrypto -lz -lprotobuf-c -ljansson -lpthread -ldl" ;;
+  esac
+}
+# The pprof schema, compiled as the build does (src/format/meson.build).
+if command -v protoc-c >/dev/null 2>&1; then
+  mkdir -p "$out/format"
+  protoc-c --proto_path="$root/proto" --c_out="$out/format" "$root/proto/profile.proto"
+fi
+for t in ${FUZZ_TARGETS:-frame state http-head ws-frames cdp}; do
+  # shellcheck disable=SC2046 # word splitting of the lists is meant
+  dict=""
+  [ -f "$here/$t.dict" ] && dict="-dict=$here/$t.dict"
+  if ! clang $cflags -I"$root/src" -I"$root/include" -I"$out" -DPROFLAB_VERSION='"fuzz"' -o "$out/fuzz-$t" "$here/fuzz-$t.c" \
+      $(sources "$t") $(libs "$t") 2>"$out/build-$t.log"; then
     if grep -q "fuzzer" "$out/build-$t.log"; then
       echo "fuzz: clang cannot build libFuzzer targets here:" >&2
       tail -3 "$out/build-$t.log" >&2
@@ -25,7 +59,7 @@ for t in frame state; do
   mkdir -p "$out/corpus-$t"
   cp "$here/corpus/$t"/* "$out/corpus-$t/"
   echo "fuzz: $t for ${secs}s" >&2
-  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-$t" -max_total_time="$secs" -max_len=8192 \
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-$t" -max_total_time="$secs" -max_len=8192 $dict \
       -print_final_stats=1 "corpus-$t") >"$out/run-$t.log" 2>&1 || {
     tail -40 "$out/run-$t.log" >&2
     echo "fuzz: $t crashed; reproducer in $out" >&2

@@ -1,5 +1,6 @@
-// A short, bounded libFuzzer run over the export parsers (tests/fuzz): the
-// frame scanner/parser/decoders and the resume-state parser.
+// A short, bounded libFuzzer run over every target in tests/fuzz (run.sh):
+// the export frame scanner/parser/decoders and resume-state parser, the
+// inspector's HTTP head parser, WebSocket layer and CDP dispatch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +9,7 @@ import { REPO_ROOT, SANITIZED, tmpdir } from '../tools/export-lib.mjs';
 
 const SECONDS = process.env.PROFLAB_FUZZ_SECONDS || '3';
 
-test('fuzz the export frame and state parsers', (t) => {
+test('fuzz every parser target (export, inspector HTTP/WebSocket/CDP)', (t) => {
   if (SANITIZED) {
     // the fuzz targets are always built with ASan+UBSan; once per `make test` is enough
     t.skip('runs in the normal pass (fuzz targets carry their own sanitizers)');
@@ -16,7 +17,7 @@ test('fuzz the export frame and state parsers', (t) => {
   }
   const out = tmpdir('fuzz');
   const r = spawnSync(path.join(REPO_ROOT, 'tests', 'fuzz', 'run.sh'), [SECONDS, out],
-    { encoding: 'utf8', timeout: 120000 });
+    { encoding: 'utf8', timeout: 300000 });
   if (r.status === 77) {
     t.skip(`cannot build libFuzzer targets here: ${r.stderr.trim().split('\n').pop()}`);
     return;
