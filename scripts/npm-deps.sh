@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install the npm test clients listed in tests/package.json (none yet are
-# needed by the integration tests themselves: they use node's own fetch).
+# Install the npm test clients listed in tests/package.json: chrome-remote-interface
+# and ws (the inspector tests), speedscope (tests/clients).
 set -eu
 cd "$(dirname "$0")/../tests"
 [ -f package.json ] || exit 0

@@ -121,16 +121,21 @@ static void snapshot_done(pl__cdp *c, void *arg) {
   struct pl__cdp_stream *st = arg;
   if (c->stream == st) c->stream = NULL;
   c->snapshot_running = 0;
+  /* Free the tracker's slot before answering (the next capture may follow
+   * the answer at once). */
+  const char *step = pl__capture_failed_step(st->cap);
+  char failed_step[16];
+  snprintf(failed_step, sizeof(failed_step), "%s", step ? step : "write");
+  pl__capture_free(st->cap);
+  st->cap = NULL;
   if (st->rc && st->rc != -ECANCELED) {
-    const char *step = pl__capture_failed_step(st->cap);
     char m[160];
-    snprintf(m, sizeof(m), "the heap snapshot's %s step failed: %s", step ? step : "write",
+    snprintf(m, sizeof(m), "the heap snapshot's %s step failed: %s", failed_step,
              strerror(-st->rc));
     pl__cdp_reply_error(c, st->id, PL__CDP_SERVER_ERROR, m, NULL);
   } else if (!st->rc) {
     pl__cdp_reply_empty(c, st->id);
   }
-  pl__capture_free(st->cap);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
   free(st);
@@ -261,6 +266,8 @@ static void sampling_work(void *arg) {
 
 static void sampling_done(pl__cdp *c, void *arg) {
   sampling_job *sj = arg;
+  pl__capture_free(sj->cap); /* before answering: see snapshot_done */
+  sj->cap = NULL;
   if (sj->rc) {
     char m[160];
     snprintf(m, sizeof(m), "the sampling profile failed: %s", strerror(-sj->rc));
@@ -269,7 +276,6 @@ static void sampling_done(pl__cdp *c, void *arg) {
     pl__cdp_send_raw(c, sj->sink.buf.data, sj->sink.buf.len);
   }
   pl__sink_free(&sj->sink);
-  pl__capture_free(sj->cap);
   free(sj);
 }
 

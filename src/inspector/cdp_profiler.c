@@ -116,17 +116,21 @@ static void stop_work(void *arg) {
 
 static void stop_done(pl__cdp *c, void *arg) {
   stop_job *sj = arg;
+  /* Free the profiler before answering: a client may start the next
+   * capture (from the lab or DevTools) as soon as it has the answer. */
+  const char *step = pl__capture_failed_step(sj->cap);
+  char failed_step[16];
+  snprintf(failed_step, sizeof(failed_step), "%s", step ? step : "write");
+  pl__capture_free(sj->cap);
+  sj->cap = NULL;
   if (sj->rc) {
-    const char *step = pl__capture_failed_step(sj->cap);
     char m[160];
-    snprintf(m, sizeof(m), "the profile's %s step failed: %s", step ? step : "write",
-             strerror(-sj->rc));
+    snprintf(m, sizeof(m), "the profile's %s step failed: %s", failed_step, strerror(-sj->rc));
     pl__cdp_reply_error(c, sj->id, PL__CDP_SERVER_ERROR, m, NULL);
   } else {
     pl__cdp_send_raw(c, sj->sink.buf.data, sj->sink.buf.len);
   }
   pl__sink_free(&sj->sink);
-  pl__capture_free(sj->cap);
   free(sj);
 }
 
