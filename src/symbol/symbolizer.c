@@ -14,10 +14,35 @@
 
 #include "common/util.h"
 
+/* A symbolized address, kept with the session: libdwfl finds a symbol by
+ * scanning the module's symbol table (tens of us for libc), and a heap
+ * snapshot asks again for every pc of every stack recorded since the
+ * tracker started, snapshot after snapshot. */
+typedef struct cached {
+  uintptr_t pc; /* 0: empty slot */
+  int lines;    /* the frame has file and lines (else names only) */
+  pl_frame f;   /* strings in the cache's arena */
+} cached;
+
 struct pl__symbolizer {
   Dwfl *dwfl;
   unsigned long long adds, subs; /* the loader's counters when dwfl was made */
+  cached *cache;                 /* open addressing by pc; NULL when out of memory */
+  size_t cache_cap, cache_n;
+  pl__arena cache_arena;
 };
+
+#define CACHE_MAX (1u << 20) /* entries at most; then it stops growing */
+
+/* Drop the session and what it cached (a module came or went, or idle). */
+static void drop(pl__symbolizer *s) {
+  if (s->dwfl) dwfl_end(s->dwfl);
+  s->dwfl = NULL;
+  free(s->cache);
+  s->cache = NULL;
+  s->cache_cap = s->cache_n = 0;
+  pl__arena_free(&s->cache_arena);
+}
 
 static char *debuginfo_path = NULL;
 static const Dwfl_Callbacks callbacks = {
@@ -41,6 +66,7 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 static int build(pl__symbolizer *s) {
+  pl__arena_init(&s->cache_arena);
   s->dwfl = dwfl_begin(&callbacks);
   if (!s->dwfl) return -EIO;
   dwfl_report_begin(s->dwfl);
@@ -56,10 +82,8 @@ int pl__symbolizer_new(pl__symbolizer **out) {
   unsigned long long c[2] = {~0ull, ~0ull}; /* unknown: rebuild every time */
   dl_iterate_phdr(read_counters, c);
   pthread_mutex_lock(&lock);
-  if (shared.dwfl && (c[0] != shared.adds || c[1] != shared.subs || c[0] == ~0ull)) {
-    dwfl_end(shared.dwfl); /* a library was loaded or unloaded since */
-    shared.dwfl = NULL;
-  }
+  if (shared.dwfl && (c[0] != shared.adds || c[1] != shared.subs || c[0] == ~0ull))
+    drop(&shared); /* a library was loaded or unloaded since */
   if (!shared.dwfl) {
     int rc = build(&shared);
     if (rc) {
@@ -88,8 +112,7 @@ int pl__symbolizer_drop_idle(uint64_t idle_ns) {
   if (pthread_mutex_trylock(&lock) != 0) return 0; /* in use right now */
   int dropped = 0;
   if (shared.dwfl && pl__now_ns() - last_used_ns >= idle_ns) {
-    dwfl_end(shared.dwfl);
-    shared.dwfl = NULL;
+    drop(&shared);
     dropped = 1;
   }
   pthread_mutex_unlock(&lock);
@@ -132,12 +155,82 @@ static void join_path(const char *dir, const char *rel, char *out, size_t n) {
   }
 }
 
+static size_t slot_of(const pl__symbolizer *s, uintptr_t pc) {
+  size_t h = pl__mix64(pc) & (s->cache_cap - 1);
+  while (s->cache[h].pc && s->cache[h].pc != pc) h = (h + 1) & (s->cache_cap - 1);
+  return h;
+}
+
+/* The cached frame for pc with at least what flags ask, or NULL. */
+static const pl_frame *cache_find(const pl__symbolizer *s, uintptr_t pc, unsigned flags) {
+  if (!s->cache || !pc) return NULL;
+  const cached *e = &s->cache[slot_of(s, pc)];
+  if (!e->pc || (!e->lines && !(flags & PL__SYMBOLIZE_NAMES))) return NULL;
+  return &e->f;
+}
+
+/* Remember f (best effort: nothing happens when memory is short). */
+static void cache_put(pl__symbolizer *s, uintptr_t pc, const pl_frame *f, unsigned flags) {
+  if (!pc) return;
+  if (s->cache_n * 2 >= s->cache_cap) {
+    if (s->cache_cap >= CACHE_MAX) return;
+    size_t cap = s->cache_cap ? s->cache_cap * 2 : 1024;
+    cached *n = calloc(cap, sizeof(*n));
+    if (!n) return;
+    cached *old = s->cache;
+    size_t old_cap = s->cache_cap;
+    s->cache = n;
+    s->cache_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+      if (old[i].pc) s->cache[slot_of(s, old[i].pc)] = old[i];
+    free(old);
+  }
+  cached *e = &s->cache[slot_of(s, pc)];
+  pl_frame c = *f;
+  c.function = pl__arena_strdup(&s->cache_arena, f->function);
+  c.file = pl__arena_strdup(&s->cache_arena, f->file);
+  c.module = pl__arena_strdup(&s->cache_arena, f->module);
+  if (!c.function || !c.file || !c.module) return;
+  if (!e->pc) s->cache_n++;
+  e->pc = pc;
+  e->lines = !(flags & PL__SYMBOLIZE_NAMES);
+  e->f = c;
+}
+
+/* f from a cached frame, its strings copied into arena. */
+static int from_cache(const pl_frame *c, pl__arena *arena, pl_frame *f) {
+  *f = *c;
+  f->function = pl__arena_strdup(arena, c->function);
+  f->file = c->file[0] ? pl__arena_strdup(arena, c->file) : "";
+  f->module = pl__arena_strdup(arena, c->module);
+  if (!f->function || !f->file || !f->module) return -ENOMEM;
+  return 0;
+}
+
+static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f, unsigned flags);
+
 int pl__symbolize(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f) {
   return pl__symbolize_flags(s, pc, arena, f, 0);
 }
 
 int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f,
                         unsigned flags) {
+  const pl_frame *c = cache_find(s, pc, flags);
+  if (c) {
+    int rc = from_cache(c, arena, f);
+    if (!rc && (flags & PL__SYMBOLIZE_NAMES)) { /* as asked: names only */
+      f->file = "";
+      f->line = f->function_line = 0;
+    }
+    return rc;
+  }
+  int rc = lookup(s, pc, arena, f, flags);
+  if (!rc) cache_put(s, pc, f, flags);
+  return rc;
+}
+
+/* libdwfl's answer for pc. */
+static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f, unsigned flags) {
   memset(f, 0, sizeof(*f));
   f->address = pc;
   f->file = "";
