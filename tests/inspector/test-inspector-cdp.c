@@ -327,6 +327,25 @@ static __attribute__((noipa)) void cdp_test_leak(int n) {
   }
 }
 
+/* Many small live blocks: a snapshot of several MB, more than the writer
+ * may post ahead of a paused client (1 MiB), so the pause is seen. */
+#define MANY 80000
+static void **many;
+static __attribute__((noipa)) void cdp_test_many(void) {
+  many = calloc(MANY, sizeof(*many));
+  assert_non_null(many);
+  for (int i = 0; i < MANY; i++) {
+    many[i] = malloc(16);
+    assert_non_null(many[i]);
+  }
+}
+
+static void free_many(void) {
+  for (int i = 0; i < MANY; i++) free(many[i]);
+  free(many);
+  many = NULL;
+}
+
 static int snapshot_answered(void) {
   json_t *m = answer(waiting_for);
   json_decref(m);
@@ -338,6 +357,7 @@ static void test_snapshot(void **state) {
   clear_sent();
   void *c = open_session();
   cdp_test_leak(32);
+  cdp_test_many();
   fake_queued = PL__INSP_HIGH_WATER + 1; /* a client that does not read */
   request(c,
           "{\"id\":1,\"method\":\"HeapProfiler.takeHeapSnapshot\",\"params\":{\"reportProgress\":"
@@ -394,6 +414,7 @@ static void test_snapshot(void **state) {
   assert_int_equal(pl__capture_holder_of(PL__CAPTURE_HEAP, &h), 0);
   fake_queued = 0;
   for (int k = 0; k < 32; k++) free(leak_keep[k]);
+  free_many();
   clear_sent();
 }
 
