@@ -23,16 +23,30 @@ static void **blocks;
     if (p) memset(p, 0x5a, n < 16 ? n : 16);                              \
     __asm__ volatile("" ::: "memory");                                    \
     return p;                                                             \
-  }
-SITE(0)
-SITE(1) SITE(2) SITE(3) SITE(4) SITE(5) SITE(6) SITE(7) SITE(8) SITE(9) SITE(10) SITE(11) SITE(12)
-    SITE(13) SITE(14) SITE(15)
+  }                                                                       \
+  extern int bench_blocks_site_##k##_defined /* so that a use ends with ; */
+SITE(0);
+SITE(1);
+SITE(2);
+SITE(3);
+SITE(4);
+SITE(5);
+SITE(6);
+SITE(7);
+SITE(8);
+SITE(9);
+SITE(10);
+SITE(11);
+SITE(12);
+SITE(13);
+SITE(14);
+SITE(15);
 
-        static void *(*const sites[16])(size_t) = {
-            bench_blocks_site_0,  bench_blocks_site_1,  bench_blocks_site_2,  bench_blocks_site_3,
-            bench_blocks_site_4,  bench_blocks_site_5,  bench_blocks_site_6,  bench_blocks_site_7,
-            bench_blocks_site_8,  bench_blocks_site_9,  bench_blocks_site_10, bench_blocks_site_11,
-            bench_blocks_site_12, bench_blocks_site_13, bench_blocks_site_14, bench_blocks_site_15,
+static void *(*const sites[16])(size_t) = {
+    bench_blocks_site_0,  bench_blocks_site_1,  bench_blocks_site_2,  bench_blocks_site_3,
+    bench_blocks_site_4,  bench_blocks_site_5,  bench_blocks_site_6,  bench_blocks_site_7,
+    bench_blocks_site_8,  bench_blocks_site_9,  bench_blocks_site_10, bench_blocks_site_11,
+    bench_blocks_site_12, bench_blocks_site_13, bench_blocks_site_14, bench_blocks_site_15,
 };
 
 static void *run(void *arg) {
