@@ -16,7 +16,7 @@ FROM debian:12-slim AS runtime-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libuv1 libmicrohttpd12 libssl3 libdw1 libelf1 libprotobuf-c1 zlib1g libzstd1 \
-      libcurl4 libjansson4 curl ca-certificates \
+      libcurl4 libjansson4 libwslay1 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/proflab && chmod 0700 /var/lib/proflab
 ENV PROFLAB_LISTEN=0.0.0.0:8080 \
@@ -31,7 +31,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc libc6-dev pkg-config meson ninja-build libuv1-dev libmicrohttpd-dev libssl-dev \
       libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev \
-      libjansson-dev libcmocka-dev \
+      libjansson-dev libwslay-dev libcmocka-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY meson.build ./

@@ -6,6 +6,8 @@
 #ifndef PROFLAB_CLI_H
 #define PROFLAB_CLI_H
 
+#include "format/readers.h"
+
 /* Exit codes shared by every command. */
 enum {
   CLI_EXIT_OK = 0,
@@ -37,5 +39,32 @@ int cli_cmd_download(int argc, char **argv);  /* download and verify one artifac
  * Returns a CLI_EXIT_* code, or CLI_EXIT_RESUMABLE (export.h) when the
  * transfer stopped incomplete and can be resumed. */
 int cli_cmd_export(int argc, char **argv);
+
+/* top.c and convert.c: read profiles from files (any format the readers
+ * know, told by content). top lists functions by self/total time or live
+ * bytes; convert writes a profile in another format. */
+int cli_cmd_top(int argc, char **argv);
+int cli_cmd_convert(int argc, char **argv);
+/* profile_files.c, for top, convert, flame and diff. */
+/* Reads the profile at path ("-": stdin) into *out: CLI_EXIT_OK, or
+ * CLI_EXIT_FAIL after "proflab CMD: PATH: reason" on stderr. */
+int cli_read_profile(const char *cmd, const char *path, pl__profile *out);
+/* What p is, for people: ".cpuprofile", "pprof heap profile", ... */
+const char *cli_profile_description(const pl__profile *p);
+/* Writes out ("-": stdout) through write(ctx, fd) (0 or -errno): into
+ * out.partial, fsynced, renamed over out; on failure nothing is left under
+ * either name and "proflab CMD: OUT: cannot STEP ...: reason" is on stderr.
+ * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+int cli_write_output(const char *cmd, const char *out, int (*write)(void *ctx, int fd), void *ctx);
+
+/* flame.c and diff.c: a profile as an interactive SVG flame graph; two
+ * profiles compared by function, with a noise band and a differential
+ * flame graph. */
+int cli_cmd_flame(int argc, char **argv);
+int cli_cmd_diff(int argc, char **argv);
+/* --width (whole px, 200 to 100000) and --minwidth (px, 0 to 10000) values:
+ * 0 or -EINVAL. */
+int cli_parse_width(const char *s, unsigned *out);
+int cli_parse_minwidth(const char *s, double *out);
 
 #endif

@@ -17,6 +17,11 @@ static const cli_command commands[] = {
     {"artifacts", "list the lab's artifacts", cli_cmd_artifacts},
     {"download", "download and verify one artifact", cli_cmd_download},
     {"export", "get an artifact out of a container through an exec channel", cli_cmd_export},
+    {"top", "a profile's functions by self and total time, or by live bytes", cli_cmd_top},
+    {"convert", "convert a profile to another format (cpuprofile, pprof, folded, ...)",
+     cli_cmd_convert},
+    {"flame", "a profile as an interactive SVG flame graph", cli_cmd_flame},
+    {"diff", "compare two profiles by function, with a noise band", cli_cmd_diff},
     {NULL, NULL, NULL},
 };
 
@@ -25,7 +30,7 @@ static void usage(FILE *f) {
           "usage: proflab COMMAND [options]\n"
           "\n"
           "The proflab command-line tool: drive a lab service, get artifacts out of\n"
-          "containers. `proflab COMMAND --help` describes each command.\n"
+          "containers, read profiles. `proflab COMMAND --help` describes each command.\n"
           "\n"
           "commands:\n");
   for (const cli_command *c = commands; c->name; c++)

@@ -99,9 +99,11 @@ static int build_samples(ph_ctx *c, int64_t bytes_key) {
   size_t k = 0, pos = 0;
   for (size_t i = 0; i < s->nstacks; i++) {
     const pl_heap_stack *st = &s->stacks[i];
+    int64_t vals[NVALUES]; /* not into values[] yet: k may be its end (n) */
+    stack_values(st, vals);
+    if (!vals[0] && !vals[1] && !vals[2] && !vals[3]) continue;
     int64_t *v = &c->values[k * NVALUES];
-    stack_values(st, v);
-    if (!v[0] && !v[1] && !v[2] && !v[3]) continue;
+    memcpy(v, vals, sizeof(vals));
     pb_sample *ps = &c->samples[k];
     perftools__profiles__sample__init(ps);
     ps->location_id = &c->locs[pos];

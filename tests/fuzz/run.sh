@@ -67,3 +67,6 @@ for t in ${FUZZ_TARGETS:-frame state http-head ws-frames cdp}; do
   }
   grep -E "stat::number_of_executed_units" "$out/run-$t.log" >&2 || true
 done
+# The profile readers' targets: tests/fuzz/run-readers.sh (make test runs them
+# from tests/integration/cli-top-fuzz.test.mjs); FUZZ_READERS=1 adds them here.
+if [ "${FUZZ_READERS:-0}" = 1 ]; then "$here/run-readers.sh" "$secs" "$out/readers"; fi
