@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the npm test clients listed in tests/package.json: chrome-remote-interface
-# and ws (the inspector tests), speedscope (tests/clients).
+# and ws (the inspector tests), speedscope (tests/clients), chrome-devtools-frontend
+# and esbuild (DevTools' heap snapshot code, run in node by the top tests).
 set -eu
 cd "$(dirname "$0")/../tests"
 [ -f package.json ] || exit 0

@@ -6,7 +6,11 @@
 #ifndef PROFLAB_CLI_H
 #define PROFLAB_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "format/readers.h"
+#include "proflab/buf.h"
 
 /* Exit codes shared by every command. */
 enum {
@@ -66,5 +70,23 @@ int cli_cmd_diff(int argc, char **argv);
  * 0 or -EINVAL. */
 int cli_parse_width(const char *s, unsigned *out);
 int cli_parse_minwidth(const char *s, double *out);
+
+/* profile_report.c: what top and diff print about profiles. */
+/* --limit (whole rows, 0 to 1000000000) and --by (self: 0, total: 1)
+ * values: 0, or -EINVAL with *out untouched. */
+int cli_parse_limit(const char *s, uint64_t *out);
+int cli_parse_by(const char *s, int *by_total);
+/* v bytes for people ("512 B", "1.5 MiB"), with a + or - first when sign. */
+void cli_put_bytes(char *out, size_t n, double v, int sign);
+/* A function's location: "file:line", the file, the module's base name
+ * when there is no file, or "". */
+void cli_location(const char *file, uint32_t line, const char *module, char *out, size_t n);
+/* Prints the JSON document in b and a newline on stdout, then frees b:
+ * CLI_EXIT_OK, or CLI_EXIT_FAIL after "proflab CMD: out of memory" on
+ * stderr when b failed to grow (nothing printed). */
+int cli_print_json(const char *cmd, pl_buf *b);
+/* Flushes stdout: CLI_EXIT_OK, or CLI_EXIT_FAIL after "proflab CMD: cannot
+ * write the output: reason" on stderr. */
+int cli_flush_stdout(const char *cmd);
 
 #endif

@@ -75,37 +75,13 @@ static const char *base_name(const char *path) {
 
 /* ---- text --------------------------------------------------------------- */
 
-static void put_bytes(char *out, size_t n, double v, int sign) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  const char *s = sign ? (v < 0 ? "-" : "+") : "";
-  v = fabs(v);
-  int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, u++;
-  if (u == 0)
-    snprintf(out, n, "%s%.0f %s", s, v, units[u]);
-  else
-    snprintf(out, n, "%s%.1f %s", s, v, units[u]);
-}
-
-/* "file:line", the module's name when there is no file, or "". */
-static void location(const pl__diff_row *r, char *out, size_t n) {
-  if (r->file[0] && r->line)
-    snprintf(out, n, "%s:%u", r->file, r->line);
-  else if (r->file[0])
-    snprintf(out, n, "%s", r->file);
-  else if (r->module[0])
-    snprintf(out, n, "%s", base_name(r->module));
-  else
-    out[0] = '\0';
-}
-
 /* One line per profile: what it is and what was counted. */
 static void print_profile(const char *label, const char *path, const pl__profile *pf,
                           const pl__diff *d, int k, int idle) {
   printf("%s: %s: %s", label, path, cli_profile_description(pf));
   if (pf->heap) {
     char b[32];
-    put_bytes(b, sizeof(b), (double)d->total[k], 0);
+    cli_put_bytes(b, sizeof(b), (double)d->total[k], 0);
     printf(", %s live\n", b);
     return;
   }
@@ -135,7 +111,7 @@ static void print_cpu_rows(const pl__diff *d, size_t shown) {
   for (size_t i = 0; i < shown; i++) {
     const pl__diff_row *r = &d->rows[i];
     char loc[4200];
-    location(r, loc, sizeof(loc));
+    cli_location(r->file, r->line, r->module, loc, sizeof(loc));
     printf("%+8.2f%c %+8.2f%c  %5.1f%% -> %5.1f%%  %5.1f%% -> %5.1f%%  %-*s  %s\n", 100 * r->d_self,
            r->self_noise ? '~' : ' ', 100 * r->d_total, r->total_noise ? '~' : ' ',
            100 * r->self_share[0], 100 * r->self_share[1], 100 * r->total_share[0],
@@ -150,13 +126,13 @@ static void print_heap_rows(const pl__diff *d, size_t shown) {
   for (size_t i = 0; i < shown; i++) {
     const pl__diff_row *r = &d->rows[i];
     char ds[32], dt[32], sa[32], sb[32], ta[32], tb[32], loc[4200];
-    put_bytes(ds, sizeof(ds), (double)r->self[1] - (double)r->self[0], 1);
-    put_bytes(dt, sizeof(dt), (double)r->total[1] - (double)r->total[0], 1);
-    put_bytes(sa, sizeof(sa), (double)r->self[0], 0);
-    put_bytes(sb, sizeof(sb), (double)r->self[1], 0);
-    put_bytes(ta, sizeof(ta), (double)r->total[0], 0);
-    put_bytes(tb, sizeof(tb), (double)r->total[1], 0);
-    location(r, loc, sizeof(loc));
+    cli_put_bytes(ds, sizeof(ds), (double)r->self[1] - (double)r->self[0], 1);
+    cli_put_bytes(dt, sizeof(dt), (double)r->total[1] - (double)r->total[0], 1);
+    cli_put_bytes(sa, sizeof(sa), (double)r->self[0], 0);
+    cli_put_bytes(sb, sizeof(sb), (double)r->self[1], 0);
+    cli_put_bytes(ta, sizeof(ta), (double)r->total[0], 0);
+    cli_put_bytes(tb, sizeof(tb), (double)r->total[1], 0);
+    cli_location(r->file, r->line, r->module, loc, sizeof(loc));
     printf("%10s %10s  %10s -> %-9s  %10s -> %-9s  %-*s  %s\n", ds, dt, sa, sb, ta, tb, w,
            r->function, loc);
   }
@@ -268,16 +244,7 @@ static int print_json(const args *o, const pl__profile *pa, const pl__profile *p
   for (size_t i = 0; i < shown; i++) json_row(&j, d, &d->rows[i]);
   pl_json_arr_close(&j);
   pl_json_obj_close(&j);
-  pl_buf_putc(&b, '\n');
-  int rc = CLI_EXIT_OK;
-  if (pl_buf_failed(&b)) {
-    fprintf(stderr, "proflab diff: out of memory\n");
-    rc = CLI_EXIT_FAIL;
-  } else {
-    fwrite(b.data, 1, b.len, stdout);
-  }
-  pl_buf_free(&b);
-  return rc;
+  return cli_print_json("diff", &b);
 }
 
 /* ---- the graph ---------------------------------------------------------- */
@@ -373,15 +340,11 @@ static int parse(int argc, char **argv, args *o) {
         o->json = 1;
         break;
       case 'n':
-        if (pl__parse_u64(optarg, &o->limit) != 0 || o->limit > 1000000000)
+        if (cli_parse_limit(optarg, &o->limit))
           return usage_error("--limit must be a whole number from 0 to 1000000000, not", optarg);
         break;
       case OPT_BY:
-        if (strcmp(optarg, "self") == 0)
-          o->by_total = 0;
-        else if (strcmp(optarg, "total") == 0)
-          o->by_total = 1;
-        else
+        if (cli_parse_by(optarg, &o->by_total))
           return usage_error("--by must be self or total, not", optarg);
         break;
       case OPT_IDLE:
@@ -489,10 +452,7 @@ int cli_cmd_diff(int argc, char **argv) {
     if (o.out) printf("differential flame graph of B: %s\n", o.out);
   }
   pl__diff_free(&d);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "proflab diff: cannot write the output: %s\n", strerror(errno));
-    rc = CLI_EXIT_FAIL;
-  }
+  if (cli_flush_stdout("diff")) rc = CLI_EXIT_FAIL;
 out:
   pl__profile_free(&pa);
   pl__profile_free(&pb);

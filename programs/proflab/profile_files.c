@@ -14,6 +14,12 @@ int cli_read_profile(const char *cmd, const char *path, pl__profile *out) {
   pl__read_err err;
   int is_stdin = strcmp(path, "-") == 0;
   int rc = pl__read_profile(is_stdin ? "stdin" : path, is_stdin ? 0 : -1, out, &err);
+  if (rc == 0 && out->graph && strcmp(cmd, "top") != 0) {
+    fprintf(stderr, "proflab %s: %s: heap snapshots: not supported by proflab %s (only by top)\n",
+            cmd, is_stdin ? "stdin" : path, cmd);
+    pl__profile_free(out);
+    return CLI_EXIT_FAIL;
+  }
   if (rc == 0) return CLI_EXIT_OK;
   fprintf(stderr, "proflab %s: %s: %s\n", cmd, is_stdin ? "stdin" : path,
           err.msg[0] ? err.msg : strerror(-rc));

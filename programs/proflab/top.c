@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/dominators.h"
 #include "analysis/top.h"
 #include "cli.h"
 #include "common/util.h"
@@ -20,14 +21,16 @@ static void usage(FILE *f) {
           "usage: proflab top FILE [--limit N] [--by self|total] [--json]\n"
           "\n"
           "Lists a profile's functions: by self and total time for a CPU profile, by\n"
-          "live bytes and objects for a heap profile, with their source locations.\n"
+          "live bytes and objects for a heap profile, with their source locations; for\n"
+          "a heap snapshot, its classes with count, shallow and retained size.\n"
           "Reads Chrome/Node/proflab .cpuprofile, pprof CPU and heap profiles (gzip or\n"
-          "raw), folded stacks and .heapprofile files, told apart by their content, not\n"
-          "their name. FILE - reads stdin.\n"
+          "raw), folded stacks, .heapprofile and .heapsnapshot files, told apart by\n"
+          "their content, not their name. FILE - reads stdin.\n"
           "\n"
           "options:\n"
           "  -n, --limit N     rows to show (default %d; 0 shows all)\n"
-          "  --by self|total   order by self (default) or by total\n"
+          "  --by self|total   order by self (default) or by total; heap snapshots:\n"
+          "                    shallow (self) or retained (total, the default)\n"
           "  --json            machine-readable output on stdout\n"
           "  -h, --help        this help\n"
           "\n"
@@ -41,6 +44,12 @@ static void usage(FILE *f) {
           "function that allocated them (malloc, strdup and other allocation helpers\n"
           "are skipped); total adds what its callees allocated. A .heapprofile has no\n"
           "object counts: objects are its samples.\n"
+          "Heap snapshots (Node's, Chrome's, proflab's): the Summary of Chrome DevTools'\n"
+          "Memory panel: objects grouped by class (constructor or allocating function;\n"
+          "(string), (array), (closure)... for the others), their count, shallow size\n"
+          "and retained size (what freeing them would free, from the dominator tree, as\n"
+          "DevTools computes it; a class's objects retained by another of its objects\n"
+          "count once), with percentages of the whole heap.\n"
           "\n"
           "exit status: 0 success, 1 the file could not be read (reason on stderr),\n"
           "2 bad command line\n",
@@ -63,21 +72,9 @@ static double pct(uint64_t part, uint64_t whole) {
   return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static const char *base_name(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
-}
-
 /* "file:line", the module's name when there is no file, or "". */
 static void location(const pl__top_row *r, char *out, size_t n) {
-  if (r->file[0] && r->line)
-    snprintf(out, n, "%s:%u", r->file, r->line);
-  else if (r->file[0])
-    snprintf(out, n, "%s", r->file);
-  else if (r->module[0])
-    snprintf(out, n, "%s", base_name(r->module));
-  else
-    out[0] = '\0';
+  cli_location(r->file, r->line, r->module, out, n);
 }
 
 /* A duration of t ns, 9 columns. */
@@ -90,15 +87,7 @@ static void put_time(char *out, size_t n, double ns) {
     snprintf(out, n, "%7.1fms", ns / 1e6);
 }
 
-static void put_bytes(char *out, size_t n, double b) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, u++;
-  if (u == 0)
-    snprintf(out, n, "%.0f %s", b, units[u]);
-  else
-    snprintf(out, n, "%.1f %s", b, units[u]);
-}
+static void put_bytes(char *out, size_t n, double b) { cli_put_bytes(out, n, b, 0); }
 
 static int name_width(const pl__top *t, size_t shown) {
   size_t w = 8;
@@ -250,6 +239,82 @@ static int print_json(const char *path, const pl__profile *pf, const pl__top *t,
   else
     json_heap(&j, pf, t, shown);
   pl_json_obj_close(&j);
+  return cli_print_json("top", &b);
+}
+
+/* ---- heap snapshots ----------------------------------------------------- */
+
+static int class_cmp_self(const void *a, const void *b) {
+  const pl__heap_class *x = a, *y = b;
+  if (x->self != y->self) return x->self > y->self ? -1 : 1;
+  if (x->retained != y->retained) return x->retained > y->retained ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* name with control characters shown as '?', cut to fit n bytes. */
+static void printable(const char *name, char *out, size_t n) {
+  size_t i = 0;
+  for (; name[i] && i + 1 < n; i++) out[i] = (unsigned char)name[i] < 0x20 ? '?' : name[i];
+  out[i] = '\0';
+}
+
+static void print_summary(const char *path, const pl__profile *pf, const pl__heap_summary *h,
+                          size_t shown) {
+  char total[32];
+  put_bytes(total, sizeof(total), (double)h->total);
+  printf("%s: %s, %llu objects, %s", path, cli_profile_description(pf),
+         (unsigned long long)h->nodes, total);
+  if (h->unreachable) printf(", %u unreachable from the root", h->unreachable);
+  printf("\n");
+  size_t w = 8;
+  for (size_t i = 0; i < shown; i++)
+    if (strlen(h->rows[i].name) > w) w = strlen(h->rows[i].name);
+  if (w > 60) w = 60;
+  printf("%10s %6s %10s %6s %10s  %s\n", "retained", "ret%", "shallow", "shal%", "count", "class");
+  for (size_t i = 0; i < shown; i++) {
+    const pl__heap_class *r = &h->rows[i];
+    char ret[32], self[32], name[256];
+    printable(r->name, name, sizeof(name));
+    put_bytes(ret, sizeof(ret), (double)r->retained);
+    put_bytes(self, sizeof(self), (double)r->self);
+    printf("%10s %5.1f%% %10s %5.1f%% %10llu  %.*s\n", ret, pct(r->retained, h->total), self,
+           pct(r->self, h->total), (unsigned long long)r->count, (int)w, name);
+  }
+}
+
+static int print_summary_json(const char *path, const pl__profile *pf, const pl__heap_summary *h,
+                              size_t shown, int by_total, uint64_t limit) {
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_json j;
+  pl_json_init(&j, &b);
+  pl_json_obj_open(&j);
+  pl_json_kv_str(&j, "file", path);
+  pl_json_kv_str(&j, "format", pl__profile_kind_name(pf->kind));
+  pl_json_kv_bool(&j, "gzipped", pf->gzipped);
+  pl_json_kv_str(&j, "by", by_total ? "retained" : "shallow");
+  pl_json_kv_uint(&j, "limit", limit);
+  pl_json_kv_str(&j, "type", "heapsnapshot");
+  pl_json_kv_uint(&j, "nodes", h->nodes);
+  pl_json_kv_uint(&j, "edges", pf->graph->edge_count);
+  pl_json_kv_uint(&j, "total_bytes", h->total);
+  pl_json_kv_uint(&j, "unreachable", h->unreachable);
+  pl_json_kv_uint(&j, "classes_total", h->nrows);
+  pl_json_key(&j, "classes");
+  pl_json_arr_open(&j);
+  for (size_t i = 0; i < shown; i++) {
+    const pl__heap_class *r = &h->rows[i];
+    pl_json_obj_open(&j);
+    pl_json_kv_str(&j, "name", r->name);
+    pl_json_kv_uint(&j, "count", r->count);
+    pl_json_kv_uint(&j, "shallow_bytes", r->self);
+    pl_json_kv_double(&j, "shallow_pct", pct(r->self, h->total), 3);
+    pl_json_kv_uint(&j, "retained_bytes", r->retained);
+    pl_json_kv_double(&j, "retained_pct", pct(r->retained, h->total), 3);
+    pl_json_obj_close(&j);
+  }
+  pl_json_arr_close(&j);
+  pl_json_obj_close(&j);
   pl_buf_putc(&b, '\n');
   int rc = CLI_EXIT_OK;
   if (pl_buf_failed(&b)) {
@@ -259,6 +324,29 @@ static int print_json(const char *path, const pl__profile *pf, const pl__top *t,
     fwrite(b.data, 1, b.len, stdout);
   }
   pl_buf_free(&b);
+  return rc;
+}
+
+/* top on a heap snapshot: DevTools' Summary, by retained size unless --by self. */
+static int top_snapshot(const char *path, pl__profile *pf, int json, int by, uint64_t limit) {
+  pl__heap_summary h;
+  int arc = pl__heap_summary_build(pf->graph, &h);
+  if (arc) {
+    fprintf(stderr, "proflab top: %s: %s\n", path,
+            arc == -ENOMEM ? "out of memory" : "the snapshot has no nodes");
+    return CLI_EXIT_FAIL;
+  }
+  int by_total = by != 0; /* default: retained */
+  if (!by_total) qsort(h.rows, h.nrows, sizeof(*h.rows), class_cmp_self);
+  size_t shown = limit && limit < h.nrows ? (size_t)limit : h.nrows;
+  int rc = CLI_EXIT_OK;
+  if (json) {
+    rc = print_summary_json(path, pf, &h, shown, by_total, limit);
+  } else {
+    print_summary(path, pf, &h, shown);
+    if (shown < h.nrows) printf("(%zu more classes; --limit 0 shows all)\n", h.nrows - shown);
+  }
+  pl__heap_summary_free(&h);
   return rc;
 }
 
@@ -275,7 +363,7 @@ int cli_cmd_top(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   uint64_t limit = DEFAULT_LIMIT;
-  int by_total = 0, json = 0, ch;
+  int by_total = 0, json = 0, ch, by_given = 0;
   opterr = 0;
   optind = 1;
   while ((ch = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
@@ -284,16 +372,13 @@ int cli_cmd_top(int argc, char **argv) {
         usage(stdout);
         return CLI_EXIT_OK;
       case 'n':
-        if (pl__parse_u64(optarg, &limit) != 0 || limit > 1000000000)
+        if (cli_parse_limit(optarg, &limit))
           return usage_error("--limit '%.40s' must be a whole number from 0 to 1000000000", optarg);
         break;
       case OPT_BY:
-        if (strcmp(optarg, "self") == 0)
-          by_total = 0;
-        else if (strcmp(optarg, "total") == 0)
-          by_total = 1;
-        else
+        if (cli_parse_by(optarg, &by_total))
           return usage_error("--by '%.40s' must be self or total", optarg);
+        by_given = 1;
         break;
       case OPT_JSON:
         json = 1;
@@ -311,6 +396,15 @@ int cli_cmd_top(int argc, char **argv) {
   pl__profile pf;
   int rc = cli_read_profile("top", path, &pf);
   if (rc) return rc;
+  if (pf.graph) {
+    rc = top_snapshot(path, &pf, json, by_given ? by_total : 1, limit);
+    pl__profile_free(&pf);
+    if (rc == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+      fprintf(stderr, "proflab top: cannot write the output: %s\n", strerror(errno));
+      return CLI_EXIT_FAIL;
+    }
+    return rc;
+  }
   pl__top t;
   int arc = pf.cpu ? pl__top_cpu(pf.cpu, &t) : pl__top_heap(pf.heap, &t);
   if (arc) {
@@ -333,9 +427,5 @@ int cli_cmd_top(int argc, char **argv) {
   }
   pl__top_free(&t);
   pl__profile_free(&pf);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "proflab top: cannot write the output: %s\n", strerror(errno));
-    return CLI_EXIT_FAIL;
-  }
-  return rc;
+  return cli_flush_stdout("top") ? CLI_EXIT_FAIL : rc;
 }

@@ -345,6 +345,10 @@ static int read_number(pl__jreader *r) {
     if (r->pos == r->len) {
       int e = ensure(r, 1);
       if (e < 0) return failed(r, e);
+      /* inside an array or object, a number the file ends in was cut off:
+       * say so, rather than hand on a number with digits missing */
+      if (e == 0 && r->depth)
+        return syntax_fail(r, "the rest of the number, then ',' or a closing bracket");
       if (e == 0) break;
     }
     unsigned char c = r->buf[r->pos];

@@ -11,6 +11,7 @@
 #include "format/cpu_common.h"
 #include "format/json_reader.h"
 #include "format/read_build.h"
+#include "format/read_devtools.h"
 
 #define NONE UINT32_MAX
 #define MAX_ID (UINT32_MAX - 1u)
@@ -50,10 +51,7 @@ typedef struct cp_ctx {
   int has_samples, has_deltas, has_start, has_end;
   double start_us, end_us;
   uint32_t root;
-  /* id -> node index: a direct table for dense ids, else a hash table */
-  uint32_t *by_id;
-  size_t by_id_len;
-  pl__keytab id_keys;
+  pl__dt_ids ids; /* id -> node index */
   /* children of each node (CSR), built from the parents */
   uint32_t *child_start, *child_list;
 } cp_ctx;
@@ -62,34 +60,11 @@ typedef struct cp_ctx {
 
 static int nomem(cp_ctx *c) { return pl__read_errno(c->err, -ENOMEM); }
 
-/* After a key: reads the value of a call frame field (functionName, url,
- * lineNumber; 0-based in a callFrame, 1-based on an old file's node) into
- * nd: 1, or 0 when the key is none of them (the value is not read). */
+/* After a key: a call frame field (functionName, url, lineNumber; 0-based
+ * in a callFrame, 1-based on an old file's node) into nd: 1, or 0 when the
+ * key is none of them (the value is not read). */
 static int read_frame_field(cp_ctx *c, cp_node *nd, int one_based) {
-  pl__jreader *r = &c->r;
-  int t;
-  if (pl__jr_is(r, "functionName") || pl__jr_is(r, "url")) {
-    int is_name = r->str.data[0] == 'f';
-    if ((t = pl__jr_next(r)) < 0) return t;
-    if (t != PL__JT_STR) return pl__jr_fail(r, is_name ? "a functionName string" : "a url string");
-    int64_t id = is_name ? pl__rb_name(&c->b, r->str.data, r->str.len)
-                         : pl__rb_url_file(&c->b, r->str.data, r->str.len);
-    if (id < 0) return nomem(c);
-    if (is_name)
-      nd->name = (uint32_t)id;
-    else
-      nd->file = (uint32_t)id;
-    return 1;
-  }
-  if (pl__jr_is(r, "lineNumber")) {
-    int64_t v;
-    if ((t = pl__jr_next(r)) < 0) return t;
-    if ((t = pl__jr_int(r, -1, MAX_ID - 1, &v, "a lineNumber (a whole number >= -1)")) < 0)
-      return t;
-    nd->fline = v < 0 ? 0 : (uint32_t)(v + !one_based);
-    return 1;
-  }
-  return 0;
+  return pl__dt_frame_field(&c->r, &c->b, c->err, one_based, &nd->name, &nd->file, &nd->fline);
 }
 
 static int read_call_frame(cp_ctx *c, cp_node *nd) {
@@ -279,31 +254,19 @@ static int read_top(cp_ctx *c) {
 
 /* ---- the tree ----------------------------------------------------------- */
 
-static int64_t node_of(const cp_ctx *c, uint32_t id) {
-  if (c->by_id) return id < c->by_id_len && c->by_id[id] != NONE ? (int64_t)c->by_id[id] : -1;
-  return pl__keytab_find(&c->id_keys, id, 0, 0);
-}
+static int64_t node_of(const cp_ctx *c, uint32_t id) { return pl__dt_ids_find(&c->ids, id); }
 
 static int index_ids(cp_ctx *c) {
   uint32_t max = 0;
   for (size_t i = 0; i < c->nnodes; i++)
     if (c->nodes[i].id > max) max = c->nodes[i].id;
-  if ((uint64_t)max < 4 * (uint64_t)c->nnodes + 1024) {
-    c->by_id_len = (size_t)max + 1;
-    c->by_id = malloc(c->by_id_len * sizeof(*c->by_id));
-    if (!c->by_id) return nomem(c);
-    memset(c->by_id, 0xff, c->by_id_len * sizeof(*c->by_id));
-  }
+  if (pl__dt_ids_reserve(&c->ids, max, c->nnodes)) return nomem(c);
   for (size_t i = 0; i < c->nnodes; i++) {
     cp_node *nd = &c->nodes[i];
     if (node_of(c, nd->id) >= 0)
       return pl__read_fail(c->err, "offset %llu: node id %u appears twice",
                            (unsigned long long)nd->off, nd->id);
-    if (c->by_id) {
-      c->by_id[nd->id] = (uint32_t)i;
-    } else if (pl__keytab_intern(&c->id_keys, nd->id, 0, 0, NULL) < 0) {
-      return nomem(c);
-    }
+    if (pl__dt_ids_add(&c->ids, nd->id, (uint32_t)i)) return nomem(c);
   }
   return 0;
 }
@@ -594,7 +557,7 @@ int pl__cpuprofile_read(pl__rsrc *src, pl_cpu_profile **out, pl__read_err *err) 
   memset(&c, 0, sizeof(c));
   *out = NULL;
   c.err = err;
-  pl__keytab_init(&c.id_keys);
+  pl__dt_ids_init(&c.ids);
   c.p = pl_cpu_profile_new();
   if (!c.p) return pl__read_errno(err, -ENOMEM);
   pl__rb_init(&c.b, dup_cpu, c.p);
@@ -624,9 +587,8 @@ out:
   free(c.kids);
   free(c.ticks);
   free(c.sm);
-  free(c.by_id);
   free(c.child_start);
   free(c.child_list);
-  pl__keytab_free(&c.id_keys);
+  pl__dt_ids_free(&c.ids);
   return rc < 0 ? pl__read_errno(err, rc) : 0;
 }

@@ -11,6 +11,7 @@
 #include "format/cpu_common.h"
 #include "format/json_reader.h"
 #include "format/read_build.h"
+#include "format/read_devtools.h"
 
 #define NONE UINT32_MAX
 #define MAX_ID (UINT32_MAX - 1u)
@@ -41,9 +42,7 @@ typedef struct hp_ctx {
   size_t nsamples, samples_cap;
   uint64_t samples_off;
   int has_head;
-  uint32_t *by_id;
-  size_t by_id_len;
-  pl__keytab id_keys;
+  pl__dt_ids ids; /* id -> node index */
 } hp_ctx;
 
 static int nomem(hp_ctx *c) { return pl__read_errno(c->err, -ENOMEM); }
@@ -71,27 +70,9 @@ static int read_call_frame(hp_ctx *c, hp_node *nd) {
   int k, t;
   if ((t = pl__jr_expect(r, PL__JT_OBJ, "a callFrame object")) < 0) return t;
   while ((k = pl__jr_key(r)) > 0) {
-    if (pl__jr_is(r, "functionName") || pl__jr_is(r, "url")) {
-      int is_name = r->str.data[0] == 'f';
-      if ((t = pl__jr_next(r)) < 0) return t;
-      if (t != PL__JT_STR)
-        return pl__jr_fail(r, is_name ? "a functionName string" : "a url string");
-      int64_t id = is_name ? pl__rb_name(&c->b, r->str.data, r->str.len)
-                           : pl__rb_url_file(&c->b, r->str.data, r->str.len);
-      if (id < 0) return nomem(c);
-      if (is_name)
-        nd->name = (uint32_t)id;
-      else
-        nd->file = (uint32_t)id;
-    } else if (pl__jr_is(r, "lineNumber")) {
-      int64_t v;
-      if ((t = pl__jr_next(r)) < 0) return t;
-      if ((t = pl__jr_int(r, -1, MAX_ID - 1, &v, "a lineNumber (a whole number >= -1)")) < 0)
-        return t;
-      nd->fline = v < 0 ? 0 : (uint32_t)(v + 1);
-    } else if ((t = pl__jr_skip_value(r)) < 0) {
+    if ((t = pl__dt_frame_field(r, &c->b, c->err, 0, &nd->name, &nd->file, &nd->fline)) < 0)
       return t;
-    }
+    if (!t && (t = pl__jr_skip_value(r)) < 0) return t;
   }
   return k;
 }
@@ -221,31 +202,20 @@ static int read_top(hp_ctx *c) {
 
 /* ---- the model ---------------------------------------------------------- */
 
-static int64_t node_of(const hp_ctx *c, uint32_t id) {
-  if (c->by_id) return id < c->by_id_len && c->by_id[id] != NONE ? (int64_t)c->by_id[id] : -1;
-  return pl__keytab_find(&c->id_keys, id, 0, 0);
-}
+static int64_t node_of(const hp_ctx *c, uint32_t id) { return pl__dt_ids_find(&c->ids, id); }
 
 static int index_ids(hp_ctx *c) {
   uint32_t max = 0;
   for (size_t i = 0; i < c->nnodes; i++)
     if (c->nodes[i].has_id && c->nodes[i].id > max) max = c->nodes[i].id;
-  if ((uint64_t)max < 4 * (uint64_t)c->nnodes + 1024) {
-    c->by_id_len = (size_t)max + 1;
-    c->by_id = malloc(c->by_id_len * sizeof(*c->by_id));
-    if (!c->by_id) return nomem(c);
-    memset(c->by_id, 0xff, c->by_id_len * sizeof(*c->by_id));
-  }
+  if (pl__dt_ids_reserve(&c->ids, max, c->nnodes)) return nomem(c);
   for (size_t i = 0; i < c->nnodes; i++) {
     const hp_node *nd = &c->nodes[i];
     if (!nd->has_id) continue;
     if (node_of(c, nd->id) >= 0)
       return pl__read_fail(c->err, "offset %llu: node id %u appears twice",
                            (unsigned long long)nd->off, nd->id);
-    if (c->by_id)
-      c->by_id[nd->id] = (uint32_t)i;
-    else if (pl__keytab_intern(&c->id_keys, nd->id, 0, 0, NULL) < 0)
-      return nomem(c);
+    if (pl__dt_ids_add(&c->ids, nd->id, (uint32_t)i)) return nomem(c);
   }
   return 0;
 }
@@ -375,7 +345,7 @@ int pl__heapprofile_read(pl__rsrc *src, pl_heap_snapshot **out, pl__read_err *er
   memset(&c, 0, sizeof(c));
   *out = NULL;
   c.err = err;
-  pl__keytab_init(&c.id_keys);
+  pl__dt_ids_init(&c.ids);
   uint32_t *stack_of_node = NULL;
   c.s = pl_heap_snapshot_new();
   if (!c.s) return pl__read_errno(err, -ENOMEM);
@@ -411,8 +381,7 @@ out:
   pl_heap_snapshot_free(c.s);
   free(c.nodes);
   free(c.samples);
-  free(c.by_id);
   free(stack_of_node);
-  pl__keytab_free(&c.id_keys);
+  pl__dt_ids_free(&c.ids);
   return rc < 0 ? pl__read_errno(err, rc) : 0;
 }

@@ -29,8 +29,10 @@ int pl__profile_kind_is_cpu(pl__profile_kind k) {
 void pl__profile_free(pl__profile *p) {
   pl_cpu_profile_free(p->cpu);
   pl_heap_snapshot_free(p->heap);
+  pl_heap_graph_free(p->graph);
   p->cpu = NULL;
   p->heap = NULL;
+  p->graph = NULL;
 }
 
 /* The kind a top-level key names, or UNKNOWN. */
@@ -151,9 +153,10 @@ static int read_src(pl__rsrc *src, pl__profile *out, pl__read_err *err) {
         return pl__cpuprofile_read(src, &out->cpu, err);
       case PL__KIND_HEAPPROFILE:
         return pl__heapprofile_read(src, &out->heap, err);
+      case PL__KIND_HEAPSNAPSHOT:
+        return pl__heapsnapshot_read(src, &out->graph, err);
       default:
-        pl__read_fail(err, "heap snapshots: not supported by this build");
-        return -ENOTSUP;
+        return pl__read_fail(err, "offset 0: not a profile proflab reads");
     }
   }
   if (looks_text(p, (size_t)n)) {

@@ -63,6 +63,7 @@
 
 #include "format/read_source.h"
 #include "proflab/cpu_profile.h"
+#include "proflab/heap_graph.h"
 #include "proflab/heap_snapshot.h"
 
 /* What a file holds, as pl__read_profile() found it. */
@@ -73,24 +74,25 @@ typedef enum pl__profile_kind {
   PL__KIND_FOLDED,       /* FlameGraph folded stacks */
   PL__KIND_HEAPPROFILE,  /* CDP sampling heap profile (JSON) */
   PL__KIND_PPROF_HEAP,   /* pprof heap profile */
-  PL__KIND_HEAPSNAPSHOT, /* Chrome .heapsnapshot (JSON): not read by this build */
+  PL__KIND_HEAPSNAPSHOT, /* Chrome/Node/proflab .heapsnapshot (JSON): a heap graph */
 } pl__profile_kind;
 
-/* A profile read from a file: cpu for the CPU kinds, heap for the heap kinds. */
+/* A profile read from a file: cpu for the CPU kinds, heap for the heap
+ * profiles, graph for a .heapsnapshot. */
 typedef struct pl__profile {
   pl__profile_kind kind;
   int gzipped; /* the bytes were gzip-compressed */
   pl_cpu_profile *cpu;
   pl_heap_snapshot *heap;
+  pl_heap_graph *graph;
 } pl__profile;
 
 /* Reads the profile in fd (path only names it; fd >= 0, the caller keeps
  * it) or, with fd < 0, in the file at path. Detects the kind from the
  * content, gunzips gzip data first, and runs that kind's reader: 0 with
- * out->cpu or out->heap set, or a negative errno with the reason in err and
+ * out->cpu, out->heap or out->graph set, or a negative errno with the reason in err and
  * out->kind set when the kind was recognised (nothing to free). A
- * .heapsnapshot gives -ENOTSUP, kind PL__KIND_HEAPSNAPSHOT and "heap
- * snapshots: not supported by this build". */
+ * .heapsnapshot sets out->graph. */
 int pl__read_profile(const char *path, int fd, pl__profile *out, pl__read_err *err);
 
 /* The same over bytes in memory (tests, fuzzing). */
@@ -111,6 +113,15 @@ int pl__profile_kind_is_cpu(pl__profile_kind k);
 int pl__cpuprofile_read(pl__rsrc *src, pl_cpu_profile **out, pl__read_err *err);
 int pl__heapprofile_read(pl__rsrc *src, pl_heap_snapshot **out, pl__read_err *err);
 int pl__folded_read(pl__rsrc *src, pl_cpu_profile **out, pl__read_err *err);
+/* .heapsnapshot: the whole graph (heap_graph.h), streamed: the nodes and
+ * edges arrays are read as integers straight into compact arrays grown up
+ * to node_count/edge_count; node_fields/edge_fields come from the meta
+ * (any order, extra fields ignored: Node's 7, proflab's, a 5-field list);
+ * locations are kept; trace_function_infos, trace_tree, samples and other
+ * keys are skipped; "snapshot" must come before "nodes" and "edges". Checked: the
+ * counts, the edge counts' sum, to_node (a multiple of the node field
+ * count, inside the array), types and string indexes in range. */
+int pl__heapsnapshot_read(pl__rsrc *src, pl_heap_graph **out, pl__read_err *err);
 /* pprof: sets *kind to PL__KIND_PPROF_CPU (*cpu) or PL__KIND_PPROF_HEAP
  * (*heap) by the sample types. */
 int pl__pprof_read(pl__rsrc *src, pl__profile_kind *kind, pl_cpu_profile **cpu,

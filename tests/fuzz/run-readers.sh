@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the profile readers' libFuzzer targets (tests/fuzz/fuzz-read-*.c:
-# the JSON tokenizer, .cpuprofile, .heapprofile, folded, pprof, and the
+# the JSON tokenizer, .cpuprofile, .heapprofile, .heapsnapshot (with the
+# dominators), folded, pprof, and the
 # detection in front of them) with clang and runs each for a bounded time
 # over its corpus (tests/fuzz/corpus/read-<target>/):
 #   tests/fuzz/run-readers.sh [SECONDS_PER_TARGET] [OUTDIR]
@@ -27,7 +28,7 @@ protoc-c --proto_path="$root/proto" --c_out="$out/gen/format" "$root/proto/profi
 # into each target.
 srcs="$root/src/format/*.c $out/gen/format/profile.pb-c.c $root/src/model/*.c \
   $root/src/common/buf.c $root/src/common/arena.c $root/src/common/sink.c \
-  $root/src/common/util.c $root/src/analysis/top.c"
+  $root/src/common/util.c $root/src/analysis/top.c $root/src/analysis/dominators.c"
 mkdir -p "$out/obj-read"
 objs=""
 for s in $srcs; do
@@ -46,7 +47,7 @@ for s in $srcs; do
   fi
 done
 
-for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile folded pprof profile}; do
+for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile heapsnapshot folded pprof profile}; do
   # shellcheck disable=SC2086 # word splitting of the object list is meant
   if ! clang $cflags -I"$root/src" -I"$root/include" -I"$out/gen" -o "$out/fuzz-read-$t" \
       "$here/fuzz-read-$t.c" $objs -lprotobuf-c -lz -lcrypto 2>"$out/build-read-$t.log"; then
@@ -56,7 +57,7 @@ for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile folded pprof profile};
   mkdir -p "$out/corpus-read-$t"
   cp "$here/corpus/read-$t"/* "$out/corpus-read-$t/"
   dict=""
-  case $t in json|cpuprofile|heapprofile|profile) dict="-dict=$here/read-json.dict" ;; esac
+  case $t in json|cpuprofile|heapprofile|heapsnapshot|profile) dict="-dict=$here/read-json.dict" ;; esac
   echo "fuzz: read-$t for ${secs}s" >&2
   # shellcheck disable=SC2086
   (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-read-$t" -max_total_time="$secs" \

@@ -378,7 +378,9 @@ test('--help, bad command lines (exit 2), bad input (exit 1), one line on stderr
   fs.writeFileSync(heap, JSON.stringify({ head: { callFrame: { functionName: '(root)', url: '', lineNumber: -1, columnNumber: -1, scriptId: 0 }, selfSize: 0, id: 1, children: [] }, samples: [] }));
   assertOneLineError(await cli(['diff', info.path, heap]), 1, /is a CPU profile and .* a heap profile/, 'cpu vs heap');
   const snap = path.join(work, 's.heapsnapshot');
-  fs.writeFileSync(snap, '{"snapshot":{"meta":{},"node_count":0,"edge_count":0},"nodes":[],"edges":[],"strings":[]}');
+  fs.writeFileSync(snap, '{"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count"],' +
+    '"node_types":[["synthetic"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["element"]]},' +
+    '"node_count":1,"edge_count":0},"nodes":[0,0,1,0,0],"edges":[],"strings":[""]}');
   assertOneLineError(await cli(['diff', snap, snap]), 1, /s\.heapsnapshot: .*not supported/, 'heap snapshots');
   assertOneLineError(await cli(['diff', info.path, info.path, '-o', noDir]), 1, /cannot create/, 'diff: no dir');
   // the same profile twice: nothing changed, everything within noise

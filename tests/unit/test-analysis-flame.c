@@ -6,7 +6,7 @@
  * to fit with an ellipsis, frames under --minwidth left out, icicle
  * layout, stable colors, a failing sink and every allocation failing in
  * turn). */
-#include "test.h"
+#include "profile_test.h"
 
 #include <errno.h>
 #include <math.h>
@@ -16,76 +16,6 @@
 #include "analysis/flame.h"
 #include "common/sink.h"
 #include "xml_check.h"
-
-/* ---- allocation failures (glibc's malloc wrapped; not under ASan) ------- */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TORTURE 0
-#else
-#define TORTURE 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-enum { MAX_LIVE = 1 << 14 };
-static int armed;
-static long fail_countdown = -1;     /* -1: never fail */
-static void *torture_live[MAX_LIVE]; /* allocations made while armed, not freed */
-static size_t nlive;
-
-static int alloc_fails(void) { return armed && fail_countdown >= 0 && fail_countdown-- == 0; }
-
-static void track(void *p) {
-  if (armed && p && nlive < MAX_LIVE) torture_live[nlive++] = p;
-}
-
-static void untrack(void *p) {
-  for (size_t i = 0; armed && p && i < nlive; i++) {
-    if (torture_live[i] == p) {
-      torture_live[i] = torture_live[--nlive];
-      return;
-    }
-  }
-}
-
-void *malloc(size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p);
-  return p;
-}
-
-void *calloc(size_t n, size_t size) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p);
-  return p;
-}
-
-void *realloc(void *old, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p) {
-    untrack(old);
-    track(p);
-  }
-  return p;
-}
-
-void *reallocarray(void *old, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return realloc(old, n * size);
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-#endif
 
 /* ---- fixtures ----------------------------------------------------------- */
 
@@ -146,10 +76,22 @@ static uint32_t find(const pl__flame_tree *t, ...) {
   return n;
 }
 
+/* The finished tree of one CPU profile (with its times when times is 1). */
+static void build_cpu_of(pl__flame_tree *t, const pl_cpu_profile *p, unsigned flags, int times) {
+  assert_int_equal(pl__flame_init(t, PL__FLAME_SAMPLES, flags), 0);
+  assert_int_equal(pl__flame_add_cpu(t, PL__FLAME_MAIN, p, times), 0);
+  assert_int_equal(pl__flame_finish(t), 0);
+}
+
 static void build_cpu(pl__flame_tree *t, unsigned flags) {
   pl_cpu_profile p = cpu_fixture();
-  assert_int_equal(pl__flame_init(t, PL__FLAME_SAMPLES, flags), 0);
-  assert_int_equal(pl__flame_add_cpu(t, PL__FLAME_MAIN, &p, 1), 0);
+  build_cpu_of(t, &p, flags, 1);
+}
+
+/* The finished tree of one heap snapshot. */
+static void build_heap(pl__flame_tree *t, const pl_heap_snapshot *s) {
+  assert_int_equal(pl__flame_init(t, PL__FLAME_BYTES, 0), 0);
+  assert_int_equal(pl__flame_add_heap(t, PL__FLAME_MAIN, s), 0);
   assert_int_equal(pl__flame_finish(t), 0);
 }
 
@@ -306,9 +248,7 @@ static void test_heap_tree(void **state) {
   pl_heap_stack stacks[5];
   pl_heap_snapshot s = heap_fixture(stacks);
   pl__flame_tree t;
-  assert_int_equal(pl__flame_init(&t, PL__FLAME_BYTES, 0), 0);
-  assert_int_equal(pl__flame_add_heap(&t, M, &s), 0);
-  assert_int_equal(pl__flame_finish(&t), 0);
+  build_heap(&t, &s);
   assert_int_equal(t.nodes[0].total[M], 1575);
   uint32_t site = find(&t, "main", "caller", "alloc_site", NULL);
   assert_true(site != NONE);
@@ -330,13 +270,7 @@ static char *svg_of(const pl__flame_tree *t, const pl__flame_svg_opts *o, pl__fl
   pl__sink s;
   pl__sink_init_mem(&s);
   assert_int_equal(pl__flame_write_svg(t, o, &s, st), 0);
-  assert_int_equal(pl__sink_finish(&s), 0);
-  size_t n;
-  char *data = pl_buf_steal(&s.buf, &n);
-  pl__sink_free(&s);
-  assert_non_null(data);
-  if (len) *len = n;
-  return data;
+  return sink_take(&s, len);
 }
 
 static void assert_well_formed(const char *svg, size_t n) {
@@ -404,9 +338,7 @@ static void test_svg_well_formed_and_complete(void **state) {
   /* no times: counts */
   pl__flame_tree t2;
   pl_cpu_profile p = cpu_fixture();
-  assert_int_equal(pl__flame_init(&t2, PL__FLAME_SAMPLES, 0), 0);
-  assert_int_equal(pl__flame_add_cpu(&t2, M, &p, 0), 0);
-  assert_int_equal(pl__flame_finish(&t2), 0);
+  build_cpu_of(&t2, &p, 0, 0);
   svg = svg_of(&t2, &o, NULL, &n);
   assert_non_null(strstr(svg, "<title>all\n13 samples, 100.00%</title>"));
   free(svg);
@@ -419,9 +351,7 @@ static void test_svg_icicle_and_heap(void **state) {
   pl_heap_stack stacks[5];
   pl_heap_snapshot s = heap_fixture(stacks);
   pl__flame_tree t;
-  assert_int_equal(pl__flame_init(&t, PL__FLAME_BYTES, 0), 0);
-  assert_int_equal(pl__flame_add_heap(&t, M, &s), 0);
-  assert_int_equal(pl__flame_finish(&t), 0);
+  build_heap(&t, &s);
   pl__flame_svg_opts o = {.icicle = 1, .palette = PL__FLAME_MEM, .width = 800};
   size_t n;
   char *svg = svg_of(&t, &o, NULL, &n);
@@ -462,9 +392,7 @@ static void test_svg_minwidth_and_labels(void **state) {
                       .nsamples = 3,
                       .period_ns = 1000};
   pl__flame_tree t;
-  assert_int_equal(pl__flame_init(&t, PL__FLAME_SAMPLES, 0), 0);
-  assert_int_equal(pl__flame_add_cpu(&t, M, &p, 1), 0);
-  assert_int_equal(pl__flame_finish(&t), 0);
+  build_cpu_of(&t, &p, 0, 1);
   pl__flame_svg_opts o = {.minwidth = 0.1, .subtitle = "s"};
   pl__flame_svg_stats st;
   size_t n;
@@ -515,11 +443,6 @@ static void test_svg_errors(void **state) {
   pl__flame_free(&t);
 }
 
-static int full_disk(void *ctx, const void *p, size_t n) {
-  (void)ctx, (void)p, (void)n;
-  return -ENOSPC;
-}
-
 static void test_svg_failing_sink(void **state) {
   (void)state;
   pl__flame_tree t;
@@ -537,9 +460,7 @@ static void test_empty_profile(void **state) {
   (void)state;
   pl_cpu_profile p = {.period_ns = 1000, .mode = "cpu"};
   pl__flame_tree t;
-  assert_int_equal(pl__flame_init(&t, PL__FLAME_SAMPLES, 0), 0);
-  assert_int_equal(pl__flame_add_cpu(&t, M, &p, 1), 0);
-  assert_int_equal(pl__flame_finish(&t), 0);
+  build_cpu_of(&t, &p, 0, 1);
   pl__flame_svg_opts o = {.minwidth = 0.1};
   pl__flame_svg_stats st;
   size_t n;
@@ -569,7 +490,8 @@ static void test_colors(void **state) {
 }
 
 /* Build and write, for the allocation-failure torture. */
-static int build_and_write(void) {
+static int build_and_write(void *arg) {
+  (void)arg;
   pl_cpu_profile p = cpu_fixture();
   pl__flame_tree t;
   int rc = pl__flame_init(&t, PL__FLAME_SAMPLES, PL__FLAME_IDLE);
@@ -589,28 +511,8 @@ static int build_and_write(void) {
 
 static void test_allocation_failures(void **state) {
   (void)state;
-#if TORTURE
-  long n;
-  for (n = 0; n < 100000; n++) {
-    nlive = 0;
-    fail_countdown = n;
-    armed = 1;
-    int rc = build_and_write();
-    armed = 0;
-    int exhausted = fail_countdown >= 0;
-    fail_countdown = -1;
-    if (nlive) fail_msg("failing allocation %ld leaked %zu blocks", n, nlive);
-    if (exhausted) {
-      assert_int_equal(rc, 0);
-      break;
-    }
-    if (rc != -ENOMEM) fail_msg("failing allocation %ld gave %d", n, rc);
-  }
-  fprintf(stderr, "flame: %ld allocations, each failure handled\n", n);
-  assert_true(n > 5);
-#else
-  assert_int_equal(build_and_write(), 0); /* ASan owns malloc: one run, its leak check */
-#endif
+  long n = torture_allocs("flame", build_and_write, NULL, NULL);
+  assert_true(n > 5 || !TORTURE);
 }
 
 /* The checker itself: it must refuse what a browser's XML parser refuses. */

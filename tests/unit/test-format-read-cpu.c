@@ -10,7 +10,7 @@
  *   PROFLAB_KEEP_NODE_PROFILE=DIR build/tests/test-format-read-cpu   keeps
  *     the node profile in DIR.
  */
-#include "test.h"
+#include "profile_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,33 +91,7 @@ static char *write_mem(writer_fn w, const pl_cpu_profile *p, size_t *len) {
   pl__sink s;
   pl__sink_init_mem(&s);
   assert_int_equal(w(p, &s), 0);
-  pl_buf_putc(&s.buf, '\0');
-  s.buf.len--;
-  return pl_buf_steal(&s.buf, len);
-}
-
-/* Reads bytes; the kind must be want. */
-static pl_cpu_profile *read_mem(const char *data, size_t len, pl__profile_kind want) {
-  pl__profile pf;
-  pl__read_err err;
-  int rc = pl__read_profile_mem(data, len, &pf, &err);
-  if (rc) fail_msg("read: %d %s", rc, err.msg);
-  assert_int_equal(pf.kind, want);
-  assert_non_null(pf.cpu);
-  assert_null(pf.heap);
-  return pf.cpu;
-}
-
-/* Every CPU writer accepts the model. */
-static void writers_accept(const pl_cpu_profile *p) {
-  writer_fn ws[] = {pl__cpuprofile_write, pl__pprof_cpu_write, pl__folded_write};
-  for (size_t i = 0; i < 3; i++) {
-    pl__sink s;
-    pl__sink_init_mem(&s);
-    int rc = ws[i](p, &s);
-    if (rc) fail_msg("writer %zu refused a model a reader built: %d", i, rc);
-    pl__sink_free(&s);
-  }
+  return sink_take(&s, len);
 }
 
 /* The folded form: stacks by name with their summed weights, sorted. */
@@ -130,17 +104,20 @@ static char *folded(const pl_cpu_profile *p) {
 static char *top_text(const pl_cpu_profile *p) {
   pl__top t;
   assert_int_equal(pl__top_cpu(p, &t), 0);
-  pl__top_sort(&t, 0);
-  pl_buf b;
-  pl_buf_init(&b);
-  pl_buf_printf(&b, "total %llu idle %llu\n", (unsigned long long)t.total,
-                (unsigned long long)t.idle);
-  for (size_t i = 0; i < t.nrows; i++)
-    pl_buf_printf(&b, "%s|%s|%u|%llu|%llu\n", t.rows[i].function, t.rows[i].file, t.rows[i].line,
-                  (unsigned long long)t.rows[i].self, (unsigned long long)t.rows[i].total);
-  pl__top_free(&t);
-  assert_false(pl_buf_failed(&b));
-  return pl_buf_steal(&b, NULL);
+  char head[96];
+  snprintf(head, sizeof(head), "total %llu idle %llu\n", (unsigned long long)t.total,
+           (unsigned long long)t.idle);
+  return top_as_text(&t, head);
+}
+
+/* A sample's leaf: "function:line", "(idle)" or "(program)". */
+static void leaf_key(const pl_cpu_profile *p, const pl_cpu_sample *s, char *key, size_t n) {
+  if (s->stack == IDLE || s->stack == PROG || !p->stacks[s->stack].depth)
+    snprintf(key, n, "%s", s->stack == IDLE ? "(idle)" : "(program)");
+  else {
+    const pl_frame *f = &p->frames[p->stacks[s->stack].frames[0]];
+    snprintf(key, n, "%s:%u", f->function, f->line);
+  }
 }
 
 /* Self weight by (leaf function, leaf line). */
@@ -148,49 +125,27 @@ static char *leaf_lines(const pl_cpu_profile *p) {
   pl_buf b;
   pl_buf_init(&b);
   char(*lines)[128] = calloc(p->nsamples + 1, sizeof(*lines));
-  uint64_t *w = calloc(p->nsamples + 1, sizeof(*w));
   assert_non_null(lines);
-  assert_non_null(w);
   size_t n = 0;
   for (size_t i = 0; i < p->nsamples; i++) {
-    const pl_cpu_sample *s = &p->samples[i];
     char key[128];
-    if (s->stack == IDLE || s->stack == PROG || !p->stacks[s->stack].depth)
-      snprintf(key, sizeof(key), "%s", s->stack == IDLE ? "(idle)" : "(program)");
-    else {
-      const pl_frame *f = &p->frames[p->stacks[s->stack].frames[0]];
-      snprintf(key, sizeof(key), "%s:%u", f->function, f->line);
-    }
+    leaf_key(p, &p->samples[i], key, sizeof(key));
     size_t k = 0;
     while (k < n && strcmp(lines[k], key) != 0) k++;
     if (k == n) snprintf(lines[n++], sizeof(lines[0]), "%s", key);
-    w[k] += s->weight;
   }
   qsort(lines, n, sizeof(*lines), (int (*)(const void *, const void *))strcmp);
   for (size_t k = 0; k < n; k++) {
     uint64_t sum = 0;
     for (size_t i = 0; i < p->nsamples; i++) {
-      const pl_cpu_sample *s = &p->samples[i];
       char key[128];
-      if (s->stack == IDLE || s->stack == PROG || !p->stacks[s->stack].depth)
-        snprintf(key, sizeof(key), "%s", s->stack == IDLE ? "(idle)" : "(program)");
-      else {
-        const pl_frame *f = &p->frames[p->stacks[s->stack].frames[0]];
-        snprintf(key, sizeof(key), "%s:%u", f->function, f->line);
-      }
-      if (strcmp(key, lines[k]) == 0) sum += s->weight;
+      leaf_key(p, &p->samples[i], key, sizeof(key));
+      if (strcmp(key, lines[k]) == 0) sum += p->samples[i].weight;
     }
     pl_buf_printf(&b, "%s %llu\n", lines[k], (unsigned long long)sum);
   }
   free(lines);
-  free(w);
   return pl_buf_steal(&b, NULL);
-}
-
-static void assert_same_text(char *a, char *b, const char *what) {
-  if (strcmp(a, b) != 0) fail_msg("%s differ:\n--- written\n%s--- read back\n%s", what, a, b);
-  free(a);
-  free(b);
 }
 
 static uint64_t total_weight(const pl_cpu_profile *p) {
@@ -205,8 +160,8 @@ static void roundtrip_cpuprofile(const char *mode) {
   pl_cpu_profile fx = fixture(mode);
   size_t len;
   char *data = write_mem(pl__cpuprofile_write, &fx, &len);
-  pl_cpu_profile *p = read_mem(data, len, PL__KIND_CPUPROFILE);
-  writers_accept(p);
+  pl_cpu_profile *p = read_cpu_mem(data, len, PL__KIND_CPUPROFILE);
+  cpu_writers_accept(p);
   assert_int_equal(total_weight(p), FX_WEIGHT); /* one entry per period, weight 1 each */
   assert_int_equal(p->nsamples, FX_WEIGHT);
   assert_string_equal(p->mode, "wall");
@@ -245,8 +200,8 @@ static void roundtrip_pprof(writer_fn w) {
   pl_cpu_profile fx = fixture("cpu");
   size_t len;
   char *data = write_mem(w, &fx, &len);
-  pl_cpu_profile *p = read_mem(data, len, PL__KIND_PPROF_CPU);
-  writers_accept(p);
+  pl_cpu_profile *p = read_cpu_mem(data, len, PL__KIND_PPROF_CPU);
+  cpu_writers_accept(p);
   /* pprof keeps every sample and every frame field */
   assert_int_equal(p->nsamples, FX_NSAMPLES);
   assert_int_equal(p->period_ns, PERIOD_NS);
@@ -290,8 +245,8 @@ static void test_roundtrip_folded(void **state) {
   pl_cpu_profile fx = fixture("cpu");
   size_t len;
   char *data = write_mem(pl__folded_write, &fx, &len);
-  pl_cpu_profile *p = read_mem(data, len, PL__KIND_FOLDED);
-  writers_accept(p);
+  pl_cpu_profile *p = read_cpu_mem(data, len, PL__KIND_FOLDED);
+  cpu_writers_accept(p);
   assert_int_equal(total_weight(p), FX_WEIGHT);
   assert_int_equal(p->period_ns, 1000000);
   char *again = folded(p);
@@ -309,7 +264,7 @@ static void test_conversion_chain(void **state) {
   char *want = folded(&fx);
   size_t len;
   char *data = write_mem(pl__cpuprofile_write, &fx, &len);
-  pl_cpu_profile *p = read_mem(data, len, PL__KIND_CPUPROFILE);
+  pl_cpu_profile *p = read_cpu_mem(data, len, PL__KIND_CPUPROFILE);
   static const struct {
     writer_fn w;
     pl__profile_kind kind;
@@ -321,7 +276,7 @@ static void test_conversion_chain(void **state) {
     free(data);
     data = write_mem(steps[i].w, p, &len);
     pl_cpu_profile_free(p);
-    p = read_mem(data, len, steps[i].kind);
+    p = read_cpu_mem(data, len, steps[i].kind);
     char *got = folded(p);
     if (strcmp(got, want) != 0) fail_msg("step %zu:\n%s\nvs\n%s", i, got, want);
     free(got);
@@ -387,7 +342,7 @@ static void test_detection(void **state) {
       "\"lineNumber\":4}},{\"id\":3,\"callFrame\":{\"functionName\":\"\",\"url\":\"\","
       "\"lineNumber\":-1"
       "}}]}";
-  pl_cpu_profile *p = read_mem(reordered, strlen(reordered), PL__KIND_CPUPROFILE);
+  pl_cpu_profile *p = read_cpu_mem(reordered, strlen(reordered), PL__KIND_CPUPROFILE);
   assert_int_equal(p->nsamples, 3);
   assert_int_equal(p->period_ns, 1000000); /* (3100 - 100) us / 3 */
   char *f = folded(p);
@@ -402,15 +357,15 @@ static void test_detection(void **state) {
       "{\"id\":2,\"parent\":1,\"callFrame\":{\"functionName\":\"f\"},\"hitCount\":3},"
       "{\"id\":3,\"parent\":2,\"callFrame\":{\"functionName\":\"g\"},\"hitCount\":2}],"
       "\"startTime\":0,\"endTime\":5000}";
-  p = read_mem(old, strlen(old), PL__KIND_CPUPROFILE);
+  p = read_cpu_mem(old, strlen(old), PL__KIND_CPUPROFILE);
   f = folded(p);
   assert_string_equal(f, "f 3\nf;g 2\n");
   free(f);
-  writers_accept(p);
+  cpu_writers_accept(p);
   pl_cpu_profile_free(p);
   /* folded stacks with CRLF, blanks, spaces in names, no final newline */
   const char *text = "main;work 3\r\n\r\nmain;operator new(unsigned long) 2\nmain 1";
-  p = read_mem(text, strlen(text), PL__KIND_FOLDED);
+  p = read_cpu_mem(text, strlen(text), PL__KIND_FOLDED);
   f = folded(p);
   assert_string_equal(f, "main 1\nmain;operator new(unsigned long) 2\nmain;work 3\n");
   free(f);
@@ -421,7 +376,7 @@ static void test_detection(void **state) {
   expect_error(" \n ", 3, -EINVAL, "found only white space");
   expect_error("[1,2]", 5, -EINVAL, "Chrome trace files are not read");
   expect_error("{\"a\":1}", 7, -EINVAL, "found a JSON object without them");
-  expect_error("{\"snapshot\":{}}", 15, -ENOTSUP, "heap snapshots: not supported by this build");
+  expect_error("{\"snapshot\":{}}", 15, -EINVAL, "the snapshot's meta lacks node_fields");
   expect_error("\x08\x96\x01\xff\xff", 5, -EINVAL, "offset");
 }
 
@@ -524,7 +479,7 @@ static void test_pprof_errors(void **state) {
 
   size_t len;
   char *data = pack(&pr, &len);
-  pl_cpu_profile *p = read_mem(data, len, PL__KIND_PPROF_CPU);
+  pl_cpu_profile *p = read_cpu_mem(data, len, PL__KIND_PPROF_CPU);
   assert_int_equal(p->nsamples, 1);
   assert_int_equal(p->samples[0].weight, 5);
   assert_string_equal(p->frames[0].function, "f");
@@ -566,7 +521,7 @@ static void test_pprof_errors(void **state) {
   pr.period_type = &period;
   pr.period = 10000000;
   data = pack(&pr, &len);
-  p = read_mem(data, len, PL__KIND_PPROF_CPU);
+  p = read_cpu_mem(data, len, PL__KIND_PPROF_CPU);
   assert_int_equal(p->samples[0].weight, 3);
   assert_int_equal(p->period_ns, 10000000);
   pl_cpu_profile_free(p);
@@ -587,17 +542,10 @@ static void truncations(const char *data, size_t len, int prefixes_may_parse) {
   size_t whole = len; /* the data without its final newline is whole too */
   while (whole && data[whole - 1] == '\n') whole--;
   for (size_t cut = 0; cut < len; cut++) {
-    pl__profile pf;
-    pl__read_err err;
-    int rc = pl__read_profile_mem(data, cut, &pf, &err);
-    if (rc == 0) {
-      if (!prefixes_may_parse && cut < whole)
-        fail_msg("a prefix of %zu of %zu bytes was read", cut, len);
-      writers_accept(pf.cpu);
-      pl__profile_free(&pf);
-    } else {
-      assert_true(err.msg[0] != '\0');
-    }
+    int got = read_any(data, cut);
+    if (got && !prefixes_may_parse && cut < whole)
+      fail_msg("a prefix of %zu of %zu bytes was read", cut, len);
+    if (got) assert_int_equal(got, READ_CPU);
   }
 }
 
@@ -651,19 +599,7 @@ static void test_corruption(void **state) {
             }
         }
       }
-      pl__profile pf;
-      pl__read_err err;
-      if (pl__read_profile_mem(copy, n, &pf, &err) == 0) {
-        if (pf.cpu) writers_accept(pf.cpu);
-        pl__top t;
-        if (pf.cpu) {
-          assert_int_equal(pl__top_cpu(pf.cpu, &t), 0);
-          pl__top_free(&t);
-        }
-        pl__profile_free(&pf);
-      } else {
-        assert_true(err.msg[0] != '\0');
-      }
+      read_any(copy, n);
     }
     free(copy);
     free(data);
@@ -675,128 +611,68 @@ static void test_short_reads(void **state) {
   (void)state;
   pl_cpu_profile fx = fixture("cpu");
   static const size_t sizes[] = {1, 3, 64};
+  static const struct {
+    writer_fn w;
+    int (*r)(pl__rsrc *, pl_cpu_profile **, pl__read_err *);
+  } fmts[] = {{pl__cpuprofile_write, pl__cpuprofile_read}, {pl__folded_write, pl__folded_read}};
   for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
-    size_t len;
-    pl__read_err err;
-    pl__rsrc src;
-    pl_cpu_profile *p;
-    char *data = write_mem(pl__cpuprofile_write, &fx, &len);
-    pl__rsrc_init_mem(&src, data, len, &err);
-    src.max_read = sizes[k];
-    assert_int_equal(pl__cpuprofile_read(&src, &p, &err), 0);
-    assert_same_text(folded(&fx), folded(p), "folded stacks");
-    pl_cpu_profile_free(p);
-    pl__rsrc_free(&src);
-    free(data);
-    data = write_mem(pl__folded_write, &fx, &len);
-    pl__rsrc_init_mem(&src, data, len, &err);
-    src.max_read = sizes[k];
-    assert_int_equal(pl__folded_read(&src, &p, &err), 0);
-    assert_same_text(folded(&fx), folded(p), "folded stacks");
-    pl_cpu_profile_free(p);
-    pl__rsrc_free(&src);
-    free(data);
+    for (size_t f = 0; f < sizeof(fmts) / sizeof(*fmts); f++) {
+      size_t len;
+      pl__read_err err;
+      pl__rsrc src;
+      pl_cpu_profile *p;
+      char *data = write_mem(fmts[f].w, &fx, &len);
+      pl__rsrc_init_mem(&src, data, len, &err);
+      src.max_read = sizes[k];
+      assert_int_equal(fmts[f].r(&src, &p, &err), 0);
+      assert_same_text(folded(&fx), folded(p), "folded stacks");
+      pl_cpu_profile_free(p);
+      pl__rsrc_free(&src);
+      free(data);
+    }
   }
 }
 
 /* ---- allocation failures ------------------------------------------------
- * Every allocation of a reader fails in turn (as writer_test.h does for the
- * writers): each run ends in -ENOMEM, or 0 once no allocation is left to
- * fail, and frees all it allocated. glibc's malloc is wrapped here; not
- * under AddressSanitizer, which owns malloc (that build checks leaks). */
-#if defined(__SANITIZE_ADDRESS__)
-#define TORTURE 0
-#else
-#define TORTURE 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
+ * Every allocation of a reader, and of the aggregation, fails in turn
+ * (torture_allocs in profile_test.h). */
 
-enum { MAX_LIVE = 1 << 14 };
-static int armed;
-static long fail_countdown = -1;
-static void *live[MAX_LIVE];
-static size_t nlive;
+typedef struct read_arg {
+  const char *name, *data;
+  size_t len;
+  pl__read_err err;
+} read_arg;
 
-static int alloc_fails(void) { return armed && fail_countdown >= 0 && fail_countdown-- == 0; }
-
-static void track(void *p) {
-  if (armed && p && nlive < MAX_LIVE) live[nlive++] = p;
+static int read_run(void *arg) {
+  read_arg *r = arg;
+  pl__profile pf;
+  int rc = pl__read_profile_mem(r->data, r->len, &pf, &r->err);
+  if (rc == 0) pl__profile_free(&pf);
+  return rc;
 }
 
-static void untrack(void *p) {
-  for (size_t i = 0; armed && p && i < nlive; i++)
-    if (live[i] == p) {
-      live[i] = live[--nlive];
-      return;
-    }
+/* Each failure is told as such; any other error fails with its message. */
+static void read_check(void *arg, int rc) {
+  read_arg *r = arg;
+  if (rc == -ENOMEM) assert_string_equal(r->err.msg, "out of memory");
+  if (rc && rc != -ENOMEM) fail_msg("%s: %d %s", r->name, rc, r->err.msg);
 }
-
-void *malloc(size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p);
-  return p;
-}
-
-void *calloc(size_t n, size_t size) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p);
-  return p;
-}
-
-void *realloc(void *old, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p) {
-    untrack(old);
-    track(p);
-  }
-  return p;
-}
-
-void *reallocarray(void *old, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return realloc(old, n * size);
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-#endif
 
 static void torture_read(const char *name, const char *data, size_t len) {
-#if TORTURE
-  long n;
-  for (n = 0; n < 200000; n++) {
-    pl__profile pf;
-    pl__read_err err;
-    nlive = 0;
-    fail_countdown = n;
-    armed = 1;
-    int rc = pl__read_profile_mem(data, len, &pf, &err);
-    if (rc == 0) pl__profile_free(&pf);
-    armed = 0;
-    int exhausted = fail_countdown >= 0;
-    fail_countdown = -1;
-    if (nlive) fail_msg("%s: failing allocation %ld leaked %zu blocks", name, n, nlive);
-    if (exhausted) {
-      if (rc) fail_msg("%s: %d %s", name, rc, err.msg);
-      break;
-    }
-    if (rc != -ENOMEM) fail_msg("%s: failing allocation %ld gave %d (%s)", name, n, rc, err.msg);
-    assert_string_equal(err.msg, "out of memory");
-  }
-  fprintf(stderr, "%s: %ld allocations, each failure handled\n", name, n);
-#else
-  (void)name, (void)data, (void)len;
-#endif
+  torture_allocs(name, read_run, &(read_arg){.name = name, .data = data, .len = len}, read_check);
+}
+
+typedef struct top_arg {
+  const pl_cpu_profile *cpu;
+  const pl_heap_snapshot *heap;
+} top_arg;
+
+static int top_run(void *arg) {
+  top_arg *a = arg;
+  pl__top t;
+  int rc = a->heap ? pl__top_heap(a->heap, &t) : pl__top_cpu(a->cpu, &t);
+  if (rc == 0) pl__top_free(&t);
+  return rc;
 }
 
 static void test_alloc_failures(void **state) {
@@ -822,33 +698,13 @@ static void test_alloc_failures(void **state) {
       "\"samples\":[{\"size\":10,\"nodeId\":2,\"ordinal\":1}]}";
   torture_read(".heapprofile", heap, strlen(heap));
 
-#if TORTURE /* the aggregation too */
+  /* the aggregation too */
   pl__profile pf;
   pl__read_err err;
   assert_int_equal(pl__read_profile_mem(heap, strlen(heap), &pf, &err), 0);
-  for (int kind = 0; kind < 2; kind++) {
-    long n;
-    for (n = 0; n < 10000; n++) {
-      pl__top t;
-      nlive = 0;
-      fail_countdown = n;
-      armed = 1;
-      int rc = kind ? pl__top_heap(pf.heap, &t) : pl__top_cpu(&fx, &t);
-      if (rc == 0) pl__top_free(&t);
-      armed = 0;
-      int exhausted = fail_countdown >= 0;
-      fail_countdown = -1;
-      if (nlive) fail_msg("top: failing allocation %ld leaked %zu blocks", n, nlive);
-      if (exhausted) {
-        assert_int_equal(rc, 0);
-        break;
-      }
-      assert_int_equal(rc, -ENOMEM);
-    }
-    fprintf(stderr, "top %s: %ld allocations, each failure handled\n", kind ? "heap" : "cpu", n);
-  }
+  torture_allocs("top cpu", top_run, &(top_arg){.cpu = &fx}, NULL);
+  torture_allocs("top heap", top_run, &(top_arg){.heap = pf.heap}, NULL);
   pl__profile_free(&pf);
-#endif
 }
 
 /* ---- a real Node profile ------------------------------------------------ */
@@ -887,7 +743,7 @@ static int node_run(const char *dir, double *hot_ms, pl__profile *pf, pl__top *t
   int rc = pl__read_profile(path, -1, pf, &err);
   if (rc) fail_msg("%s: %s", path, err.msg);
   assert_int_equal(pf->kind, PL__KIND_CPUPROFILE);
-  writers_accept(pf->cpu);
+  cpu_writers_accept(pf->cpu);
   assert_int_equal(pl__top_cpu(pf->cpu, t), 0);
   pl__top_sort(t, 0);
   assert_true(t->nrows > 3);

@@ -1,10 +1,11 @@
 /* Helpers shared by the writer unit tests (test-format-cpu.c,
- * test-format-heap.c): goldens, JSON and gzip read back, a sink that fails,
- * and allocation-failure torture. Each test program includes it once. */
+ * test-format-heap.c): goldens, JSON and gzip read back, pprof names, and
+ * writers under allocation-failure torture (profile_test.h). Each test
+ * program includes it once. */
 #ifndef PL_TEST_WRITER_TEST_H
 #define PL_TEST_WRITER_TEST_H
 
-#include "test.h"
+#include "profile_test.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -156,122 +157,30 @@ static void sample_names(const pb_profile *pr, const Perftools__Profiles__Sample
   }
 }
 
-static int full_disk(void *ctx, const void *data, size_t n) {
-  (void)ctx;
-  (void)data;
-  (void)n;
-  return -ENOSPC;
+/* A writer into a sink, run into memory for torture_allocs. */
+typedef struct writer_run {
+  int (*run)(void *arg, pl__sink *out);
+  void *arg;
+} writer_run;
+
+static int writer_run_mem(void *arg) {
+  writer_run *w = arg;
+  pl__sink s;
+  pl__sink_init_mem(&s);
+  int rc = w->run(w->arg, &s);
+  if (rc == 0) rc = pl__sink_finish(&s);
+  pl__sink_free(&s);
+  return rc;
 }
-
-/* ---- allocation failures ------------------------------------------------
- * Every allocation of a writer fails in turn (curl's "torture"): each run
- * must end in -ENOMEM, or 0 once no allocation is left to fail, and free
- * all it allocated. glibc's malloc is wrapped here; not under
- * AddressSanitizer, which owns malloc (that build checks leaks itself). */
-#if defined(__SANITIZE_ADDRESS__)
-#define TORTURE 0
-#else
-#define TORTURE 1
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-enum { MAX_LIVE = 1 << 14 };
-static int armed;
-static long fail_countdown = -1;     /* -1: never fail */
-static void *torture_live[MAX_LIVE]; /* allocations made while armed */
-static size_t nlive;
-
-static int alloc_fails(void) {
-  if (!armed || fail_countdown < 0) return 0;
-  return fail_countdown-- == 0;
-}
-
-static void track(void *p) {
-  if (armed && p && nlive < MAX_LIVE) torture_live[nlive++] = p;
-}
-
-static void untrack(void *p) {
-  for (size_t i = 0; armed && p && i < nlive; i++) {
-    if (torture_live[i] == p) {
-      torture_live[i] = torture_live[--nlive];
-      return;
-    }
-  }
-}
-
-void *malloc(size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_malloc(n);
-  track(p);
-  return p;
-}
-
-void *calloc(size_t n, size_t size) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_calloc(n, size);
-  track(p);
-  return p;
-}
-
-void *realloc(void *old, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *p = __libc_realloc(old, n);
-  if (p) {
-    untrack(old);
-    track(p);
-  }
-  return p;
-}
-
-void *reallocarray(void *old, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return realloc(old, n * size);
-}
-
-void free(void *p) {
-  untrack(p);
-  __libc_free(p);
-}
-#endif
 
 /* Runs `run` (a writer into the sink, returning its result) with every
  * allocation failing in turn: each run must end in -ENOMEM, or 0 once no
  * allocation is left to fail, and free all it allocated. `name` names the
  * writer in messages. Returns how many allocations the writer makes. */
 static long torture_writer(const char *name, int (*run)(void *arg, pl__sink *out), void *arg) {
-#if TORTURE
-  long n;
-  for (n = 0; n < 100000; n++) {
-    pl__sink s;
-    nlive = 0;
-    fail_countdown = n;
-    armed = 1;
-    pl__sink_init_mem(&s);
-    int rc = run(arg, &s);
-    if (rc == 0) rc = pl__sink_finish(&s);
-    pl__sink_free(&s);
-    armed = 0;
-    int exhausted = fail_countdown >= 0; /* the n-th allocation never came */
-    fail_countdown = -1;
-    if (nlive) fail_msg("%s: failing allocation %ld leaked %zu blocks", name, n, nlive);
-    if (exhausted) {
-      assert_int_equal(rc, 0);
-      break;
-    }
-    if (rc != -ENOMEM) fail_msg("%s: failing allocation %ld gave %d", name, n, rc);
-  }
-  fprintf(stderr, "%s: %ld allocations, each failure handled\n", name, n);
-  assert_true(n > 0);
+  long n = torture_allocs(name, writer_run_mem, &(writer_run){run, arg}, NULL);
+  assert_true(n > 0 || !TORTURE);
   return n;
-#else
-  (void)name, (void)run, (void)arg;
-  return 0;
-#endif
 }
 
 #endif
