@@ -221,18 +221,24 @@ static void json_heap(pl_json *j, const pl__profile *pf, const pl__top *t, size_
   pl_json_arr_close(j);
 }
 
+/* The --json answer's opening: the file, what it is, the order and limit. */
+static void json_head(pl_buf *b, pl_json *j, const char *path, const pl__profile *pf,
+                      const char *by, uint64_t limit) {
+  pl_buf_init(b);
+  pl_json_init(j, b);
+  pl_json_obj_open(j);
+  pl_json_kv_str(j, "file", path);
+  pl_json_kv_str(j, "format", pl__profile_kind_name(pf->kind));
+  pl_json_kv_bool(j, "gzipped", pf->gzipped);
+  pl_json_kv_str(j, "by", by);
+  pl_json_kv_uint(j, "limit", limit);
+}
+
 static int print_json(const char *path, const pl__profile *pf, const pl__top *t, size_t shown,
                       int by_total, uint64_t limit) {
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "file", path);
-  pl_json_kv_str(&j, "format", pl__profile_kind_name(pf->kind));
-  pl_json_kv_bool(&j, "gzipped", pf->gzipped);
-  pl_json_kv_str(&j, "by", by_total ? "total" : "self");
-  pl_json_kv_uint(&j, "limit", limit);
+  json_head(&b, &j, path, pf, by_total ? "total" : "self", limit);
   pl_json_kv_uint(&j, "functions_total", t->nrows);
   if (pf->cpu)
     json_cpu(&j, pf, t, shown);
@@ -285,15 +291,8 @@ static void print_summary(const char *path, const pl__profile *pf, const pl__hea
 static int print_summary_json(const char *path, const pl__profile *pf, const pl__heap_summary *h,
                               size_t shown, int by_total, uint64_t limit) {
   pl_buf b;
-  pl_buf_init(&b);
   pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "file", path);
-  pl_json_kv_str(&j, "format", pl__profile_kind_name(pf->kind));
-  pl_json_kv_bool(&j, "gzipped", pf->gzipped);
-  pl_json_kv_str(&j, "by", by_total ? "retained" : "shallow");
-  pl_json_kv_uint(&j, "limit", limit);
+  json_head(&b, &j, path, pf, by_total ? "retained" : "shallow", limit);
   pl_json_kv_str(&j, "type", "heapsnapshot");
   pl_json_kv_uint(&j, "nodes", h->nodes);
   pl_json_kv_uint(&j, "edges", pf->graph->edge_count);
@@ -315,16 +314,7 @@ static int print_summary_json(const char *path, const pl__profile *pf, const pl_
   }
   pl_json_arr_close(&j);
   pl_json_obj_close(&j);
-  pl_buf_putc(&b, '\n');
-  int rc = CLI_EXIT_OK;
-  if (pl_buf_failed(&b)) {
-    fprintf(stderr, "proflab top: out of memory\n");
-    rc = CLI_EXIT_FAIL;
-  } else {
-    fwrite(b.data, 1, b.len, stdout);
-  }
-  pl_buf_free(&b);
-  return rc;
+  return cli_print_json("top", &b);
 }
 
 /* top on a heap snapshot: DevTools' Summary, by retained size unless --by self. */
