@@ -114,9 +114,13 @@ test('top on a real .cpuprofile from the lab: the jam function first by self tim
   assert.ok(Math.abs(rows[0].self - jam.jammed_ms) <= 0.1 * jam.jammed_ms, `${rows[0].self} ms self, jammed ${jam.jammed_ms} ms`);
   // total >= self; main is on every non-idle stack
   for (const x of rows) assert.ok(x.total >= x.self - 0.05, `${x.fn}: total < self`);
-  const byTotal = parseRows((await ok(['top', '--by', 'total', '--limit', '5', info.path])).stdout);
-  assert.equal(byTotal.length, 5);
-  assert.ok(byTotal.some((x) => x.fn === 'main'), `main among the top 5 by total:\n${byTotal.map((x) => x.fn)}`);
+  // by total, main holds every non-idle sample: as much as the first row (the
+  // callers above it tie with it, and how many there are depends on the build)
+  const byTotal = parseRows((await ok(['top', '--by', 'total', '--limit', '0', info.path])).stdout);
+  const main = byTotal.find((x) => x.fn === 'main');
+  assert.ok(main, `main by total:\n${byTotal.map((x) => x.fn)}`);
+  assert.ok(Math.abs(main.total - byTotal[0].total) <= 0.01 * byTotal[0].total,
+    `main ${main.total} ms total, first row ${byTotal[0].fn} ${byTotal[0].total} ms`);
   for (let i = 1; i < byTotal.length; i++) assert.ok(byTotal[i].total <= byTotal[i - 1].total);
 });
 
