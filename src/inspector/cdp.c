@@ -37,6 +37,19 @@ static int maybe_free_locked(pl__cdp *c) {
   return 1;
 }
 
+void pl__cdp_hold(pl__cdp *c) {
+  pthread_mutex_lock(&life_lock);
+  c->jobs++;
+  pthread_mutex_unlock(&life_lock);
+}
+
+void pl__cdp_release(pl__cdp *c) {
+  pthread_mutex_lock(&life_lock);
+  c->jobs--;
+  maybe_free_locked(c);
+  pthread_mutex_unlock(&life_lock);
+}
+
 void pl__cdp_session_closed(void *cdp) {
   pl__cdp *c = cdp;
   pthread_mutex_lock(&life_lock);

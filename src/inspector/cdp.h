@@ -59,6 +59,11 @@ void pl__cdp_send_raw(pl__cdp *c, const char *msg, size_t len);
 int pl__cdp_job(pl__cdp *c, void (*work)(void *arg), void (*done)(pl__cdp *c, void *arg),
                 void *arg);
 
+/* Keep c allocated while something that will run later (a posted message)
+ * refers to it, and let it go: counted with the jobs. Any thread. */
+void pl__cdp_hold(pl__cdp *c);
+void pl__cdp_release(pl__cdp *c);
+
 /* ---- domains ----------------------------------------------------------- */
 
 typedef void (*pl__cdp_handler)(pl__cdp *c, json_int_t id, json_t *params);

@@ -4,6 +4,7 @@
  * tracker through the capture path. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,18 @@ struct pl__cdp_stream {
   int report_progress;
   pl__capture *cap;
   int rc;
+  /* holders: the job, and each message posted and not yet run; the last
+   * one frees the stream (when the inspector stops, the job may finish on
+   * its own thread while earlier posts still run on the inspector's) */
+  _Atomic unsigned refs;
 };
+
+static void stream_unref(struct pl__cdp_stream *st) {
+  if (atomic_fetch_sub(&st->refs, 1) != 1) return;
+  pthread_cond_destroy(&st->cv);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
 
 typedef struct posted_msg {
   struct pl__cdp_stream *st;
@@ -50,6 +62,8 @@ static void send_posted(void *arg) {
   pthread_cond_broadcast(&st->cv);
   pthread_mutex_unlock(&st->mu);
   free(m);
+  stream_unref(st);
+  pl__cdp_release(c);
 }
 
 /* Writer thread: hand one message to the inspector thread, waiting while
@@ -68,8 +82,14 @@ static int post_message(struct pl__cdp_stream *st, const char *data, size_t len)
     m->st = st;
     m->len = len;
     memcpy(m->data, data, len);
+    atomic_fetch_add(&st->refs, 1);
+    pl__cdp_hold(st->c); /* the session outlives the message too */
     rc = pl__insp_post(send_posted, m);
-    if (rc) free(m);
+    if (rc) {
+      atomic_fetch_sub(&st->refs, 1); /* the job still holds one */
+      pl__cdp_release(st->c);
+      free(m);
+    }
   }
   if (rc) {
     pthread_mutex_lock(&st->mu);
@@ -136,9 +156,7 @@ static void snapshot_done(pl__cdp *c, void *arg) {
   } else if (!st->rc) {
     pl__cdp_reply_empty(c, st->id);
   }
-  pthread_cond_destroy(&st->cv);
-  pthread_mutex_destroy(&st->mu);
-  free(st);
+  stream_unref(st);
 }
 
 /* Claim the heap capture for c, answering the error when it cannot be had. */
@@ -197,6 +215,7 @@ static void on_take_snapshot(pl__cdp *c, json_int_t id, json_t *params) {
   st->id = id;
   st->report_progress = rp && json_is_true(rp);
   st->cap = cap;
+  atomic_init(&st->refs, 1); /* the job's */
   int rc = pl__cdp_job(c, snapshot_work, snapshot_done, st);
   if (rc) {
     pl__capture_free(cap);

@@ -13,14 +13,34 @@
 
 static void on_enable(pl__cdp *c, json_int_t id, json_t *params) {
   (void)params;
-  /* V8 announces the default context before answering. */
-  char m[320];
-  int n = snprintf(m, sizeof(m),
-                   "{\"method\":\"Runtime.executionContextCreated\",\"params\":{\"context\":{"
-                   "\"id\":1,\"origin\":\"\",\"name\":\"%s[%d]\",\"uniqueId\":\"%d.%s\","
-                   "\"auxData\":{\"isDefault\":true}}}}",
-                   program_invocation_short_name, (int)getpid(), (int)getpid(), c->target->id);
-  if (n > 0 && (size_t)n < sizeof(m)) pl__cdp_send_raw(c, m, (size_t)n);
+  /* V8 announces the default context before answering. The program's name
+   * may hold anything: escaped by the JSON writer. */
+  char name[300], unique[96];
+  snprintf(name, sizeof(name), "%s[%d]", program_invocation_short_name, (int)getpid());
+  snprintf(unique, sizeof(unique), "%d.%s", (int)getpid(), c->target->id);
+  pl_buf b;
+  pl_json j;
+  pl_buf_init(&b);
+  pl_json_init(&j, &b);
+  pl_json_obj_open(&j);
+  pl_json_kv_str(&j, "method", "Runtime.executionContextCreated");
+  pl_json_key(&j, "params");
+  pl_json_obj_open(&j);
+  pl_json_key(&j, "context");
+  pl_json_obj_open(&j);
+  pl_json_kv_int(&j, "id", 1);
+  pl_json_kv_str(&j, "origin", "");
+  pl_json_kv_str(&j, "name", name);
+  pl_json_kv_str(&j, "uniqueId", unique);
+  pl_json_key(&j, "auxData");
+  pl_json_obj_open(&j);
+  pl_json_kv_bool(&j, "isDefault", 1);
+  pl_json_obj_close(&j);
+  pl_json_obj_close(&j);
+  pl_json_obj_close(&j);
+  pl_json_obj_close(&j);
+  if (!pl_buf_failed(&b)) pl__cdp_send_raw(c, b.data, b.len);
+  pl_buf_free(&b);
   pl__cdp_reply_empty(c, id);
 }
 

@@ -3,6 +3,7 @@
 #include "inspector/http_head.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 /* RFC 9110 tchar: the characters of a token. */
@@ -109,16 +110,18 @@ int pl__http_list_has(pl__http_str v, const char *token) {
   return 0;
 }
 
-/* A dotted IPv4 literal: four decimal octets of at most 255 (leading zeros
- * allowed, as Node's check does). *first gets the first octet. */
+/* A dotted IPv4 literal as inet_pton reads it: four decimal octets of at
+ * most 255, no leading zeros (Node's IsAllowedHost uses uv_inet_pton since
+ * the fix of CVE-2022-43548). *first gets the first octet. */
 static int is_ipv4(const char *p, size_t n, unsigned *first) {
-  unsigned quads = 0, acc = 0, digits = 0;
+  unsigned quads = 0, acc = 0, digits = 0, lead0 = 0;
   for (size_t i = 0; i <= n; i++) {
     if (i == n || p[i] == '.') {
-      if (digits == 0 || ++quads > 4) return 0;
+      if (digits == 0 || ++quads > 4 || (lead0 && digits > 1)) return 0;
       if (quads == 1 && first) *first = acc;
-      acc = digits = 0;
+      acc = digits = lead0 = 0;
     } else if (p[i] >= '0' && p[i] <= '9') {
+      if (digits == 0 && p[i] == '0') lead0 = 1;
       acc = acc * 10 + (unsigned)(p[i] - '0');
       if (acc > 255) return 0;
       digits++;
@@ -127,6 +130,18 @@ static int is_ipv4(const char *p, size_t n, unsigned *first) {
     }
   }
   return quads == 4;
+}
+
+/* What Node accepts between brackets: an IPv6 address inet_pton reads,
+ * without a zone ('%') and not the unspecified address "::". */
+static int is_bracketed_ipv6(const char *p, size_t n) {
+  char tmp[64];
+  unsigned char addr[16];
+  static const unsigned char unspecified[16];
+  if (n < 2 || n - 2 >= sizeof(tmp) || memchr(p + 1, '%', n - 2)) return 0;
+  memcpy(tmp, p + 1, n - 2);
+  tmp[n - 2] = '\0';
+  return inet_pton(AF_INET6, tmp, addr) == 1 && memcmp(addr, unspecified, 16) != 0;
 }
 
 int pl__http_host_allowed(pl__http_str host) {
@@ -139,8 +154,9 @@ int pl__http_host_allowed(pl__http_str host) {
   }
   if (colon != n && (bracket == n || colon > bracket)) n = colon;
   if (n == 0) return 1;
-  if (n >= 4 && host.p[0] == '[' && host.p[n - 1] == ']') return 1;
-  if (is_ipv4(host.p, n, NULL)) return 1;
+  if (host.p[0] == '[') return host.p[n - 1] == ']' && is_bracketed_ipv6(host.p, n);
+  unsigned first = 0;
+  if (is_ipv4(host.p, n, &first)) return first != 0; /* 0.x.x.x: not an address to reach */
   return pl__http_str_ieq((pl__http_str){host.p, n}, "localhost");
 }
 

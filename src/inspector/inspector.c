@@ -37,7 +37,9 @@
 #define SWEEP_MS 1000             /* deadline checks */
 #define STOP_GRACE_MS 2000        /* at stop, handles still open after this are closed */
 #define INFLIGHT_MAX (512u << 10) /* bytes handed to uv_write per connection at a time */
-#define WS_MAX_MSG (16u << 20)    /* longest message a client may send (close 1009 beyond) */
+/* Longest message a client may send (close 1009 beyond): CDP requests are
+ * a few hundred bytes, and jansson's tree of a message can be ~70x it. */
+#define WS_MAX_MSG (1u << 20)
 /* A session stops reading requests while its output is beyond READ_PAUSE
  * and reads again below READ_RESUME: a client that sends and never reads
  * makes us hold a bounded amount (the protocol side pauses its own streams

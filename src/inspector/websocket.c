@@ -16,12 +16,21 @@ struct pl__ws {
   void *arg;
   const uint8_t *in; /* bytes being fed (pl__ws_feed) */
   size_t in_len;
-  int blocked;  /* io->write took nothing this round */
-  size_t wrote; /* bytes io->write took this round */
-  int closing;  /* a close frame was queued (by us) or received */
-  int broken;   /* io->write failed or memory ran out */
-  int in_text;  /* inside io->text (feeding is not reentrant) */
+  int blocked;     /* io->write took nothing this round */
+  size_t wrote;    /* bytes io->write took this round */
+  int closing;     /* a close frame was queued (by us) or received */
+  int broken;      /* io->write failed or memory ran out */
+  int in_text;     /* inside io->text (feeding is not reentrant) */
+  unsigned frames; /* frames of the data message being received */
 };
+
+/* Frames one message may come in: wslay keeps a chunk of its own per frame,
+ * so a message of many tiny fragments would cost far more memory than its
+ * bytes (CDP clients send each request in one frame). */
+#define WS_MAX_FRAMES 64
+/* What a queued message costs besides its payload (an empty pong is not
+ * free): counted by pl__ws_queued so that reading pauses under a ping flood. */
+#define WS_MSG_OVERHEAD 64
 
 static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                        void *user) {
@@ -61,7 +70,17 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *a, void *user) {
   pl__ws *w = user;
-  if (a->opcode != WSLAY_BINARY_FRAME || w->closing) return;
+  if (w->closing) return;
+  if (a->opcode == WSLAY_TEXT_FRAME) w->frames = 1;
+  if (a->opcode == WSLAY_CONTINUATION_FRAME && ++w->frames > WS_MAX_FRAMES) {
+    static const char many[] = "a message in more than 64 frames";
+    if (wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)many,
+                                sizeof(many) - 1) == 0)
+      w->closing = 1;
+    wslay_event_shutdown_read(ctx);
+    return;
+  }
+  if (a->opcode != WSLAY_BINARY_FRAME) return;
   static const char reason[] = "binary messages are not supported";
   if (wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)reason,
                               sizeof(reason) - 1) == 0)
@@ -163,7 +182,10 @@ int pl__ws_flush(pl__ws *w) {
   return 0;
 }
 
-size_t pl__ws_queued(const pl__ws *w) { return wslay_event_get_queued_msg_length(w->ctx); }
+size_t pl__ws_queued(const pl__ws *w) {
+  return wslay_event_get_queued_msg_length(w->ctx) +
+         wslay_event_get_queued_msg_count(w->ctx) * WS_MSG_OVERHEAD;
+}
 
 int pl__ws_closing(const pl__ws *w) { return w->closing || w->broken; }
 

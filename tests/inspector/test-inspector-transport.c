@@ -500,13 +500,11 @@ static void test_host_check(void **state) {
   (void)state;
   pl_inspector_stats before, after;
   pl_inspector_get_stats(&before);
-  static const char *bad[] = {"evil.example",
-                              "evil.example:9229",
-                              "127.0.0.1.evil.example",
-                              "300.1.1.1",
-                              "1.2.3",
-                              "localhost.evil",
-                              "[::1"};
+  static const char *bad[] = {"evil.example", "evil.example:9229", "127.0.0.1.evil.example",
+                              "300.1.1.1", "1.2.3", "localhost.evil", "[::1",
+                              /* what uv_inet_pton refuses, as Node's check does */
+                              "0127.0.0.1", "127.000.000.001", "0.0.0.0", "[evil.example]", "[::]",
+                              "[fe80::1%eth0]"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(get("/json/version", bad[i], NULL, NULL), 400);
   pl_inspector_get_stats(&after);
