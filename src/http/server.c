@@ -24,6 +24,7 @@
 
 #include <microhttpd.h>
 
+#include "common/json_error.h"
 #include "common/util.h"
 #include "proflab/log.h"
 
@@ -691,16 +692,7 @@ int pl_respond_error(pl_request *r, unsigned status, const char *code, const cha
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   pl_buf b;
-  pl_buf_init(&b);
-  pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_key(&j, "error");
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "code", code);
-  pl_json_kv_str(&j, "message", msg);
-  pl_json_obj_close(&j);
-  pl_json_obj_close(&j);
+  pl__json_error_body(&b, code, msg);
   return pl_respond_json(r, status, &b);
 }
 

@@ -22,6 +22,7 @@
 #include <openssl/sha.h>
 #include <uv.h>
 
+#include "common/json_error.h"
 #include "inspector/http_head.h"
 #include "inspector/protocol.h"
 #include "inspector/session.h"
@@ -524,16 +525,7 @@ static void respond(pl__insp_session *c, int status, const char *extra, const ch
 static void respond_error(pl__insp_session *c, int status, const char *code, const char *msg,
                           const char *extra, int counted, int keep) {
   pl_buf b;
-  pl_buf_init(&b);
-  pl_json j;
-  pl_json_init(&j, &b);
-  pl_json_obj_open(&j);
-  pl_json_key(&j, "error");
-  pl_json_obj_open(&j);
-  pl_json_kv_str(&j, "code", code);
-  pl_json_kv_str(&j, "message", msg);
-  pl_json_obj_close(&j);
-  pl_json_obj_close(&j);
+  pl__json_error_body(&b, code, msg);
   if (counted) note_rejected(c, status, msg);
   if (pl_buf_failed(&b))
     conn_close(c);
