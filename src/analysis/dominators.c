@@ -669,36 +669,27 @@ static int row_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-int pl__heap_summary_build(const pl_heap_graph *g, pl__heap_summary *out) {
+int pl__heap_classify(const pl_heap_graph *g, pl__heap_classes *out) {
   memset(out, 0, sizeof(*out));
   uint32_t n = g->node_count;
   if (!n) return -EINVAL;
   int types[6] = {pl_heap_graph_node_type(g, "hidden"), pl_heap_graph_node_type(g, "object"),
                   pl_heap_graph_node_type(g, "code"),   pl_heap_graph_node_type(g, "closure"),
                   pl_heap_graph_node_type(g, "regexp"), pl_heap_graph_node_type(g, "native")};
-  uint32_t *idom = malloc((size_t)n * sizeof(*idom));
-  uint64_t *ret = malloc((size_t)n * sizeof(*ret));
   uint64_t *self = malloc((size_t)n * sizeof(*self));
   uint32_t *cls = malloc((size_t)n * sizeof(*cls));
-  uint32_t *kids = calloc((size_t)n + 1, sizeof(*kids)); /* first child index */
-  uint32_t *kid = malloc((size_t)n * sizeof(*kid));
-  uint32_t *stack = malloc((size_t)n * 2 * sizeof(*stack));
   uint8_t *det = malloc(n);
   const char **iname = malloc((size_t)n * sizeof(*iname));
-  classes ic = {0};
   uint32_t *loc_of = calloc(n, sizeof(*loc_of)); /* location + 1, the last one given */
+  classes ic = {0};
   classes c = {0};
-  uint32_t *seen = NULL;
-  pl__heap_class *rows = NULL;
+  const char **shown = NULL;
   int rc = -ENOMEM;
-  if (!idom || !ret || !self || !cls || !kids || !kid || !stack || !det || !loc_of || !iname)
-    goto out;
+  if (!self || !cls || !det || !loc_of || !iname) goto out;
   if ((rc = infer_interfaces(g, iname, &ic)) < 0) goto out;
-  rc = -ENOMEM;
   if ((rc = detached_nodes(g, det)) < 0) goto out;
   for (uint32_t i = 0; i < g->nlocations; i++) loc_of[g->locations[4 * (size_t)i]] = i + 1;
   if ((rc = pl__heap_shallow_sizes(g, self)) < 0) goto out;
-  if ((rc = pl__heap_dominators(g, self, idom, ret, &out->unreachable)) < 0) goto out;
   rc = -ENOMEM;
   for (uint32_t v = 0; v < n; v++) {
     char buf[1100];
@@ -708,10 +699,73 @@ int pl__heap_summary_build(const pl_heap_graph *g, pl__heap_summary *out) {
     if (k < 0) goto out;
     cls[v] = (uint32_t)k;
   }
-  seen = calloc(c.n ? c.n : 1, sizeof(*seen));
-  rows = calloc(c.n ? c.n : 1, sizeof(*rows));
+  shown = malloc((c.n ? c.n : 1) * sizeof(*shown));
+  if (!shown) goto out;
+  for (size_t k = 0; k < c.n; k++) shown[k] = key_name(c.names[k]);
+  out->of = cls;
+  out->self = self;
+  out->key = c.names;
+  out->name = shown;
+  out->n = c.n;
+  out->owned = c.owned;
+  out->nowned = c.nowned;
+  cls = NULL;
+  self = NULL;
+  c.names = NULL;
+  c.owned = NULL;
+  c.nowned = 0;
+  rc = 0;
+out:
+  for (size_t i = 0; i < c.nowned; i++) free(c.owned[i]);
+  free(c.owned);
+  free(c.names);
+  free(c.slots);
+  free(self);
+  free(cls);
+  free(det);
+  free(loc_of);
+  free(iname);
+  for (size_t i = 0; i < ic.nowned; i++) free(ic.owned[i]);
+  free(ic.owned);
+  free(ic.names);
+  free(ic.slots);
+  return rc;
+}
+
+void pl__heap_classes_free(pl__heap_classes *c) {
+  for (size_t i = 0; i < c->nowned; i++) free(c->owned[i]);
+  free(c->owned);
+  free(c->key);
+  free(c->name);
+  free(c->of);
+  free(c->self);
+  memset(c, 0, sizeof(*c));
+}
+
+int pl__heap_summary_build(const pl_heap_graph *g, pl__heap_summary *out) {
+  memset(out, 0, sizeof(*out));
+  uint32_t n = g->node_count;
+  if (!n) return -EINVAL;
+  pl__heap_classes hc;
+  int rc = pl__heap_classify(g, &hc);
+  if (rc < 0) return rc;
+  uint32_t *idom = malloc((size_t)n * sizeof(*idom));
+  uint64_t *ret = malloc((size_t)n * sizeof(*ret));
+  uint32_t *kids = calloc((size_t)n + 1, sizeof(*kids)); /* first child index */
+  uint32_t *kid = malloc((size_t)n * sizeof(*kid));
+  uint32_t *stack = malloc((size_t)n * 2 * sizeof(*stack));
+  uint32_t *seen = NULL;
+  pl__heap_class *rows = NULL;
+  const uint32_t *cls = hc.of;
+  const uint64_t *self = hc.self;
+  rc = -ENOMEM;
+  if (!idom || !ret || !kids || !kid || !stack) goto out;
+  if ((rc = pl__heap_dominators(g, self, idom, ret, &out->unreachable)) < 0) goto out;
+  rc = -ENOMEM;
+  seen = calloc(hc.n ? hc.n : 1, sizeof(*seen));
+  rows = calloc(hc.n ? hc.n : 1, sizeof(*rows));
   if (!seen || !rows) goto out;
-  for (size_t k = 0; k < c.n; k++) rows[k].name = key_name(c.names[k]);
+  for (size_t k = 0; k < hc.n; k++) rows[k].name = hc.name[k];
   for (uint32_t v = 0; v < n; v++) {
     if (!self[v]) continue;
     rows[cls[v]].count++;
@@ -762,40 +816,28 @@ int pl__heap_summary_build(const pl_heap_graph *g, pl__heap_summary *out) {
     }
   }
   size_t nr = 0;
-  for (size_t k = 0; k < c.n; k++)
+  for (size_t k = 0; k < hc.n; k++)
     if (rows[k].count) rows[nr++] = rows[k];
   qsort(rows, nr, sizeof(*rows), row_cmp);
   out->rows = rows;
   out->nrows = nr;
   out->total = ret[0];
   out->nodes = n;
-  out->owned = c.owned;
-  out->nowned = c.nowned;
-  c.owned = NULL;
-  c.nowned = 0;
+  out->owned = hc.owned; /* the rows' names */
+  out->nowned = hc.nowned;
+  hc.owned = NULL;
+  hc.nowned = 0;
   rows = NULL;
   rc = 0;
 out:
-  for (size_t i = 0; i < c.nowned; i++) free(c.owned[i]);
-  free(c.owned);
-  free(c.names);
-  free(c.slots);
+  pl__heap_classes_free(&hc);
   free(seen);
   free(rows);
   free(idom);
   free(ret);
-  free(self);
-  free(cls);
   free(kids);
   free(kid);
   free(stack);
-  free(det);
-  free(loc_of);
-  free(iname);
-  for (size_t i = 0; i < ic.nowned; i++) free(ic.owned[i]);
-  free(ic.owned);
-  free(ic.names);
-  free(ic.slots);
   return rc;
 }
 

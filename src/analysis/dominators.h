@@ -43,6 +43,28 @@ int pl__heap_shallow_sizes(const pl_heap_graph *g, uint64_t *self);
 int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *idom,
                         uint64_t *retained, uint32_t *unreachable);
 
+/* Every node's Summary class, as pl__heap_summary_build() groups them. A
+ * class is told apart by its key: the shown name, prefixed for an object
+ * with a constructor location by "\001script,line,col\001" (DevTools shows
+ * one row per location); snapshots of one program can be compared by key. */
+typedef struct pl__heap_classes {
+  uint32_t *of;      /* by node ordinal: its class */
+  uint64_t *self;    /* by node ordinal: self size as DevTools shows it
+                        (pl__heap_shallow_sizes) */
+  const char **key;  /* by class: its key */
+  const char **name; /* by class: the name shown (points into its key) */
+  size_t n;          /* classes */
+  char **owned;      /* implementation */
+  size_t nowned;
+} pl__heap_classes;
+
+/* Classifies every node of g into out (zeroed first): 0, -ENOMEM, or
+ * -EINVAL for an empty graph (nothing to free on error). */
+int pl__heap_classify(const pl_heap_graph *g, pl__heap_classes *out);
+
+/* Releases what pl__heap_classify() made; c is zeroed. */
+void pl__heap_classes_free(pl__heap_classes *c);
+
 typedef struct pl__heap_class {
   const char *name;  /* borrowed from the graph or static */
   uint64_t count;    /* nodes of the class with a self size */
