@@ -1,18 +1,19 @@
 #!/bin/sh
 # Install the Debian 12 packages proflab needs, only those missing.
 #   scripts/deps.sh build   compilers, libraries, meson/ninja
-#   scripts/deps.sh test    build + what the test suites use (curl, node, clang)
+#   scripts/deps.sh test    build + what the test suites use (curl, node, clang;
+#                           podman, prometheus, python3-botocore for deploy/)
 #   scripts/deps.sh bench   test + benchmark peers (wrk, nginx)
 # Fast when everything is present: one dpkg-query, no apt-get.
 set -eu
 
 level=${1:-build}
 
-build="gcc make pkg-config meson ninja-build
+build="gcc g++ make pkg-config meson ninja-build
 libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev libcurl4-openssl-dev"
-test_pkgs="curl nodejs npm clang clang-format python3 golang-go chromium nginx-light libclang-rt-14-dev podman runc debootstrap"
+test_pkgs="curl nodejs npm clang clang-format python3 golang-go chromium nginx-light libclang-rt-14-dev podman runc debootstrap prometheus python3-botocore wrk"
 bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf"
 
 case "$level" in

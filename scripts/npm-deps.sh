@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the npm test clients listed in tests/package.json: chrome-remote-interface
 # and ws (the inspector tests), speedscope (tests/clients), chrome-devtools-frontend
-# and esbuild (DevTools' heap snapshot code, run in node by the top tests).
+# and esbuild (DevTools' heap snapshot code, run in node by the top tests), yaml,
+# @cdktf/hcl2json, kubernetes-models and @kubernetes/client-node (deploy/'s checks).
 set -eu
 cd "$(dirname "$0")/../tests"
 [ -f package.json ] || exit 0

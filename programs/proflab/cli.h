@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "format/readers.h"
+#include "progress.h"
 #include "proflab/buf.h"
 
 /* Exit codes shared by every command. */
@@ -38,6 +39,23 @@ int cli_cmd_profile(int argc, char **argv);   /* CPU profile, downloaded and ver
 int cli_cmd_snapshot(int argc, char **argv);  /* heap snapshot, downloaded and verified */
 int cli_cmd_artifacts(int argc, char **argv); /* list the answering task's artifacts */
 int cli_cmd_download(int argc, char **argv);  /* download and verify one artifact */
+/* For other commands that take evidence from a lab (leaks): opens a
+ * connection to url (NULL or "": LAB_URL, else the default) with token,
+ * else the first line of token_file, else LAB_TOKEN, checked as the lab
+ * commands check them. CLI_EXIT_OK with *out set (cli_conn_free it), or
+ * CLI_EXIT_USAGE / CLI_EXIT_FAIL after a one-line reason on stderr. */
+struct cli_conn;
+int cli_lab_connect(const char *cmd, const char *url, const char *token, const char *token_file,
+                    int verbose, struct cli_conn **out);
+/* Takes a heap snapshot (.heapsnapshot) on the lab and downloads it,
+ * verified, to dir/<artifact name> (the full path in path); the task that
+ * took it in task_out. task (NULL or "": any) is the task it must come
+ * from: another one is an error. attempts bounds the download's requests
+ * (0: 20). CLI_EXIT_OK, or CLI_EXIT_FAIL after "proflab CMD: reason" on
+ * stderr (nothing left under path). */
+int cli_lab_heap_snapshot(const char *cmd, struct cli_conn *conn, const char *task, const char *dir,
+                          unsigned attempts, char *path, size_t path_len, char *task_out,
+                          size_t task_len);
 
 /* export.c: get an artifact out of a container through an exec channel.
  * Returns a CLI_EXIT_* code, or CLI_EXIT_RESUMABLE (export.h) when the
@@ -53,6 +71,12 @@ int cli_cmd_convert(int argc, char **argv);
 /* Reads the profile at path ("-": stdin) into *out: CLI_EXIT_OK, or
  * CLI_EXIT_FAIL after "proflab CMD: PATH: reason" on stderr. */
 int cli_read_profile(const char *cmd, const char *path, pl__profile *out);
+/* The same, and files of 4 MiB or more (stdin: once 4 MiB were read) show
+ * "proflab CMD: reading PATH" progress in p (zeroed or ended by the
+ * caller), on a terminal. On success p is left running so the caller can
+ * show its next phase and must cli_progress_end it (a no-op when it was
+ * never begun); on failure it is ended before the message. */
+int cli_read_profile_progress(const char *cmd, const char *path, pl__profile *out, cli_progress *p);
 /* What p is, for people: ".cpuprofile", "pprof heap profile", ... */
 const char *cli_profile_description(const pl__profile *p);
 /* Writes out ("-": stdout) through write(ctx, fd) (0 or -errno): into
@@ -66,6 +90,10 @@ int cli_write_output(const char *cmd, const char *out, int (*write)(void *ctx, i
  * flame graph. */
 int cli_cmd_flame(int argc, char **argv);
 int cli_cmd_diff(int argc, char **argv);
+/* leaks.c: allocation sites whose live bytes grow steadily across three
+ * or more heap snapshots (files, or taken from a lab with --url), ranked,
+ * with a verdict (src/analysis/leaks.h). */
+int cli_cmd_leaks(int argc, char **argv);
 /* --width (whole px, 200 to 100000) and --minwidth (px, 0 to 10000) values:
  * 0 or -EINVAL. */
 int cli_parse_width(const char *s, unsigned *out);

@@ -15,6 +15,7 @@
 
 #include "artifact/store.h"
 #include "common/util.h"
+#include "progress.h"
 
 enum {
   MAX_JSON_BODY = 16 << 20, /* larger JSON answers are refused */
@@ -28,6 +29,9 @@ struct cli_conn {
   char *token_header;
   int verbose;
   char curl_err[CURL_ERROR_SIZE];
+  cli_transfer_fn progress; /* cli_conn_set_progress */
+  void *progress_ctx;
+  uint64_t progress_base; /* bytes of the file before this request's (a resume) */
 };
 
 /* What the header callback saw of the current answer. */
@@ -79,6 +83,21 @@ void cli_conn_free(cli_conn *c) {
     free(c->token_header);
   }
   free(c);
+}
+
+void cli_conn_set_progress(cli_conn *c, cli_transfer_fn fn, void *ctx) {
+  c->progress = fn;
+  c->progress_ctx = ctx;
+}
+
+static int on_xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+  (void)ultotal;
+  (void)ulnow;
+  cli_conn *c = arg;
+  uint64_t now = dlnow > 0 ? (uint64_t)dlnow : 0, total = dltotal > 0 ? (uint64_t)dltotal : 0;
+  c->progress(c->progress_ctx, c->progress_base + now, total ? c->progress_base + total : 0);
+  return 0; /* never aborts the transfer */
 }
 
 void cli_answer_free(cli_answer *a) {
@@ -185,6 +204,14 @@ static struct curl_slist *setup(cli_conn *c, const char *path, const char *extra
   curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->curl_err);
   curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c->h, CURLOPT_HEADERDATA, hi);
+  c->progress_base = 0;
+  if (c->progress) {
+    curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
+  } else {
+    curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 1L);
+  }
   return hl;
 }
 
@@ -389,6 +416,7 @@ int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *r
       snprintf(err, errlen, "out of memory");
       goto fail;
     }
+    if (h1) c->progress_base = d.have; /* a Range request continues the file */
     d.decided = d.accept = 0;
     d.got = 0;
     d.errbody.len = 0;
@@ -419,20 +447,28 @@ int cli_download(cli_conn *c, const cli_download_opts *o, cli_download_result *r
       snprintf(last, sizeof(last), "cut after %llu bytes from task %s: %s",
                (unsigned long long)d.have, d.hi.task,
                c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
-      if (c->verbose) fprintf(stderr, "proflab: %s; resuming\n", last);
+      if (c->verbose) {
+        cli_progress_clear_current();
+        fprintf(stderr, "proflab: %s; resuming\n", last);
+      }
       continue;
     }
     if (rc != CURLE_OK && st == 0) { /* no answer at all */
       curl_reason(c, rc, last, sizeof(last));
-      if (c->verbose) fprintf(stderr, "proflab: %s; retrying\n", last);
+      if (c->verbose) {
+        cli_progress_clear_current();
+        fprintf(stderr, "proflab: %s; retrying\n", last);
+      }
       continue;
     }
     reason_from(st, d.hi.task, d.errbody.p, d.errbody.len, last, sizeof(last));
     if (d.want && strcmp(d.hi.task, d.want) != 0 && (st == 404 || st == 200 || st == 206)) {
       res->wrong_task++;
       snprintf(last, sizeof(last), "answers came from task %s, not %s", d.hi.task, d.want);
-      if (c->verbose)
+      if (c->verbose) {
+        cli_progress_clear_current();
         fprintf(stderr, "proflab: answer from task %s, want %s; retrying\n", d.hi.task, d.want);
+      }
       continue;
     }
     if (st == 416 && d.have > 0) { /* the file is not what we resumed: start over */

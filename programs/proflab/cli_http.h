@@ -27,6 +27,16 @@ cli_conn *cli_conn_new(const cli_conn_opts *o, char *err, size_t errlen);
 /* Close the connection and wipe the token from memory. NULL is a no-op. */
 void cli_conn_free(cli_conn *c);
 
+/* Told during each request of a connection: body bytes received so far
+ * and expected (0: not known yet), as libcurl reports them: often while
+ * bytes arrive, about once a second while the answer is awaited. For a
+ * resumed download both count from the start of the file. Runs inside
+ * cli_call / cli_download; must not use the connection. */
+typedef void (*cli_transfer_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* Calls fn(ctx, ...) during c's later requests; fn NULL stops it. */
+void cli_conn_set_progress(cli_conn *c, cli_transfer_fn fn, void *ctx);
+
 /* An answer to a JSON request. */
 typedef struct cli_answer {
   long status;    /* HTTP status, 0 if none arrived */

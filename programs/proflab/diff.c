@@ -1,7 +1,8 @@
 /* proflab diff: two profiles compared function by function
  * (src/analysis/diff.h): CPU profiles by share of samples with a noise
- * band, heap profiles by live bytes; a table, --json, and a differential
- * flame graph of B (-o diff.svg). */
+ * band, heap profiles by live bytes; two heap snapshots by class and
+ * object id as DevTools' Comparison (src/analysis/heap_compare.h); a
+ * table, --json, and a differential flame graph of B (-o diff.svg). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "analysis/diff.h"
+#include "analysis/heap_compare.h"
 #include "cli.h"
 #include "common/sink.h"
 #include "common/util.h"
@@ -37,17 +39,32 @@ static void usage(FILE *f) {
           "of the two shares, sqrt(seA^2 + seB^2) with se = sqrt(p(1-p)/n) for a share\n"
           "p of n samples: such a change may be sampling luck, not a real one.\n"
           "Heap profiles (.heapprofile, pprof heap): live bytes by function, and their\n"
-          "change (no noise band). Heap snapshots are not compared yet.\n"
+          "change (no noise band).\n"
+          "Heap snapshots (.heapsnapshot, proflab's or Node's, two of the same process):\n"
+          "compared as Chrome DevTools' Comparison view does. Objects are grouped by\n"
+          "class as proflab top groups them (A with B's inferred {a, b} interfaces,\n"
+          "as DevTools) and matched by object id within each class: per class the\n"
+          "objects new in B (# new, their bytes: alloc size), those deleted since A\n"
+          "(# deleted, freed size), the deltas, and the count and bytes in A and B;\n"
+          "classes without a new or deleted object are left out; rows in order of\n"
+          "alloc size. Then the new objects themselves, largest first: id, self size,\n"
+          "class, and the object's name when it says more than its class (a string's\n"
+          "text, a function's name). Only objects with a self size count (as in the\n"
+          "Summary); an object that changed class is deleted from one and new in the\n"
+          "other. A snapshot is compared only with a snapshot.\n"
           "\n"
           "options:\n"
           "  -o, --output DIFF.svg  also write a differential flame graph of B: red\n"
           "                         where a frame's self share grew, blue where it\n"
           "                         shrank (stronger for larger changes), grey within\n"
-          "                         noise; the tooltip shows both shares\n"
+          "                         noise; the tooltip shows both shares. Snapshots:\n"
+          "                         of B's dominator tree by class (as proflab flame\n"
+          "                         draws a snapshot), colored by the change from A's\n"
           "  --json                 machine-readable output on stdout\n"
-          "  -n, --limit N          rows to show (default %d; 0 shows all)\n"
+          "  -n, --limit N          rows to show (default %d; 0 shows all); snapshots:\n"
+          "                         classes, and new objects, each\n"
           "  --by self|total        order by the size of the self change (default) or\n"
-          "                         of the total change\n"
+          "                         of the total change (profiles only)\n"
           "  --idle                 CPU: count (idle) samples (shares of all samples)\n"
           "  --by-name              match functions by name only (default: name, file\n"
           "                         and first line; by name when a profile is folded\n"
@@ -56,7 +73,8 @@ static void usage(FILE *f) {
           "  -h, --help             this help\n"
           "\n"
           "exit status: 0 success, 1 failed (a file unreadable, a CPU profile compared\n"
-          "with a heap profile, heap snapshots, a write error), 2 bad command line\n",
+          "with a heap profile, a snapshot with a profile, a write error), 2 bad\n"
+          "command line\n",
           DEFAULT_LIMIT);
 }
 
@@ -264,17 +282,18 @@ static int write_svg(void *ctx, int fd) {
   return rc ? rc : frc;
 }
 
-static int write_graph(const args *o, const pl__diff *d) {
+static int write_graph(const args *o, const pl__flame_tree *tree, int noise, int snapshots) {
   pl_buf title, sub;
   pl_buf_init(&title);
   pl_buf_init(&sub);
   if (!o->title)
     pl_buf_printf(&title, "Differential flame graph: %s vs %s", base_name(shown_name(o->b)),
                   base_name(shown_name(o->a)));
-  pl_buf_printf(&sub, "widths: B (%s); colors: the change of each frame's self share from A: ",
-                base_name(shown_name(o->b)));
-  pl_buf_puts(&sub, d->noise ? "red grew, blue shrank, grey within noise"
-                             : "red grew, blue shrank, grey unchanged");
+  pl_buf_printf(&sub, "widths: B (%s%s); colors: the change of each frame's self share from A: ",
+                base_name(shown_name(o->b)),
+                snapshots ? ", the dominator tree by class: retained sizes" : "");
+  pl_buf_puts(&sub, noise ? "red grew, blue shrank, grey within noise"
+                          : "red grew, blue shrank, grey unchanged");
   int rc;
   if (pl_buf_failed(&title) || pl_buf_failed(&sub)) {
     fprintf(stderr, "proflab diff: out of memory\n");
@@ -287,13 +306,235 @@ static int write_graph(const args *o, const pl__diff *d) {
         .minwidth = o->minwidth,
         .icicle = o->icicle,
         .palette = PL__FLAME_DIFF,
-        .noise = d->noise,
+        .noise = noise,
     };
-    svg_job job = {&d->tree, &so};
+    svg_job job = {tree, &so};
     rc = cli_write_output("diff", o->out, write_svg, &job);
   }
   pl_buf_free(&title);
   pl_buf_free(&sub);
+  return rc;
+}
+
+/* ---- heap snapshots ----------------------------------------------------- */
+
+/* s with control characters shown as '?', cut to n - 1 bytes (… when cut,
+ * on a UTF-8 boundary). */
+static void printable(const char *s, char *out, size_t n) {
+  size_t i = 0, len = strlen(s);
+  int cut = len > n - 1;
+  size_t keep = cut ? n - 4 : len;
+  while (cut && keep && ((unsigned char)s[keep] & 0xc0) == 0x80) keep--;
+  for (; i < keep; i++) out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+  if (cut) memcpy(out + i, "\xe2\x80\xa6", 3), i += 3;
+  out[i] = '\0';
+}
+
+/* The object's name when it says more than its class's (a string's text,
+ * a function's name, "<div id=x>"), else NULL: not its class name, nor
+ * "Object" of a plain object named after its properties, nor the name of a
+ * "Detached ..." class. */
+static const char *object_name(const pl__heap_compare *c, const pl__hcmp_object *x) {
+  const char *cls = c->rows[x->cls].name;
+  if (!x->name || !*x->name || strcmp(x->name, cls) == 0) return NULL;
+  if (cls[0] == '{' && strcmp(x->name, "Object") == 0) return NULL;
+  if (strncmp(cls, "Detached ", 9) == 0 && strcmp(cls + 9, x->name) == 0) return NULL;
+  return x->name;
+}
+
+/* A class key's constructor location "script,line,column" into out, or 0. */
+static int key_location(const char *key, char *out, size_t n) {
+  if (key[0] != '\001') return 0;
+  const char *e = strchr(key + 1, '\001');
+  if (!e) return 0;
+  snprintf(out, n, "%.*s", (int)(e - key - 1), key + 1);
+  return 1;
+}
+
+static void print_snapshot(const char *label, const char *path, const pl__profile *pf,
+                           const pl__heap_compare *c, int k) {
+  char b[32];
+  cli_put_bytes(b, sizeof(b), (double)c->bytes[k], 0);
+  printf("%s: %s: %s, %llu objects, %s", label, path, cli_profile_description(pf),
+         (unsigned long long)c->nodes[k], b);
+  if (k == PL__HCMP_B) {
+    cli_put_bytes(b, sizeof(b), (double)c->bytes[1] - (double)c->bytes[0], 1);
+    printf(" (%s)", b);
+  }
+  printf("\n");
+}
+
+static void print_snapshot_rows(const pl__heap_compare *c, size_t shown) {
+  printf("%7s %9s %8s %10s %10s %10s  %-21s  %-23s  %s\n", "# new", "# deleted", "# delta",
+         "alloc size", "freed size", "size delta", "count A -> B", "bytes A -> B", "class");
+  for (size_t i = 0; i < shown; i++) {
+    const pl__hcmp_class *r = &c->rows[i];
+    char al[32], fr[32], dl[32], ba[32], bb[32], name[128], loc[64];
+    cli_put_bytes(al, sizeof(al), (double)r->added_bytes, 0);
+    cli_put_bytes(fr, sizeof(fr), (double)r->removed_bytes, 0);
+    cli_put_bytes(dl, sizeof(dl), (double)r->d_bytes, 1);
+    cli_put_bytes(ba, sizeof(ba), (double)r->bytes[0], 0);
+    cli_put_bytes(bb, sizeof(bb), (double)r->bytes[1], 0);
+    printable(r->name, name, sizeof(name));
+    printf("%7llu %9llu %+8lld %10s %10s %10s  %9llu -> %-8llu  %10s -> %-9s  %s",
+           (unsigned long long)r->added, (unsigned long long)r->removed, (long long)r->d_count, al,
+           fr, dl, (unsigned long long)r->count[0], (unsigned long long)r->count[1], ba, bb, name);
+    if (key_location(r->key, loc, sizeof(loc))) printf(" @%s", loc);
+    printf("\n");
+  }
+}
+
+static void print_new_objects(const pl__heap_compare *c, size_t shown) {
+  char b[32];
+  cli_put_bytes(b, sizeof(b), (double)c->added_bytes, 0);
+  printf("new in B by object id, largest first: %zu objects, %s\n", c->nadded, b);
+  if (!c->nadded) return;
+  printf("%12s %10s  %s\n", "id", "self size", "class: name");
+  for (size_t i = 0; i < shown; i++) {
+    const pl__hcmp_object *x = &c->added[i];
+    char self[32], cls[128], name[128];
+    cli_put_bytes(self, sizeof(self), (double)x->self, 0);
+    printable(c->rows[x->cls].name, cls, sizeof(cls));
+    const char *nm = object_name(c, x);
+    if (nm) printable(nm, name, 64);
+    printf("%12llu %10s  %s%s%s\n", (unsigned long long)x->id, self, cls, nm ? ": " : "",
+           nm ? name : "");
+  }
+  if (shown < c->nadded) printf("(%zu more new objects; --limit 0 shows all)\n", c->nadded - shown);
+}
+
+static void json_snapshot(pl_json *j, const char *key, const char *path, const pl__heap_compare *c,
+                          int k) {
+  pl_json_key(j, key);
+  pl_json_obj_open(j);
+  pl_json_kv_str(j, "file", path);
+  pl_json_kv_str(j, "format", "heapsnapshot");
+  pl_json_kv_uint(j, "nodes", c->nodes[k]);
+  pl_json_kv_uint(j, "objects", c->count[k]);
+  pl_json_kv_uint(j, "bytes", c->bytes[k]);
+  pl_json_obj_close(j);
+}
+
+static int print_snapshot_json(const args *o, const pl__heap_compare *c, size_t shown,
+                               size_t shown_new) {
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_json j;
+  pl_json_init(&j, &b);
+  pl_json_obj_open(&j);
+  pl_json_kv_str(&j, "type", "heapsnapshot");
+  json_snapshot(&j, "a", shown_name(o->a), c, PL__HCMP_A);
+  json_snapshot(&j, "b", shown_name(o->b), c, PL__HCMP_B);
+  pl_json_kv_uint(&j, "limit", o->limit);
+  pl_json_key(&j, "svg");
+  if (o->out)
+    pl_json_str(&j, o->out);
+  else
+    pl_json_null(&j);
+  pl_json_kv_uint(&j, "classes_total", c->nall);
+  pl_json_kv_uint(&j, "classes_changed", c->nrows);
+  pl_json_kv_uint(&j, "new_objects_total", c->nadded);
+  pl_json_kv_uint(&j, "new_bytes_total", c->added_bytes);
+  pl_json_kv_uint(&j, "deleted_objects_total", c->removed);
+  pl_json_kv_uint(&j, "freed_bytes_total", c->removed_bytes);
+  pl_json_key(&j, "classes");
+  pl_json_arr_open(&j);
+  for (size_t i = 0; i < shown; i++) {
+    const pl__hcmp_class *r = &c->rows[i];
+    char loc[64];
+    pl_json_obj_open(&j);
+    pl_json_kv_str(&j, "name", r->name);
+    pl_json_key(&j, "location");
+    if (key_location(r->key, loc, sizeof(loc)))
+      pl_json_str(&j, loc);
+    else
+      pl_json_null(&j);
+    pl_json_kv_uint(&j, "new_count", r->added);
+    pl_json_kv_uint(&j, "deleted_count", r->removed);
+    pl_json_kv_int(&j, "delta_count", r->d_count);
+    pl_json_kv_uint(&j, "alloc_bytes", r->added_bytes);
+    pl_json_kv_uint(&j, "freed_bytes", r->removed_bytes);
+    pl_json_kv_int(&j, "delta_bytes", r->d_bytes);
+    pl_json_kv_uint(&j, "a_count", r->count[0]);
+    pl_json_kv_uint(&j, "b_count", r->count[1]);
+    pl_json_kv_uint(&j, "a_bytes", r->bytes[0]);
+    pl_json_kv_uint(&j, "b_bytes", r->bytes[1]);
+    pl_json_obj_close(&j);
+  }
+  pl_json_arr_close(&j);
+  pl_json_key(&j, "new_objects");
+  pl_json_arr_open(&j);
+  for (size_t i = 0; i < shown_new; i++) {
+    const pl__hcmp_object *x = &c->added[i];
+    const char *nm = object_name(c, x);
+    pl_json_obj_open(&j);
+    pl_json_kv_uint(&j, "id", x->id);
+    pl_json_kv_uint(&j, "self_bytes", x->self);
+    pl_json_kv_str(&j, "class", c->rows[x->cls].name);
+    pl_json_key(&j, "name");
+    if (nm)
+      pl_json_str(&j, nm);
+    else
+      pl_json_null(&j);
+    pl_json_obj_close(&j);
+  }
+  pl_json_arr_close(&j);
+  pl_json_obj_close(&j);
+  return cli_print_json("diff", &b);
+}
+
+/* The differential flame graph of B's dominator tree by class against A's. */
+static int snapshot_graph(const args *o, const pl__profile *pa, const pl__profile *pb,
+                          const pl__heap_compare *c) {
+  pl__flame_tree t;
+  int arc = pl__flame_init(&t, PL__FLAME_BYTES, 0);
+  if (arc) goto fail;
+  arc = pl__flame_add_heap_graph(&t, PL__FLAME_MAIN, pb->graph, &c->cls[PL__HCMP_B]);
+  if (!arc) arc = pl__flame_add_heap_graph(&t, PL__FLAME_BASE, pa->graph, &c->cls[PL__HCMP_A]);
+  if (!arc) arc = pl__flame_finish(&t);
+  if (arc) {
+    pl__flame_free(&t);
+    goto fail;
+  }
+  int rc = write_graph(o, &t, 0, 1);
+  pl__flame_free(&t);
+  return rc;
+fail:
+  fprintf(stderr, "proflab diff: %s\n",
+          arc == -ENOMEM ? "out of memory" : "too many frames (more than 2^32)");
+  return CLI_EXIT_FAIL;
+}
+
+static int diff_snapshots(const args *o, const pl__profile *pa, const pl__profile *pb) {
+  pl__heap_compare c;
+  int arc = pl__heap_compare_build(pa->graph, pb->graph, &c);
+  if (arc) {
+    fprintf(stderr, "proflab diff: %s\n",
+            arc == -ENOMEM ? "out of memory" : "a snapshot has no nodes");
+    return CLI_EXIT_FAIL;
+  }
+  size_t shown = o->limit && o->limit < c.nrows ? (size_t)o->limit : c.nrows;
+  size_t shown_new = o->limit && o->limit < c.nadded ? (size_t)o->limit : c.nadded;
+  int rc = CLI_EXIT_OK;
+  if (o->out && (rc = snapshot_graph(o, pa, pb, &c))) goto out;
+  if (o->json) {
+    rc = print_snapshot_json(o, &c, shown, shown_new);
+  } else {
+    print_snapshot("A", shown_name(o->a), pa, &c, PL__HCMP_A);
+    print_snapshot("B", shown_name(o->b), pb, &c, PL__HCMP_B);
+    printf(
+        "as DevTools' Comparison: objects matched by id within each class; %zu of %zu classes "
+        "changed\n",
+        c.nrows, c.nall);
+    print_snapshot_rows(&c, shown);
+    if (shown < c.nrows)
+      printf("(%zu more changed classes; --limit 0 shows all)\n", c.nrows - shown);
+    print_new_objects(&c, shown_new);
+    if (o->out) printf("differential flame graph of B: %s\n", o->out);
+  }
+  if (cli_flush_stdout("diff")) rc = CLI_EXIT_FAIL;
+out:
+  pl__heap_compare_free(&c);
   return rc;
 }
 
@@ -398,6 +639,25 @@ int cli_cmd_diff(int argc, char **argv) {
     pl__profile_free(&pa);
     return rc;
   }
+  if (pa.graph || pb.graph) {
+    if (pa.graph && pb.graph) {
+      rc = diff_snapshots(&o, &pa, &pb);
+      goto out;
+    }
+    fprintf(stderr,
+            "proflab diff: %s is a %s and %s a %s: a heap snapshot is compared only with a heap "
+            "snapshot\n",
+            shown_name(o.a),
+            pa.graph ? "heap snapshot"
+            : pa.cpu ? "CPU profile"
+                     : "heap profile",
+            shown_name(o.b),
+            pb.graph ? "heap snapshot"
+            : pb.cpu ? "CPU profile"
+                     : "heap profile");
+    rc = CLI_EXIT_FAIL;
+    goto out;
+  }
   if (!pa.cpu != !pb.cpu) {
     fprintf(stderr,
             "proflab diff: %s is a %s profile and %s a %s profile: compare like with like\n",
@@ -422,7 +682,7 @@ int cli_cmd_diff(int argc, char **argv) {
   }
   pl__diff_sort(&d, o.by_total);
   size_t shown = o.limit && o.limit < d.nrows ? (size_t)o.limit : d.nrows;
-  if (o.out && (rc = write_graph(&o, &d))) {
+  if (o.out && (rc = write_graph(&o, &d.tree, d.noise, 0))) {
     pl__diff_free(&d);
     goto out;
   }

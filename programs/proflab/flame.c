@@ -31,8 +31,19 @@ static void usage(FILE *f) {
           "(its callers stay, its callees widen to the full width); \"Reset zoom\" or\n"
           "Esc goes back. Search (the box, Ctrl-F or /) highlights the functions whose\n"
           "name matches a regular expression (else a substring) and shows their share.\n"
-          "Reads .cpuprofile, pprof CPU and heap profiles, folded stacks and\n"
-          ".heapprofile files, told apart by their content (FILE - reads stdin).\n"
+          "Reads .cpuprofile, pprof CPU and heap profiles, folded stacks,\n"
+          ".heapprofile and .heapsnapshot files, told apart by their content (FILE -\n"
+          "reads stdin).\n"
+          "\n"
+          "A heap snapshot (.heapsnapshot, proflab's or Node's) is drawn as its\n"
+          "dominator tree by class: each object's box is its class (as proflab top\n"
+          "groups them) above the box of its immediate dominator, counted at its self\n"
+          "size, so a box's width is the retained size of the objects it stands for\n"
+          "and the bottom box is the whole snapshot (proflab top's total). An object\n"
+          "of the same class as its dominator's box joins that box (a linked list is\n"
+          "one box, not a tower), objects of one class under one box share a box,\n"
+          "and at most %u class boxes stack up: what lies deeper is one \"(deeper)\"\n"
+          "box.\n"
           "\n"
           "options:\n"
           "  -o, --output OUT    the SVG to write (written to OUT.partial, then renamed;\n"
@@ -51,7 +62,7 @@ static void usage(FILE *f) {
           "\n"
           "exit status: 0 success, 1 failed (FILE unreadable, a write error; OUT is\n"
           "then untouched), 2 bad command line\n",
-          DEFAULT_MINWIDTH);
+          PL__FLAME_HEAP_DEPTH, DEFAULT_MINWIDTH);
 }
 
 static int usage_error(const char *msg, const char *arg) {
@@ -123,6 +134,15 @@ static void put_bytes(pl_buf *b, double v) {
 static void subtitle(pl_buf *b, const pl__profile *pf, const pl__flame_tree *t, int idle) {
   const pl__flame_node *root = &t->nodes[0];
   pl_buf_printf(b, "%s", cli_profile_description(pf));
+  if (pf->graph) {
+    pl_buf_puts(b, ": ");
+    put_bytes(b, (double)root->total[PL__FLAME_MAIN]);
+    pl_buf_printf(b,
+                  " in %llu objects; the dominator tree by class: widths are retained sizes, "
+                  "at most %u classes deep",
+                  (unsigned long long)t->samples[PL__FLAME_MAIN], PL__FLAME_HEAP_DEPTH);
+    return;
+  }
   if (pf->heap) {
     pl_buf_puts(b, ": ");
     put_bytes(b, (double)root->total[PL__FLAME_MAIN]);
@@ -209,7 +229,8 @@ int cli_cmd_flame(int argc, char **argv) {
   const char *shown = strcmp(path, "-") == 0 ? "stdin" : path;
 
   pl__profile pf;
-  int rc = cli_read_profile("flame", path, &pf);
+  cli_progress prog = {0};
+  int rc = cli_read_profile_progress("flame", path, &pf, &prog);
   if (rc) return rc;
   pl__flame_tree tree;
   pl_buf sub, tbuf;
@@ -217,11 +238,22 @@ int cli_cmd_flame(int argc, char **argv) {
   pl_buf_init(&tbuf);
   int arc = pl__flame_init(&tree, pf.cpu ? PL__FLAME_SAMPLES : PL__FLAME_BYTES,
                            idle ? PL__FLAME_IDLE : 0);
-  if (arc) goto analysis_failed;
-  if (pf.cpu)
+  if (arc) {
+    cli_progress_end(&prog);
+    goto analysis_failed;
+  }
+  if (pf.cpu) {
     arc = pl__flame_add_cpu(&tree, PL__FLAME_MAIN, pf.cpu, pf.kind != PL__KIND_FOLDED);
-  else
+  } else if (pf.graph) {
+    pl__heap_classes hc;
+    cli_progress_phase(&prog, "computing the dominator tree"); /* shown after a long read */
+    arc = pl__heap_classify(pf.graph, &hc);
+    if (!arc) arc = pl__flame_add_heap_graph(&tree, PL__FLAME_MAIN, pf.graph, &hc);
+    pl__heap_classes_free(&hc);
+  } else {
     arc = pl__flame_add_heap(&tree, PL__FLAME_MAIN, pf.heap);
+  }
+  cli_progress_end(&prog);
   if (!arc) arc = pl__flame_finish(&tree);
   if (arc) {
     pl__flame_free(&tree);
@@ -255,6 +287,7 @@ analysis_failed:
   fprintf(stderr, "proflab flame: %s: %s\n", shown,
           arc == -ENOMEM  ? "out of memory"
           : arc == -EFBIG ? "too many distinct stacks (more than 2^32 nodes)"
+          : pf.graph      ? "the snapshot has no nodes"
                           : "the profile is inconsistent (an index out of range)");
   pl_buf_free(&sub);
   pl_buf_free(&tbuf);

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "common/util.h"
 #include "cli_http.h"
+#include "progress.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 
@@ -256,11 +257,13 @@ static int call_ok(const cmd_spec *c, cli_conn *conn, const char *method, const 
                    long timeout_s, cli_answer *ans) {
   char err[1024];
   if (cli_call(conn, method, path, timeout_s, ans, err, sizeof(err)) != 0) {
+    cli_progress_clear_current();
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
     return CLI_EXIT_FAIL;
   }
   if (ans->status < 200 || ans->status > 299 || !json_is_object(ans->json)) {
     cli_answer_reason(ans, err, sizeof(err));
+    cli_progress_clear_current();
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
     cli_answer_free(ans);
     return CLI_EXIT_FAIL;
@@ -456,11 +459,53 @@ int cli_cmd_artifacts(int argc, char **argv) {
 
 /* ---- artifacts: trigger, download, verify ------------------------------ */
 
+/* The progress line of profile, snapshot and download (progress.h): the
+ * recording's seconds, then the wait for the lab to write, then the
+ * download's bytes. */
+typedef struct lab_progress {
+  cli_progress p;
+  double seconds; /* the profile's length; 0: not a timed recording */
+  enum { STAGE_RECORD, STAGE_WRITE, STAGE_DOWNLOAD } stage;
+  const char *writing; /* the label once the recording is over */
+} lab_progress;
+
+static void on_transfer(void *ctx, uint64_t done, uint64_t total) {
+  lab_progress *lp = ctx;
+  if (lp->stage == STAGE_DOWNLOAD) {
+    cli_progress_bytes(&lp->p, done, total);
+    return;
+  }
+  double el = cli_progress_elapsed(&lp->p);
+  if (lp->stage == STAGE_RECORD && lp->seconds > 0 && el < lp->seconds) {
+    cli_progress_seconds(&lp->p, el, lp->seconds);
+    return;
+  }
+  if (lp->stage == STAGE_RECORD) {
+    lp->stage = STAGE_WRITE;
+    cli_progress_phase(&lp->p, lp->writing);
+  }
+  cli_progress_seconds(&lp->p, el, 0);
+}
+
+/* Begins lp's line for command c doing what, reported through conn. */
+static void lab_progress_begin(lab_progress *lp, const cmd_spec *c, cli_conn *conn,
+                               const char *what, double seconds, const char *writing) {
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "proflab %s", c->name);
+  lp->seconds = seconds;
+  lp->stage = seconds > 0 ? STAGE_RECORD : STAGE_WRITE;
+  lp->writing = writing;
+  cli_progress_begin(&lp->p, cmd, what);
+  cli_conn_set_progress(conn, on_transfer, lp);
+}
+
 /* Download (name, task, sha256) to out (default: the name, here) and
  * report. trigger is the answer that named the artifact (may be NULL). */
 static int fetch_and_report(const cmd_spec *c, cli_conn *conn, const cli_args *a, const char *name,
-                            const char *task, const char *sha256, json_t *trigger) {
+                            const char *task, const char *sha256, json_t *trigger,
+                            lab_progress *lp) {
   if (!pl__artifact_name_valid(name)) {
+    cli_progress_end(&lp->p);
     fprintf(stderr,
             "proflab %s: the lab named an artifact '%.80s', which is not an artifact name\n",
             c->name, name);
@@ -475,8 +520,14 @@ static int fetch_and_report(const cmd_spec *c, cli_conn *conn, const cli_args *a
       .backoff_ms = 100,
   };
   cli_download_result res;
-  char err[1536];
-  if (cli_download(conn, &o, &res, err, sizeof(err)) != 0) {
+  char err[1536], what[160];
+  snprintf(what, sizeof(what), "downloading %s", name);
+  lp->stage = STAGE_DOWNLOAD;
+  cli_progress_phase(&lp->p, what);
+  int drc = cli_download(conn, &o, &res, err, sizeof(err));
+  cli_progress_end(&lp->p);
+  cli_conn_set_progress(conn, NULL, NULL);
+  if (drc != 0) {
     fprintf(stderr, "proflab %s: %s\n", c->name, err);
     return CLI_EXIT_FAIL;
   }
@@ -505,13 +556,18 @@ static int fetch_and_report(const cmd_spec *c, cli_conn *conn, const cli_args *a
   return CLI_EXIT_OK;
 }
 
-/* POST the trigger, then fetch what it wrote. */
-static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *path, long timeout) {
+/* POST the trigger, then fetch what it wrote. The progress line says
+ * recording for seconds (0: no timed part), then writing until the answer. */
+static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *path, long timeout,
+                             const char *recording, double seconds, const char *writing) {
   cli_conn *conn = connect_lab(c, a);
   if (!conn) return CLI_EXIT_FAIL;
+  lab_progress lp = {0};
+  lab_progress_begin(&lp, c, conn, recording, seconds, writing);
   cli_answer ans;
   int rc = call_ok(c, conn, "POST", path, timeout, &ans);
   if (rc) {
+    cli_progress_end(&lp.p);
     cli_conn_free(conn);
     return rc;
   }
@@ -521,12 +577,16 @@ static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *p
   if (!*task) task = ans.task; /* the x-lab-task header */
   const char *sha = jstr(ans.json, "sha256");
   if (!*name || !*task || !*sha) {
+    cli_progress_end(&lp.p);
     fprintf(stderr, "proflab %s: the lab's answer lacks file, task or sha256: %.200s\n", c->name,
             ans.body);
     rc = CLI_EXIT_FAIL;
   } else {
-    if (a->verbose) fprintf(stderr, "proflab %s: task %s wrote %s\n", c->name, task, name);
-    rc = fetch_and_report(c, conn, a, name, task, sha, ans.json);
+    if (a->verbose) {
+      cli_progress_clear(&lp.p);
+      fprintf(stderr, "proflab %s: task %s wrote %s\n", c->name, task, name);
+    }
+    rc = fetch_and_report(c, conn, a, name, task, sha, ans.json, &lp);
   }
   cli_answer_free(&ans);
   cli_conn_free(conn);
@@ -548,7 +608,9 @@ static const cmd_spec profile_spec = {
     "Record a CPU profile on the lab, then download it from the task that wrote it\n"
     "and check its SHA-256. Behind a load balancer the stickiness cookie is kept\n"
     "and other tasks' answers are retried; if that fails, `proflab export --task\n"
-    "TASK` gets the file through the container's exec channel.",
+    "TASK` gets the file through the container's exec channel. On a terminal,\n"
+    "stderr shows the recording's seconds, then the download (PROFLAB_PROGRESS=0:\n"
+    "off).",
     (const struct option[]){{"seconds", required_argument, NULL, OPT_SECONDS},
                             {"format", required_argument, NULL, OPT_FORMAT},
                             {"hz", required_argument, NULL, OPT_HZ},
@@ -570,14 +632,15 @@ int cli_cmd_profile(int argc, char **argv) {
                    (unsigned long long)seconds);
   if (a.format) n += snprintf(path + n, sizeof(path) - (size_t)n, "&format=%s", a.format);
   if (a.has_hz) snprintf(path + n, sizeof(path) - (size_t)n, "&hz=%llu", (unsigned long long)a.hz);
-  return trigger_and_fetch(c, &a, path, (long)seconds + 300);
+  return trigger_and_fetch(c, &a, path, (long)seconds + 300, "recording a CPU profile",
+                           (double)seconds, "the lab writes the profile");
 }
 
 static const cmd_spec snapshot_spec = {
     "snapshot",
     "[--format F] [-o FILE] [options]",
     "Take a heap snapshot on the lab, then download it from the task that wrote it\n"
-    "and check its SHA-256 (as `proflab profile` does).",
+    "and check its SHA-256 (as `proflab profile` does), with progress on a terminal.",
     (const struct option[]){{"format", required_argument, NULL, OPT_FORMAT}, DOWNLOAD_OPTS, {0}},
     "  --format F         heapsnapshot (default; DevTools Memory panel), heapprofile,\n"
     "                     pprof\n" DOWNLOAD_OPTS_HELP,
@@ -591,7 +654,8 @@ int cli_cmd_snapshot(int argc, char **argv) {
   char path[256];
   snprintf(path, sizeof(path), "/api/lab/heap-snapshot%s%s", a.format ? "?format=" : "",
            a.format ? a.format : "");
-  return trigger_and_fetch(c, &a, path, 600);
+  return trigger_and_fetch(c, &a, path, 600, "the lab takes a heap snapshot", 0,
+                           "the lab takes a heap snapshot");
 }
 
 static const cmd_spec download_spec = {
@@ -627,7 +691,89 @@ int cli_cmd_download(int argc, char **argv) {
   }
   cli_conn *conn = connect_lab(c, &a);
   if (!conn) return CLI_EXIT_FAIL;
-  rc = fetch_and_report(c, conn, &a, a.positional, a.task, a.sha256, NULL);
+  lab_progress lp = {0};
+  lab_progress_begin(&lp, c, conn, "downloading", 0, "downloading");
+  rc = fetch_and_report(c, conn, &a, a.positional, a.task, a.sha256, NULL, &lp);
   cli_conn_free(conn);
+  return rc;
+}
+
+/* ---- for other commands (leaks): a connection and heap snapshots -------- */
+
+int cli_lab_connect(const char *cmd, const char *url, const char *token, const char *token_file,
+                    int verbose, struct cli_conn **out) {
+  const cmd_spec c = {.name = cmd};
+  cli_args a;
+  memset(&a, 0, sizeof(a));
+  *out = NULL;
+  a.url = url && *url ? url : getenv("LAB_URL");
+  if (!a.url || !*a.url) a.url = DEFAULT_URL;
+  if (strncmp(a.url, "http://", 7) != 0 && strncmp(a.url, "https://", 8) != 0)
+    return usage_error(&c, "--url '%.80s' must start with http:// or https://", a.url);
+  a.token = token;
+  if (token_file) {
+    if (read_token_file(&c, token_file, a.token_buf, sizeof(a.token_buf))) return CLI_EXIT_USAGE;
+    a.token = a.token_buf;
+  }
+  if (!a.token) a.token = getenv("LAB_TOKEN");
+  if (!a.token || !*a.token) {
+    fprintf(stderr, "proflab %s: no lab token: give --token, --token-file or LAB_TOKEN\n", cmd);
+    return CLI_EXIT_USAGE;
+  }
+  for (const char *p = a.token; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+      fprintf(stderr, "proflab %s: the token contains a control character (a line break?)\n", cmd);
+      return CLI_EXIT_USAGE;
+    }
+  a.verbose = verbose;
+  *out = connect_lab(&c, &a);
+  memset(a.token_buf, 0, sizeof(a.token_buf));
+  return *out ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+int cli_lab_heap_snapshot(const char *cmd, struct cli_conn *conn, const char *task, const char *dir,
+                          unsigned attempts, char *path, size_t path_len, char *task_out,
+                          size_t task_len) {
+  const cmd_spec c = {.name = cmd};
+  cli_answer ans;
+  int rc = call_ok(&c, conn, "POST", "/api/lab/heap-snapshot", 600, &ans);
+  if (rc) return rc;
+  const char *name = jstr(ans.json, "file");
+  if (!*name) name = jstr(ans.json, "name");
+  const char *from = jstr(ans.json, "task");
+  if (!*from) from = ans.task;
+  const char *sha = jstr(ans.json, "sha256");
+  rc = CLI_EXIT_FAIL;
+  if (!*name || !*from || !*sha) {
+    fprintf(stderr, "proflab %s: the lab's answer lacks file, task or sha256: %.200s\n", cmd,
+            ans.body);
+  } else if (!pl__artifact_name_valid(name)) {
+    fprintf(stderr,
+            "proflab %s: the lab named an artifact '%.80s', which is not an artifact name\n", cmd,
+            name);
+  } else if (task && *task && strcmp(task, from) != 0) {
+    fprintf(stderr,
+            "proflab %s: task %s took the snapshot, not task %s: snapshots of different "
+            "processes cannot be compared (a load balancer without stickiness? give --task)\n",
+            cmd, from, task);
+  } else if ((size_t)snprintf(path, path_len, "%s/%s", dir, name) >= path_len) {
+    fprintf(stderr, "proflab %s: the directory name is too long: %.80s\n", cmd, dir);
+  } else {
+    cli_download_opts o = {.name = name,
+                           .task = from,
+                           .sha256 = sha,
+                           .dest = path,
+                           .attempts = attempts ? attempts : 20,
+                           .backoff_ms = 100};
+    cli_download_result res;
+    char err[1536];
+    if (cli_download(conn, &o, &res, err, sizeof(err)) != 0) {
+      fprintf(stderr, "proflab %s: %s\n", cmd, err);
+    } else {
+      snprintf(task_out, task_len, "%s", from);
+      rc = CLI_EXIT_OK;
+    }
+  }
+  cli_answer_free(&ans);
   return rc;
 }

@@ -22,6 +22,8 @@ static const cli_command commands[] = {
      cli_cmd_convert},
     {"flame", "a profile as an interactive SVG flame graph", cli_cmd_flame},
     {"diff", "compare two profiles by function, with a noise band", cli_cmd_diff},
+    {"leaks", "allocation sites that grow steadily across heap snapshots: leak verdicts",
+     cli_cmd_leaks},
     {NULL, NULL, NULL},
 };
 
@@ -36,6 +38,10 @@ static void usage(FILE *f) {
   for (const cli_command *c = commands; c->name; c++)
     fprintf(f, "  %-10s %s\n", c->name, c->summary);
   fprintf(f,
+          "\n"
+          "On a terminal, long work (reading a file of 4 MiB or more, profile, snapshot,\n"
+          "download) shows a progress line on stderr, erased when done; nothing when\n"
+          "stderr is not a terminal, TERM=dumb or PROFLAB_PROGRESS=0.\n"
           "\n"
           "exit status: 0 success, 1 the operation failed (reason on stderr),\n"
           "2 bad command line; some commands document more.\n");

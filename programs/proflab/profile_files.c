@@ -10,20 +10,56 @@
 
 #include "cli.h"
 
-int cli_read_profile(const char *cmd, const char *path, pl__profile *out) {
+/* Files at least this large (or stdin once this much was read) show
+ * "reading FILE" progress on a terminal. */
+#define PROGRESS_MIN_BYTES (4u << 20)
+
+typedef struct read_progress {
+  cli_progress *p;
+  const char *cmd, *name;
+} read_progress;
+
+static void on_read_progress(void *ctx, uint64_t done, uint64_t total) {
+  read_progress *rp = ctx;
+  if (!rp->p->active) {
+    if ((total ? total : done) < PROGRESS_MIN_BYTES) return;
+    char cmd[64], what[256];
+    snprintf(cmd, sizeof(cmd), "proflab %s", rp->cmd);
+    snprintf(what, sizeof(what), "reading %s", rp->name);
+    cli_progress_begin(rp->p, cmd, what);
+  }
+  cli_progress_bytes(rp->p, done, total);
+}
+
+int cli_read_profile_progress(const char *cmd, const char *path, pl__profile *out,
+                              cli_progress *p) {
   pl__read_err err;
   int is_stdin = strcmp(path, "-") == 0;
-  int rc = pl__read_profile(is_stdin ? "stdin" : path, is_stdin ? 0 : -1, out, &err);
-  if (rc == 0 && out->graph && strcmp(cmd, "top") != 0) {
-    fprintf(stderr, "proflab %s: %s: heap snapshots: not supported by proflab %s (only by top)\n",
-            cmd, is_stdin ? "stdin" : path, cmd);
+  const char *name = is_stdin ? "stdin" : path;
+  read_progress rp = {.p = p, .cmd = cmd, .name = name};
+  pl__read_opts opts = {.progress = on_read_progress, .progress_ctx = &rp};
+  int rc = pl__read_profile_ex(name, is_stdin ? 0 : -1, &opts, out, &err);
+  if (rc == 0 && out->graph && strcmp(cmd, "top") != 0 && strcmp(cmd, "flame") != 0 &&
+      strcmp(cmd, "diff") != 0) {
+    cli_progress_end(p);
+    fprintf(stderr,
+            "proflab %s: %s: heap snapshots: not supported by proflab %s (only by top, flame "
+            "and diff)\n",
+            cmd, name, cmd);
     pl__profile_free(out);
     return CLI_EXIT_FAIL;
   }
   if (rc == 0) return CLI_EXIT_OK;
-  fprintf(stderr, "proflab %s: %s: %s\n", cmd, is_stdin ? "stdin" : path,
-          err.msg[0] ? err.msg : strerror(-rc));
+  cli_progress_end(p);
+  fprintf(stderr, "proflab %s: %s: %s\n", cmd, name, err.msg[0] ? err.msg : strerror(-rc));
   return CLI_EXIT_FAIL;
+}
+
+int cli_read_profile(const char *cmd, const char *path, pl__profile *out) {
+  cli_progress p = {0};
+  int rc = cli_read_profile_progress(cmd, path, out, &p);
+  cli_progress_end(&p);
+  return rc;
 }
 
 const char *cli_profile_description(const pl__profile *p) {

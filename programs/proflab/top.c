@@ -318,9 +318,12 @@ static int print_summary_json(const char *path, const pl__profile *pf, const pl_
 }
 
 /* top on a heap snapshot: DevTools' Summary, by retained size unless --by self. */
-static int top_snapshot(const char *path, pl__profile *pf, int json, int by, uint64_t limit) {
+static int top_snapshot(const char *path, pl__profile *pf, int json, int by, uint64_t limit,
+                        cli_progress *prog) {
   pl__heap_summary h;
+  cli_progress_phase(prog, "computing retained sizes"); /* shown only after a long read */
   int arc = pl__heap_summary_build(pf->graph, &h);
+  cli_progress_end(prog);
   if (arc) {
     fprintf(stderr, "proflab top: %s: %s\n", path,
             arc == -ENOMEM ? "out of memory" : "the snapshot has no nodes");
@@ -384,10 +387,11 @@ int cli_cmd_top(int argc, char **argv) {
   const char *path = argv[optind];
 
   pl__profile pf;
-  int rc = cli_read_profile("top", path, &pf);
+  cli_progress prog = {0};
+  int rc = cli_read_profile_progress("top", path, &pf, &prog);
   if (rc) return rc;
   if (pf.graph) {
-    rc = top_snapshot(path, &pf, json, by_given ? by_total : 1, limit);
+    rc = top_snapshot(path, &pf, json, by_given ? by_total : 1, limit, &prog);
     pl__profile_free(&pf);
     if (rc == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
       fprintf(stderr, "proflab top: cannot write the output: %s\n", strerror(errno));
@@ -395,6 +399,7 @@ int cli_cmd_top(int argc, char **argv) {
     }
     return rc;
   }
+  cli_progress_end(&prog);
   pl__top t;
   int arc = pf.cpu ? pl__top_cpu(pf.cpu, &t) : pl__top_heap(pf.heap, &t);
   if (arc) {

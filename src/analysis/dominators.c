@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 #define NONE UINT32_MAX
 
 /* ---- essential edges ---------------------------------------------------- */
@@ -300,19 +302,13 @@ typedef struct classes {
   size_t nslots;
 } classes;
 
-static uint64_t hash(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
 static int64_t class_of_name(classes *c, const char *name, int copy) {
   if (c->n * 2 >= c->nslots) {
     size_t ns = c->nslots ? c->nslots * 2 : 1024;
     uint32_t *sl = calloc(ns, sizeof(*sl));
     if (!sl) return -ENOMEM;
     for (size_t i = 0; i < c->n; i++) {
-      size_t h = hash(c->names[i]) & (ns - 1);
+      size_t h = pl__fnv1a(c->names[i]) & (ns - 1);
       while (sl[h]) h = (h + 1) & (ns - 1);
       sl[h] = (uint32_t)i + 1;
     }
@@ -320,7 +316,7 @@ static int64_t class_of_name(classes *c, const char *name, int copy) {
     c->slots = sl;
     c->nslots = ns;
   }
-  size_t h = hash(name) & (c->nslots - 1);
+  size_t h = pl__fnv1a(name) & (c->nslots - 1);
   while (c->slots[h]) {
     if (strcmp(c->names[c->slots[h] - 1], name) == 0) return c->slots[h] - 1;
     h = (h + 1) & (c->nslots - 1);
@@ -513,27 +509,45 @@ static int included(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t 
   return 1;
 }
 
-/* name[v]: the interface name DevTools gives plain object v ("{a, b}"),
- * or NULL (keeps its name). Names are kept in *names (freed by the caller
+/* The class of name in c, or -1. */
+static int64_t class_find(const classes *c, const char *name) {
+  if (!c->nslots) return -1;
+  size_t h = pl__fnv1a(name) & (c->nslots - 1);
+  for (; c->slots[h]; h = (h + 1) & (c->nslots - 1))
+    if (strcmp(c->names[c->slots[h] - 1], name) == 0) return c->slots[h] - 1;
+  return -1;
+}
+
+/* Plain object v of graph x (types: its object type and property edge type). */
+#define PLAIN(x, ot, v) \
+  ((x)->node_type[v] == (ot) && strcmp((x)->strings[(x)->node_name[v]], "Object") == 0)
+
+/* name[v]: the interface name DevTools gives plain object v of g ("{a, b}")
+ * after the interfaces inferred from the plain objects of src (g itself, or
+ * the other snapshot of a comparison, as DevTools' aggregatesForDiff), or
+ * NULL (keeps its name). Names are kept in *names (freed by the caller
  * with classes_free). */
-static int infer_interfaces(const pl_heap_graph *g, const char **name, classes *names) {
+static int infer_interfaces(const pl_heap_graph *g, const pl_heap_graph *src, const char **name,
+                            classes *names) {
   uint32_t n = g->node_count;
   int object = pl_heap_graph_node_type(g, "object");
   int property = pl_heap_graph_edge_type(g, "property");
+  int sobject = pl_heap_graph_node_type(src, "object");
+  int sproperty = pl_heap_graph_edge_type(src, "property");
   for (uint32_t v = 0; v < n; v++) name[v] = NULL;
-  if (object < 0 || property < 0) return 0;
+  if (object < 0 || property < 0 || sobject < 0 || sproperty < 0) return 0;
   iface *ifs = NULL;
   size_t cap = 0;
-  uint32_t *props = NULL, *order = NULL;
+  uint32_t *props = NULL, *order = NULL, *tr = NULL;
   size_t pcap = 0;
   sbuf b = {0};
   uint64_t plain = 0;
+  classes pnames = {0}; /* src: the definitions' property names, by content */
   int rc = -ENOMEM;
-#define PLAIN(v) (g->node_type[v] == object && strcmp(g->strings[g->node_name[v]], "Object") == 0)
-  for (uint32_t v = 0; v < n; v++) {
-    if (!PLAIN(v)) continue;
+  for (uint32_t v = 0; v < src->node_count; v++) {
+    if (!PLAIN(src, sobject, v)) continue;
     plain++;
-    uint32_t np = 0, deg = g->first_edge[v + 1] - g->first_edge[v];
+    uint32_t np = 0, deg = src->first_edge[v + 1] - src->first_edge[v];
     if (deg > pcap) {
       uint32_t *q = realloc(props, deg * sizeof(*q));
       if (!q) goto out;
@@ -542,9 +556,9 @@ static int infer_interfaces(const pl_heap_graph *g, const char **name, classes *
     }
     b.len = 0;
     sb_put(&b, "{", 1);
-    for (uint32_t e = g->first_edge[v]; e < g->first_edge[v + 1]; e++) {
-      if (g->edge_type[e] != property) continue;
-      const char *pn = g->strings[g->edge_name[e]];
+    for (uint32_t e = src->first_edge[v]; e < src->first_edge[v + 1]; e++) {
+      if (src->edge_type[e] != sproperty) continue;
+      const char *pn = src->strings[src->edge_name[e]];
       if (strcmp(pn, "__proto__") == 0) continue;
       size_t before = b.len;
       size_t l16 = len16(b.p, b.len);
@@ -556,7 +570,7 @@ static int infer_interfaces(const pl_heap_graph *g, const char **name, classes *
       if (l16 > 1 && l16 + f16 > IFACE_MAX_NAME) break;
       if (l16 != 1) sb_put(&b, ", ", 2);
       format_prop(&b, pn);
-      props[np++] = g->edge_name[e];
+      props[np++] = src->edge_name[e];
     }
     if (!np) continue;
     sb_put(&b, "}", 1);
@@ -593,11 +607,36 @@ static int infer_interfaces(const pl_heap_graph *g, const char **name, classes *
   double min = (double)plain / IFACE_PROPORTION;
   if (min < IFACE_MIN_OBJECTS) min = IFACE_MIN_OBJECTS;
   while (ndefs < ncand && (double)ifs[order[ndefs]].count >= min) ndefs++;
+  if (src != g && ndefs) {
+    /* another graph's strings: property names become ids by content, the
+     * same in both graphs (UINT32_MAX: a name no definition has) */
+    for (size_t d = 0; d < ndefs; d++) {
+      iface *f = &ifs[order[d]];
+      for (uint32_t i = 0; i < f->nprops; i++) {
+        int64_t k = class_of_name(&pnames, src->strings[f->props[i]], 0);
+        if (k < 0) goto out;
+        f->props[i] = (uint32_t)k;
+      }
+      qsort(f->props, f->nprops, sizeof(uint32_t), u32_cmp);
+    }
+    tr = malloc((g->nstrings ? g->nstrings : 1) * sizeof(*tr));
+    if (!tr) goto out;
+    for (uint32_t s = 0; s < g->nstrings; s++) {
+      int64_t k = class_find(&pnames, g->strings[s]);
+      tr[s] = k < 0 ? UINT32_MAX : (uint32_t)k;
+    }
+  }
   for (uint32_t v = 0; v < n && ndefs; v++) {
-    if (!PLAIN(v)) continue;
-    uint32_t np = 0;
+    if (!PLAIN(g, object, v)) continue;
+    uint32_t np = 0, deg = g->first_edge[v + 1] - g->first_edge[v];
+    if (deg > pcap) {
+      uint32_t *q = realloc(props, deg * sizeof(*q));
+      if (!q) goto out;
+      props = q;
+      pcap = deg;
+    }
     for (uint32_t e = g->first_edge[v]; e < g->first_edge[v + 1]; e++)
-      if (g->edge_type[e] == property) props[np++] = g->edge_name[e];
+      if (g->edge_type[e] == property) props[np++] = tr ? tr[g->edge_name[e]] : g->edge_name[e];
     qsort(props, np, sizeof(uint32_t), u32_cmp);
     uint32_t best_n = 0;
     const char *best = NULL;
@@ -610,13 +649,16 @@ static int infer_interfaces(const pl_heap_graph *g, const char **name, classes *
     }
     name[v] = best;
   }
-#undef PLAIN
   rc = 0;
 out:
   for (size_t i = 0; i < names->n && ifs; i++) free(ifs[i].props);
   free(ifs);
   free(props);
   free(order);
+  free(tr);
+  free(pnames.names);
+  free(pnames.owned);
+  free(pnames.slots);
   free(b.p);
   return rc;
 }
@@ -670,6 +712,11 @@ static int row_cmp(const void *a, const void *b) {
 }
 
 int pl__heap_classify(const pl_heap_graph *g, pl__heap_classes *out) {
+  return pl__heap_classify_with(g, g, out);
+}
+
+int pl__heap_classify_with(const pl_heap_graph *g, const pl_heap_graph *ifaces,
+                           pl__heap_classes *out) {
   memset(out, 0, sizeof(*out));
   uint32_t n = g->node_count;
   if (!n) return -EINVAL;
@@ -686,7 +733,7 @@ int pl__heap_classify(const pl_heap_graph *g, pl__heap_classes *out) {
   const char **shown = NULL;
   int rc = -ENOMEM;
   if (!self || !cls || !det || !loc_of || !iname) goto out;
-  if ((rc = infer_interfaces(g, iname, &ic)) < 0) goto out;
+  if ((rc = infer_interfaces(g, ifaces ? ifaces : g, iname, &ic)) < 0) goto out;
   if ((rc = detached_nodes(g, det)) < 0) goto out;
   for (uint32_t i = 0; i < g->nlocations; i++) loc_of[g->locations[4 * (size_t)i]] = i + 1;
   if ((rc = pl__heap_shallow_sizes(g, self)) < 0) goto out;

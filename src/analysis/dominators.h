@@ -14,10 +14,12 @@
  *
  * Summary classes as DevTools names them: hidden "(system)", object and
  * native their name ("<div id=x>" -> "<div>"), code "(compiled code)",
- * closure "Function", regexp "RegExp", any other type "(type)". Known
- * differences: DevTools splits objects of one name by the constructor's
- * location and renames plain objects after their properties ("{a, b}",
- * inferred interfaces); here both stay under their node name. */
+ * closure "Function", regexp "RegExp", any other type "(type)"; as
+ * DevTools, objects of one name are split by the constructor's location
+ * (the class key), plain objects are named after their properties ("{a,
+ * b}", interfaces inferred from the snapshot, or from another one when two
+ * are compared), and native nodes DevTools calls detached are "Detached
+ * <name>". */
 #ifndef PL_ANALYSIS_DOMINATORS_H
 #define PL_ANALYSIS_DOMINATORS_H
 
@@ -61,6 +63,14 @@ typedef struct pl__heap_classes {
 /* Classifies every node of g into out (zeroed first): 0, -ENOMEM, or
  * -EINVAL for an empty graph (nothing to free on error). */
 int pl__heap_classify(const pl_heap_graph *g, pl__heap_classes *out);
+
+/* The same, with plain objects named after the interfaces ("{a, b}")
+ * inferred from the plain objects of ifaces (NULL: g) instead of g's: the
+ * base snapshot of a comparison is classified with the other snapshot's
+ * interfaces, as DevTools' aggregatesForDiff() does, so that one object
+ * gets one key in both. Property names are matched by content. */
+int pl__heap_classify_with(const pl_heap_graph *g, const pl_heap_graph *ifaces,
+                           pl__heap_classes *out);
 
 /* Releases what pl__heap_classify() made; c is zeroed. */
 void pl__heap_classes_free(pl__heap_classes *c);

@@ -1,5 +1,6 @@
 /* The flame-graph tree: stacks of CPU profiles and heap snapshots merged by
- * function, root first (see flame.h). */
+ * function, root first, and heap graphs' dominator trees by class (see
+ * flame.h). */
 #include "analysis/flame.h"
 
 #include <errno.h>
@@ -10,7 +11,8 @@
 #include "format/heap_common.h"
 
 #define NONE PL__FLAME_NONE
-#define NO_FILE UINT32_MAX /* the file id of PL__FLAME_BY_NAME keys */
+#define NO_FILE UINT32_MAX          /* the file id of PL__FLAME_BY_NAME keys */
+#define CLASS_FILE (UINT32_MAX - 1) /* the file id of heap-graph class keys */
 
 static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
 
@@ -19,6 +21,7 @@ static const pl_frame idle_frame = {"(idle)", "", "", 0, 0, 0};
 static const pl_frame program_frame = {"(program)", "", "", 0, 0, 0};
 static const pl_frame unknown_frame = {PL__HEAP_UNKNOWN, "", "", 0, 0, 0};
 static const pl_frame truncated_frame = {PL__HEAP_TRUNCATED, "", "", 0, 0, 0};
+static const pl_frame deeper_frame = {"(deeper)", "", "", 0, 0, 0};
 
 /* The id of the tree's copy of s: 0.. or -ENOMEM. */
 static int64_t intern(pl__flame_tree *t, const char *s) {
@@ -258,6 +261,113 @@ int pl__flame_add_heap(pl__flame_tree *t, int side, const pl_heap_snapshot *s) {
 out:
   free(frame_fn);
   pl__heap_view_free(&v);
+  return rc;
+}
+
+/* ---- heap graphs: the dominator tree by class --------------------------- */
+
+/* The function of class k of c (keyed by its class key): its index, or
+ * -ENOMEM / -EFBIG. */
+static int64_t class_fn(pl__flame_tree *t, const pl__heap_classes *c, size_t k) {
+  int64_t key = intern(t, c->key[k]);
+  if (key < 0) return key;
+  int added;
+  int64_t r = pl__keytab_intern(&t->fn_keys, (uint32_t)key, CLASS_FILE, 0, &added);
+  if (r < 0) return r;
+  size_t fn = (size_t)r + 1;
+  if (!added) return (int64_t)fn;
+  if (fn >= NONE) return -EFBIG;
+  if (PL__RESERVE(t->fns, t->fcap, fn + 1)) return -ENOMEM;
+  int64_t name = intern(t, c->name[k]);
+  int64_t none = name < 0 ? name : intern(t, "");
+  if (none < 0) return none;
+  t->fns[fn] = (pl__flame_fn){
+      .name = t->strs.strs[name],
+      .file = t->strs.strs[none],
+      .module = t->strs.strs[none],
+      .line = 0,
+      .meta = is_meta(c->name[k], ""),
+  };
+  t->nfns = fn + 1;
+  return (int64_t)fn;
+}
+
+int pl__flame_add_heap_graph(pl__flame_tree *t, int side, const pl_heap_graph *g,
+                             const pl__heap_classes *c) {
+  if (bad_side(t, side, PL__FLAME_BYTES) || !g->node_count) return -EINVAL;
+  uint32_t n = g->node_count;
+  uint32_t *idom = malloc((size_t)n * sizeof(*idom));
+  uint64_t *ret = malloc((size_t)n * sizeof(*ret));
+  uint32_t *kids = calloc((size_t)n + 1, sizeof(*kids)); /* children: kid[kids[v]..kids[v+1]) */
+  uint32_t *kid = malloc((size_t)n * sizeof(*kid));
+  uint32_t *map = malloc((size_t)n * sizeof(*map)); /* node -> its frame */
+  uint32_t *stack = malloc((size_t)n * sizeof(*stack));
+  uint32_t *cfn = malloc((c->n ? c->n : 1) * sizeof(*cfn)); /* class -> fn */
+  int rc = -ENOMEM;
+  if (!idom || !ret || !kids || !kid || !map || !stack || !cfn) goto out;
+  if ((rc = pl__heap_dominators(g, c->self, idom, ret, NULL)) < 0) goto out;
+  memset(cfn, 0xff, (c->n ? c->n : 1) * sizeof(*cfn));
+  int64_t deeper = fn_of(t, &deeper_frame);
+  if (deeper < 0) {
+    rc = (int)deeper;
+    goto out;
+  }
+  for (uint32_t v = 1; v < n; v++) kids[idom[v] + 1]++;
+  for (uint32_t v = 0; v < n; v++) kids[v + 1] += kids[v];
+  for (uint32_t v = 1; v < n; v++) kid[kids[idom[v]]++] = v; /* kids[u] ends u's children */
+  for (uint32_t v = n; v-- > 1;) kids[v] = kids[v - 1];      /* ... start them again */
+  kids[0] = 0;
+  /* depth first: every node is mapped from its dominator's frame */
+  size_t sp = 0;
+  map[0] = 0;
+  t->nodes[0].self[side] = sat_add(t->nodes[0].self[side], c->self[0]);
+  stack[sp++] = 0;
+  while (sp) {
+    uint32_t v = stack[--sp];
+    uint32_t pf = map[v];
+    for (uint32_t i = kids[v]; i < kids[v + 1]; i++) {
+      uint32_t w = kid[i], k = c->of[w], f;
+      if (cfn[k] == NONE) {
+        int64_t fn = class_fn(t, c, k);
+        if (fn < 0) {
+          rc = (int)fn;
+          goto out;
+        }
+        cfn[k] = (uint32_t)fn;
+      }
+      uint32_t pfn = t->nodes[pf].fn;
+      if (pf && (pfn == cfn[k] || pfn == (uint32_t)deeper)) {
+        f = pf; /* the same class as its dominator's frame, or past the cap */
+      } else {
+        int64_t ch =
+            child(t, pf, t->nodes[pf].depth >= PL__FLAME_HEAP_DEPTH ? (uint32_t)deeper : cfn[k]);
+        if (ch < 0) {
+          rc = (int)ch;
+          goto out;
+        }
+        f = (uint32_t)ch;
+      }
+      map[w] = f;
+      t->nodes[f].self[side] = sat_add(t->nodes[f].self[side], c->self[w]);
+      stack[sp++] = w;
+    }
+  }
+  /* totals: a frame is created after its parent, so one backward pass */
+  for (size_t i = 0; i < t->nnodes; i++) t->nodes[i].total[side] = t->nodes[i].self[side];
+  for (size_t i = t->nnodes; i-- > 1;) {
+    pl__flame_node *x = &t->nodes[i];
+    t->nodes[x->parent].total[side] = sat_add(t->nodes[x->parent].total[side], x->total[side]);
+  }
+  t->samples[side] = sat_add(t->samples[side], n);
+  rc = 0;
+out:
+  free(idom);
+  free(ret);
+  free(kids);
+  free(kid);
+  free(map);
+  free(stack);
+  free(cfn);
   return rc;
 }
 

@@ -21,6 +21,21 @@
  * outwards (allocation helpers such as malloc are dropped, as the heap
  * writers do), "(unknown)" for a stack without frames and "(truncated)" as
  * the outermost caller of a truncated one.
+ *
+ * Heap snapshots (pl__flame_add_heap_graph): the dominator tree by class.
+ * Every node of the graph is counted once, its value its self size as
+ * DevTools shows it (pl__heap_classes.self), so a frame's width is the
+ * retained size of the objects it stands for and the root's is the whole
+ * snapshot (`proflab top`'s total). The graph's root is the root frame
+ * ("all"); a node's frame is its class (keyed by the class key, labelled
+ * with the class name) under the frame of its immediate dominator, except
+ * that a node of the same class as that frame joins it (a linked list of
+ * one class is one frame, not a tower); siblings of one class share a
+ * frame. At most PL__FLAME_HEAP_DEPTH class frames stack above the root:
+ * everything dominated by a frame at that depth is one "(deeper)" frame
+ * above it. Nodes the root does not reach hang under the root, as in the
+ * Summary. O(nodes) after the dominators: the dominator tree is walked
+ * once, depth first, each node mapped from its dominator's frame.
  */
 #ifndef PL_ANALYSIS_FLAME_H
 #define PL_ANALYSIS_FLAME_H
@@ -28,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analysis/dominators.h"
 #include "common/arena.h"
 #include "common/sink.h"
 #include "format/hashtab.h"
@@ -35,6 +51,9 @@
 #include "proflab/heap_snapshot.h"
 
 #define PL__FLAME_NONE UINT32_MAX
+
+/* Heap snapshots: class frames above the root before "(deeper)". */
+#define PL__FLAME_HEAP_DEPTH 128u
 
 /* The two sides of a tree: the drawn profile and the base of a diff. */
 enum { PL__FLAME_MAIN = 0, PL__FLAME_BASE = 1 };
@@ -76,7 +95,7 @@ typedef struct pl__flame_tree {
   size_t nfns;
   pl__flame_unit unit;
   unsigned flags;        /* PL__FLAME_* */
-  uint64_t samples[2];   /* by side: model samples (CPU) or live samples (heap) counted */
+  uint64_t samples[2];   /* by side: model samples (CPU), live samples (heap) or graph nodes */
   uint64_t idle[2];      /* by side, CPU: periods in "(idle)", counted in the tree or not */
   uint64_t period_ns[2]; /* by side, CPU: the sampling interval; 0 when unknown (folded) */
   uint32_t max_depth;    /* deepest node */
@@ -104,6 +123,15 @@ int pl__flame_add_cpu(pl__flame_tree *t, int side, const pl_cpu_profile *p, int 
  * "0x..." as the heap writers name them) to side `side` of t (a tree of
  * unit PL__FLAME_BYTES). Errors as pl__flame_add_cpu(). */
 int pl__flame_add_heap(pl__flame_tree *t, int side, const pl_heap_snapshot *s);
+
+/* Adds heap graph g (a .heapsnapshot) to side `side` of t (a tree of unit
+ * PL__FLAME_BYTES) as its dominator tree by class (see the top of this
+ * file); c is g's classification (pl__heap_classify or _with: two sides
+ * match frames by class key). Adds g's node count to samples[side]. 0,
+ * -EINVAL (side or unit wrong, t finished, an empty graph), -ENOMEM,
+ * -EFBIG; after an error t may only be freed. */
+int pl__flame_add_heap_graph(pl__flame_tree *t, int side, const pl_heap_graph *g,
+                             const pl__heap_classes *c);
 
 /* Links every node's children in order of function name (then file and
  * line), so a graph reads left to right alphabetically; no more adds

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "proflab/buf.h"
 
 #define NONE PL__FLAME_NONE
@@ -203,8 +204,7 @@ static double share(uint64_t part, uint64_t whole) {
 /* ---- colors ------------------------------------------------------------- */
 
 static uint64_t fnv1a(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+  uint64_t h = pl__fnv1a(s);
   h ^= h >> 29; /* spread the last bytes into the high bits */
   h *= 0xbf58476d1ce4e5b9ull;
   return h ^ (h >> 32);

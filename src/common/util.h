@@ -30,6 +30,14 @@ uint64_t pl__rss_bytes(void);
  * digests, so neither content nor length leaks through timing. */
 int pl__secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* FNV-1a of the NUL-terminated string s (64-bit): the one string hash of
+ * the tree (tables mix it further with pl__mix64 where they need all bits). */
+static inline uint64_t pl__fnv1a(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+  return h;
+}
+
 /* splitmix64's finalizer: spreads low-entropy keys over all bits. */
 static inline uint64_t pl__mix64(uint64_t x) {
   x ^= x >> 30;

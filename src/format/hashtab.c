@@ -7,14 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    h ^= *p;
-    h *= 0x100000001b3ull;
-  }
-  return pl__mix64(h);
-}
+static uint64_t hash_str(const char *s) { return pl__mix64(pl__fnv1a(s)); }
 
 static uint64_t hash_key3(uint32_t a, uint32_t b, uint32_t c) {
   return pl__mix64(((uint64_t)a << 32 | b) ^ pl__mix64((uint64_t)c + 0x9e3779b97f4a7c15ull));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "format/cpu_common.h"
 #include "format/hashtab.h"
 #include "format/heap_common.h"
@@ -51,15 +52,6 @@ typedef struct hs_ctx {
   uint32_t *group_id;     /* by group: its node id (even) */
 } hs_ctx;
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    h ^= *p;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 /* Group of every sample, members by group, grouping node ids. */
 static int build_groups(hs_ctx *c) {
   const pl_heap_snapshot *s = c->v.s;
@@ -97,7 +89,7 @@ static int build_groups(hs_ctx *c) {
 
   /* Even ids in [2, 2^32 - 2], from the name; the next free one on a collision. */
   for (size_t g = 0; g < ng; g++) {
-    uint64_t k = fnv1a(c->strs.strs[c->groups.keys[g].a]) % 2147483647u; /* 2^31 - 1 */
+    uint64_t k = pl__fnv1a(c->strs.strs[c->groups.keys[g].a]) % 2147483647u; /* 2^31 - 1 */
     for (;;) {
       uint32_t id = (uint32_t)(2 + 2 * k);
       int added;

@@ -176,6 +176,11 @@ int pl__read_profile_mem(const void *data, size_t len, pl__profile *out, pl__rea
 }
 
 int pl__read_profile(const char *path, int fd, pl__profile *out, pl__read_err *err) {
+  return pl__read_profile_ex(path, fd, NULL, out, err);
+}
+
+int pl__read_profile_ex(const char *path, int fd, const pl__read_opts *opts, pl__profile *out,
+                        pl__read_err *err) {
   err->msg[0] = '\0';
   memset(out, 0, sizeof(*out));
   int own = fd < 0;
@@ -187,6 +192,7 @@ int pl__read_profile(const char *path, int fd, pl__profile *out, pl__read_err *e
   }
   pl__rsrc src;
   pl__rsrc_init_fd(&src, fd, err);
+  if (opts && opts->progress) pl__rsrc_set_progress(&src, opts->progress, opts->progress_ctx);
   int rc = read_src(&src, out, err);
   pl__rsrc_free(&src);
   if (own) close(fd);

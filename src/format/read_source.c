@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { RAW_CHUNK = 1 << 16, ZIN_SIZE = 1 << 16 };
@@ -48,6 +49,18 @@ void pl__rsrc_init_mem(pl__rsrc *s, const void *data, size_t len, pl__read_err *
   s->err = err;
 }
 
+void pl__rsrc_set_progress(pl__rsrc *s, pl__rsrc_progress_fn fn, void *ctx) {
+  s->progress = fn;
+  s->progress_ctx = ctx;
+  s->raw_total = 0;
+  s->progress_next = PL__RSRC_PROGRESS_STEP;
+  struct stat st;
+  if (s->fd >= 0 && fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    off_t at = lseek(s->fd, 0, SEEK_CUR);
+    if (at >= 0 && at <= st.st_size) s->raw_total = (uint64_t)(st.st_size - at);
+  }
+}
+
 void pl__rsrc_free(pl__rsrc *s) {
   if (s->z) {
     inflateEnd(s->z);
@@ -62,10 +75,26 @@ void pl__rsrc_free(pl__rsrc *s) {
 
 /* ---- raw bytes ---------------------------------------------------------- */
 
+/* Counts r raw bytes read (0: the end) and tells the progress callback
+ * every PL__RSRC_PROGRESS_STEP bytes and at the end. */
+static void count_raw(pl__rsrc *s, ssize_t r) {
+  s->raw_done += (uint64_t)r;
+  if (!s->progress) return;
+  if (r == 0 && s->progress_next != UINT64_MAX) s->progress_next = s->raw_done;
+  if (s->raw_done >= s->progress_next) {
+    /* the end is told once: no further call after it */
+    s->progress_next = r == 0 ? UINT64_MAX : s->raw_done + PL__RSRC_PROGRESS_STEP;
+    s->progress(s->progress_ctx, s->raw_done, s->raw_total);
+  }
+}
+
 static ssize_t fd_read(pl__rsrc *s, void *buf, size_t n) {
   for (;;) {
     ssize_t r = read(s->fd, buf, n);
-    if (r >= 0) return r;
+    if (r >= 0) {
+      count_raw(s, r);
+      return r;
+    }
     if (errno != EINTR) return -errno;
   }
 }

@@ -28,6 +28,14 @@ int pl__read_fail(pl__read_err *err, const char *fmt, ...) __attribute__((format
  * err already holds one; returns rc. */
 int pl__read_errno(pl__read_err *err, int rc);
 
+/* Told how far reading got: done raw bytes of the fd read so far (before
+ * gunzip), of total (0: unknown). Called from the reading thread, at most
+ * once per PL__RSRC_PROGRESS_STEP bytes and once at the end of the fd; it
+ * must be cheap and must not touch the source. */
+typedef void (*pl__rsrc_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+#define PL__RSRC_PROGRESS_STEP (1u << 20)
+
 typedef struct pl__rsrc {
   /* the raw bytes: fd >= 0, or mem[0..mem_len) */
   int fd;
@@ -49,12 +57,21 @@ typedef struct pl__rsrc {
   uint64_t limit;  /* bytes of that stream allowed at most (0: no limit) */
   size_t max_read; /* raw bytes per read at most (0: no bound; tests use it for short reads) */
   pl__read_err *err;
+  /* progress (pl__rsrc_set_progress): raw bytes read from fd so far */
+  pl__rsrc_progress_fn progress;
+  void *progress_ctx;
+  uint64_t raw_done, raw_total, progress_next;
 } pl__rsrc;
 
 /* A source reading fd (the caller keeps and closes it). Never fails. */
 void pl__rsrc_init_fd(pl__rsrc *s, int fd, pl__read_err *err);
 /* A source over data[0..len) (borrowed). Never fails. */
 void pl__rsrc_init_mem(pl__rsrc *s, const void *data, size_t len, pl__read_err *err);
+/* Calls fn(ctx, done, total) as raw bytes are read from the fd (see
+ * pl__rsrc_progress_fn); total is what fstat says is left of a regular file
+ * from its current offset, else 0. Before anything is read; a memory
+ * source never calls it. */
+void pl__rsrc_set_progress(pl__rsrc *s, pl__rsrc_progress_fn fn, void *ctx);
 /* Releases the source's buffers (not the fd). */
 void pl__rsrc_free(pl__rsrc *s);
 

@@ -95,6 +95,19 @@ typedef struct pl__profile {
  * .heapsnapshot sets out->graph. */
 int pl__read_profile(const char *path, int fd, pl__profile *out, pl__read_err *err);
 
+/* What a caller of pl__read_profile_ex may add; a zeroed struct (or NULL)
+ * is pl__read_profile. */
+typedef struct pl__read_opts {
+  /* told as the file's bytes are read (read_source.h): at most every MiB
+   * and at the end; NULL: not told */
+  pl__rsrc_progress_fn progress;
+  void *progress_ctx;
+} pl__read_opts;
+
+/* pl__read_profile with options (opts may be NULL). */
+int pl__read_profile_ex(const char *path, int fd, const pl__read_opts *opts, pl__profile *out,
+                        pl__read_err *err);
+
 /* The same over bytes in memory (tests, fuzzing). */
 int pl__read_profile_mem(const void *data, size_t len, pl__profile *out, pl__read_err *err);
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds the profile readers' libFuzzer targets (tests/fuzz/fuzz-read-*.c:
 # the JSON tokenizer, .cpuprofile, .heapprofile, .heapsnapshot (with the
-# dominators), folded, pprof, and the
-# detection in front of them) with clang and runs each for a bounded time
+# dominators), folded, pprof, the
+# detection in front of them, and the leak analysis with the times in
+# snapshot file names: leaksname) with clang and runs each for a bounded time
 # over its corpus (tests/fuzz/corpus/read-<target>/):
 #   tests/fuzz/run-readers.sh [SECONDS_PER_TARGET] [OUTDIR]
 # FUZZ_READ_TARGETS="json pprof" runs only those. Each target also checks
@@ -28,7 +29,8 @@ protoc-c --proto_path="$root/proto" --c_out="$out/gen/format" "$root/proto/profi
 # into each target.
 srcs="$root/src/format/*.c $out/gen/format/profile.pb-c.c $root/src/model/*.c \
   $root/src/common/buf.c $root/src/common/arena.c $root/src/common/sink.c \
-  $root/src/common/util.c $root/src/analysis/top.c $root/src/analysis/dominators.c"
+  $root/src/common/util.c $root/src/analysis/top.c $root/src/analysis/dominators.c \
+  $root/src/analysis/leaks.c"
 mkdir -p "$out/obj-read"
 objs=""
 for s in $srcs; do
@@ -47,7 +49,7 @@ for s in $srcs; do
   fi
 done
 
-for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile heapsnapshot folded pprof profile}; do
+for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile heapsnapshot folded pprof profile leaksname}; do
   # shellcheck disable=SC2086 # word splitting of the object list is meant
   if ! clang $cflags -I"$root/src" -I"$root/include" -I"$out/gen" -o "$out/fuzz-read-$t" \
       "$here/fuzz-read-$t.c" $objs -lprotobuf-c -lz -lcrypto 2>"$out/build-read-$t.log"; then

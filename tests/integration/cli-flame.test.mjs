@@ -381,7 +381,9 @@ test('--help, bad command lines (exit 2), bad input (exit 1), one line on stderr
   fs.writeFileSync(snap, '{"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count"],' +
     '"node_types":[["synthetic"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["element"]]},' +
     '"node_count":1,"edge_count":0},"nodes":[0,0,1,0,0],"edges":[],"strings":[""]}');
-  assertOneLineError(await cli(['diff', snap, snap]), 1, /s\.heapsnapshot: .*not supported/, 'heap snapshots');
+  assertOneLineError(await cli(['diff', snap, info.path]), 1, /is a heap snapshot and .* a CPU profile: a heap snapshot is compared only with a heap snapshot/, 'snapshot vs cpu');
+  const same0 = await ok(['diff', snap, snap]); // a snapshot with itself: nothing changed
+  assert.match(same0.stdout, /0 of 0 classes changed/);
   assertOneLineError(await cli(['diff', info.path, info.path, '-o', noDir]), 1, /cannot create/, 'diff: no dir');
   // the same profile twice: nothing changed, everything within noise
   const same = JSON.parse((await ok(['diff', '--json', info.path, info.path])).stdout);

@@ -75,7 +75,7 @@ test('top on proflab\'s own snapshot after memory-leak?mb=20: every group equals
   assertSameSummary(ours, dt);
 });
 
-test('top on a snapshot: text output, --by self, --limit; other commands refuse snapshots', () => {
+test('top on a snapshot: text output, --by self, --limit; convert refuses snapshots', () => {
   const r = spawnSync(CLI, ['top', nodeSnap, '--limit', '3']);
   assert.equal(r.status, 0, r.stderr.toString());
   const lines = r.stdout.toString().trim().split('\n');
@@ -87,9 +87,9 @@ test('top on a snapshot: text output, --by self, --limit; other commands refuse 
   assert.equal(bySelf.by, 'shallow');
   for (let i = 1; i < bySelf.classes.length; i++)
     assert.ok(bySelf.classes[i - 1].shallow_bytes >= bySelf.classes[i].shallow_bytes);
-  const f = spawnSync(CLI, ['flame', nodeSnap, '-o', path.join(dir, 'x.svg')]);
+  const f = spawnSync(CLI, ['convert', nodeSnap, '-o', path.join(dir, 'x.pb.gz')]);
   assert.equal(f.status, 1);
-  assert.match(f.stderr.toString(), /heap snapshots: not supported by proflab flame/);
+  assert.match(f.stderr.toString(), /heap snapshots: not supported by proflab convert/);
 });
 
 test('top on a broken snapshot names the offset', () => {

@@ -272,7 +272,7 @@ test('--help, bad command lines (exit 2), unreadable input (exit 1), one line on
   const rs = await cli(['top', snap]);
   assert.equal(rs.code, 0, rs.stderr);
   assert.match(rs.stdout, /heapsnapshot, \d+ objects/);
-  assertOneLineError(await cli(['convert', snap, '-o', '-', '--to', 'pprof']), 1, /\.heapsnapshot: heap snapshots: not supported by proflab convert \(only by top\)$/, 'heapsnapshot');
+  assertOneLineError(await cli(['convert', snap, '-o', '-', '--to', 'pprof']), 1, /\.heapsnapshot: heap snapshots: not supported by proflab convert \(only by top, flame and diff\)$/, 'heapsnapshot');
 });
 
 test('convert: OUT.partial then rename; nothing under OUT when it fails; -o - writes to stdout', async () => {

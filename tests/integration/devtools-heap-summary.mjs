@@ -23,7 +23,7 @@ export function devtoolsModules() {
 const WORKER = 'chrome-devtools-frontend/front_end/entrypoints/heap_snapshot_worker';
 
 /** Bundles DevTools' heap-snapshot loader once per package version into the temp dir; its path. */
-async function bundle(mods) {
+export async function bundle(mods) {
   const req = createRequire(path.join(mods, 'x.js'));
   const version = JSON.parse(fs.readFileSync(path.join(mods, 'chrome-devtools-frontend', 'package.json'), 'utf8')).version;
   const out = path.join(os.tmpdir(), `proflab-devtools-heap-${version}.mjs`);
