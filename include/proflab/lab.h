@@ -44,6 +44,18 @@ typedef struct pl_lab_config {
   uint64_t max_artifact_mb;       /* LAB_MAX_ARTIFACT_MB, default 1024 */
   unsigned failed_token_limit;    /* failures per address before 429; default 10 */
   unsigned failed_token_window_s; /* and for how long; default 60 */
+  /* For programs that embed the lab in someone else's process (the agent):
+   * unix_socket_only: the server listens only on a Unix socket of mode
+   * 0600, so LAB_TOKEN may be absent (a token that is set is still
+   * required and still needs PL_LAB_MIN_TOKEN_LEN characters);
+   * capture_only: mount status, cpu-profile, heap-snapshot and artifacts,
+   * not the endpoints that harm the process (memory-leak, memory-clear,
+   * event-loop-jam answer 404);
+   * profile_tid: wall-mode profiles sample this thread (no idle
+   * detection); 0: the loop thread, with its poll phase as "(idle)". */
+  int unix_socket_only;
+  int capture_only;
+  uint32_t profile_tid;
 } pl_lab_config;
 
 /* Defaults, lab off. */

@@ -46,6 +46,10 @@ typedef void (*pl_handler_fn)(pl_request *req, void *arg);
 
 typedef struct pl_server_config {
   const char *host;           /* literal IPv4/IPv6 or a name; "127.0.0.1" */
+  const char *unix_path;      /* if set: listen on a Unix socket at this path instead of
+                                 host:port, made mode 0600; a stale socket there is
+                                 replaced; removed by pl_server_free in the process
+                                 that bound it. Clients show as remote "unix" */
   uint16_t port;              /* 0 picks a free port (see pl_server_port) */
   const char *task;           /* value of the x-lab-task header */
   unsigned max_connections;   /* default 1024 */
@@ -55,6 +59,8 @@ typedef struct pl_server_config {
   size_t max_header_bytes;    /* larger request heads get 431; default 16384 */
   size_t max_body_bytes;      /* larger bodies get 413; default 1 MiB */
   int log_requests;           /* one log line per request; default on (-1) */
+  int leave_sigpipe;          /* 1: never touch SIGPIPE (inside someone else's program);
+                                 files are then copied, not sent with sendfile() */
 } pl_server_config;
 
 /* Fill cfg with the defaults above. */
@@ -70,9 +76,13 @@ int pl_server_route(pl_server *s, unsigned methods, const char *path, int prefix
                     void *arg);
 /* Bind and start serving. Returns 0 or a negative errno (-EADDRINUSE…).
  * Sets SIGPIPE to SIG_IGN when it is at its default (a client that goes
- * away must not kill the process; files are sent with sendfile()). */
+ * away must not kill the process; files are sent with sendfile()), unless
+ * cfg.leave_sigpipe. */
 int pl_server_start(pl_server *s);
-/* The bound port (useful after asking for port 0). */
+/* The listening socket after pl_server_start, else -1 (a forked child
+ * closes its copy). */
+int pl_server_listen_fd(const pl_server *s);
+/* The bound port (useful after asking for port 0; 0 on a Unix socket). */
 uint16_t pl_server_port(const pl_server *s);
 /* Stop accepting; answer 503 to new requests on open connections; call
  * done once in-flight requests finished or the drain timeout passed. */

@@ -57,6 +57,10 @@ int cli_lab_heap_snapshot(const char *cmd, struct cli_conn *conn, const char *ta
                           unsigned attempts, char *path, size_t path_len, char *task_out,
                           size_t task_len);
 
+/* run.c: run CMD with the agent preloaded (exec: on success it does not
+ * return). Returns a CLI_EXIT_* code, 127 (CMD not found) or 126. */
+int cli_cmd_run(int argc, char **argv);
+
 /* export.c: get an artifact out of a container through an exec channel.
  * Returns a CLI_EXIT_* code, or CLI_EXIT_RESUMABLE (export.h) when the
  * transfer stopped incomplete and can be resumed. */

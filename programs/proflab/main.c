@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"diff", "compare two profiles by function, with a noise band", cli_cmd_diff},
     {"leaks", "allocation sites that grow steadily across heap snapshots: leak verdicts",
      cli_cmd_leaks},
+    {"run", "run any dynamically linked program with the agent preloaded", cli_cmd_run},
     {NULL, NULL, NULL},
 };
 

@@ -7,12 +7,11 @@
 
 #include <uv.h>
 
-#include "capture/capture.h"
+#include "capture/whole_run.h"
 #include "proflab/profiler.h"
 
 typedef struct svc_whole_run {
-  const char *path;
-  pl__capture *capture; /* holds the process's CPU capture for the whole run */
+  pl__whole_run run; /* holds the process's CPU capture for the whole run */
   pl_loop_idle *idle;
 } svc_whole_run;
 

@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -100,6 +102,9 @@ struct pl_server {
   pl_server_config cfg;
   char *host;
   char *task;
+  char *unix_path;     /* cfg.unix_path, copied */
+  pid_t unix_bound_by; /* the process that bound it (removes it), else 0 */
+  int listen_fd;       /* after start, else -1 */
   struct MHD_Daemon *mhd;
   int epfd;
   uint16_t port;
@@ -216,6 +221,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->remote,
                   sizeof(c->remote));
     }
+    if (!c->remote[0] && s->unix_path) snprintf(c->remote, sizeof(c->remote), "unix");
     if (!c->remote[0]) snprintf(c->remote, sizeof(c->remote), "unknown");
     c->phase = PHASE_IDLE;
     c->phase_start_ns = pl__now_ns();
@@ -716,9 +722,11 @@ int pl_server_new(pl_server **out, uv_loop_t *loop, const pl_server_config *cfg)
   s->cfg = *cfg;
   s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
   s->task = strdup(cfg->task ? cfg->task : "");
-  if (!s->host || !s->task) {
+  s->unix_path = cfg->unix_path ? strdup(cfg->unix_path) : NULL;
+  if (!s->host || !s->task || (cfg->unix_path && !s->unix_path)) {
     free(s->host);
     free(s->task);
+    free(s->unix_path);
     free(s);
     return -ENOMEM;
   }
@@ -727,6 +735,7 @@ int pl_server_new(pl_server **out, uv_loop_t *loop, const pl_server_config *cfg)
   if (!s->cfg.max_header_bytes) s->cfg.max_header_bytes = 16384;
   s->unmatched.path = (char *)"unmatched";
   s->epfd = -1;
+  s->listen_fd = -1;
   *out = s;
   return 0;
 }
@@ -771,21 +780,57 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
   return 0;
 }
 
+/* A listening Unix socket at path, mode 0600 (chmod right after bind: the
+ * caller puts it in a directory only its user can enter). A stale socket
+ * at path is replaced; any other file there is an error (EEXIST). */
+static int listen_unix(const char *path, int *out) {
+  struct sockaddr_un sun;
+  memset(&sun, 0, sizeof(sun));
+  sun.sun_family = AF_UNIX;
+  size_t pl = strlen(path);
+  if (pl == 0 || pl >= sizeof(sun.sun_path)) return -ENAMETOOLONG;
+  memcpy(sun.sun_path, path, pl + 1);
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return -EEXIST;
+    if (unlink(path) != 0) return -errno;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int rc = 0;
+  if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) rc = -errno;
+  if (!rc && chmod(path, 0600) != 0) rc = -errno;
+  if (!rc && listen(fd, 511) != 0) rc = -errno;
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  *out = fd;
+  return 0;
+}
+
 int pl_server_start(pl_server *s) {
   struct sockaddr_storage ss;
   socklen_t sslen;
-  int rc = resolve(s->host, s->cfg.port, &ss, &sslen);
-  if (rc) return rc;
-  /* Bind ourselves so the caller gets a precise errno (EADDRINUSE…). */
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 511) != 0) {
-    rc = -errno;
-    close(fd);
-    return rc;
+  int rc, fd = -1;
+  memset(&ss, 0, sizeof(ss));
+  if (s->unix_path) {
+    if ((rc = listen_unix(s->unix_path, &fd)) != 0) return rc;
+    s->unix_bound_by = getpid();
+    ss.ss_family = AF_UNIX;
+  } else {
+    if ((rc = resolve(s->host, s->cfg.port, &ss, &sslen)) != 0) return rc;
+    /* Bind ourselves so the caller gets a precise errno (EADDRINUSE…). */
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 511) != 0) {
+      rc = -errno;
+      close(fd);
+      return rc;
+    }
   }
   unsigned idle_s = (s->cfg.idle_timeout_ms + 999) / 1000;
   /* MHD's per-connection pool holds the request head and the response head;
@@ -802,7 +847,7 @@ int pl_server_start(pl_server *s) {
    * connection pool, 6 KiB per write). */
   struct sigaction old_pipe;
   int pipe_handled = 0;
-  if (sigaction(SIGPIPE, NULL, &old_pipe) == 0) {
+  if (!s->cfg.leave_sigpipe && sigaction(SIGPIPE, NULL, &old_pipe) == 0) {
     if ((old_pipe.sa_flags & SA_SIGINFO) || old_pipe.sa_handler != SIG_DFL)
       pipe_handled = 1; /* ignored or handled by the program already */
     else
@@ -821,11 +866,12 @@ int pl_server_start(pl_server *s) {
     close(fd);
     return -EIO;
   }
+  s->listen_fd = fd;
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   const union MHD_DaemonInfo *pi = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
   if (!di) goto fail;
   s->epfd = di->epoll_fd;
-  s->port = pi ? pi->port : s->cfg.port;
+  s->port = s->unix_path ? 0 : pi ? pi->port : s->cfg.port;
   if (uv_poll_init(s->loop, &s->poll, s->epfd) != 0) goto fail;
   uv_timer_init(s->loop, &s->timer);
   uv_timer_init(s->loop, &s->sweep);
@@ -848,6 +894,7 @@ fail:
 }
 
 uint16_t pl_server_port(const pl_server *s) { return s->port; }
+int pl_server_listen_fd(const pl_server *s) { return s->listen_fd; }
 int pl_server_draining(const pl_server *s) { return s->draining; }
 unsigned pl_server_connections(const pl_server *s) { return s->nconns; }
 uint64_t pl_server_requests(const pl_server *s) { return s->requests; }
@@ -910,6 +957,7 @@ static void server_release(pl_server *s) {
   for (size_t i = 0; i < s->nroutes; i++) free(s->routes[i].path);
   free(s->host);
   free(s->task);
+  free(s->unix_path);
   free(s);
 }
 
@@ -921,6 +969,7 @@ static void on_handle_closed(uv_handle_t *h) {
 
 void pl_server_free(pl_server *s) {
   if (!s) return;
+  if (s->unix_path && s->unix_bound_by == getpid()) unlink(s->unix_path); /* not a fork's */
   if (s->handles_open) { /* stop watching the epoll fd before MHD closes it */
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);

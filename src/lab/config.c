@@ -73,7 +73,7 @@ int pl_lab_config_check(const pl_lab_config *cfg, int *active, const char **why,
   *why = NULL;
   if (!cfg->enable) return 0;
   size_t tl = cfg->token ? strlen(cfg->token) : 0;
-  if (tl < PL_LAB_MIN_TOKEN_LEN) {
+  if (tl < PL_LAB_MIN_TOKEN_LEN && !(tl == 0 && cfg->unix_socket_only)) {
     snprintf(err, errlen,
              "LAB_ENABLE=true needs LAB_TOKEN of at least %d characters (%s); "
              "generate one with: openssl rand -hex 24",

@@ -221,8 +221,10 @@ static void on_cpu_profile(pl_request *r, void *arg) {
   pl_cpu_options o = {
       .mode = job->mode,
       .hz = job->hz,
-      .wall_tid = (uint32_t)syscall(SYS_gettid), /* handlers run on the loop thread */
-      .idle_flag = lab->cpu->idle ? pl_loop_idle_flag(lab->cpu->idle) : NULL,
+      /* handlers run on the loop thread; its poll phase is "(idle)" */
+      .wall_tid = lab->cfg.profile_tid ? lab->cfg.profile_tid : (uint32_t)syscall(SYS_gettid),
+      .idle_flag =
+          lab->cfg.profile_tid || !lab->cpu->idle ? NULL : pl_loop_idle_flag(lab->cpu->idle),
   };
   rc = pl__capture_cpu_start(c, &o);
   if (rc) {

@@ -71,7 +71,7 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
 int pl_lab_mount(pl_lab *lab, pl_server *server) {
   if (!lab->active) return 0;
   int rc = pl__lab_status_mount(lab, server);
-  if (!rc) rc = pl__lab_harm_mount(lab, server);
+  if (!rc && !lab->cfg.capture_only) rc = pl__lab_harm_mount(lab, server);
   if (!rc) rc = pl__lab_cpu_mount(lab, server);
   if (!rc) rc = pl__lab_heap_mount(lab, server);
   if (!rc) rc = pl__lab_artifacts_mount(lab, server);

@@ -1,0 +1,280 @@
+/* libproflab-agent.so: started by the dynamic loader in a program that was
+ * never built for proflab (LD_PRELOAD, `proflab run`): the constructor
+ * reads the settings, starts the heap tracker and the agent thread; the
+ * destructor stops them. Nothing here may change how the program runs:
+ * what cannot start says so in one line on stderr and stays out. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/whole_run.h"
+#include "common/util.h"
+#include "proflab/heap.h"
+#include "proflab/inspector.h"
+#include "proflab/log.h"
+#include "serve.h"
+#include "settings.h"
+
+static agent_settings settings;
+static pid_t first_pid;     /* the process the constructor ran in */
+static pid_t agent_pid;     /* the process the agent's state belongs to (a child's own) */
+static pid_t inspector_pid; /* the process that started the inspector */
+static char where[160];     /* the listener's address, or "" */
+static char inspect_title[200];
+static pl__whole_run cpu_run; /* PROFLAB_CPU_PROFILE, while it runs */
+static int cpu_running, heap_profile;
+
+/* One line on stderr, written at once (the program's stdio buffers are
+ * not ours to use). */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+  char line[768];
+  int n = snprintf(line, sizeof(line), "proflab agent (pid %d): ", (int)getpid());
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && (size_t)n < sizeof(line)) vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+  va_end(ap);
+  size_t l = strnlen(line, sizeof(line) - 2);
+  line[l++] = '\n';
+  (void)pl__write_all(2, line, l);
+}
+
+static void log_to_fd(const char *data, size_t len, void *arg) {
+  int fd = (int)(intptr_t)arg;
+  if (fd >= 0) (void)pl__write_all(fd, data, len);
+}
+
+/* Take this library out of LD_PRELOAD, so programs the host execs run
+ * without the agent (unless PROFLAB_AGENT_CHILDREN=true). Other preloaded
+ * libraries stay. Called before main, while the program has one thread. */
+static void clean_preload(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  Dl_info info;
+  if (!pre || !dladdr((void *)clean_preload, &info) || !info.dli_fname) return;
+  const char *self = strrchr(info.dli_fname, '/');
+  self = self ? self + 1 : info.dli_fname;
+  char out[4096];
+  size_t k = 0;
+  const char *p = pre;
+  while (*p) {
+    while (*p == ' ' || *p == ':') p++;
+    const char *e = p;
+    while (*e && *e != ' ' && *e != ':') e++;
+    if (e == p) break;
+    const char *base = p;
+    for (const char *q = p; q < e; q++)
+      if (*q == '/') base = q + 1;
+    int ours = (size_t)(e - base) == strlen(self) && memcmp(base, self, (size_t)(e - base)) == 0;
+    if (!ours) {
+      size_t l = (size_t)(e - p);
+      if (k + l + 2 > sizeof(out)) return; /* too long to rewrite: leave it */
+      if (k) out[k++] = ' ';
+      memcpy(out + k, p, l);
+      k += l;
+    }
+    p = e;
+  }
+  out[k] = '\0';
+  if (k)
+    setenv("LD_PRELOAD", out, 1);
+  else
+    unsetenv("LD_PRELOAD");
+}
+
+static void start_inspector(uint32_t main_tid) {
+  snprintf(inspect_title, sizeof(inspect_title), "%s (pid %d, proflab agent)",
+           program_invocation_short_name, (int)getpid());
+  settings.inspect_opts.title = inspect_title;
+  settings.inspect_opts.task = settings.task;
+  settings.inspect_opts.wall_tid = main_tid;
+  settings.inspect_opts.idle_flag = NULL;
+  char err[256];
+  int rc = pl_inspector_start(&settings.inspect_opts, err, sizeof(err));
+  if (rc && rc != -EALREADY)
+    say("inspector: %s; running without it", err);
+  else
+    inspector_pid = getpid();
+}
+
+/* Bind the lab's listener and start the agent thread. In a forked child
+ * the listener is the child's own: the default socket names its pid, an
+ * explicit unix:PATH becomes PATH.PID, a TCP port the next free one. */
+static void start_lab(uint32_t main_tid) {
+  char err[512], sock[108];
+  const char *path = NULL;
+  int forked = getpid() != first_pid;
+  if (!settings.tcp && settings.unix_default) {
+    if (agent_default_socket(sock, sizeof(sock), (int)getpid(), err, sizeof(err)) != 0) {
+      say("%s; the program runs without the agent's endpoints", err);
+      return;
+    }
+    path = sock;
+  } else if (!settings.tcp && forked) {
+    if ((size_t)snprintf(sock, sizeof(sock), "%s.%d", settings.unix_path, (int)getpid()) >=
+        sizeof(sock)) {
+      say("unix:%s.%d: path too long; this process runs without the agent's endpoints",
+          settings.unix_path, (int)getpid());
+      return;
+    }
+    path = sock;
+  }
+  agent_settings s = settings;
+  int rc = -EADDRINUSE;
+  for (unsigned i = 0; i < (forked && s.tcp && s.port ? 100u : 1u) && rc == -EADDRINUSE; i++) {
+    if (forked && s.tcp && s.port) s.port = settings.port + 1 + i;
+    rc = agent_serve_start(&s, path, main_tid, where, sizeof(where), err, sizeof(err));
+  }
+  if (rc) {
+    where[0] = '\0';
+    say("%s; the program runs without the agent's endpoints", err);
+  }
+}
+
+/* The whole-run CPU profile: wall mode samples the main thread. The
+ * profiler's threads start with every signal blocked, as the agent's. */
+static void start_cpu_profile(uint32_t main_tid) {
+  pl_cpu_options o = {0};
+  char err[512];
+  if (pl__whole_run_cpu_options(&o, err, sizeof(err)) != 0) {
+    say("%s; no CPU profile will be written", err);
+    return;
+  }
+  o.wall_tid = main_tid;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pl__whole_run_cpu_start(&cpu_run, settings.cpu_profile, &o,
+                                   "the whole-run profile (PROFLAB_CPU_PROFILE)", err, sizeof(err));
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc)
+    say("%s; no CPU profile will be written", err);
+  else
+    cpu_running = 1;
+}
+
+/* ---- fork: the child gets an agent of its own ------------------------- */
+
+static int fork_parked; /* the agent thread was parked across the fork */
+static uint32_t child_main_tid;
+
+static void fork_prepare(void) { fork_parked = agent_serve_fork_prepare(200); }
+static void fork_parent(void) { agent_serve_fork_parent(); }
+
+/* The child's agent starts after 100 ms on a thread of its own, outside
+ * the fork handler: a child that execs or exits at once (a shell's
+ * command, a fork-heavy program's worker) never makes a listener. */
+static void *child_start(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 100 * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  pl_heap_untracked_begin();
+  start_lab(child_main_tid);
+  pl_json *j = pl_log_begin(where[0] ? "info" : "warn", "agent_start");
+  pl_json_kv_int(j, "pid", (int64_t)getpid());
+  pl_json_kv_int(j, "forked_from", (int64_t)getppid());
+  pl_json_kv_str(j, "program", program_invocation_short_name);
+  if (where[0]) pl_json_kv_str(j, "lab", where);
+  pl_log_end();
+  pl_log_flush();
+  return NULL;
+}
+
+static void fork_child(void) {
+  int had = agent_serve_forget();
+  agent_pid = getpid();
+  cpu_running = 0; /* the parent's whole-run profiles are the parent's to write */
+  heap_profile = 0;
+  where[0] = '\0';
+  if (!had) return;
+  if (!fork_parked) {
+    say("the agent was busy when this process was forked: it runs without the agent's "
+        "endpoints");
+    return;
+  }
+  child_main_tid = (uint32_t)syscall(SYS_gettid);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  if (pthread_create(&t, NULL, child_start, NULL) == 0) pthread_detach(t);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+__attribute__((constructor)) static void agent_init(void) {
+  first_pid = agent_pid = getpid();
+  char err[512];
+  int rc = agent_settings_read(&settings, err, sizeof(err));
+  if (rc) {
+    say("%s; the program runs without the agent", err);
+    return;
+  }
+  pl_log_set_sink(log_to_fd, (void *)(intptr_t)settings.log_fd);
+  pl_log_set_task(settings.task);
+  if (!settings.keep_preload) clean_preload();
+  if (settings.heap_tracking) {
+    pl_heap_options o = {.sample_bytes = settings.heap_sample_bytes};
+    if ((rc = pl_heap_init(&o)) != 0)
+      say("heap tracker: cannot start: %s; running without it",
+          rc == -EINVAL ? "LAB_HEAP_MAX_SAMPLES, LAB_HEAP_MAX_STACKS or PROFLAB_HEAP_UNWIND is "
+                          "not usable"
+                        : strerror(-rc));
+  }
+  pl_heap_untracked_begin(); /* what the agent allocates from here on is its own */
+  uint32_t main_tid = (uint32_t)syscall(SYS_gettid);
+  if (settings.lab_active) start_lab(main_tid);
+  if (where[0] && pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+    say("cannot register fork handlers: forked children will not get an agent");
+  if (settings.inspect) start_inspector(main_tid);
+  if (settings.cpu_profile[0]) start_cpu_profile(main_tid);
+  if (settings.heap_profile[0]) {
+    if (!pl_heap_running())
+      say("PROFLAB_HEAP_PROFILE needs the heap tracker (PROFLAB_HEAP_TRACKING is false or it "
+          "could not start); no heap profile will be written");
+    else if (pl__whole_run_check_path(settings.heap_profile, "PROFLAB_HEAP_PROFILE", err,
+                                      sizeof(err)) != 0)
+      say("%s; no heap profile will be written", err);
+    else
+      heap_profile = 1;
+  }
+  if (!where[0] && !pl_inspector_running() && !cpu_running && !heap_profile) {
+    /* nothing runs: nothing to announce */
+    pl_heap_untracked_end();
+    return;
+  }
+  pl_json *j = pl_log_begin("info", "agent_start");
+  pl_json_kv_int(j, "pid", (int64_t)getpid());
+  pl_json_kv_str(j, "program", program_invocation_short_name);
+  if (where[0]) pl_json_kv_str(j, "lab", where);
+  pl_json_kv_bool(j, "heap_tracking", pl_heap_running());
+  if (pl_inspector_running() && pl_inspector_url())
+    pl_json_kv_str(j, "inspector", pl_inspector_url());
+  pl_json_kv_str(j, "version", PROFLAB_VERSION);
+  pl_log_end();
+  pl_log_flush();
+  pl_heap_untracked_end();
+}
+
+__attribute__((destructor)) static void agent_fini(void) {
+  if (getpid() != agent_pid) return;
+  pl_heap_untracked_begin();
+  if (cpu_running && pl__whole_run_cpu_finish(&cpu_run) != 0)
+    say("the CPU profile %s could not be written (see the log)", settings.cpu_profile);
+  cpu_running = 0;
+  if (heap_profile &&
+      pl__whole_run_heap_write(settings.heap_profile, "the whole-run heap profile") != 0)
+    say("the heap profile %s could not be written (see the log)", settings.heap_profile);
+  heap_profile = 0;
+  if (inspector_pid == getpid() && pl_inspector_running()) pl_inspector_stop();
+  agent_serve_stop(2000);
+  pl_log_flush();
+  pl_heap_untracked_end();
+}

@@ -1,0 +1,97 @@
+// The agent must not change how a program runs when it cannot start: bad
+// settings, a taken port, a static binary. Each case: one clear line on
+// stderr, the program's own output and exit status, no hang.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { AGENT, CLI, GOOD_TOKEN, agentEnv, program, spawnWatched, appGet } from './agent-lib.mjs';
+
+/** sh -c SCRIPT with the agent preloaded (LD_PRELOAD, as a systemd unit would). */
+function preloaded(env, script = 'echo out; exit 3') {
+  const r = spawnSync('/bin/sh', ['-c', script], {
+    env: agentEnv({ LD_PRELOAD: AGENT, LAB_ENABLE: 'true', ...env }), encoding: 'utf8', timeout: 10000,
+  });
+  return r;
+}
+
+function oneLine(r, re) {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, `stderr:\n${r.stderr}`);
+  assert.match(lines[0], /^proflab agent \(pid \d+\): /);
+  assert.match(lines[0], re);
+  assert.match(lines[0], /runs without the agent/);
+}
+
+const cases = [
+  ['TCP without a token', { PROFLAB_AGENT_LISTEN: '127.0.0.1:0' }, /LAB_TOKEN/],
+  ['TCP with a short token', { PROFLAB_AGENT_LISTEN: '127.0.0.1:0', LAB_TOKEN: 'short' }, /too short/],
+  ['a listen address that is not one', { PROFLAB_AGENT_LISTEN: 'nowhere' }, /PROFLAB_AGENT_LISTEN/],
+  ['a bad sampling interval', { LAB_HEAP_SAMPLE_BYTES: 'lots' }, /LAB_HEAP_SAMPLE_BYTES/],
+  ['a bad lab bound', { LAB_MAX_PROFILE_SECONDS: '-1' }, /LAB_MAX_PROFILE_SECONDS/],
+  ['a log file that cannot be opened', { PROFLAB_AGENT_LOG: '/nonexistent/dir/agent.log' }, /PROFLAB_AGENT_LOG/],
+  ['a bad inspector address', { PROFLAB_INSPECT: 'a:b:c' }, /PROFLAB_INSPECT/],
+  ['an artifact directory that cannot be made', { LAB_ARTIFACT_DIR: '/proc/nope' }, /artifact directory/],
+];
+for (const [name, env, re] of cases) {
+  test(`bad settings: ${name}: one line, output and exit status kept`, () => {
+    const r = preloaded(env);
+    assert.equal(r.signal, null);
+    assert.equal(r.status, 3, r.stderr);
+    assert.equal(r.stdout, 'out\n');
+    oneLine(r, re);
+  });
+}
+
+test('the port is taken: one line, the program runs as without the agent', async () => {
+  const busy = net.createServer();
+  await new Promise((res) => busy.listen(0, '127.0.0.1', res));
+  const r = preloaded({ PROFLAB_AGENT_LISTEN: `127.0.0.1:${busy.address().port}`, LAB_TOKEN: GOOD_TOKEN });
+  busy.close();
+  assert.equal(r.status, 3);
+  assert.equal(r.stdout, 'out\n');
+  oneLine(r, /address already in use/i);
+});
+
+test('LAB_ENABLE not true: silent, nothing started', () => {
+  const r = preloaded({ LAB_ENABLE: undefined });
+  assert.equal(r.status, 3);
+  assert.equal(r.stdout, 'out\n');
+  assert.equal(r.stderr, '');
+});
+
+test('a static binary under proflab run: one line, runs without the agent, status kept', async () => {
+  const w = spawnWatched([CLI, 'run', '--', program('agent-static')], agentEnv());
+  const port = Number(await w.waitFor((s) => (s.stdout.match(/^port (\d+)$/m) || [])[1]));
+  await w.waitFor((s) => /\n/.test(s.stderr));
+  assert.match(w.stderr, /statically linked: the agent cannot be preloaded/);
+  assert.equal(w.stderr.trim().split('\n').length, 1);
+  assert.equal((await appGet(port, '/work')).status, 200);
+  await appGet(port, '/exit/4').catch(() => {});
+  assert.equal((await w.exited).code, 4);
+});
+
+test('proflab run: --help, no command, a command that does not exist', () => {
+  let r = spawnSync(CLI, ['run', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /usage: proflab run/);
+  r = spawnSync(CLI, ['run'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /no command to run/);
+  r = spawnSync(CLI, ['run', '--', 'no-such-command-xyz'], { encoding: 'utf8', env: agentEnv() });
+  assert.equal(r.status, 127);
+  assert.match(r.stderr, /no-such-command-xyz: command not found/);
+  r = spawnSync(CLI, ['run', '--bogus', '--', 'true'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  r = spawnSync(CLI, ['run', '--', 'sh', '-c', 'exit 9'], { encoding: 'utf8', env: agentEnv() });
+  assert.equal(r.status, 9, r.stderr);
+});
+
+test('exec\'d children do not carry the agent (LD_PRELOAD cleaned) unless --children', () => {
+  const script = 'echo "[$LD_PRELOAD]"';
+  let r = spawnSync(CLI, ['run', '--', 'sh', '-c', script], { encoding: 'utf8', env: agentEnv() });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '[]\n');
+  r = spawnSync(CLI, ['run', '--children', '--', 'sh', '-c', script], { encoding: 'utf8', env: agentEnv({ PROFLAB_AGENT_LOG: 'off' }) });
+  assert.match(r.stdout, /libproflab-agent\.so/);
+});
