@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,8 +26,9 @@ enum {
 
 struct cli_conn {
   CURL *h;
-  char *base;
-  char *token_header;
+  char *base;         /* what request paths are appended to */
+  char *shown;        /* the URL as given, for messages */
+  char *token_header; /* NULL: no token (a Unix socket) */
   int verbose;
   char curl_err[CURL_ERROR_SIZE];
   cli_transfer_fn progress; /* cli_conn_set_progress */
@@ -57,12 +59,27 @@ cli_conn *cli_conn_new(const cli_conn_opts *o, char *err, size_t errlen) {
   if (!c) goto oom;
   size_t ul = strlen(o->url);
   while (ul > 0 && o->url[ul - 1] == '/') ul--; /* "http://h:8080/" -> "http://h:8080" */
-  c->base = strndup(o->url, ul);
-  size_t tl = strlen(o->token) + sizeof("x-lab-token: ");
-  c->token_header = malloc(tl);
+  c->shown = strndup(o->url, ul);
+  int unix_socket = strncmp(o->url, "unix:", 5) == 0;
+  /* a Unix socket: HTTP to "localhost" over the socket at the path */
+  c->base = unix_socket ? strdup("http://localhost") : strndup(o->url, ul);
   c->h = curl_easy_init();
-  if (!c->base || !c->token_header || !c->h) goto oom;
-  snprintf(c->token_header, tl, "x-lab-token: %s", o->token);
+  if (!c->shown || !c->base || !c->h) goto oom;
+  if (unix_socket) {
+    const char *path = o->url + 5;
+    if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+      snprintf(err, errlen, "%s: a Unix socket's path must be absolute and at most %zu bytes",
+               o->url, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+      cli_conn_free(c);
+      return NULL;
+    }
+    if (curl_easy_setopt(c->h, CURLOPT_UNIX_SOCKET_PATH, path) != CURLE_OK) goto oom;
+  }
+  if (o->token && *o->token) {
+    size_t tl = strlen(o->token) + sizeof("x-lab-token: ");
+    if (!(c->token_header = malloc(tl))) goto oom;
+    snprintf(c->token_header, tl, "x-lab-token: %s", o->token);
+  }
   /* the in-memory cookie jar: a load balancer's stickiness cookie is kept
    * and sent back for as long as the handle lives */
   curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, "");
@@ -78,6 +95,7 @@ void cli_conn_free(cli_conn *c) {
   if (!c) return;
   if (c->h) curl_easy_cleanup(c->h);
   free(c->base);
+  free(c->shown);
   if (c->token_header) {
     explicit_bzero(c->token_header, strlen(c->token_header));
     free(c->token_header);
@@ -175,7 +193,9 @@ static struct curl_slist *setup(cli_conn *c, const char *path, const char *extra
    * every option a request varies is set by each request. */
   char url[8192];
   snprintf(url, sizeof(url), "%s%s", c->base, path);
-  struct curl_slist *hl = curl_slist_append(NULL, c->token_header);
+  /* "Accept" is sent anyway: the list is never empty, so NULL means out of memory */
+  struct curl_slist *hl =
+      curl_slist_append(NULL, c->token_header ? c->token_header : "Accept: */*");
   if (hl && extra_header) {
     struct curl_slist *t = curl_slist_append(hl, extra_header);
     if (!t) {
@@ -216,7 +236,7 @@ static struct curl_slist *setup(cli_conn *c, const char *path, const char *extra
 }
 
 static void curl_reason(cli_conn *c, CURLcode rc, char *err, size_t errlen) {
-  snprintf(err, errlen, "%s: %s", c->base, c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
+  snprintf(err, errlen, "%s: %s", c->shown, c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
 }
 
 int cli_call(cli_conn *c, const char *method, const char *path, long timeout_s, cli_answer *out,
@@ -245,7 +265,7 @@ int cli_call(cli_conn *c, const char *method, const char *path, long timeout_s, 
   curl_slist_free_all(hl);
   if (rc != CURLE_OK) {
     if (body.overflow)
-      snprintf(err, errlen, "%s: the answer is larger than %d MiB", c->base, MAX_JSON_BODY >> 20);
+      snprintf(err, errlen, "%s: the answer is larger than %d MiB", c->shown, MAX_JSON_BODY >> 20);
     else
       curl_reason(c, rc, err, errlen);
     free(body.p);

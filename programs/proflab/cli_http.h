@@ -16,8 +16,9 @@ typedef struct cli_conn cli_conn;
 
 /* What cli_conn_new needs; the strings are copied. */
 typedef struct cli_conn_opts {
-  const char *url;   /* http(s)://host:port, without a path */
-  const char *token; /* sent as x-lab-token; never printed */
+  const char *url;   /* http(s)://host:port without a path, or unix:/absolute/path
+                        (HTTP over that Unix socket, as the agent listens) */
+  const char *token; /* sent as x-lab-token; never printed; NULL or "": none */
   int verbose;       /* progress notes on stderr */
 } cli_conn_opts;
 

@@ -47,7 +47,8 @@ typedef struct cmd_spec {
 
 static const char common_help[] =
     "  --url URL          the lab (LAB_URL, default " DEFAULT_URL
-    "); https:// works too\n"
+    "); https:// works too,\n"
+    "                     and unix:/PATH reaches an agent's socket (no token)\n"
     "  --token TOKEN      the lab token (LAB_TOKEN)\n"
     "  --token-file FILE  read the token from FILE (its first line)\n"
     "  --json             machine-readable output on stdout\n"
@@ -138,6 +139,35 @@ static int check_choice(const cmd_spec *c, const char *v, const char *const *cho
 }
 
 /* Parse argv (argv[0] = command name). Returns -1 to go on, or an exit status. */
+
+/* Completes a's lab URL (LAB_URL, else the default) and token (--token-file,
+ * else LAB_TOKEN) and checks them: -1 when good, else the exit code after a
+ * one-line reason. A unix: URL (an agent's socket) needs no token. */
+static int resolve_target(const cmd_spec *c, cli_args *a) {
+  if (!a->url || !*a->url) a->url = getenv("LAB_URL");
+  if (!a->url || !*a->url) a->url = DEFAULT_URL;
+  int unix_socket = strncmp(a->url, "unix:", 5) == 0;
+  if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0 && !unix_socket)
+    return usage_error(c, "--url '%.80s' must start with http://, https:// or unix:", a->url);
+  if (a->token_file) {
+    if (read_token_file(c, a->token_file, a->token_buf, sizeof(a->token_buf)))
+      return CLI_EXIT_USAGE;
+    a->token = a->token_buf;
+  }
+  if (!a->token) a->token = getenv("LAB_TOKEN");
+  if ((!a->token || !*a->token) && !unix_socket) {
+    fprintf(stderr, "proflab %s: no lab token: give --token, --token-file or LAB_TOKEN\n", c->name);
+    return CLI_EXIT_USAGE;
+  }
+  for (const char *p = a->token ? a->token : ""; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+      fprintf(stderr, "proflab %s: the token contains a control character (a line break?)\n",
+              c->name);
+      return CLI_EXIT_USAGE;
+    }
+  return -1;
+}
+
 static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
   memset(a, 0, sizeof(*a));
   struct option all[32];
@@ -220,27 +250,7 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
     a->positional = argv[optind++];
     if (optind < argc) return usage_error(c, "unexpected argument '%.60s'", argv[optind]);
   }
-  if (!a->url) a->url = getenv("LAB_URL");
-  if (!a->url || !*a->url) a->url = DEFAULT_URL;
-  if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
-    return usage_error(c, "--url '%.80s' must start with http:// or https://", a->url);
-  if (a->token_file) {
-    if (read_token_file(c, a->token_file, a->token_buf, sizeof(a->token_buf)))
-      return CLI_EXIT_USAGE;
-    a->token = a->token_buf;
-  }
-  if (!a->token) a->token = getenv("LAB_TOKEN");
-  if (!a->token || !*a->token) {
-    fprintf(stderr, "proflab %s: no lab token: give --token, --token-file or LAB_TOKEN\n", c->name);
-    return CLI_EXIT_USAGE;
-  }
-  for (const char *p = a->token; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-      fprintf(stderr, "proflab %s: the token contains a control character (a line break?)\n",
-              c->name);
-      return CLI_EXIT_USAGE;
-    }
-  return -1;
+  return resolve_target(c, a);
 }
 
 static cli_conn *connect_lab(const cmd_spec *c, const cli_args *a) {
@@ -706,25 +716,11 @@ int cli_lab_connect(const char *cmd, const char *url, const char *token, const c
   cli_args a;
   memset(&a, 0, sizeof(a));
   *out = NULL;
-  a.url = url && *url ? url : getenv("LAB_URL");
-  if (!a.url || !*a.url) a.url = DEFAULT_URL;
-  if (strncmp(a.url, "http://", 7) != 0 && strncmp(a.url, "https://", 8) != 0)
-    return usage_error(&c, "--url '%.80s' must start with http:// or https://", a.url);
+  a.url = url;
   a.token = token;
-  if (token_file) {
-    if (read_token_file(&c, token_file, a.token_buf, sizeof(a.token_buf))) return CLI_EXIT_USAGE;
-    a.token = a.token_buf;
-  }
-  if (!a.token) a.token = getenv("LAB_TOKEN");
-  if (!a.token || !*a.token) {
-    fprintf(stderr, "proflab %s: no lab token: give --token, --token-file or LAB_TOKEN\n", cmd);
-    return CLI_EXIT_USAGE;
-  }
-  for (const char *p = a.token; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-      fprintf(stderr, "proflab %s: the token contains a control character (a line break?)\n", cmd);
-      return CLI_EXIT_USAGE;
-    }
+  a.token_file = token_file;
+  int rc = resolve_target(&c, &a);
+  if (rc >= 0) return rc;
   a.verbose = verbose;
   *out = connect_lab(&c, &a);
   memset(a.token_buf, 0, sizeof(a.token_buf));
