@@ -261,11 +261,16 @@ static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
   if (!f->function) return -ENOMEM;
   if (flags & PL__SYMBOLIZE_NAMES) return 0;
 
+  /* The line table's nearest row at or below pc: only when it lies inside
+   * pc's function (a function without debug info, such as crt1's _start,
+   * would otherwise get the last line of whatever was compiled before it). */
+  Dwarf_Addr sym_start = name && *name ? pc - offset : 0;
   Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
   if (line) {
     int lineno = 0;
-    const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
-    if (file) {
+    Dwarf_Addr line_addr = 0;
+    const char *file = dwfl_lineinfo(line, &line_addr, &lineno, NULL, NULL, NULL);
+    if (file && line_addr >= sym_start) {
       const char *dir = file[0] != '/' ? dwfl_line_comp_dir(line) : NULL;
       char abs[1024];
       if (dir && dir[0] == '/') {
@@ -278,9 +283,11 @@ static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
     }
   }
   if (name && *name) {
-    Dwfl_Line *first = dwfl_module_getsrc(mod, pc - offset);
+    Dwfl_Line *first = dwfl_module_getsrc(mod, sym_start);
     int lineno = 0;
-    if (first && dwfl_lineinfo(first, NULL, &lineno, NULL, NULL, NULL) && lineno > 0)
+    Dwarf_Addr line_addr = 0;
+    if (first && dwfl_lineinfo(first, &line_addr, &lineno, NULL, NULL, NULL) && lineno > 0 &&
+        line_addr >= sym_start)
       f->function_line = (uint32_t)lineno;
   }
   return 0;
