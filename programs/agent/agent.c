@@ -29,6 +29,7 @@ static pid_t agent_pid;     /* the process the agent's state belongs to (a child
 static pid_t inspector_pid; /* the process that started the inspector */
 static char where[160];     /* the listener's address, or "" */
 static char inspect_title[200];
+static char program[64];      /* the program's name at start (nginx rewrites its argv) */
 static pl__whole_run cpu_run; /* PROFLAB_CPU_PROFILE, while it runs */
 static int cpu_running, heap_profile;
 
@@ -90,8 +91,8 @@ static void clean_preload(void) {
 }
 
 static void start_inspector(uint32_t main_tid) {
-  snprintf(inspect_title, sizeof(inspect_title), "%s (pid %d, proflab agent)",
-           program_invocation_short_name, (int)getpid());
+  snprintf(inspect_title, sizeof(inspect_title), "%s (pid %d, proflab agent)", program,
+           (int)getpid());
   settings.inspect_opts.title = inspect_title;
   settings.inspect_opts.task = settings.task;
   settings.inspect_opts.wall_tid = main_tid;
@@ -181,7 +182,7 @@ static void *child_start(void *arg) {
   pl_json *j = pl_log_begin(where[0] ? "info" : "warn", "agent_start");
   pl_json_kv_int(j, "pid", (int64_t)getpid());
   pl_json_kv_int(j, "forked_from", (int64_t)getppid());
-  pl_json_kv_str(j, "program", program_invocation_short_name);
+  pl_json_kv_str(j, "program", program);
   if (where[0]) pl_json_kv_str(j, "lab", where);
   pl_log_end();
   pl_log_flush();
@@ -211,6 +212,7 @@ static void fork_child(void) {
 
 __attribute__((constructor)) static void agent_init(void) {
   first_pid = agent_pid = getpid();
+  snprintf(program, sizeof(program), "%s", program_invocation_short_name);
   char err[512];
   int rc = agent_settings_read(&settings, err, sizeof(err));
   if (rc) {
@@ -219,7 +221,22 @@ __attribute__((constructor)) static void agent_init(void) {
   }
   pl_log_set_sink(log_to_fd, (void *)(intptr_t)settings.log_fd);
   pl_log_set_task(settings.task);
-  if (!settings.keep_preload) clean_preload();
+  /* proflab run names the pid of the program it runs (PROFLAB_AGENT_PID):
+   * that program may exec onward under the same pid (a wrapper script, env,
+   * a version manager's shim) and keeps the agent there; a process with
+   * another pid still finding the agent in LD_PRELOAD is a child the
+   * program exec'd (after fork, vfork or posix_spawn): unless children were
+   * asked for, the agent stays out of it (nothing starts, and its own
+   * children no longer preload it). Without the variable (LD_PRELOAD set
+   * by hand) every exec'd program runs without the agent. */
+  if (!settings.keep_preload) {
+    const char *target = getenv("PROFLAB_AGENT_PID");
+    char *end = NULL;
+    long tp = target && *target ? strtol(target, &end, 10) : 0;
+    int named = tp > 0 && end && *end == '\0';
+    if (!named || tp != (long)getpid()) clean_preload();
+    if (named && tp != (long)getpid()) return; /* a child of the program: no agent */
+  }
   if (settings.heap_tracking) {
     pl_heap_options o = {.sample_bytes = settings.heap_sample_bytes};
     if ((rc = pl_heap_init(&o)) != 0)
@@ -252,7 +269,7 @@ __attribute__((constructor)) static void agent_init(void) {
   }
   pl_json *j = pl_log_begin("info", "agent_start");
   pl_json_kv_int(j, "pid", (int64_t)getpid());
-  pl_json_kv_str(j, "program", program_invocation_short_name);
+  pl_json_kv_str(j, "program", program);
   if (where[0]) pl_json_kv_str(j, "lab", where);
   pl_json_kv_bool(j, "heap_tracking", pl_heap_running());
   if (pl_inspector_running() && pl_inspector_url())

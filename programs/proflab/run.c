@@ -241,6 +241,11 @@ int cli_cmd_run(int argc, char **argv) {
     if (cpu && set("PROFLAB_CPU_PROFILE", cpu)) return CLI_EXIT_FAIL;
     if (heap && set("PROFLAB_HEAP_PROFILE", heap)) return CLI_EXIT_FAIL;
     if (children && set("PROFLAB_AGENT_CHILDREN", "true")) return CLI_EXIT_FAIL;
+    /* the pid CMD will have: what CMD execs under it (a wrapper script,
+     * env, a version manager's shim) keeps the agent, its children do not */
+    char pid[24];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (set("PROFLAB_AGENT_PID", pid)) return CLI_EXIT_FAIL;
   }
   fflush(stdout);
   execv(path, cmd);

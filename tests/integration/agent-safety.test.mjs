@@ -87,11 +87,24 @@ test('proflab run: --help, no command, a command that does not exist', () => {
   assert.equal(r.status, 9, r.stderr);
 });
 
-test('exec\'d children do not carry the agent (LD_PRELOAD cleaned) unless --children', () => {
-  const script = 'echo "[$LD_PRELOAD]"';
-  let r = spawnSync(CLI, ['run', '--', 'sh', '-c', script], { encoding: 'utf8', env: agentEnv() });
+test('exec\'d children do not carry the agent unless --children; the program\'s own exec (a wrapper) keeps it', () => {
+  const starts = (stderr) => stderr.split('\n').filter((l) => l.includes('"agent_start"')).map((l) => JSON.parse(l));
+  // sh forks and execs a child sh (another pid): the child runs without the
+  // agent and its environment no longer names it
+  const child = 'sh -c \'echo "[$LD_PRELOAD]"\'; true';
+  let r = spawnSync(CLI, ['run', '--', 'sh', '-c', child], { encoding: 'utf8', env: agentEnv() });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '[]\n');
-  r = spawnSync(CLI, ['run', '--children', '--', 'sh', '-c', script], { encoding: 'utf8', env: agentEnv({ PROFLAB_AGENT_LOG: 'off' }) });
+  assert.equal(starts(r.stderr).length, 1, `one agent, the program's:\n${r.stderr}`);
+  // a wrapper that execs the real program under its own pid (env, a shim,
+  // exec in a script): the agent follows, with the same pid
+  r = spawnSync(CLI, ['run', '--', 'sh', '-c', 'exec env sh -c \'echo "[$LD_PRELOAD]"\''], { encoding: 'utf8', env: agentEnv() });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /libproflab-agent\.so/);
+  const s = starts(r.stderr);
+  assert.deepEqual(s.map((x) => x.program), ['sh', 'env', 'sh'], r.stderr);
+  assert.equal(new Set(s.map((x) => x.pid)).size, 1, 'the same pid throughout');
+  // --children: exec'd children keep it
+  r = spawnSync(CLI, ['run', '--children', '--', 'sh', '-c', child], { encoding: 'utf8', env: agentEnv({ PROFLAB_AGENT_LOG: 'off' }) });
   assert.match(r.stdout, /libproflab-agent\.so/);
 });
