@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench clean format
+.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis clean format
 
 all: build
 
@@ -52,6 +52,12 @@ bench:
 	@$(MAKE) --no-print-directory build
 	bench/http/run.sh
 	bench/cpu/run.sh
+
+# proflab top vs DevTools' loader, memlab and speedscope (issue 11; minutes)
+bench-analysis:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	bench/analysis/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -3,7 +3,7 @@
 #   scripts/deps.sh build   compilers, libraries, meson/ninja
 #   scripts/deps.sh test    build + what the test suites use (curl, node, clang;
 #                           podman, prometheus, python3-botocore for deploy/)
-#   scripts/deps.sh bench   test + benchmark peers (wrk, nginx)
+#   scripts/deps.sh bench   test + benchmark peers (wrk, nginx, gperftools, heaptrack)
 # Fast when everything is present: one dpkg-query, no apt-get.
 set -eu
 
@@ -14,7 +14,7 @@ libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev libcurl4-openssl-dev"
 test_pkgs="curl nodejs npm clang clang-format python3 golang-go chromium graphviz nginx-light libclang-rt-14-dev podman runc debootstrap prometheus python3-botocore wrk"
-bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf"
+bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf time heaptrack"
 
 case "$level" in
   build) want="$build" ;;

@@ -30,8 +30,10 @@ static uint64_t weakmap_table(const char *s) {
   return t[0] == ')' && t[1] == '\0' ? id : 0;
 }
 
-/* bits[e] set for the retaining edges. */
-static int essential_edges(const pl_heap_graph *g, uint8_t *ess) {
+/* Bit e of ess (one bit per edge, 64 to a word) set for the retaining
+ * edges; *count: how many. */
+#define ESS(ess, e) ((ess)[(e) >> 6] >> ((e)&63) & 1)
+static int essential_edges(const pl_heap_graph *g, uint64_t *ess, uint32_t *count) {
   uint32_t n = g->node_count;
   int weak = pl_heap_graph_edge_type(g, "weak"), shortcut = pl_heap_graph_edge_type(g, "shortcut");
   int element = pl_heap_graph_edge_type(g, "element");
@@ -65,6 +67,8 @@ static int essential_edges(const pl_heap_graph *g, uint8_t *ess) {
       todo[top++] = to;
     }
   }
+  memset(ess, 0, ((size_t)g->edge_count + 63) / 64 * sizeof(*ess));
+  uint32_t kept = 0;
   for (uint32_t v = 0; v < n; v++) {
     for (uint32_t e = g->first_edge[v]; e < g->first_edge[v + 1]; e++) {
       int t = g->edge_type[e];
@@ -74,9 +78,11 @@ static int essential_edges(const pl_heap_graph *g, uint8_t *ess) {
           g->node_id[v] != 0)
         keep = 0;
       if (keep && v != 0 && (t == shortcut || (page[to] && !page[v]))) keep = 0;
-      ess[e] = (uint8_t)keep;
+      ess[e >> 6] |= (uint64_t)keep << (e & 63);
+      kept += (uint32_t)keep;
     }
   }
+  *count = kept;
   free(page);
   free(todo);
   return 0;
@@ -147,10 +153,12 @@ int pl__heap_shallow_sizes(const pl_heap_graph *g, uint64_t *self) {
 
 /* ---- Lengauer-Tarjan ----------------------------------------------------- */
 
-/* Vertices are numbered 1..n (ordinal + 1); 0 means none. */
+/* Vertices are numbered 1..n (ordinal + 1); 0 means none. next_edge is
+ * used by the depth-first search only and stack by compress() only: one
+ * array holds both. */
 typedef struct lt {
   const pl_heap_graph *g;
-  const uint8_t *ess;
+  const uint64_t *ess;
   uint32_t *parent, *ancestor, *vertex, *label, *semi, *next_edge, *stack;
   uint32_t n;
 } lt;
@@ -167,7 +175,7 @@ static void dfs(lt *s, uint32_t root) {
     uint32_t next = s->parent[v], o = v - 1;
     for (; s->next_edge[o] < g->first_edge[o + 1]; s->next_edge[o]++) {
       uint32_t e = s->next_edge[o];
-      if (!s->ess[e]) continue;
+      if (!ESS(s->ess, e)) continue;
       uint32_t w = g->edge_to[e] + 1;
       if (!s->semi[w]) {
         s->parent[w] = v;
@@ -200,38 +208,50 @@ static uint32_t eval(lt *s, uint32_t v) {
   return s->label[v];
 }
 
+/* Memory (n nodes, E edges): besides the caller's idom and retained, 7
+ * arrays of n + 1 words, one bit per edge and a word per retaining edge.
+ * The outputs are the scratch space of the steps before them: idom holds
+ * the retainer lists' fill pointers, then the dominators (1-based, shifted
+ * by one: vertex v's in idom[v - 1]); retained holds the buckets (two
+ * arrays of n words) until the retained sizes are summed. The arrays only
+ * the search needs are freed before that sum. */
 int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *idom,
                         uint64_t *retained, uint32_t *unreachable) {
   if (!self) self = g->node_self;
   uint32_t nodes = g->node_count;
   if (!nodes) return -EINVAL;
-  size_t len = (size_t)nodes + 1;
-  uint32_t *mem = calloc(len, 12 * sizeof(uint32_t));
-  uint8_t *ess = malloc(g->edge_count ? g->edge_count : 1);
-  uint32_t *preds = malloc((g->edge_count ? g->edge_count : 1) * sizeof(uint32_t));
+  size_t len = (size_t)nodes + 1, words = len * sizeof(uint32_t);
+  uint64_t *ess = malloc(((size_t)g->edge_count + 63) / 64 * sizeof(*ess) + sizeof(*ess));
+  uint32_t *preds = NULL, kept = 0;
+  lt s = {.g = g};
+  s.parent = malloc(words);
+  s.ancestor = calloc(len, sizeof(uint32_t));
+  s.vertex = malloc(words);
+  s.label = malloc(words);
+  s.semi = calloc(len, sizeof(uint32_t));
+  s.next_edge = malloc(words);
+  s.stack = s.next_edge;
+  uint32_t *first_pred = calloc(len, sizeof(uint32_t));
   int rc = -ENOMEM;
-  if (!mem || !ess || !preds) goto out;
-  if ((rc = essential_edges(g, ess)) < 0) goto out;
-  lt s = {.g = g, .ess = ess};
-  s.parent = mem;
-  s.ancestor = mem + len;
-  s.vertex = mem + 2 * len;
-  s.label = mem + 3 * len;
-  s.semi = mem + 4 * len;
-  s.next_edge = mem + 5 * len;
-  s.stack = mem + 6 * len;
-  uint32_t *dom = mem + 7 * len, *first_pred = mem + 8 * len, *bucket = mem + 9 * len,
-           *bnext = mem + 10 * len, *fill = mem + 11 * len;
+  if (!ess || !s.parent || !s.ancestor || !s.vertex || !s.label || !s.semi || !s.next_edge ||
+      !first_pred)
+    goto out;
+  if ((rc = essential_edges(g, ess, &kept)) < 0) goto out;
+  rc = -ENOMEM;
+  if (!(preds = malloc((kept ? kept : 1) * sizeof(uint32_t)))) goto out;
+  s.ess = ess;
   /* retainers over retaining edges: first_pred[ordinal..+1) in preds */
   for (uint32_t e = 0; e < g->edge_count; e++)
-    if (ess[e]) first_pred[g->edge_to[e] + 1]++;
+    if (ESS(ess, e)) first_pred[g->edge_to[e] + 1]++;
   for (uint32_t i = 0; i < nodes; i++) first_pred[i + 1] += first_pred[i];
-  memcpy(fill, first_pred, len * sizeof(*fill));
+  uint32_t *fill = idom; /* by ordinal */
+  memcpy(fill, first_pred, (size_t)nodes * sizeof(*fill));
   for (uint32_t v = 0; v < nodes; v++)
     for (uint32_t e = g->first_edge[v]; e < g->first_edge[v + 1]; e++)
-      if (ess[e]) preds[fill[g->edge_to[e]]++] = v;
+      if (ESS(ess, e)) preds[fill[g->edge_to[e]]++] = v;
 
   const uint32_t r = 1;
+  s.parent[r] = 0;
   dfs(&s, r);
   uint32_t reached = s.n;
   for (uint32_t v = 1; v <= nodes && s.n < nodes; v++)
@@ -246,7 +266,18 @@ int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *
       s.vertex[s.n] = s.label[v] = v;
     }
   if (unreachable) *unreachable = nodes - reached;
-  for (uint32_t i = 0; i < len; i++) bucket[i] = bnext[i] = 0;
+  free(ess);
+  ess = NULL;
+  s.ess = NULL;
+#define DOM(v) idom[(v)-1]
+  /* vertex v's bucket and its next in a bucket, in retained's words */
+  uint32_t *bucket = (uint32_t *)retained, *bnext = bucket + nodes;
+#define BUCKET(v) bucket[(v)-1]
+#define BNEXT(v) bnext[(v)-1]
+  memset(bucket, 0, (size_t)nodes * 2 * sizeof(*bucket));
+  /* a vertex no bucket sets (one with no retainer from an earlier vertex
+   * in the search's order) ends dominated by the root */
+  for (uint32_t v = 0; v < nodes; v++) idom[v] = r;
 
   for (uint32_t i = s.n; i >= 2; i--) {
     uint32_t w = s.vertex[i];
@@ -260,23 +291,34 @@ int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *
       }
     }
     uint32_t sv = s.vertex[s.semi[w]];
-    bnext[w] = bucket[sv];
-    bucket[sv] = w;
+    BNEXT(w) = BUCKET(sv);
+    BUCKET(sv) = w;
     s.ancestor[w] = s.parent[w]; /* link */
     uint32_t pw = s.parent[w];
-    for (uint32_t v = bucket[pw]; v; v = bnext[v]) {
+    for (uint32_t v = BUCKET(pw); v; v = BNEXT(v)) {
       uint32_t u = eval(&s, v);
-      dom[v] = s.semi[u] < s.semi[v] ? u : pw;
+      DOM(v) = s.semi[u] < s.semi[v] ? u : pw;
     }
-    bucket[pw] = 0;
+    BUCKET(pw) = 0;
   }
-  dom[0] = dom[r] = r;
+#undef BUCKET
+#undef BNEXT
+  /* what the sum below does not need */
+  free(preds);
+  free(first_pred);
+  free(s.parent);
+  free(s.ancestor);
+  free(s.label);
+  free(s.next_edge);
+  preds = first_pred = s.parent = s.ancestor = s.label = s.next_edge = NULL;
+  DOM(r) = r;
   for (uint32_t i = 2; i <= s.n; i++) {
     uint32_t w = s.vertex[i];
-    if (dom[w] != s.vertex[s.semi[w]]) dom[w] = dom[dom[w]];
+    if (DOM(w) != s.vertex[s.semi[w]]) DOM(w) = DOM(DOM(w));
   }
+#undef DOM
   for (uint32_t v = 0; v < nodes; v++) {
-    idom[v] = dom[v + 1] - 1;
+    idom[v] -= 1; /* 1-based to ordinals */
     retained[v] = self[v];
   }
   for (uint32_t i = s.n; i > 1; i--) {
@@ -285,9 +327,15 @@ int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *
   }
   rc = 0;
 out:
-  free(mem);
   free(ess);
   free(preds);
+  free(first_pred);
+  free(s.parent);
+  free(s.ancestor);
+  free(s.vertex);
+  free(s.label);
+  free(s.semi);
+  free(s.next_edge);
   return rc;
 }
 

@@ -39,7 +39,8 @@ int pl__heap_shallow_sizes(const pl_heap_graph *g, uint64_t *self);
 
 /* idom[v]: v's immediate dominator (the root's is itself); retained[v]:
  * v's retained size from the self sizes self (NULL: the file's). Both
- * arrays have g->node_count entries (caller's). *unreachable (may be
+ * arrays have g->node_count entries (caller's; also the computation's
+ * scratch space, so neither may alias self). *unreachable (may be
  * NULL): nodes the root does not reach through retaining edges. 0,
  * -ENOMEM, -EINVAL for an empty graph. */
 int pl__heap_dominators(const pl_heap_graph *g, const uint64_t *self, uint32_t *idom,

@@ -579,6 +579,92 @@ int pl__jr_int(pl__jreader *r, int64_t min, int64_t max, int64_t *out, const cha
   return 0;
 }
 
+#define JR_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+size_t pl__jr_uints(pl__jreader *r, uint64_t *out, size_t n, const uint64_t *max,
+                    const uint32_t *mult) {
+  if (r->failed || !r->depth || r->stack[r->depth - 1] != '[') return 0;
+  if (r->state != ST_AFTER && r->state != ST_VALUE_OR_END) return 0;
+  size_t i = 0, d0 = 0;
+  uint64_t tok_off = 0; /* the last number's */
+  int after = r->state == ST_AFTER;
+  while (i < n) {
+    /* refill when less than a long element's worth is left; then scan in
+     * locals, the reader's position stored once per run */
+    if (r->len - r->pos <= 64 && !r->eof) {
+      int e = ensure(r, 65);
+      if (e < 0) {
+        failed(r, e);
+        break;
+      }
+    }
+    const unsigned char *b = r->buf;
+    size_t p = r->pos, len = r->len, safe = len > 64 ? len - 64 : 0;
+    while (i < n && p < safe) {
+      /* an element whole in the buffer: [ws ',' ] ws digits, then the byte after */
+      size_t q = p;
+      if (after) {
+        while (q < len && JR_WS(b[q])) q++;
+        if (q == len || b[q] != ',') goto stop;
+        q++;
+      }
+      while (q < len && JR_WS(b[q])) q++;
+      size_t s0 = q;
+      uint64_t v = 0;
+      while (q < len && q - s0 < 18 && (unsigned)(b[q] - '0') < 10)
+        v = v * 10 + (uint64_t)(b[q++] - '0');
+      if (q == s0 || q == len || (unsigned)(b[q] - '0') < 10 || b[q] == '.' || b[q] == 'e' ||
+          b[q] == 'E' || (b[s0] == '0' && q - s0 > 1))
+        goto stop;
+      if (v > max[i] || (mult[i] > 1 && v % mult[i])) goto stop;
+      out[i++] = v;
+      d0 = s0;
+      p = q;
+      after = 1;
+    }
+    r->pos = p;
+    if (i) tok_off = r->buf_off + d0;
+    if (p >= safe && (r->eof || i == n)) {
+      /* the last bytes of the input, or done: one at a time, checked */
+      if (i == n) break;
+      b = r->buf;
+      size_t q = p;
+      if (after) {
+        while (q < len && JR_WS(b[q])) q++;
+        if (q == len || b[q] != ',') break;
+        q++;
+      }
+      while (q < len && JR_WS(b[q])) q++;
+      size_t s0 = q;
+      uint64_t v = 0;
+      while (q < len && q - s0 < 18 && (unsigned)(b[q] - '0') < 10)
+        v = v * 10 + (uint64_t)(b[q++] - '0');
+      if (q == s0 || q == len || (unsigned)(b[q] - '0') < 10 || b[q] == '.' || b[q] == 'e' ||
+          b[q] == 'E' || (b[s0] == '0' && q - s0 > 1))
+        break;
+      if (v > max[i] || (mult[i] > 1 && v % mult[i])) break;
+      out[i++] = v;
+      tok_off = r->buf_off + s0;
+      r->pos = q;
+      after = 1;
+    }
+    continue;
+  stop:
+    r->pos = p;
+    if (i) tok_off = r->buf_off + d0;
+    break;
+  }
+  if (i) {
+    r->state = ST_AFTER;
+    r->tok_off = tok_off;
+    r->tok = PL__JT_NUM;
+    r->num_int = 1;
+    r->num_i = (int64_t)out[i - 1];
+    r->num_d = (double)r->num_i;
+  }
+  return i;
+}
+
 int pl__jr_num(pl__jreader *r, double *out, const char *what) {
   if (r->tok != PL__JT_NUM || !isfinite(r->num_d)) return pl__jr_fail(r, what);
   *out = r->num_d;

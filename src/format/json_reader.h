@@ -101,6 +101,18 @@ int pl__jr_skip_value(pl__jreader *r);
  * double counts): *out, 0; else pl__jr_fail(r, what). */
 int pl__jr_int(pl__jreader *r, int64_t min, int64_t max, int64_t *out, const char *what);
 
+/* Inside an array (after ARR or one of its elements): reads up to n more
+ * elements, fast, while each is a plain non-negative integer (at most 18
+ * digits, no fraction or exponent) with out[i] <= max[i] and, when mult[i]
+ * > 1, a multiple of mult[i]. Returns how many it read (0..n): it stops
+ * before anything else (the array's end, another kind of value, a value
+ * outside its bounds, bad JSON), which the caller then reads the ordinary
+ * way (pl__jr_elem), so errors and their offsets are the same as without
+ * it. After it returns k > 0 the current token is the k-th number. For
+ * arrays of millions of integers (a .heapsnapshot's nodes and edges). */
+size_t pl__jr_uints(pl__jreader *r, uint64_t *out, size_t n, const uint64_t *max,
+                    const uint32_t *mult);
+
 /* The current token must be a number: *out, 0; else pl__jr_fail(r, what). */
 int pl__jr_num(pl__jreader *r, double *out, const char *what);
 

@@ -195,6 +195,44 @@ static uint32_t next_cap(uint32_t cap, uint32_t want) {
   return c > want ? want : (uint32_t)c;
 }
 
+/* One node field's value v (already checked against its bounds) into
+ * node n; the edge counts are summed into *edges. */
+static inline void store_node_field(hs_reader *h, uint32_t n, uint32_t f, uint64_t v,
+                                    uint64_t *edges) {
+  pl_heap_graph *g = h->g;
+  if ((int)f == h->nf_type)
+    g->node_type[n] = (uint8_t)v;
+  else if ((int)f == h->nf_name)
+    g->node_name[n] = (uint32_t)v;
+  else if ((int)f == h->nf_id)
+    g->node_id[n] = v;
+  else if ((int)f == h->nf_self)
+    g->node_self[n] = v;
+  else if ((int)f == h->nf_det)
+    g->node_detachedness[n] = (uint8_t)(v & 3);
+  else if ((int)f == h->nf_edges) {
+    *edges += v;
+    g->first_edge[n + 1] = (uint32_t)*edges;
+  }
+}
+
+/* Node n's fields read fast (pl__jr_uints), whole nodes while they come:
+ * how many fields of the node at *n it read past *f. The bounds are those
+ * the slow path checks, so a value outside them is left to it. */
+static void read_nodes_fast(hs_reader *h, uint32_t want, uint32_t *n, uint32_t *f, uint64_t *edges,
+                            uint64_t *max, const uint32_t *mult) {
+  uint64_t vals[MAX_FIELDS];
+  while (*n < want && *n < h->node_cap) {
+    max[h->nf_edges] = (uint64_t)h->edge_count - *edges; /* the sum stays within edge_count */
+    size_t k = pl__jr_uints(&h->r, vals, h->nf - *f, max + *f, mult + *f);
+    for (size_t i = 0; i < k; i++) store_node_field(h, *n, *f + (uint32_t)i, vals[i], edges);
+    *f += (uint32_t)k;
+    if (*f < h->nf) return;
+    *f = 0;
+    (*n)++;
+  }
+}
+
 static int read_nodes(hs_reader *h) {
   pl__jreader *r = &h->r;
   pl_heap_graph *g = h->g;
@@ -207,33 +245,32 @@ static int read_nodes(hs_reader *h) {
   int64_t v;
   if ((rc = grow_nodes(h, want < FIRST_CAP ? want : FIRST_CAP)) < 0) return rc;
   g->first_edge[0] = 0;
+  uint64_t max[MAX_FIELDS];
+  uint32_t mult[MAX_FIELDS];
+  for (uint32_t i = 0; i < h->nf; i++) {
+    max[i] = (int)i == h->nf_type                            ? (uint64_t)g->n_node_types - 1
+             : (int)i == h->nf_name || (int)i == h->nf_edges ? UINT32_MAX - 1
+                                                             : INT64_MAX;
+    mult[i] = 1;
+  }
   int e;
-  while ((e = pl__jr_elem(r)) > 0) {
+  for (;;) {
+    /* grown as the nodes come (node_count may be garbled) */
+    if (n >= h->node_cap && n < want && (rc = grow_nodes(h, next_cap(h->node_cap, want))) < 0)
+      return rc;
+    read_nodes_fast(h, want, &n, &f, &edges, max, mult);
+    if (n >= h->node_cap && n < want) continue;
+    if ((e = pl__jr_elem(r)) <= 0) break;
     if (n >= want) return pl__jr_failf(r, "more nodes than node_count (%" PRIu32 ")", want);
-    int64_t max = (int)f == h->nf_type ? (int64_t)g->n_node_types - 1 : INT64_MAX;
-    if ((int)f == h->nf_name || (int)f == h->nf_edges) max = UINT32_MAX - 1;
+    int64_t vmax = (int)f == h->nf_type ? (int64_t)g->n_node_types - 1 : INT64_MAX;
+    if ((int)f == h->nf_name || (int)f == h->nf_edges) vmax = UINT32_MAX - 1;
     if ((rc = pl__jr_int(
-             r, 0, max, &v,
+             r, 0, vmax, &v,
              (int)f == h->nf_type ? "a node type index in range" : "a non-negative integer")) < 0)
       return rc;
-    if (n >= h->node_cap && (rc = grow_nodes(h, next_cap(h->node_cap, want))) < 0) return rc;
-    if ((int)f == h->nf_type)
-      g->node_type[n] = (uint8_t)v;
-    else if ((int)f == h->nf_name)
-      g->node_name[n] = (uint32_t)v;
-    else if ((int)f == h->nf_id)
-      g->node_id[n] = (uint64_t)v;
-    else if ((int)f == h->nf_self)
-      g->node_self[n] = (uint64_t)v;
-    else if ((int)f == h->nf_det)
-      g->node_detachedness[n] = (uint8_t)(v & 3);
-    else if ((int)f == h->nf_edges) {
-      edges += (uint64_t)v;
-      if (edges > (uint64_t)h->edge_count)
-        return pl__jr_failf(r, "the nodes' edge counts pass edge_count (%" PRId64 ")",
-                            h->edge_count);
-      g->first_edge[n + 1] = (uint32_t)edges;
-    }
+    if ((int)f == h->nf_edges && edges + (uint64_t)v > (uint64_t)h->edge_count)
+      return pl__jr_failf(r, "the nodes' edge counts pass edge_count (%" PRId64 ")", h->edge_count);
+    store_node_field(h, n, f, (uint64_t)v, &edges);
     if (++f == h->nf) f = 0, n++;
   }
   if (e < 0) return e;
@@ -249,6 +286,17 @@ static int read_nodes(hs_reader *h) {
   return 0;
 }
 
+/* One edge field's value v (checked) into edge n. */
+static inline void store_edge_field(hs_reader *h, uint32_t n, uint32_t f, uint64_t v) {
+  pl_heap_graph *g = h->g;
+  if ((int)f == h->ef_type)
+    g->edge_type[n] = (uint8_t)v;
+  else if ((int)f == h->ef_name)
+    g->edge_name[n] = (uint32_t)v;
+  else if ((int)f == h->ef_to)
+    g->edge_to[n] = (uint32_t)(v / h->nf);
+}
+
 static int read_edges(hs_reader *h) {
   pl__jreader *r = &h->r;
   pl_heap_graph *g = h->g;
@@ -259,28 +307,48 @@ static int read_edges(hs_reader *h) {
   uint32_t want = (uint32_t)h->edge_count, n = 0, f = 0;
   int64_t v, to_max = (int64_t)h->node_count * h->nf - 1; /* < 2^32 * 64 */
   if ((rc = grow_edges(h, want < FIRST_CAP ? want : FIRST_CAP)) < 0) return rc;
+  /* the fast path's bounds: those below, for batch edges at a time */
+  enum { VALS = 768 };
+  uint64_t max[VALS], vals[VALS];
+  uint32_t mult[VALS], batch = VALS / h->ef; /* ef <= MAX_FIELDS: at least 12 */
+  for (uint32_t i = 0; i < batch * h->ef; i++) {
+    uint32_t k = i % h->ef;
+    max[i] = (int)k == h->ef_type ? (uint64_t)g->n_edge_types - 1
+             : (int)k == h->ef_to ? (uint64_t)to_max
+                                  : (uint64_t)UINT32_MAX - 1;
+    mult[i] = (int)k == h->ef_to ? h->nf : 1;
+  }
   int e;
-  while ((e = pl__jr_elem(r)) > 0) {
+  for (;;) {
+    /* fast: up to batch edges at a time, never past edge_count nor the
+     * arrays' room (grown as the edges come: edge_count may be garbled) */
+    for (;;) {
+      if (n >= h->edge_cap && n < want && (rc = grow_edges(h, next_cap(h->edge_cap, want))) < 0)
+        return rc;
+      uint32_t room = (want < h->edge_cap ? want : h->edge_cap) - n;
+      size_t ask = (size_t)(room < batch ? room : batch) * h->ef - f;
+      if (!room) break;
+      size_t k = pl__jr_uints(r, vals, ask, max + f, mult + f);
+      for (size_t i = 0; i < k; i++) {
+        store_edge_field(h, n, f, vals[i]);
+        if (++f == h->ef) f = 0, n++;
+      }
+      if (k < ask) break;
+    }
+    if ((e = pl__jr_elem(r)) <= 0) break;
     if (n >= want) return pl__jr_failf(r, "more edges than edge_count (%" PRIu32 ")", want);
-    int64_t max = (int)f == h->ef_type ? (int64_t)g->n_edge_types - 1
-                  : (int)f == h->ef_to ? to_max
-                                       : (int64_t)UINT32_MAX - 1;
-    if ((rc = pl__jr_int(r, 0, max, &v,
+    int64_t vmax = (int)f == h->ef_type ? (int64_t)g->n_edge_types - 1
+                   : (int)f == h->ef_to ? to_max
+                                        : (int64_t)UINT32_MAX - 1;
+    if ((rc = pl__jr_int(r, 0, vmax, &v,
                          (int)f == h->ef_type ? "an edge type index in range"
                          : (int)f == h->ef_to ? "a to_node index inside the nodes array"
                                               : "a non-negative integer")) < 0)
       return rc;
-    if (n >= h->edge_cap && (rc = grow_edges(h, next_cap(h->edge_cap, want))) < 0) return rc;
-    if ((int)f == h->ef_type)
-      g->edge_type[n] = (uint8_t)v;
-    else if ((int)f == h->ef_name)
-      g->edge_name[n] = (uint32_t)v;
-    else if ((int)f == h->ef_to) {
-      if (v % h->nf)
-        return pl__jr_failf(
-            r, "to_node %" PRId64 " is not a multiple of the %" PRIu32 " node fields", v, h->nf);
-      g->edge_to[n] = (uint32_t)(v / h->nf);
-    }
+    if ((int)f == h->ef_to && v % h->nf)
+      return pl__jr_failf(r, "to_node %" PRId64 " is not a multiple of the %" PRIu32 " node fields",
+                          v, h->nf);
+    store_edge_field(h, n, f, (uint64_t)v);
     if (++f == h->ef) f = 0, n++;
   }
   if (e < 0) return e;

@@ -201,12 +201,21 @@ static void test_idle_loop(void **state) {
 
 static void test_jammed_loop(void **state) {
   (void)state;
+  uint64_t cpu0 = thread_cpu_ns();
   pl_cpu_profile *p = profile_loop(200, 1000);
+  double ran =
+      (double)(thread_cpu_ns() - cpu0) / 1e9; /* of the 1 s jam (the wait before is idle) */
   uint64_t total;
   uint64_t jam = weight_of(p, "lab_event_loop_jam_spin", &total);
   double share = (double)jam / (double)total;
-  printf("# jammed loop: jam function in %.3f of non-idle weight\n", share);
-  assert_true(share >= 0.90);
+  printf("# jammed loop: jam function in %.3f of non-idle weight; thread ran %.0f%% of the time\n",
+         share, 100.0 * ran);
+  /* as in the wall split: only a thread that had a CPU is sampled where it
+   * really was (a wait for one is charged to what ran before) */
+  if (ran >= 0.9)
+    assert_true(share >= 0.90);
+  else
+    assert_true(share >= 0.5);
   pl_cpu_profile_free(p);
 }
 
