@@ -112,7 +112,7 @@ test('bad command lines: exit 2 with a one-line reason, nothing sent', async () 
     [['download'], /NAME is required/],
     [['download', '../etc/passwd'], /not an artifact name/],
     [['download', 'cpu-20260101T000000.000Z-t.cpuprofile', '--sha256', 'xyz'], /64 hex digits/],
-    [['status', '--url', 'ftp://example.com'], /must start with http:\/\/ or https:\/\//],
+    [['status', '--url', 'ftp://example.com'], /must start with http:\/\/, https:\/\/ or unix:/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ];
   for (const [args, pattern] of cases) assertOneLineError(await cli(args), 2, pattern, args.join(' '));
