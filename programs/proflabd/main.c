@@ -65,6 +65,9 @@ static void usage(FILE *f) {
           "  --max-jam-ms N            LAB_MAX_JAM_MS   [30000]\n"
           "                            LAB_MAX_ARTIFACTS, LAB_MAX_ARTIFACT_MB  retention:\n"
           "                                             oldest pruned [20, 1024]\n"
+          "  --exercises LIST          LAB_EXERCISES    the lab guide's exercises (docs/lab.md):\n"
+          "                                             cpu, memory, all or none [none]; only\n"
+          "                                             with the lab on\n"
           "  --max-connections N       PROFLAB_MAX_CONNECTIONS [1024]\n"
           "  --header-timeout-ms N     PROFLAB_HEADER_TIMEOUT_MS request head deadline [10000]\n"
           "  --idle-timeout-ms N       PROFLAB_IDLE_TIMEOUT_MS keep-alive idle [65000]\n"
@@ -151,6 +154,26 @@ static void read_token_file(app *a, const char *path) {
   a->token_buf[n] = '\0';
   while (n > 0 && (a->token_buf[n - 1] == '\n' || a->token_buf[n - 1] == '\r'))
     a->token_buf[--n] = '\0';
+}
+
+/* LAB_EXERCISES / --exercises: "cpu", "memory", "all", "none", comma-separated. */
+static unsigned parse_exercises(const char *name, const char *v) {
+  unsigned x = 0;
+  const char *p = v;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    if (n == 3 && strncmp(p, "cpu", 3) == 0)
+      x |= SVC_EXERCISE_CPU;
+    else if (n == 6 && strncmp(p, "memory", 6) == 0)
+      x |= SVC_EXERCISE_MEMORY;
+    else if (n == 3 && strncmp(p, "all", 3) == 0)
+      x |= SVC_EXERCISE_CPU | SVC_EXERCISE_MEMORY;
+    else if (!(n == 4 && strncmp(p, "none", 4) == 0) && n != 0)
+      die("%s: '%s': expected cpu, memory, all or none (comma-separated)", name, v);
+    p += n;
+    if (*p == ',') p++;
+  }
+  return x;
 }
 
 static void on_closed_signal(uv_handle_t *h) { (void)h; }
@@ -252,6 +275,8 @@ int main(int argc, char **argv) {
   }
   uint64_t heap_sample_bytes = 0; /* 0: LAB_HEAP_SAMPLE_BYTES, else the default */
   int inspect = 0;                /* start the inspector once the server is up */
+  unsigned exercises = 0;         /* LAB_EXERCISES: docs/lab.md's exercises */
+  if ((env = getenv("LAB_EXERCISES")) && *env) exercises = parse_exercises("LAB_EXERCISES", env);
   if ((env = getenv("PROFLAB_INSPECT")) && *env) {
     if (pl_inspector_parse_address(env, &a.inspect, err, sizeof(err)) != 0)
       die("PROFLAB_INSPECT: %s", err);
@@ -278,7 +303,8 @@ int main(int argc, char **argv) {
     O_HEAP,
     O_NOHEAP,
     O_HEAPT,
-    O_INSPECT
+    O_INSPECT,
+    O_EXERCISES
   };
   static const struct option opts[] = {
       {"listen", required_argument, 0, O_LISTEN},
@@ -301,6 +327,7 @@ int main(int argc, char **argv) {
       {"no-heap-tracking", no_argument, 0, O_NOHEAP},
       {"heap-sample-bytes", required_argument, 0, O_HEAPT},
       {"inspect", optional_argument, 0, O_INSPECT},
+      {"exercises", required_argument, 0, O_EXERCISES},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0},
@@ -373,6 +400,9 @@ int main(int argc, char **argv) {
           die("--inspect: %s", err);
         inspect = 1;
         break;
+      case O_EXERCISES:
+        exercises = parse_exercises("--exercises", optarg);
+        break;
       case 'h':
         usage(stdout);
         return 0;
@@ -420,7 +450,9 @@ int main(int argc, char **argv) {
   if ((rc = pl_server_new(&a.server, a.loop, &scfg)) != 0) die("server: %s", strerror(-rc));
   if ((rc = pl_lab_new(&a.lab, a.loop, &lcfg, a.mon)) != 0)
     die("lab: artifact directory %s: %s", lcfg.artifact_dir, strerror(-rc));
-  if ((rc = svc_business_mount(a.server)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
+  svc_business_options bopt = {.exercises = active ? exercises : 0,
+                               .exercise_max_bytes = (uint64_t)lcfg.max_leak_mb << 20};
+  if ((rc = svc_business_mount(a.server, &bopt)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
       (rc = pl_metrics_mount(a.server, a.mon, a.lab)) != 0)
     die("routes: %s", strerror(-rc));
   if ((rc = pl_server_start(a.server)) != 0)
@@ -444,6 +476,12 @@ int main(int argc, char **argv) {
   pl_json_kv_bool(j, "lab", active);
   if (lcfg.enable && why) pl_json_kv_str(j, "lab_off_because", why);
   if (active) pl_json_kv_str(j, "artifact_dir", lcfg.artifact_dir);
+  if (exercises) {
+    pl_json_kv_str(j, "exercises", !active                        ? "off (they need the lab on)"
+                                   : exercises == SVC_EXERCISE_CPU    ? "cpu"
+                                   : exercises == SVC_EXERCISE_MEMORY ? "memory"
+                                                                      : "cpu,memory");
+  }
   pl_json_kv_bool(j, "heap_tracking", pl_heap_running());
   if (pl_heap_running()) {
     pl_heap_stats hs;
