@@ -107,8 +107,8 @@ async function profileWithJam(query, seconds, jamMs) {
 }
 
 test('format=cpuprofile (default): answer fields match the file; valid .cpuprofile JSON with the jam function', async () => {
-  const { res, tSent, tDone } = await profileWithJam('?seconds=1', 1, 300);
-  const data = checkAnswer(res, { format: 'cpuprofile', tSent, tDone });
+  const { res, tSent, tDone } = await profileWithJam('?seconds=2', 2, 300);
+  const data = checkAnswer(res, { format: 'cpuprofile', seconds: 2, tSent, tDone });
   const p = JSON.parse(data.toString('utf8'));
   assert.ok(Array.isArray(p.nodes) && p.nodes.length >= 1, 'nodes');
   assert.ok(Array.isArray(p.samples), 'samples');
@@ -131,8 +131,8 @@ test('format=cpuprofile (default): answer fields match the file; valid .cpuprofi
 });
 
 test('format=pprof: a gzip file (magic 1f 8b) that inflates to a profile naming the jam function', async () => {
-  const { res, tSent, tDone } = await profileWithJam('?seconds=1&format=pprof', 1, 300);
-  const data = checkAnswer(res, { format: 'pprof', tSent, tDone });
+  const { res, tSent, tDone } = await profileWithJam('?seconds=2&format=pprof', 2, 300);
+  const data = checkAnswer(res, { format: 'pprof', seconds: 2, tSent, tDone });
   assert.equal(data[0], 0x1f);
   assert.equal(data[1], 0x8b);
   const pb = zlib.gunzipSync(data);
@@ -142,8 +142,8 @@ test('format=pprof: a gzip file (magic 1f 8b) that inflates to a profile naming 
 });
 
 test('format=folded: text lines "frame;frame;... weight" including the jam function', async () => {
-  const { res, tSent, tDone } = await profileWithJam('?seconds=1&format=folded', 1, 300);
-  const data = checkAnswer(res, { format: 'folded', tSent, tDone });
+  const { res, tSent, tDone } = await profileWithJam('?seconds=2&format=folded', 2, 300);
+  const data = checkAnswer(res, { format: 'folded', seconds: 2, tSent, tDone });
   const text = data.toString('utf8');
   assert.ok(text.endsWith('\n'), 'ends with a newline');
   const lines = text.split('\n').filter((l) => l.length);
