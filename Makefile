@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis clean format
+.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis bench-agent clean format
 
 all: build
 
@@ -58,6 +58,12 @@ bench-analysis:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	bench/analysis/run.sh
+
+# the agent on Debian's nginx under wrk vs heaptrack and gperftools (issue 12; ~8 min)
+bench-agent:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	bench/agent/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
