@@ -452,7 +452,8 @@ int main(int argc, char **argv) {
     die("lab: artifact directory %s: %s", lcfg.artifact_dir, strerror(-rc));
   svc_business_options bopt = {.exercises = active ? exercises : 0,
                                .exercise_max_bytes = (uint64_t)lcfg.max_leak_mb << 20};
-  if ((rc = svc_business_mount(a.server, &bopt)) != 0 || (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
+  if ((rc = svc_business_mount(a.server, &bopt)) != 0 ||
+      (rc = pl_lab_mount(a.lab, a.server)) != 0 ||
       (rc = pl_metrics_mount(a.server, a.mon, a.lab)) != 0)
     die("routes: %s", strerror(-rc));
   if ((rc = pl_server_start(a.server)) != 0)
@@ -477,10 +478,11 @@ int main(int argc, char **argv) {
   if (lcfg.enable && why) pl_json_kv_str(j, "lab_off_because", why);
   if (active) pl_json_kv_str(j, "artifact_dir", lcfg.artifact_dir);
   if (exercises) {
-    pl_json_kv_str(j, "exercises", !active                        ? "off (they need the lab on)"
-                                   : exercises == SVC_EXERCISE_CPU    ? "cpu"
-                                   : exercises == SVC_EXERCISE_MEMORY ? "memory"
-                                                                      : "cpu,memory");
+    pl_json_kv_str(j, "exercises",
+                   !active                            ? "off (they need the lab on)"
+                   : exercises == SVC_EXERCISE_CPU    ? "cpu"
+                   : exercises == SVC_EXERCISE_MEMORY ? "memory"
+                                                      : "cpu,memory");
   }
   pl_json_kv_bool(j, "heap_tracking", pl_heap_running());
   if (pl_heap_running()) {
