@@ -33,6 +33,17 @@ typedef struct pl_cpu_sample {
   uint32_t tid;
 } pl_cpu_sample;
 
+/* A thread a profile set out to sample (the sampler fills these; a reader
+ * of a file may leave them empty). */
+enum {
+  PL_CPU_THREAD_SIGPROF_BLOCKED = 1u << 0, /* its signal mask blocks SIGPROF: not sampled */
+};
+typedef struct pl_cpu_thread {
+  uint32_t tid;
+  uint32_t flags;   /* PL_CPU_THREAD_* */
+  const char *name; /* its name (/proc/self/task/TID/comm) when first seen; "" unknown */
+} pl_cpu_thread;
+
 typedef struct pl_cpu_profile {
   pl_frame *frames;
   size_t nframes;
@@ -55,7 +66,15 @@ typedef struct pl_cpu_profile {
   uint64_t unwind_verified, unwind_mismatched;
   int unwind_fell_back;
   uint64_t idle_samples; /* samples that are PL_STACK_IDLE */
-  void *owner;           /* owner of strings and arrays (implementation) */
+  /* wall mode: samples whose thread waited in a system call (PL_STACK_IDLE,
+   * or with their stack when the profile was asked to keep them) */
+  uint64_t blocked_samples;
+  pl_cpu_thread *threads; /* the threads the sampler looked at, in the order found */
+  size_t nthreads;
+  /* the program replaced proflab's SIGPROF handler (or set SIG_IGN) while
+   * the profile ran: what was collected is not the whole period */
+  int sigprof_lost;
+  void *owner; /* owner of strings and arrays (implementation) */
 } pl_cpu_profile;
 
 /* An empty profile (all fields 0, strings NULL) that owns what is later
@@ -89,7 +108,10 @@ typedef struct pl_cpu_profile_info {
   int unwind_fell_back;
   uint64_t period_ns;
   uint64_t duration_ns;
-  unsigned threads; /* distinct threads seen (up to 64) */
+  unsigned threads;                  /* distinct threads seen (up to 64) */
+  uint64_t blocked_samples;          /* see pl_cpu_profile.blocked_samples */
+  unsigned threads_blocking_sigprof; /* threads left out: their mask blocks SIGPROF */
+  int sigprof_lost;                  /* see pl_cpu_profile.sigprof_lost */
 } pl_cpu_profile_info;
 void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info);
 

@@ -40,6 +40,10 @@ typedef struct pl_inspector_options {
   const char *task;                 /* the task id */
   uint32_t wall_tid;                /* the service's event-loop thread (CPU profiles sample it) */
   volatile sig_atomic_t *idle_flag; /* its poll flag (pl_loop_idle_flag), or NULL */
+  /* CPU profiles sample every thread of the process (proflab's aside),
+   * threads waiting in a system call as "(idle)": a program that is not
+   * one event loop (the agent) */
+  int wall_all_threads;
 } pl_inspector_options;
 
 /* Parse "[HOST:]PORT" or "HOST" (as --inspect=… and PROFLAB_INSPECT take

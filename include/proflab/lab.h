@@ -52,10 +52,13 @@ typedef struct pl_lab_config {
    * not the endpoints that harm the process (memory-leak, memory-clear,
    * event-loop-jam answer 404);
    * profile_tid: wall-mode profiles sample this thread (no idle
-   * detection); 0: the loop thread, with its poll phase as "(idle)". */
+   * detection); 0: the loop thread, with its poll phase as "(idle)";
+   * profile_all_threads: wall-mode profiles sample every thread of the
+   * process (proflab's own aside) unless `threads=` names some. */
   int unix_socket_only;
   int capture_only;
   uint32_t profile_tid;
+  int profile_all_threads;
 } pl_lab_config;
 
 /* Defaults, lab off. */

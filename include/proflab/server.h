@@ -121,7 +121,10 @@ pl_server *pl_request_server(const pl_request *r);
 pl_json *pl_request_log_fields(pl_request *r);
 
 /* ---- query parameters ------------------------------------------------- */
-typedef enum { PL_PARAM_UINT, PL_PARAM_ENUM } pl_param_kind;
+/* PL_PARAM_TEXT: the value is a pointer to the parameter's text (valid
+ * until the request is answered) cast to uint64_t, or def when absent;
+ * bound then describes the text for messages. */
+typedef enum { PL_PARAM_UINT, PL_PARAM_ENUM, PL_PARAM_TEXT } pl_param_kind;
 
 typedef struct pl_param_spec {
   const char *name;

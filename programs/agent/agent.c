@@ -20,6 +20,7 @@
 #include "proflab/heap.h"
 #include "proflab/inspector.h"
 #include "proflab/log.h"
+#include "profile/threads.h"
 #include "serve.h"
 #include "settings.h"
 
@@ -97,6 +98,7 @@ static void start_inspector(uint32_t main_tid) {
   settings.inspect_opts.task = settings.task;
   settings.inspect_opts.wall_tid = main_tid;
   settings.inspect_opts.idle_flag = NULL;
+  settings.inspect_opts.wall_all_threads = 1;
   char err[256];
   int rc = pl_inspector_start(&settings.inspect_opts, err, sizeof(err));
   if (rc && rc != -EALREADY)
@@ -149,8 +151,12 @@ static void start_cpu_profile(uint32_t main_tid) {
     return;
   }
   o.wall_tid = main_tid;
+  o.wall_all = 1; /* every thread of the program, found as they start */
   sigset_t all, old;
   sigfillset(&all);
+  /* SIGPROF stays open: the start looks at this (the main) thread's mask
+   * to tell whether the program blocks it */
+  sigdelset(&all, SIGPROF);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int rc = pl__whole_run_cpu_start(&cpu_run, settings.cpu_profile, &o,
                                    "the whole-run profile (PROFLAB_CPU_PROFILE)", err, sizeof(err));
@@ -206,7 +212,10 @@ static void fork_child(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
-  if (pthread_create(&t, NULL, child_start, NULL) == 0) pthread_detach(t);
+  if (pthread_create(&t, NULL, child_start, NULL) == 0) {
+    (void)pthread_setname_np(t, PL__THREAD_NAME_PREFIX "fork"); /* not the program's */
+    pthread_detach(t);
+  }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

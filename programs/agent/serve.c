@@ -15,6 +15,7 @@
 #include "proflab/lab.h"
 #include "proflab/log.h"
 #include "proflab/server.h"
+#include "profile/threads.h"
 
 static struct {
   uv_loop_t loop;
@@ -136,6 +137,7 @@ int agent_serve_start(const agent_settings *s, const char *unix_path, uint32_t m
   sc.max_connections = 64;
   pl_lab_config lc = s->lab;
   lc.profile_tid = main_tid;
+  lc.profile_all_threads = 1; /* wall mode: every thread of the program */
   lc.unix_socket_only = !s->tcp;
   S.server = NULL;
   S.lab = NULL;
@@ -190,7 +192,7 @@ int agent_serve_start(const agent_settings *s, const char *unix_path, uint32_t m
     rc = -rc;
     goto fail;
   }
-  pthread_setname_np(S.thread, "proflab-agent");
+  pthread_setname_np(S.thread, PL__THREAD_NAME_PREFIX "agent");
   S.running = 1;
   S.pid = getpid();
   return 0;

@@ -33,6 +33,7 @@ enum {
   OPT_OUT,
   OPT_TASK,
   OPT_SHA256,
+  OPT_PID,
 };
 
 /* One command's description: its own options and its help text. */
@@ -49,6 +50,8 @@ static const char common_help[] =
     "  --url URL          the lab (LAB_URL, default " DEFAULT_URL
     "); https:// works too,\n"
     "                     and unix:/PATH reaches an agent's socket (no token)\n"
+    "  --pid PID          the agent in process PID: its socket\n"
+    "                     unix:/tmp/proflab-UID/agent-PID.sock (proflab ps lists them)\n"
     "  --token TOKEN      the lab token (LAB_TOKEN)\n"
     "  --token-file FILE  read the token from FILE (its first line)\n"
     "  --json             machine-readable output on stdout\n"
@@ -57,6 +60,7 @@ static const char common_help[] =
 
 static const struct option common_opts[] = {
     {"url", required_argument, NULL, OPT_URL},
+    {"pid", required_argument, NULL, OPT_PID},
     {"token", required_argument, NULL, OPT_TOKEN},
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
     {"json", no_argument, NULL, OPT_JSON},
@@ -79,6 +83,8 @@ typedef struct cli_args {
   const char *task;
   const char *sha256;
   const char *positional;
+  const char *pid; /* --pid, resolved into url_buf */
+  char url_buf[160];
   char token_buf[4096];
 } cli_args;
 
@@ -144,6 +150,12 @@ static int check_choice(const cmd_spec *c, const char *v, const char *const *cho
  * else LAB_TOKEN) and checks them: -1 when good, else the exit code after a
  * one-line reason. A unix: URL (an agent's socket) needs no token. */
 static int resolve_target(const cmd_spec *c, cli_args *a) {
+  if (a->pid) {
+    if (a->url) return usage_error(c, "give --url or --pid, not both");
+    int rc = cli_agent_socket(c->name, a->pid, a->url_buf, sizeof(a->url_buf));
+    if (rc >= 0) return rc;
+    a->url = a->url_buf;
+  }
   if (!a->url || !*a->url) a->url = getenv("LAB_URL");
   if (!a->url || !*a->url) a->url = DEFAULT_URL;
   int unix_socket = strncmp(a->url, "unix:", 5) == 0;
@@ -187,6 +199,9 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
         return CLI_EXIT_OK;
       case OPT_URL:
         a->url = optarg;
+        break;
+      case OPT_PID:
+        a->pid = optarg;
         break;
       case OPT_TOKEN:
         a->token = optarg;
@@ -350,8 +365,11 @@ static void show_status(json_t *j) {
     printf("event loop  lag p50 %.3f ms, p99 %.3f ms, max %.3f ms; utilization %.1f%%\n",
            jnum(lag, "p50"), jnum(lag, "p99"), jnum(lag, "max"), 100 * jnum(ev, "utilization"));
   }
-  if (prof)
+  if (prof) {
     printf("profiler    %s (%.0f taken)\n", jstr(prof, "state"), jnum(prof, "profiles_taken"));
+    if (*jstr(prof, "sigprof_message")) /* the program keeps SIGPROF: profiles are refused */
+      printf("            %s\n", jstr(prof, "sigprof_message"));
+  }
   if (json_is_array(arts)) {
     size_t n = json_array_size(arts);
     if (n)

@@ -54,6 +54,7 @@ static void usage(FILE *f) {
           "  -h, --help          this help\n"
           "lab options (--url):\n"
           "  --url URL           the lab (LAB_URL); takes the snapshots\n"
+          "  --pid PID           the agent in process PID (its Unix socket; proflab ps)\n"
           "  --every DURATION    time between snapshots (default 10s)\n"
           "  --count N           snapshots to take, 3 to 1000 (default %d)\n"
           "  --keep DIR          keep the downloaded snapshots in DIR (created); without\n"
@@ -607,6 +608,7 @@ enum {
   OPT_MIN_GROWTH,
   OPT_INTERVAL,
   OPT_URL,
+  OPT_PID,
   OPT_EVERY,
   OPT_COUNT,
   OPT_KEEP,
@@ -625,6 +627,7 @@ int cli_cmd_leaks(int argc, char **argv) {
       {"min-growth", required_argument, NULL, OPT_MIN_GROWTH},
       {"interval", required_argument, NULL, OPT_INTERVAL},
       {"url", required_argument, NULL, OPT_URL},
+      {"pid", required_argument, NULL, OPT_PID},
       {"every", required_argument, NULL, OPT_EVERY},
       {"count", required_argument, NULL, OPT_COUNT},
       {"keep", required_argument, NULL, OPT_KEEP},
@@ -638,7 +641,7 @@ int cli_cmd_leaks(int argc, char **argv) {
   };
   view v = {.limit = DEFAULT_LIMIT};
   lab_opts lo = {.every = DEFAULT_EVERY, .count = DEFAULT_COUNT};
-  int fail_on_leak = 0, ch, lab_given = 0, url_given = 0;
+  int fail_on_leak = 0, ch, lab_given = 0, url_given = 0, pid_given = 0;
   double interval = 0, min_growth = 0;
   opterr = 0;
   optind = 1;
@@ -671,9 +674,20 @@ int cli_cmd_leaks(int argc, char **argv) {
                              optarg);
         break;
       case OPT_URL:
+        if (pid_given) return usage_error("give --url or --pid, not both");
         lo.url = optarg;
         url_given = 1;
         break;
+      case OPT_PID: {
+        static char pid_url[160];
+        if (lo.url && !pid_given) return usage_error("give --url or --pid, not both");
+        pid_given = 1;
+        int prc = cli_agent_socket("leaks", optarg, pid_url, sizeof(pid_url));
+        if (prc >= 0) return prc;
+        lo.url = pid_url;
+        url_given = 1;
+        break;
+      }
       case OPT_EVERY:
         if (parse_duration(optarg, &lo.every) || lo.every < 0.1 || lo.every > 86400)
           return usage_error("--every '%.40s' must be a duration from 100ms to 24h", optarg);

@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"leaks", "allocation sites that grow steadily across heap snapshots: leak verdicts",
      cli_cmd_leaks},
     {"run", "run any dynamically linked program with the agent preloaded", cli_cmd_run},
+    {"ps", "list the agents on this machine (pids, programs, addresses)", cli_cmd_ps},
     {NULL, NULL, NULL},
 };
 

@@ -12,7 +12,9 @@
  *   has_filenames / has_line_numbers when every frame of the module has
  *   them. The model has no load addresses, so memory_start/limit are 0;
  * - one Sample per model sample: location_id leaf first, value [weight,
- *   weight x period_ns], a numeric label "thread" = tid.
+ *   weight x period_ns], a numeric label "thread" = tid and, when the
+ *   profile knows the thread's name (pl_cpu_profile.threads), a string
+ *   label "thread_name" (as pprof's -tagfocus/-tagshow read it).
  * Strings are interned in a hash table; string_table[0] is "".
  * The tables and the encoding are pprof_common's, shared with the heap
  * writer.
@@ -44,6 +46,7 @@ typedef struct pp_ctx {
   pl__keytab tid_keys;            /* (tid, 0, 0) -> index in labels */
   pb_label *labels;
   pb_label **label_ptrs;
+  unsigned *nlabels; /* labels of each distinct tid: 1 or 2 */
   pb_sample *samples;
   pb_sample **sample_ptrs;
   int64_t *values; /* 2 per sample */
@@ -94,18 +97,36 @@ static int build_samples(pp_ctx *c, int64_t thread_key) {
     for (uint32_t d = 0; d < p->stacks[s].depth; d++)
       c->stack_locs[c->stack_off[s] + d] = (uint64_t)p->stacks[s].frames[d] + 1;
 
-  /* One numeric "thread" label per distinct tid, shared by its samples. */
+  /* Per distinct tid, shared by its samples: a numeric "thread" label,
+   * then a "thread_name" label when the name is known (label_ptrs[2t],
+   * [2t + 1]; nlabels[t] says how many). */
   for (size_t i = 0; i < p->nsamples; i++)
     if (pl__keytab_intern(&c->tid_keys, p->samples[i].tid, 0, 0, NULL) < 0) return -ENOMEM;
   size_t ntids = c->tid_keys.n;
-  c->labels = calloc(ntids ? ntids : 1, sizeof(*c->labels));
-  c->label_ptrs = calloc(ntids ? ntids : 1, sizeof(*c->label_ptrs));
-  if (!c->labels || !c->label_ptrs) return -ENOMEM;
+  c->labels = calloc(ntids ? 2 * ntids : 1, sizeof(*c->labels));
+  c->label_ptrs = calloc(ntids ? 2 * ntids : 1, sizeof(*c->label_ptrs));
+  c->nlabels = calloc(ntids ? ntids : 1, sizeof(*c->nlabels));
+  if (!c->labels || !c->label_ptrs || !c->nlabels) return -ENOMEM;
+  int64_t name_key = 0;
   for (size_t t = 0; t < ntids; t++) {
-    perftools__profiles__label__init(&c->labels[t]);
-    c->labels[t].key = thread_key;
-    c->labels[t].num = c->tid_keys.keys[t].a;
-    c->label_ptrs[t] = &c->labels[t];
+    perftools__profiles__label__init(&c->labels[2 * t]);
+    c->labels[2 * t].key = thread_key;
+    c->labels[2 * t].num = c->tid_keys.keys[t].a;
+    c->label_ptrs[2 * t] = &c->labels[2 * t];
+    c->nlabels[t] = 1;
+    const char *name = NULL;
+    for (size_t k = 0; k < p->nthreads && !name; k++)
+      if (p->threads[k].tid == c->tid_keys.keys[t].a && p->threads[k].name && p->threads[k].name[0])
+        name = p->threads[k].name;
+    if (!name) continue;
+    if (!name_key && (name_key = pl__pprof_string(&c->b, "thread_name")) < 0) return -ENOMEM;
+    int64_t v = pl__pprof_string(&c->b, name);
+    if (v < 0) return -ENOMEM;
+    perftools__profiles__label__init(&c->labels[2 * t + 1]);
+    c->labels[2 * t + 1].key = name_key;
+    c->labels[2 * t + 1].str = v;
+    c->label_ptrs[2 * t + 1] = &c->labels[2 * t + 1];
+    c->nlabels[t] = 2;
   }
 
   size_t n = p->nsamples ? p->nsamples : 1;
@@ -132,8 +153,9 @@ static int build_samples(pp_ctx *c, int64_t thread_key) {
     c->values[2 * i + 1] = sat_mul_i64(s->weight, p->period_ns);
     ps->n_value = 2;
     ps->value = &c->values[2 * i];
-    ps->n_label = 1;
-    ps->label = &c->label_ptrs[pl__keytab_find(&c->tid_keys, s->tid, 0, 0)];
+    size_t t = (size_t)pl__keytab_find(&c->tid_keys, s->tid, 0, 0);
+    ps->n_label = c->nlabels[t];
+    ps->label = &c->label_ptrs[2 * t];
     c->sample_ptrs[i] = ps;
   }
   return 0;
@@ -148,6 +170,7 @@ static void ctx_free(pp_ctx *c) {
   pl__keytab_free(&c->tid_keys);
   free(c->labels);
   free(c->label_ptrs);
+  free(c->nlabels);
   free(c->samples);
   free(c->sample_ptrs);
   free(c->values);

@@ -7,7 +7,9 @@
 #include "proflab/server.h"
 
 static void describe(const pl_param_spec *sp, char *out, size_t n) {
-  if (sp->kind == PL_PARAM_ENUM) {
+  if (sp->kind == PL_PARAM_TEXT) {
+    snprintf(out, n, "%s", sp->bound ? sp->bound : "text");
+  } else if (sp->kind == PL_PARAM_ENUM) {
     size_t off = 0;
     out[0] = '\0';
     for (size_t i = 0; sp->choices && sp->choices[i]; i++) {
@@ -85,6 +87,10 @@ int pl_request_params(pl_request *r, const pl_param_spec *specs, size_t n, uint6
         return -EINVAL;
       }
       values[s] = c;
+      continue;
+    }
+    if (sp->kind == PL_PARAM_TEXT) { /* the caller reads and checks it */
+      values[s] = (uint64_t)(uintptr_t)v;
       continue;
     }
     if (!is_integer_text(v)) {

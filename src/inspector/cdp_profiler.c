@@ -78,14 +78,16 @@ static void on_start(pl__cdp *c, json_int_t id, json_t *params) {
       .hz = rate_hz(c->interval_us),
       .wall_tid = c->target->wall_tid,
       .idle_flag = c->target->idle_flag,
+      .wall_all = c->target->wall_all_threads,
   };
   rc = pl__capture_cpu_start(cap, &o);
   if (rc) {
     pl__capture_free(cap);
     pl__cdp_reply_error(c, id, PL__CDP_SERVER_ERROR,
-                        rc == -EBUSY ? "another profiler owns SIGPROF in this process"
-                                     : "cannot start the profiler",
-                        rc == -EBUSY ? NULL : strerror(-rc));
+                        rc == -EBUSY   ? "another profiler owns SIGPROF in this process"
+                        : rc == -EPERM ? "every thread to sample blocks SIGPROF in its signal mask"
+                                       : "cannot start the profiler",
+                        rc == -EBUSY || rc == -EPERM ? NULL : strerror(-rc));
     return;
   }
   c->cpu = cap;

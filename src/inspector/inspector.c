@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "common/json_error.h"
+#include "profile/threads.h"
 #include "inspector/http_head.h"
 #include "inspector/protocol.h"
 #include "inspector/session.h"
@@ -1078,7 +1079,8 @@ int pl_inspector_start(const pl_inspector_options *o, char *err, size_t errlen) 
                                .title = g.title,
                                .task = g.task,
                                .wall_tid = o->wall_tid,
-                               .idle_flag = o->idle_flag};
+                               .idle_flag = o->idle_flag,
+                               .wall_all_threads = o->wall_all_threads};
 
   int stage = 0;
   if ((rc = uv_loop_init(&g.loop)) != 0) {
@@ -1119,7 +1121,8 @@ int pl_inspector_start(const pl_inspector_options *o, char *err, size_t errlen) 
   rc = -pthread_create(&g.thread, NULL, inspector_thread, NULL);
   (void)pthread_sigmask(SIG_SETMASK, &old, NULL); /* restoring what was set: cannot fail */
   if (rc != 0) goto fail;
-  (void)pthread_setname_np(g.thread, "pl-inspector"); /* cosmetic (ps, perf, profiles) */
+  (void)pthread_setname_np(g.thread,
+                           PL__THREAD_NAME_PREFIX "inspect"); /* cosmetic (ps, perf, profiles) */
   atomic_store(&running, 1);
   announce((struct sockaddr *)&bound, hostport);
   return 0;

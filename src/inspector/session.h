@@ -23,6 +23,7 @@ typedef struct pl__insp_target {
   const char *task;                 /* the task id */
   uint32_t wall_tid;                /* the event-loop thread (wall-mode CPU profiles) */
   volatile sig_atomic_t *idle_flag; /* the loop's poll flag (pl_loop_idle_flag), or NULL */
+  int wall_all_threads;             /* sample every thread (pl_inspector_options) */
 } pl__insp_target;
 
 typedef struct pl__insp_session pl__insp_session;

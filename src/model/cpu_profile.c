@@ -60,4 +60,8 @@ void pl_cpu_profile_get_info(const pl_cpu_profile *p, pl_cpu_profile_info *info)
     if (k == nseen && nseen < 64) seen[nseen++] = p->samples[i].tid;
   }
   info->threads = nseen;
+  info->blocked_samples = p->blocked_samples;
+  info->sigprof_lost = p->sigprof_lost;
+  for (size_t i = 0; i < p->nthreads; i++)
+    if (p->threads[i].flags & PL_CPU_THREAD_SIGPROF_BLOCKED) info->threads_blocking_sigprof++;
 }

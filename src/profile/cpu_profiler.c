@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "common/util.h"
 #include "proflab/cpu_profile.h"
 #include "profile/thread_start.h"
+#include "profile/threads.h"
 #include "sample/ring.h"
 #include "sample/sigprof.h"
 #include "sample/unwind.h"
@@ -51,17 +53,33 @@ typedef struct owner {
   int error;
 } owner;
 
+/* A thread the sampler looked at (index = timer or ticker index, the
+ * unwinder's per-thread slot). */
+enum { T_SAMPLED, T_GONE, T_BLOCKED };
+typedef struct target {
+  char name[16];
+  unsigned char state; /* T_* */
+  uint32_t sent_done;  /* ticker: pl__sigprof_queued_done when the last signal is handled */
+  uint32_t pending;    /* ticker: periods passed since the last signal */
+  uint64_t last_send;  /* ticker */
+} target;
+
 typedef struct running {
   pl_cpu_mode mode;
   uint64_t period_ns;
   pl__ring ring;
   timer_t timers[PL__SIGPROF_MAX_THREADS];
   uint32_t tids[PL__SIGPROF_MAX_THREADS];
-  unsigned ntimers;
-  uint32_t collector_tid;
+  unsigned ntimers; /* cpu mode: timers; wall mode: threads of tids/targets */
+  /* cpu mode: threads left out (their mask blocks SIGPROF), after the timers */
+  uint32_t skipped_tids[PL_CPU_MAX_THREADS];
+  unsigned nskipped;
+  target targets[PL__SIGPROF_MAX_THREADS];
+  uint32_t collector_tid, ticker_tid;
   pthread_t collector;
-  pthread_t ticker; /* wall mode: signals the sampled thread */
+  pthread_t ticker; /* wall mode: signals the sampled threads */
   int has_ticker;
+  int wall_all; /* wall mode: rescan for new threads */
   uint32_t wall_tid;
   _Atomic int stop;
   owner *own;
@@ -173,6 +191,7 @@ static int intern_stack(owner *o, const uint32_t *f, uint32_t depth, uint32_t *o
 static int add_sample(owner *o, const pl__raw_sample *s) {
   uint32_t frames[PL__MAX_FRAMES];
   uint32_t stack;
+  if (s->flags & PL__RAW_BLOCKED) o->profile->blocked_samples++;
   if (s->flags & PL__RAW_IDLE) {
     stack = PL_STACK_IDLE;
     o->profile->idle_samples++;
@@ -236,7 +255,45 @@ static int known_tid(const running *r, uint32_t tid) {
   return 0;
 }
 
-/* cpu mode: give every thread of the process (but the collector) a timer. */
+static int skipped_tid(const running *r, uint32_t tid) {
+  for (unsigned i = 0; i < r->nskipped; i++)
+    if (r->skipped_tids[i] == tid) return 1;
+  return 0;
+}
+
+/* Add a thread found in /proc/self/task: cpu mode arms its timer, wall
+ * mode makes it a ticker target. A thread whose mask blocks SIGPROF is
+ * recorded but never signalled (its samples would wait forever); one of
+ * proflab's own threads is left out. */
+static void add_thread(running *r, uint32_t tid) {
+  if (tid == r->collector_tid || tid == r->ticker_tid || known_tid(r, tid) || skipped_tid(r, tid))
+    return;
+  if (r->ntimers >= PL__SIGPROF_MAX_THREADS) return;
+  pl__thread_info ti;
+  if (pl__thread_info_read(tid, &ti) != 0 || ti.proflab) return;
+  unsigned i = r->ntimers;
+  target *t = &r->targets[i];
+  memcpy(t->name, ti.name, sizeof(t->name));
+  if (ti.blocks_sigprof) {
+    if (r->mode == PL_CPU_CPU) { /* no timer: remember it apart */
+      if (r->nskipped < PL_CPU_MAX_THREADS) r->skipped_tids[r->nskipped++] = tid;
+      return;
+    }
+    t->state = T_BLOCKED;
+    r->tids[i] = tid;
+    r->ntimers++;
+    return;
+  }
+  t->state = T_SAMPLED;
+  r->tids[i] = tid;
+  pl__sigprof_set_tid(i, tid);
+  if (r->mode == PL_CPU_CPU && arm_timer(r, i, thread_cpu_clock(tid), tid) != 0) return;
+  t->sent_done = pl__sigprof_queued_done(i); /* nothing outstanding */
+  r->ntimers++;
+}
+
+/* cpu mode, and wall mode over all threads: every thread of the process
+ * (but the profiler's own and proflab's). */
 static void scan_threads(running *r) {
   DIR *d = opendir("/proc/self/task");
   if (!d) return;
@@ -244,12 +301,7 @@ static void scan_threads(running *r) {
   while ((e = readdir(d))) {
     uint64_t tid;
     if (pl__parse_u64(e->d_name, &tid) != 0 || tid == 0 || tid > UINT32_MAX) continue;
-    if (tid == r->collector_tid || known_tid(r, (uint32_t)tid)) continue;
-    if (r->ntimers >= PL__SIGPROF_MAX_THREADS) break;
-    unsigned i = r->ntimers;
-    r->tids[i] = (uint32_t)tid;
-    pl__sigprof_set_tid(i, (uint32_t)tid);
-    if (arm_timer(r, i, thread_cpu_clock((uint32_t)tid), (uint32_t)tid) == 0) r->ntimers++;
+    add_thread(r, (uint32_t)tid);
   }
   closedir(d);
 }
@@ -263,9 +315,18 @@ void pl__cpu_profiler_thread_started(void) {
   running *r = current;
   if (r && r->mode == PL_CPU_CPU && !atomic_load(&r->stop)) {
     uint32_t tid = gettid_u32();
-    if (!known_tid(r, tid) && r->ntimers < PL__SIGPROF_MAX_THREADS) {
+    char name[16] = "";
+    sigset_t mask;
+    /* cheap checks of the calling thread: a name inherited from one of
+     * proflab's threads, a mask inherited with SIGPROF blocked */
+    int ours = prctl(PR_GET_NAME, name) == 0 &&
+               strncmp(name, PL__THREAD_NAME_PREFIX, strlen(PL__THREAD_NAME_PREFIX)) == 0;
+    int blocked = pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, SIGPROF);
+    if (!ours && !blocked && !known_tid(r, tid) && r->ntimers < PL__SIGPROF_MAX_THREADS) {
       unsigned i = r->ntimers;
       r->tids[i] = tid;
+      memcpy(r->targets[i].name, name, sizeof(name));
+      r->targets[i].state = T_SAMPLED;
       pl__sigprof_set_tid(i, tid);
       if (arm_timer(r, i, thread_cpu_clock(tid), tid) == 0) r->ntimers++;
     }
@@ -330,14 +391,56 @@ static void ticker_avoid(const cpu_set_t *allowed, uint32_t tid) {
   sched_setaffinity(0, sizeof(set), &set); /* best effort */
 }
 
+/* Queue the next SIGPROF to target i if its last one was handled (or has
+ * waited a second: lost to the end of an earlier recording, or the
+ * thread now blocks SIGPROF, which is then looked at again). */
+static void ticker_send(running *r, unsigned i, pid_t pid, uid_t uid, uint64_t now) {
+  target *t = &r->targets[i];
+  if (t->state != T_SAMPLED) return;
+  if (pl__sigprof_queued_done(i) != t->sent_done) {
+    if (now - t->last_send < 1000000000u) return;
+    pl__thread_info ti;
+    int rc = pl__thread_info_read(r->tids[i], &ti);
+    if (rc == -ENOENT) {
+      t->state = T_GONE;
+      return;
+    }
+    if (rc == 0 && ti.blocks_sigprof) { /* blocked since the start */
+      t->state = T_BLOCKED;
+      return;
+    }
+  }
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  si.si_signo = SIGPROF;
+  si.si_code = SI_QUEUE;
+  si.si_pid = pid;
+  si.si_uid = uid;
+  si.si_value.sival_int = pl__sigprof_queued_value(i);
+  pl__sigprof_queued_add(i, t->pending ? t->pending : 1);
+  t->pending = 0;
+  t->sent_done = pl__sigprof_queued_done(i) + 1;
+  if (syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)r->tids[i], SIGPROF, &si) != 0) {
+    if (errno == ESRCH) t->state = T_GONE;     /* the thread is gone */
+    t->sent_done = pl__sigprof_queued_done(i); /* EAGAIN: try again next period */
+    return;                                    /* the periods added stay for its next sample */
+  }
+  t->last_send = now;
+}
+
 static void *ticker_main(void *arg) {
   running *r = arg;
+  pl__thread_name_self(PL__THREAD_NAME_PREFIX "ticker");
+  r->ticker_tid = gettid_u32();
   pid_t pid = getpid();
   uid_t uid = getuid();
-  uint64_t period = r->period_ns, base = pl__now_ns(), index = 0, pending = 0;
-  uint64_t sent = pl__sigprof_queued_done(), last_send = base, last_avoid = 0;
+  uint64_t period = r->period_ns, base = pl__now_ns(), index = 0;
+  uint64_t last_avoid = 0, last_scan = base;
+  for (unsigned i = 0; i < r->ntimers; i++) r->targets[i].last_send = base;
   cpu_set_t allowed;
-  int pin = sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !ticker_pin_off();
+  /* one thread: keep off its CPU; several: leave it to the scheduler */
+  int pin = !r->wall_all && r->ntimers == 1 &&
+            sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !ticker_pin_off();
   while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
     if (pin && base + index * period - last_avoid >= TICKER_AVOID_EVERY_NS) {
       ticker_avoid(&allowed, r->wall_tid);
@@ -350,31 +453,30 @@ static void *ticker_main(void *arg) {
     uint64_t now = pl__now_ns();
     if (now < next) continue;
     uint64_t k = (now - base) / period; /* boundaries passed so far */
-    pending += k - index;
-    index = k;
-    /* the last signal handled, or lost (a recording ended meanwhile) */
-    if (pl__sigprof_queued_done() != sent && now - last_send < 1000000000u) continue;
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    si.si_signo = SIGPROF;
-    si.si_code = SI_QUEUE;
-    si.si_pid = pid;
-    si.si_uid = uid;
-    si.si_value.sival_int = pl__sigprof_queued_value((unsigned)(pending - 1));
-    sent = pl__sigprof_queued_done() + 1;
-    if (syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)r->wall_tid, SIGPROF, &si) != 0) {
-      if (errno == ESRCH) break;        /* the thread is gone */
-      sent = pl__sigprof_queued_done(); /* EAGAIN: try again next period */
-      continue;
+    unsigned live = 0;
+    for (unsigned i = 0; i < r->ntimers; i++) {
+      target *t = &r->targets[i];
+      uint64_t p = t->pending + (k - index);
+      t->pending = p > UINT32_MAX ? UINT32_MAX : (uint32_t)p;
+      ticker_send(r, i, pid, uid, now);
+      live += t->state == T_SAMPLED;
     }
-    pending = 0;
-    last_send = now;
+    index = k;
+    if (r->wall_all && now - last_scan >= RESCAN_EVERY_NS) {
+      unsigned before = r->ntimers;
+      scan_threads(r);
+      for (unsigned i = before; i < r->ntimers; i++) r->targets[i].last_send = now;
+      last_scan = now;
+    } else if (!r->wall_all && live == 0) {
+      break; /* every thread named is gone */
+    }
   }
   return NULL;
 }
 
 static void *collector_main(void *arg) {
   running *r = arg;
+  pl__thread_name_self(PL__THREAD_NAME_PREFIX "collect");
   r->collector_tid = gettid_u32();
   uint64_t last_scan = pl__now_ns();
   while (!atomic_load(&r->stop)) {
@@ -389,6 +491,27 @@ static void *collector_main(void *arg) {
     }
   }
   return NULL;
+}
+
+/* The threads the recording looked at, into the profile. 0 or -ENOMEM. */
+static int record_threads(pl_cpu_profile *p, const running *r) {
+  size_t n = r->ntimers + r->nskipped;
+  p->threads = pl_cpu_profile_alloc(p, (n ? n : 1) * sizeof(*p->threads));
+  if (!p->threads) return -ENOMEM;
+  for (unsigned i = 0; i < r->ntimers; i++) {
+    pl_cpu_thread *t = &p->threads[p->nthreads++];
+    t->tid = r->tids[i];
+    t->flags = r->targets[i].state == T_BLOCKED ? PL_CPU_THREAD_SIGPROF_BLOCKED : 0;
+    t->name = pl_cpu_profile_strdup(p, r->targets[i].name);
+    if (!t->name) return -ENOMEM;
+  }
+  for (unsigned i = 0; i < r->nskipped; i++) {
+    pl_cpu_thread *t = &p->threads[p->nthreads++];
+    t->tid = r->skipped_tids[i];
+    t->flags = PL_CPU_THREAD_SIGPROF_BLOCKED;
+    t->name = "";
+  }
+  return 0;
 }
 
 /* The interning tables; the profile stays. */
@@ -413,7 +536,14 @@ static void owner_free(owner *o) {
 
 int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   unsigned hz = opts->hz ? opts->hz : 1000;
-  if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU)) return -EINVAL;
+  if (hz > PL_CPU_MAX_HZ || (opts->mode != PL_CPU_WALL && opts->mode != PL_CPU_CPU) ||
+      opts->nwall_tids > PL_CPU_MAX_THREADS || (opts->nwall_tids && !opts->wall_tids))
+    return -EINVAL;
+  int multi = opts->mode == PL_CPU_WALL && (opts->wall_all || opts->nwall_tids);
+  for (unsigned i = 0; multi && i < opts->nwall_tids; i++) {
+    int trc = pl_cpu_profiler_thread_check(opts->wall_tids[i]);
+    if (trc) return trc == -EINVAL ? -ESRCH : trc;
+  }
   int rc = pl__sigprof_install();
   if (rc) return rc;
   pthread_mutex_lock(&prof_lock);
@@ -440,14 +570,43 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
     struct timespec ts = {0, 50000};
     nanosleep(&ts, NULL);
   }
-  if (opts->mode == PL_CPU_WALL) r->tids[0] = wall_tid;
-  pl__sigprof_begin(&r->ring, r->tids, opts->mode == PL_CPU_WALL ? opts->idle_flag : NULL,
-                    wall_tid);
+  r->wall_all = multi && opts->wall_all;
+  if (multi && opts->wall_all) {
+    scan_threads(r);
+  } else if (multi) {
+    for (unsigned i = 0; i < opts->nwall_tids; i++) add_thread(r, opts->wall_tids[i]);
+  } else if (opts->mode == PL_CPU_WALL) {
+    r->tids[0] = wall_tid;
+    r->ntimers = 1;
+    pl__thread_info ti;
+    if (pl__thread_info_read(wall_tid, &ti) == 0) {
+      memcpy(r->targets[0].name, ti.name, 16);
+      if (ti.blocks_sigprof) r->targets[0].state = T_BLOCKED;
+    }
+    r->targets[0].sent_done = pl__sigprof_queued_done(0);
+  }
+  if (opts->mode == PL_CPU_WALL) {
+    unsigned usable = 0;
+    for (unsigned i = 0; i < r->ntimers; i++) usable += r->targets[i].state == T_SAMPLED;
+    if (!usable && !r->wall_all) {
+      rc = r->ntimers ? -EPERM : -ESRCH;
+      goto fail_collector;
+    }
+    if (!usable) { /* every thread of the program blocks SIGPROF */
+      rc = -EPERM;
+      goto fail_collector;
+    }
+  }
+  unsigned flags = multi && !opts->offcpu ? PL__SIGPROF_BLOCKED_IDLE : 0;
+  pl__sigprof_begin(&r->ring, r->tids,
+                    opts->mode == PL_CPU_WALL && !opts->offcpu ? opts->idle_flag : NULL, wall_tid,
+                    flags);
   o->profile->start_ns = pl__now_ns();
   o->profile->start_wall_ns = pl__wall_ns();
   if (opts->mode == PL_CPU_WALL) {
     r->wall_tid = wall_tid;
-    if (wall_timer_wanted()) {
+    if (!multi && wall_timer_wanted()) {
+      r->ntimers = 0;
       if ((rc = arm_timer(r, 0, CLOCK_MONOTONIC, wall_tid)) != 0) goto fail_running;
       r->ntimers = 1;
     } else {
@@ -457,7 +616,7 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   } else {
     scan_threads(r);
     if (r->ntimers == 0) {
-      rc = -EAGAIN;
+      rc = r->nskipped ? -EPERM : -EAGAIN;
       goto fail_running;
     }
   }
@@ -466,9 +625,11 @@ int pl_cpu_profiler_start(const pl_cpu_options *opts) {
   pthread_mutex_unlock(&prof_lock);
   return 0;
 fail_running:
-  atomic_store(&r->stop, 1);
+  for (unsigned i = 0; opts->mode == PL_CPU_CPU && i < r->ntimers; i++) timer_delete(r->timers[i]);
   pl__sigprof_end();
   pl__sigprof_quiesce();
+fail_collector:
+  atomic_store(&r->stop, 1);
   pthread_join(r->collector, NULL);
 fail:
   if (r) pl__ring_free(&r->ring);
@@ -476,6 +637,46 @@ fail:
   free(r);
   pthread_mutex_unlock(&prof_lock);
   return rc;
+}
+
+int pl_cpu_profiler_thread_check(uint32_t tid) {
+  pl__thread_info ti;
+  int rc = pl__thread_info_read(tid, &ti);
+  if (rc) return rc == -ENOENT ? -ESRCH : rc;
+  if (ti.proflab) return -EINVAL;
+  return ti.blocks_sigprof ? -EPERM : 0;
+}
+
+int pl_cpu_profiler_sigprof_state(char *msg, size_t n) {
+  if (n) msg[0] = '\0';
+  int own = pl__sigprof_owner();
+  if (own == -EBUSY) {
+    snprintf(msg, n,
+             "the program has its own SIGPROF handler (installed before or after proflab's); "
+             "CPU profiles are refused, the rest of the lab works");
+    return -EBUSY;
+  }
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0; /* cannot tell: let a profile try */
+  unsigned program = 0, blocking = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    uint64_t tid;
+    pl__thread_info ti;
+    if (pl__parse_u64(e->d_name, &tid) != 0 || tid == 0 || tid > UINT32_MAX) continue;
+    if (pl__thread_info_read((uint32_t)tid, &ti) != 0 || ti.proflab) continue;
+    program++;
+    blocking += ti.blocks_sigprof != 0;
+  }
+  closedir(d);
+  if (program && blocking == program) {
+    snprintf(msg, n,
+             "every thread of the program (%u) blocks SIGPROF in its signal mask; CPU profiles "
+             "are refused, the rest of the lab works",
+             program);
+    return -EPERM;
+  }
+  return 0;
 }
 
 int pl_cpu_profiler_running(void) {
@@ -500,11 +701,13 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   current = NULL;
   pl__thread_start_watch(0);
   atomic_store(&r->stop, 1);
-  for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
+  if (!r->has_ticker)
+    for (unsigned i = 0; i < r->ntimers; i++) timer_delete(r->timers[i]);
   if (r->has_ticker) pthread_join(r->ticker, NULL); /* wakes within a period */
   owner *o = r->own;
   o->profile->end_ns = pl__now_ns();
   o->profile->signals = pl__sigprof_signals();
+  o->profile->sigprof_lost = pl__sigprof_owner() != 1;
   pl__unwind_stats us;
   pl__unwind_get_stats(&us);
   o->profile->unwind_fp = us.captures > us.dwarf ? us.captures - us.dwarf : 0;
@@ -520,6 +723,7 @@ int pl_cpu_profiler_stop(pl_cpu_profile **out) {
   drain(r);
   o->profile->dropped = atomic_load(&r->ring.dropped);
   pl__ring_free(&r->ring);
+  if (!o->error) o->error = record_threads(o->profile, r);
   free(r);
   if (o->error) {
     int err = o->error;

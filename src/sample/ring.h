@@ -19,6 +19,7 @@
 enum {
   PL__RAW_IDLE = 1u << 0,      /* the loop thread was waiting in poll */
   PL__RAW_TRUNCATED = 1u << 1, /* the unwinder never reached the signal frame */
+  PL__RAW_BLOCKED = 1u << 2,   /* the thread waited in a system call */
 };
 
 typedef struct pl__raw_sample {

@@ -30,8 +30,10 @@ static volatile sig_atomic_t *_Atomic idle_flag_ptr;
 static _Atomic uint32_t idle_thread;
 static _Atomic int in_handler;
 static _Atomic uint64_t signals_seen;
-static _Atomic pid_t self_pid;       /* sender of the ticker's signals */
-static _Atomic uint64_t queued_done; /* ticker signals handled */
+static _Atomic unsigned rec_flags;                              /* PL__SIGPROF_* */
+static _Atomic pid_t self_pid;                                  /* sender of the ticker's signals */
+static _Atomic uint32_t queued_done[PL__SIGPROF_MAX_THREADS];   /* ticker signals handled */
+static _Atomic uint32_t queued_weight[PL__SIGPROF_MAX_THREADS]; /* periods not yet sampled */
 
 /* Address ranges of the poll functions (set once at install). */
 static uintptr_t poll_lo[3], poll_hi[3];
@@ -41,6 +43,51 @@ static int pc_in_poll(uintptr_t pc) {
     if (pc >= poll_lo[i] && pc < poll_hi[i]) return 1;
   return 0;
 }
+
+#if defined(__x86_64__)
+/* System calls the kernel restarts after a handler (SA_RESTART) that wait:
+ * read 0, write 1, readv/writev 19/20, pread/pwrite 17/18, open 2 (a fifo),
+ * connect 42, accept 43, sendto 44, recvfrom 45, sendmsg 46, recvmsg 47,
+ * wait4 61, semop 65, msgsnd/msgrcv 69/70, fcntl 72 (locks), flock 73,
+ * futex 202, semtimedop 220, mq_timedsend/receive 242/243, waitid 247,
+ * openat 257, accept4 288, recvmmsg 299, sendmmsg 307, futex_waitv 449. */
+static const uint64_t restart_waits[8] = {
+    (1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 17) | (1ull << 18) | (1ull << 19) |
+        (1ull << 20) | (1ull << 42) | (1ull << 43) | (1ull << 44) | (1ull << 45) | (1ull << 46) |
+        (1ull << 47) | (1ull << 61),
+    (1ull << (65 - 64)) | (1ull << (69 - 64)) | (1ull << (70 - 64)) | (1ull << (72 - 64)) |
+        (1ull << (73 - 64)),
+    0,
+    (1ull << (202 - 192)) | (1ull << (220 - 192)) | (1ull << (242 - 192)) | (1ull << (243 - 192)) |
+        (1ull << (247 - 192)),
+    (1ull << (257 - 256)) | (1ull << (288 - 256)) | (1ull << (299 - 256)) | (1ull << (307 - 256)),
+    0,
+    0,
+    (1ull << (449 - 448)),
+};
+
+/* Whether the interrupted context waits in a system call (sigprof.h). Reads
+ * the code bytes around the pc: the interrupted instruction (mapped, it was
+ * executing) and, only when they lie on the same page, the two before it. */
+static int waits_in_syscall(const ucontext_t *uc) {
+  uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+  long long ax = uc->uc_mcontext.gregs[REG_RAX];
+  if (ax == -EINTR) {
+    if ((pc & 4095u) < 2) return 0;
+    const volatile unsigned char *p = (const volatile unsigned char *)(pc - 2);
+    return p[0] == 0x0f && p[1] == 0x05;
+  }
+  if (ax < 0 || ax >= 512) return 0;
+  const volatile unsigned char *p = (const volatile unsigned char *)pc;
+  if (p[0] != 0x0f || p[1] != 0x05) return 0; /* 0f is never a whole instruction */
+  return (restart_waits[ax >> 6] >> (ax & 63)) & 1;
+}
+#else
+static int waits_in_syscall(const ucontext_t *uc) {
+  (void)uc;
+  return 0;
+}
+#endif
 
 static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   int saved_errno = errno;
@@ -65,6 +112,7 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
     errno = saved_errno;
     return;
   }
+  unsigned idx = value & VALUE_INDEX_MASK;
   pl__ring *ring = atomic_load_explicit(&cur_ring, memory_order_acquire);
   if (!ring) goto out;
   atomic_fetch_add_explicit(&signals_seen, 1, memory_order_relaxed);
@@ -74,20 +122,29 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   s->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  unsigned idx = queued ? 0 : value & VALUE_INDEX_MASK;
   uint32_t tid = idx < PL__SIGPROF_MAX_THREADS
                      ? atomic_load_explicit(&thread_ids[idx], memory_order_relaxed)
                      : 0;
   s->tid = tid;
-  s->weight = 1u + (queued ? value & VALUE_INDEX_MASK
-                           : (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0));
+  if (queued) {
+    uint32_t w = idx < PL__SIGPROF_MAX_THREADS
+                     ? atomic_exchange_explicit(&queued_weight[idx], 0, memory_order_acq_rel)
+                     : 0;
+    s->weight = w ? w : 1;
+  } else {
+    s->weight = 1u + (uint32_t)(si->si_overrun > 0 ? si->si_overrun : 0);
+  }
   s->flags = 0;
   const ucontext_t *uc = ucv;
   uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
   volatile sig_atomic_t *idle = atomic_load_explicit(&idle_flag_ptr, memory_order_relaxed);
-  if (idle && *idle && tid == atomic_load_explicit(&idle_thread, memory_order_relaxed) &&
-      pc_in_poll(pc)) {
-    s->flags = PL__RAW_IDLE;
+  unsigned flags = atomic_load_explicit(&rec_flags, memory_order_relaxed);
+  int waits = waits_in_syscall(uc);
+  if (waits) s->flags |= PL__RAW_BLOCKED;
+  if ((waits && (flags & PL__SIGPROF_BLOCKED_IDLE)) ||
+      (idle && *idle && tid == atomic_load_explicit(&idle_thread, memory_order_relaxed) &&
+       pc_in_poll(pc))) {
+    s->flags |= PL__RAW_IDLE;
     s->depth = 0;
   } else {
     unsigned how;
@@ -101,7 +158,8 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
   }
   pl__ring_publish(s, pos);
 out:
-  if (queued) atomic_fetch_add_explicit(&queued_done, 1, memory_order_release);
+  if (queued && idx < PL__SIGPROF_MAX_THREADS)
+    atomic_fetch_add_explicit(&queued_done[idx], 1, memory_order_release);
   atomic_fetch_sub_explicit(&in_handler, 1, memory_order_acq_rel);
   errno = saved_errno;
 }
@@ -117,10 +175,33 @@ static void find_range(const char *name, int i) {
   }
 }
 
+int pl__sigprof_owner(void) {
+  struct sigaction cur;
+  if (sigaction(SIGPROF, NULL, &cur) != 0) return -errno;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigprof) return 1;
+  pthread_mutex_lock(&install_lock);
+  int was = installed;
+  pthread_mutex_unlock(&install_lock);
+  /* Before we install, SIG_DFL and SIG_IGN are free to take; once we did,
+   * any other disposition (SIG_IGN too) means the program took it back. */
+  if (!was && !(cur.sa_flags & SA_SIGINFO) &&
+      (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN))
+    return 0;
+  return -EBUSY;
+}
+
 int pl__sigprof_install(void) {
   int rc = 0;
   pthread_mutex_lock(&install_lock);
-  if (installed) goto out;
+  if (installed) {
+    /* the program may have installed its own handler since */
+    struct sigaction cur;
+    if (sigaction(SIGPROF, NULL, &cur) != 0)
+      rc = -errno;
+    else if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_sigprof)
+      rc = -EBUSY;
+    goto out;
+  }
   struct sigaction old;
   if (sigaction(SIGPROF, NULL, &old) != 0) {
     rc = -errno;
@@ -152,12 +233,15 @@ out:
 }
 
 void pl__sigprof_begin(pl__ring *ring, const uint32_t *tids, volatile sig_atomic_t *idle_flag,
-                       uint32_t idle_tid) {
+                       uint32_t idle_tid, unsigned flags) {
   for (unsigned i = 0; i < PL__SIGPROF_MAX_THREADS; i++)
     atomic_store_explicit(&thread_ids[i], tids ? tids[i] : 0, memory_order_relaxed);
   atomic_store(&idle_flag_ptr, idle_flag);
   atomic_store(&idle_thread, idle_tid);
   atomic_store(&signals_seen, 0);
+  atomic_store(&rec_flags, flags);
+  for (unsigned i = 0; i < PL__SIGPROF_MAX_THREADS; i++)
+    atomic_store_explicit(&queued_weight[i], 0, memory_order_relaxed);
   atomic_store(&self_pid, getpid());
   pl__unwind_prepare(); /* stack bounds of the threads; no handler runs now */
   unsigned g = atomic_load(&generation) + 1;
@@ -170,13 +254,18 @@ void pl__sigprof_set_tid(unsigned i, uint32_t tid) {
   if (i < PL__SIGPROF_MAX_THREADS) atomic_store_explicit(&thread_ids[i], tid, memory_order_relaxed);
 }
 
-int pl__sigprof_queued_value(unsigned missed) {
-  if (missed > VALUE_INDEX_MASK) missed = VALUE_INDEX_MASK;
-  return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | missed);
+int pl__sigprof_queued_value(unsigned i) {
+  return (int)((atomic_load(&generation) << VALUE_MAGIC_SHIFT) | (i & VALUE_INDEX_MASK));
 }
 
-uint64_t pl__sigprof_queued_done(void) {
-  return atomic_load_explicit(&queued_done, memory_order_acquire);
+void pl__sigprof_queued_add(unsigned i, uint32_t periods) {
+  if (i < PL__SIGPROF_MAX_THREADS)
+    atomic_fetch_add_explicit(&queued_weight[i], periods, memory_order_acq_rel);
+}
+
+uint32_t pl__sigprof_queued_done(unsigned i) {
+  return i < PL__SIGPROF_MAX_THREADS ? atomic_load_explicit(&queued_done[i], memory_order_acquire)
+                                     : 0;
 }
 
 int pl__sigprof_value(unsigned i) {

@@ -1,6 +1,7 @@
 /* The process's libdwfl session: addresses to function, file and line (see symbolizer.h). */
 #include "symbol/symbolizer.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
@@ -24,8 +25,12 @@ typedef struct cached {
   pl_frame f;   /* strings in the cache's arena */
 } cached;
 
+/* libstdc++'s abi::__cxa_demangle: malloc'ed result, status 0 on success. */
+typedef char *(*cxa_demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
+
 struct pl__symbolizer {
   Dwfl *dwfl;
+  cxa_demangle_fn demangle;      /* looked up when dwfl is made; NULL in a C program */
   unsigned long long adds, subs; /* the loader's counters when dwfl was made */
   cached *cache;                 /* open addressing by pc; NULL when out of memory */
   size_t cache_cap, cache_n;
@@ -67,6 +72,11 @@ static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
 
 static int build(pl__symbolizer *s) {
   pl__arena_init(&s->cache_arena);
+  /* C++ names are demangled by the process's own libstdc++, which every C++
+   * program has loaded; a C program is not made to load it (its names are
+   * not mangled), and libstdc++ dlopened later is found at the next
+   * rebuild (the loader's counters changed). */
+  s->demangle = (cxa_demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
   s->dwfl = dwfl_begin(&callbacks);
   if (!s->dwfl) return -EIO;
   dwfl_report_begin(s->dwfl);
@@ -229,6 +239,30 @@ int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_fr
   return rc;
 }
 
+/* The name to show for a symbol: C++ names demangled ("_ZN3foo3barEv" ->
+ * "foo::bar()") when the demangler is there, a symbol version cut
+ * ("clock_nanosleep@GLIBC_2.2.5" -> "clock_nanosleep": libc's .symtab in
+ * /usr/lib/debug carries them). A copy in arena, or NULL (no memory). */
+static const char *display_name(const pl__symbolizer *s, const char *name, pl__arena *arena) {
+  if (name[0] == '_' && name[1] == 'Z' && s->demangle) {
+    int status = -1;
+    char *d = s->demangle(name, NULL, NULL, &status);
+    if (d && status == 0) {
+      char *c = pl__arena_strdup(arena, d);
+      free(d);
+      return c;
+    }
+    free(d);
+  }
+  const char *at = strchr(name, '@');
+  if (at && at != name) {
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%.*s", (int)(at - name), name);
+    return pl__arena_strdup(arena, tmp);
+  }
+  return pl__arena_strdup(arena, name);
+}
+
 /* libdwfl's answer for pc. */
 static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f, unsigned flags) {
   memset(f, 0, sizeof(*f));
@@ -253,7 +287,7 @@ static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
   GElf_Sym sym;
   const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
   if (name && *name) {
-    f->function = pl__arena_strdup(arena, name);
+    f->function = display_name(s, name, arena);
   } else {
     snprintf(tmp, sizeof(tmp), "%s+0x%lx", base_name(modpath), (unsigned long)(pc - mod_start));
     f->function = pl__arena_strdup(arena, tmp);

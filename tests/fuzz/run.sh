@@ -23,7 +23,7 @@ sources() {
       # the protocol side and everything below it that a capture reaches
       # (not profile/thread_start.c: see fuzz-cdp.c)
       for d in common sample model symbol format capture; do echo "$root"/src/$d/*.c; done
-      echo "$root/src/profile/cpu_profiler.c"
+      echo "$root/src/profile/cpu_profiler.c $root/src/profile/threads.c"
       echo "$root/src/artifact/store.c $out/format/profile.pb-c.c"
       echo "$root/src/inspector/cdp.c $root/src/inspector/cdp_heap.c"
       echo "$root/src/inspector/cdp_profiler.c $root/src/inspector/cdp_runtime.c"

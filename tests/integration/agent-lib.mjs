@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { REPO_ROOT, GOOD_TOKEN } from './helpers.mjs';
 
 export const AGENT = path.resolve(REPO_ROOT, process.env.PROFLAB_AGENT || 'build/libproflab-agent.so');
@@ -167,4 +168,80 @@ export function appGet(port, pathname) {
     });
     req.on('error', reject);
   });
+}
+
+/**
+ * A pprof profile (gzipped or not) decoded far enough for the tests:
+ * {samples: [{stack: [function names, leaf first], values, labels: {key: str|num}}], strings}.
+ * A minimal protobuf reader (varints and length-delimited fields of
+ * profile.proto; other wire types skipped), so the tests need no package.
+ */
+export function decodePprof(buf) {
+  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
+  function* fields(b) {
+    let i = 0;
+    const varint = () => {
+      let v = 0n, shift = 0n;
+      for (;;) {
+        const c = b[i++];
+        v |= BigInt(c & 0x7f) << shift;
+        if (!(c & 0x80)) return v;
+        shift += 7n;
+      }
+    };
+    while (i < b.length) {
+      const key = Number(varint());
+      const f = key >> 3, wt = key & 7;
+      if (wt === 0) yield [f, varint()];
+      else if (wt === 2) { const n = Number(varint()); yield [f, b.subarray(i, i + n)]; i += n; }
+      else if (wt === 1) i += 8;
+      else if (wt === 5) i += 4;
+      else throw new Error(`wire type ${wt}`);
+    }
+  }
+  const packed = (v) => {
+    if (typeof v === 'bigint') return [Number(v)];
+    const out = [];
+    let i = 0;
+    while (i < v.length) {
+      let x = 0n, shift = 0n;
+      for (;;) { const c = v[i++]; x |= BigInt(c & 0x7f) << shift; if (!(c & 0x80)) break; shift += 7n; }
+      out.push(Number(x));
+    }
+    return out;
+  };
+  const strings = [], rawSamples = [], locations = new Map(), functions = new Map();
+  for (const [f, v] of fields(buf)) {
+    if (f === 6) strings.push(Buffer.from(v).toString('utf8'));
+    else if (f === 2) {
+      const s = { locs: [], values: [], labels: [] };
+      for (const [g, w] of fields(v)) {
+        if (g === 1) s.locs.push(...packed(w));
+        else if (g === 2) s.values.push(...packed(w));
+        else if (g === 3) {
+          const l = {};
+          for (const [h, x] of fields(w)) l[h] = Number(x);
+          s.labels.push(l);
+        }
+      }
+      rawSamples.push(s);
+    } else if (f === 4) {
+      const l = { id: 0, fns: [] };
+      for (const [g, w] of fields(v)) {
+        if (g === 1) l.id = Number(w);
+        else if (g === 4) for (const [h, x] of fields(w)) if (h === 1) l.fns.push(Number(x));
+      }
+      locations.set(l.id, l);
+    } else if (f === 5) {
+      const fn = {};
+      for (const [g, w] of fields(v)) if (g === 1 || g === 2) fn[g] = Number(w);
+      functions.set(fn[1], fn[2] || 0);
+    }
+  }
+  const samples = rawSamples.map((s) => ({
+    stack: s.locs.flatMap((id) => (locations.get(id)?.fns || []).map((fid) => strings[functions.get(fid)] ?? '')),
+    values: s.values,
+    labels: Object.fromEntries(s.labels.map((l) => [strings[l[1]], l[2] !== undefined ? strings[l[2]] : l[3]])),
+  }));
+  return { samples, strings };
 }

@@ -114,9 +114,11 @@ test('C++: new and std::vector across threads, named in a snapshot; exit 0', asy
   const names = new Set();
   const walk = (n) => { names.add(n.callFrame.functionName); (n.children || []).forEach(walk); };
   walk(dl.json.head);
-  // (names are the symbol table's, not demangled yet)
-  for (const f of ['agent_test_make_nodes', 'agent_test_fill_vectors'])
-    assert.ok([...names].some((n) => n.includes(f)), `${f} missing in ${[...names].join(', ')}`);
+  // demangled by the program's own libstdc++ (__cxa_demangle)
+  for (const f of ['agent_test_make_nodes(int)', 'agent_test_fill_vectors(int)'])
+    assert.ok([...names].some((n) => n.startsWith(f)), `${f} missing in ${[...names].join(', ')}`);
+  assert.ok([...names].some((n) => /^std::thread::/.test(n)), `no demangled std:: frame in ${[...names].join(', ')}`);
+  assert.ok(![...names].some((n) => n.startsWith('_Z')), `a mangled name in ${[...names].join(', ')}`);
   assert.ok(![...names].some((n) => n === ''), 'an empty frame name');
   // 4 threads x 4000 nodes x 256 B + 4 x 200 x 8000 B of vectors: about 10 MB
   assert.ok(r.json.live_bytes > 4e6 && r.json.live_bytes < 30e6, `live ${r.json.live_bytes}`);
