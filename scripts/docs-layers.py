@@ -12,9 +12,8 @@ what the layer check checks:
 - one box per row of the table, in a band per layer number (the highest
   on top), with the row's public headers;
 - one arrow per pair of folders where a file of the first includes a file
-  of the second ("depends on"), grey, its width growing with the number of
-  #include lines; an include that goes sideways or up (what check-layers
-  refuses) is red;
+  of the second ("depends on"), grey; an include that goes sideways or up
+  (what check-layers refuses) is red;
 - files under src/ or programs/ of no row (a folder not in the table yet)
   get a dashed box named after their folder, with their arrows.
 
@@ -150,11 +149,11 @@ def main(argv):
           'table (%d files)</font>>, style="rounded,dashed", color="#b03030", tooltip="%s: '
           'files of no row of the layer table"];' % (node_id(f), esc(f), unlisted[f], f))
     w("")
-    for (a, b), count in sorted(edges.items()):
+    for (a, b) in sorted(edges):
         bad = a in layer_of and b in layer_of and layer_of[b] >= layer_of[a]
-        pen = 0.6 if count < 3 else (1.0 if count < 10 else 1.6)
-        attrs = ['penwidth=%.1f' % pen,
-                 'tooltip="%s includes %s (%d #include line%s)"' % (a, b, count, "" if count == 1 else "s")]
+        # no counts in the picture: a new #include between folders already
+        # linked must not make the committed diagram stale
+        attrs = ['penwidth=1.0', 'tooltip="%s includes %s"' % (a, b)]
         if bad:
             attrs += ['color="#d02020"', 'penwidth=2.0', 'constraint=false']
         w("  %s -> %s [%s];" % (node_id(a), node_id(b), ", ".join(attrs)))
