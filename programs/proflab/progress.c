@@ -100,18 +100,20 @@ static void draw(cli_progress *p, uint64_t now) {
   len += 3;
   put(p, line, len);
   p->shown = p->enabled;
+  p->detail_shown |= p->detail[0] != '\0';
   p->drawn_ns = now;
 }
 
 /* Draws unless the last redraw was less than REDRAW_NS ago. */
 static void maybe_draw(cli_progress *p) {
   uint64_t now = pl__now_ns();
-  if (p->shown && now - p->drawn_ns < REDRAW_NS) return;
+  if (p->shown && p->detail_shown && now - p->drawn_ns < REDRAW_NS) return;
   draw(p, now);
 }
 
 static int due(const cli_progress *p) {
-  return p->active && p->enabled && (!p->shown || pl__now_ns() - p->drawn_ns >= REDRAW_NS);
+  return p->active && p->enabled &&
+         (!p->shown || !p->detail_shown || pl__now_ns() - p->drawn_ns >= REDRAW_NS);
 }
 
 void cli_progress_begin(cli_progress *p, const char *cmd, const char *what) {

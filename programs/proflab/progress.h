@@ -21,6 +21,7 @@ typedef struct cli_progress {
   int active;          /* begun and not ended (even when not shown) */
   int enabled;         /* stderr is a terminal and progress is not turned off */
   int shown;           /* text is on the terminal's current line */
+  int detail_shown;    /* a drawn line carried numbers (the first ones are drawn at once) */
   unsigned width;      /* terminal columns, at least 20 */
   uint64_t start_ns;   /* cli_progress_begin, CLOCK_MONOTONIC */
   uint64_t drawn_ns;   /* last redraw */
