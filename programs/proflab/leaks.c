@@ -67,7 +67,7 @@ static void usage(FILE *f) {
           "  -v, --verbose       say what happens on stderr\n"
           "\n"
           "Times: with --url, when each snapshot was taken; for files, from their names\n"
-          "(proflab's heap-YYYYMMDDTHHMMSS.mmmZ-TASK.heapsnapshot, UTC; Node's\n"
+          "(proflab's heapdump-YYYYMMDDTHHMMSS.mmmZ-TASK.heapsnapshot, UTC; Node's\n"
           "Heap.YYYYMMDD.HHMMSS.PID.0.SEQ.heapsnapshot, local time) when every name has\n"
           "one, else the files' modification times; files are sorted by that time.\n"
           "--interval overrides both. The output says which was used.\n"

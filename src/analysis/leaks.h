@@ -132,7 +132,7 @@ int pl__leaks_analyze(const pl__leaks *L, const pl__leaks_opts *o, pl__leaks_res
 void pl__leaks_result_free(pl__leaks_result *r);
 
 /* A time in a snapshot's file name: proflab's artifact name
- * "heap-YYYYMMDDTHHMMSS.mmmZ-<task>[-N].heapsnapshot" (UTC) or Node's
+ * "heapdump-YYYYMMDDTHHMMSS.mmmZ-<task>[-N].heapsnapshot" (UTC) or Node's
  * default "Heap.YYYYMMDD.HHMMSS.<pid>.<thread>.<seq>.heapsnapshot" (local
  * time). name is a base name (no directory). */
 typedef struct pl__leaks_name_time {
