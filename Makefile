@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis bench-agent clean format
+.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis bench-agent fuzz soak clean format
 
 all: build
 
@@ -64,6 +64,18 @@ bench-agent:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	bench/agent/run.sh
+
+# every libFuzzer target for FUZZ_SECONDS each, with the executions of each (issue 14)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh test
+	tests/fuzz/fuzz-all.sh $(FUZZ_SECONDS)
+
+# wrk on the business endpoints + chaos on the lab, ASan build (issue 14; SOAK_SECONDS)
+SOAK_SECONDS ?= 600
+soak: test-deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	bench/soak/run.sh $(SOAK_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

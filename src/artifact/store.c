@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +98,17 @@ int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *
   int rc = mkdir_p(s->dir);
   if (rc) return rc;
   if (access(s->dir, W_OK | X_OK) != 0) return -errno;
+  struct stat lst, st;
+  if (lstat(s->dir, &lst) != 0 || stat(s->dir, &st) != 0) return -errno;
+  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+  s->dir_was_link = S_ISLNK(lst.st_mode);
+  s->dir_dev = st.st_dev;
+  s->dir_ino = st.st_ino;
   pthread_mutex_init(&s->lock, NULL);
   /* A killed writer leaves "<valid name>.partial": remove those only. */
-  DIR *d = opendir(s->dir);
+  int dfd = pl__artifact_dir_open(s);
+  DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+  if (!d && dfd >= 0) close(dfd);
   if (d) {
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -116,6 +125,29 @@ int pl__artifact_store_init(pl__artifact_store *s, const char *dir, const char *
 }
 
 void pl__artifact_store_close(pl__artifact_store *s) { pthread_mutex_destroy(&s->lock); }
+
+int pl__artifact_dir_open(pl__artifact_store *s) {
+  /* O_NOFOLLOW: a directory the path named at start that is now a
+   * symbolic link (to anywhere) is refused, not followed. */
+  int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (s->dir_was_link ? 0 : O_NOFOLLOW));
+  if (fd < 0) return errno == ENOTDIR && !s->dir_was_link ? -ELOOP : -errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  if (st.st_dev != s->dir_dev || st.st_ino != s->dir_ino) {
+    if (s->dir_was_link) { /* the link now leads to another directory */
+      close(fd);
+      return -ESTALE;
+    }
+    /* a real directory recreated under the path (not a link: O_NOFOLLOW) */
+    s->dir_dev = st.st_dev;
+    s->dir_ino = st.st_ino;
+  }
+  return fd;
+}
 
 typedef struct hashing_fd {
   int fd;
@@ -136,8 +168,14 @@ static int by_created_desc(const void *a, const void *b) {
 }
 
 static int list_locked(pl__artifact_store *s, pl__artifact *out, size_t max) {
-  DIR *d = opendir(s->dir);
-  if (!d) return -errno;
+  int dfd = pl__artifact_dir_open(s);
+  if (dfd < 0) return dfd;
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    int e = -errno;
+    close(dfd);
+    return e;
+  }
   size_t n = 0;
   struct dirent *e;
   while ((e = readdir(d)) && n < max) {
@@ -165,7 +203,7 @@ int pl__artifact_list(pl__artifact_store *s, pl__artifact *out, size_t max) {
 }
 
 /* Remove the oldest artifacts beyond the bounds, never `keep`. */
-static void prune_locked(pl__artifact_store *s, const char *keep) {
+static void prune_locked(pl__artifact_store *s, int dfd, const char *keep) {
   enum { MAX_SCAN = 4096 };
   pl__artifact *all = malloc(MAX_SCAN * sizeof(*all));
   if (!all) return;
@@ -175,7 +213,7 @@ static void prune_locked(pl__artifact_store *s, const char *keep) {
   for (int i = 0; i < n; i++) {
     int is_keep = strcmp(all[i].name, keep) == 0;
     if (!is_keep && (count + 1 > s->max_count || bytes + all[i].bytes > s->max_bytes)) {
-      if (unlink(all[i].path) == 0) continue;
+      if (unlinkat(dfd, all[i].name, 0) == 0) continue;
     }
     count++;
     bytes += all[i].bytes;
@@ -183,16 +221,50 @@ static void prune_locked(pl__artifact_store *s, const char *keep) {
   free(all);
 }
 
+static int write_unguarded(pl__artifact_store *s, const char *kind, const char *ext,
+                           uint64_t wall_ns, pl__artifact_fill_fn fill, void *arg,
+                           pl__artifact *out);
+
+/* A write past the process's file size limit (RLIMIT_FSIZE) raises SIGXFSZ,
+ * whose default action kills the process, leaving the .partial behind. The
+ * signal is blocked in this thread for the write, so write() fails with
+ * EFBIG instead, and a SIGXFSZ the write left pending is consumed: the
+ * process's dispositions are not touched (the agent runs inside someone
+ * else's program). */
 int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
                        pl__artifact_fill_fn fill, void *arg, pl__artifact *out) {
+  sigset_t xfsz, old;
+  sigemptyset(&xfsz);
+  sigaddset(&xfsz, SIGXFSZ);
+  int was_blocked = 0;
+  if (pthread_sigmask(SIG_BLOCK, &xfsz, &old) == 0) was_blocked = sigismember(&old, SIGXFSZ);
+  int rc = write_unguarded(s, kind, ext, wall_ns, fill, arg, out);
+  if (!was_blocked) {
+    sigset_t pending;
+    const struct timespec zero = {0, 0};
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ))
+      sigtimedwait(&xfsz, NULL, &zero);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
+  return rc;
+}
+
+static int write_unguarded(pl__artifact_store *s, const char *kind, const char *ext,
+                           uint64_t wall_ns, pl__artifact_fill_fn fill, void *arg,
+                           pl__artifact *out) {
   char stamp[32];
   pl__format_compact_utc(wall_ns, stamp, sizeof(stamp)); /* YYYYMMDDTHHMMSSZ */
   char when[40];
   snprintf(when, sizeof(when), "%.15s.%03uZ", stamp, (unsigned)((wall_ns / 1000000u) % 1000u));
   memset(out, 0, sizeof(*out));
-  char partial[4096 + 300];
+  char partial[300];
   int fd = -1, rc = 0;
   pthread_mutex_lock(&s->lock);
+  int dfd = pl__artifact_dir_open(s);
+  if (dfd < 0) {
+    pthread_mutex_unlock(&s->lock);
+    return dfd;
+  }
   /* pick a free name: a suffix when two artifacts share a millisecond */
   for (unsigned i = 1; i < 100; i++) {
     if (i == 1)
@@ -200,13 +272,17 @@ int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext,
     else
       snprintf(out->name, sizeof(out->name), "%s-%s-%s-%u.%s", kind, when, s->task, i, ext);
     snprintf(out->path, sizeof(out->path), "%s/%s", s->dir, out->name);
-    snprintf(partial, sizeof(partial), "%s.partial", out->path);
-    if (access(out->path, F_OK) == 0) continue;
-    fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    snprintf(partial, sizeof(partial), "%s.partial", out->name);
+    if (faccessat(dfd, out->name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+    fd = openat(dfd, partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0 || errno != EEXIST) break;
   }
+  int open_errno = errno;
   pthread_mutex_unlock(&s->lock);
-  if (fd < 0) return errno ? -errno : -EEXIST;
+  if (fd < 0) {
+    close(dfd);
+    return open_errno ? -open_errno : -EEXIST;
+  }
   if (!pl__artifact_name_valid(out->name)) {
     rc = -EINVAL;
     goto fail;
@@ -244,23 +320,21 @@ int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext,
   }
   fd = -1;
   pthread_mutex_lock(&s->lock);
-  if (rename(partial, out->path) != 0) {
+  if (renameat(dfd, partial, dfd, out->name) != 0) {
     rc = -errno;
     pthread_mutex_unlock(&s->lock);
     goto fail;
   }
-  int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd); /* make the rename durable */
-    close(dfd);
-  }
+  fsync(dfd); /* make the rename durable */
   out->created_wall_ns = pl__wall_ns();
-  prune_locked(s, out->name);
+  prune_locked(s, dfd, out->name);
   pthread_mutex_unlock(&s->lock);
+  close(dfd);
   return 0;
 fail:
   if (fd >= 0) close(fd);
-  unlink(partial);
+  unlinkat(dfd, partial, 0);
+  close(dfd);
   out->name[0] = '\0';
   out->path[0] = '\0';
   return rc;
@@ -268,8 +342,10 @@ fail:
 
 int pl__artifact_open(pl__artifact_store *s, const char *name, struct stat *st) {
   if (!pl__artifact_name_valid(name)) return -EINVAL;
-  int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return -errno;
+  pthread_mutex_lock(&s->lock);
+  int dfd = pl__artifact_dir_open(s);
+  pthread_mutex_unlock(&s->lock);
+  if (dfd < 0) return dfd;
   int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   int rc = fd < 0 ? -errno : 0;
   close(dfd);

@@ -28,6 +28,13 @@ typedef struct pl__artifact_store {
   unsigned max_count;
   uint64_t max_bytes;
   pthread_mutex_t lock;
+  /* The directory's identity at start (and after a real directory was
+   * recreated under the path): an operation refuses a directory that was
+   * replaced by a symbolic link (-ELOOP) or, when the configured path was
+   * itself a link, a different directory behind it (-ESTALE). */
+  int dir_was_link;
+  dev_t dir_dev;
+  ino_t dir_ino;
 } pl__artifact_store;
 
 typedef struct pl__artifact {
@@ -52,6 +59,10 @@ void pl__artifact_store_close(pl__artifact_store *s);
  * -ENOSPC/-EDQUOT mean the disk is full. */
 int pl__artifact_write(pl__artifact_store *s, const char *kind, const char *ext, uint64_t wall_ns,
                        pl__artifact_fill_fn fill, void *arg, pl__artifact *out);
+
+/* Open the store's directory (O_DIRECTORY), checked against its identity
+ * (see above): the fd (the caller closes it) or -errno. Any thread. */
+int pl__artifact_dir_open(pl__artifact_store *s);
 
 /* Is name an artifact name (no path, no tricks)? */
 int pl__artifact_name_valid(const char *name);

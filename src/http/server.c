@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -28,6 +29,7 @@
 
 #include "common/json_error.h"
 #include "common/util.h"
+#include "http/request.h"
 #include "proflab/log.h"
 
 #define MAX_ROUTES 64
@@ -62,6 +64,13 @@ typedef struct conn {
   uint64_t rx_mark;
   uint64_t rx_since_ns;
   char remote[INET6_ADDRSTRLEN];
+  /* The request on_uri made and MHD has not completed yet. MHD 0.9.75 may
+   * call the URI callback again for the same request line, or close the
+   * connection without completing a request it never handed to on_access
+   * (a request line whose arguments overflow its memory pool: its own 431):
+   * such a request is released here, not leaked (~1 KiB per connection,
+   * from anyone who can connect). */
+  struct pl_request *pending;
 } conn;
 
 enum req_state { REQ_NEW, REQ_DISPATCHED, REQ_SUSPENDED, REQ_READY, REQ_QUEUED };
@@ -75,6 +84,7 @@ struct pl_request {
   int body_too_large;
   int head_too_large;
   int no_host;
+  int nul_in_target; /* "%00" in the request target: decoded, it would cut the path there */
   unsigned method;
   const char *method_name;
   const char *path;
@@ -198,6 +208,8 @@ static void on_log_check(uv_check_t *c) {
 
 /* ---- connections ------------------------------------------------------ */
 
+static void req_release(pl_request *r);
+
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   pl_server *s = cls;
@@ -233,6 +245,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
   } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
     conn *c = *socket_context;
     if (!c) return;
+    if (c->pending && c->pending->state == REQ_NEW) req_release(c->pending);
+    c->pending = NULL;
     if (c->prev)
       c->prev->next = c->next;
     else
@@ -347,18 +361,26 @@ static void req_release(pl_request *r) {
 }
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
-  (void)uri;
   pl_server *s = cls;
   conn *c = conn_of(mc);
   if (c && c->phase != PHASE_HEADERS) {
     c->phase = PHASE_HEADERS;
     c->phase_start_ns = pl__now_ns();
   }
+  if (c && c->pending && c->pending->state == REQ_NEW) { /* the same request line again */
+    req_release(c->pending);
+    c->pending = NULL;
+  }
   pl_request *r = req_alloc(s);
+  if (c) c->pending = r;
   if (r) {
     r->mhd = mc;
     r->c = c;
     r->start_ns = pl__now_ns();
+    /* The target as sent, before MHD decodes it into C strings, where a
+     * %00 would end the path or a parameter early ("<artifact>%00.txt"
+     * would name <artifact>): such a request gets 400. */
+    r->nul_in_target = uri && strcasestr(uri, "%00") != NULL;
   }
   return r;
 }
@@ -390,6 +412,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   pl_server *s = cls;
   pl_request *r = *con_cls;
   conn *c = conn_of(mc);
+  if (c && c->pending == r) c->pending = NULL;
   if (c) {
     c->phase = PHASE_IDLE;
     c->phase_start_ns = pl__now_ns();
@@ -478,6 +501,12 @@ static void dispatch(pl_server *s, pl_request *r) {
   if (r->no_host) {
     pl_request_add_header(r, "Connection", "close");
     pl_respond_error(r, 400, "bad_request", "HTTP/1.1 requests need a Host header");
+    return;
+  }
+  if (r->nul_in_target) {
+    pl_respond_error(r, 400, "bad_request",
+                     "the request target contains %%00 (a NUL byte), which no path or parameter "
+                     "may hold");
     return;
   }
   if (r->body_too_large) {
@@ -596,6 +625,27 @@ pl_json *pl_request_log_fields(pl_request *r) { return &r->logj; }
 const char *pl_request_header(const pl_request *r, const char *name) {
   if (!r->mhd) return NULL;
   return MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, name);
+}
+
+typedef struct header_count {
+  const char *name;
+  unsigned n;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  (void)kind;
+  (void)value;
+  header_count *hc = cls;
+  if (key && strcasecmp(key, hc->name) == 0) hc->n++;
+  return MHD_YES;
+}
+
+unsigned pl__request_header_count(const pl_request *r, const char *name) {
+  if (!r->mhd) return 0;
+  header_count hc = {name, 0};
+  MHD_get_connection_values(r->mhd, MHD_HEADER_KIND, count_header, &hc);
+  return hc.n;
 }
 
 const char *pl_request_remote(const pl_request *r) { return r->c ? r->c->remote : "unknown"; }

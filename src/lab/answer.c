@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "http/request.h"
 #include "proflab/log.h"
 
 void pl__lab_answer_open(pl_lab *lab, pl_buf *b, pl_json *j) {
@@ -29,6 +30,16 @@ void pl__lab_answer_write_failed(pl_lab *lab, pl_request *r, int rc, const char 
   if (rc == -ENOSPC || rc == -EDQUOT)
     pl_respond_error(r, 507, "no_space", "the artifact directory %s is full; nothing was kept",
                      lab->store.dir);
+  else if (rc == -EFBIG)
+    pl_respond_error(r, 507, "no_space",
+                     "the artifact is larger than this process may write (its file size limit, "
+                     "RLIMIT_FSIZE / ulimit -f); nothing was kept in %s",
+                     lab->store.dir);
+  else if (rc == -ELOOP || rc == -ESTALE)
+    pl_respond_error(r, 500, code,
+                     "%s %s refused: the artifact directory %s was replaced (by a symbolic "
+                     "link or another directory) since start; nothing was written",
+                     what, step ? step : "write", lab->store.dir);
   else
     pl_respond_error(r, 500, code, "%s %s failed: %s; nothing was kept", what,
                      step ? step : "write", strerror(-rc));
@@ -54,7 +65,24 @@ int pl__lab_guard(pl_lab *lab, pl_request *r) {
     pl_respond_error(r, 401, "unauthorized", "missing x-lab-token header");
     return -EACCES;
   }
-  if (!pl__secret_equal(tok, strlen(tok), want, strlen(want))) {
+  /* Several x-lab-token headers are refused whatever they hold: hops
+   * disagree on which one counts (the first, the last, or all joined by
+   * commas, RFC 9110 5.3), so no answer may depend on the choice. */
+  if (pl__request_header_count(r, "x-lab-token") > 1) {
+    pl__rl_fail(&lab->rl, remote, now);
+    pl_json *j = pl_log_begin("warn", "lab_token_rejected");
+    pl_json_kv_str(j, "remote", remote);
+    pl_json_kv_str(j, "path", pl_request_path(r));
+    pl_json_kv_str(j, "reason", "several x-lab-token headers");
+    pl_log_end();
+    pl_respond_error(r, 401, "unauthorized", "several x-lab-token headers; send exactly one");
+    return -EACCES;
+  }
+  /* The field value without its optional whitespace (RFC 9110 5.5):
+   * libmicrohttpd drops the leading part only. */
+  size_t tl = strlen(tok);
+  while (tl && (tok[tl - 1] == ' ' || tok[tl - 1] == '\t')) tl--;
+  if (!pl__secret_equal(tok, tl, want, strlen(want))) {
     pl__rl_fail(&lab->rl, remote, now);
     pl_json *j = pl_log_begin("warn", "lab_token_rejected");
     pl_json_kv_str(j, "remote", remote);

@@ -219,7 +219,8 @@ test('bad names: traversal, encodings, absolute, non-artifacts, overlong -> 400 
     assert.ok(!text.includes('root:'), `${t}: /etc/passwd leaked`);
     assert.equal(r.status, 400, `${t}: ${r.status} ${text}`);
     assert.match(r.get('content-type'), /^application\/json/, t);
-    assert.equal(JSON.parse(text).error.code, 'bad_name', t);
+    // a %00 is refused before routing (it would cut the decoded name short)
+    assert.equal(JSON.parse(text).error.code, t.includes('%00') ? 'bad_request' : 'bad_name', t);
   }
 });
 

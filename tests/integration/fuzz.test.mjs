@@ -25,3 +25,24 @@ test('fuzz every parser target (export, inspector HTTP/WebSocket/CDP)', (t) => {
   assert.equal(r.status, 0, `fuzzer found a crash or failed to build:\n${r.stderr}`);
   assert.match(r.stderr, /number_of_executed_units: \d+/);
 });
+
+// The service's parsers (tests/fuzz/run-service.sh): query parameters with
+// the lab's tables, artifact names and path resolution, Range/If-Range,
+// the agent's settings, the export helper's stdin, and whole requests through MHD, the router, the
+// guard and the lab (lab on and off).
+test('fuzz the service parsers (params, artifact names, Range, agent settings, whole requests)', (t) => {
+  if (SANITIZED) {
+    t.skip('runs in the normal pass (fuzz targets carry their own sanitizers)');
+    return;
+  }
+  const out = tmpdir('fuzz-svc');
+  const r = spawnSync(path.join(REPO_ROOT, 'tests', 'fuzz', 'run-service.sh'), [SECONDS, out],
+    { encoding: 'utf8', timeout: 400000 });
+  if (r.status === 77) {
+    t.skip(`cannot build libFuzzer targets here: ${r.stderr.trim().split('\n').pop()}`);
+    return;
+  }
+  assert.equal(r.status, 0, `fuzzer found a crash or failed to build (left in ${out}):\n${r.stderr}`);
+  const runs = r.stderr.match(/^fuzz: \S+ \d+ execs in/gm) || [];
+  assert.equal(runs.length, 6, `one run per target:\n${r.stderr}`);
+});
