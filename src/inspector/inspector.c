@@ -1024,9 +1024,9 @@ static void announce(const struct sockaddr *bound, const char *hostport) {
   if (!is_loopback(bound)) {
     static const char warning[] =
         "Binding the inspector to a public IP with an open port is insecure: anyone who can "
-        "reach this port can take CPU profiles and heap snapshots of this process (memory "
-        "contents). Bind it to 127.0.0.1 and use an SSH tunnel or the platform's port "
-        "forwarding instead.";
+        "reach this port can take CPU profiles and heap snapshots of this process (function "
+        "names, allocation sizes, source paths). Bind it to 127.0.0.1 and use an SSH tunnel or "
+        "the platform's port forwarding instead.";
     pl_log_msg("warn", "inspector_public", "%s", warning);
     fprintf(stderr, "Warning: %s\n", warning);
   }
