@@ -29,6 +29,7 @@
 
 #include "common/json_error.h"
 #include "common/util.h"
+#include "http/framing.h"
 #include "http/request.h"
 #include "proflab/log.h"
 
@@ -84,7 +85,8 @@ struct pl_request {
   int body_too_large;
   int head_too_large;
   int no_host;
-  int nul_in_target; /* "%00" in the request target: decoded, it would cut the path there */
+  pl__http_refusal framing; /* status 0, or why the head's framing is refused */
+  int nul_in_target;        /* "%00" in the request target: decoded, it would cut the path there */
   unsigned method;
   const char *method_name;
   const char *path;
@@ -498,6 +500,11 @@ static void dispatch(pl_server *s, pl_request *r) {
                      s->cfg.max_header_bytes);
     return;
   }
+  if (r->framing.status) {
+    pl_request_add_header(r, "Connection", "close");
+    pl_respond_error(r, r->framing.status, r->framing.code, "%s", r->framing.message);
+    return;
+  }
   if (r->no_host) {
     pl_request_add_header(r, "Connection", "close");
     pl_respond_error(r, 400, "bad_request", "HTTP/1.1 requests need a Host header");
@@ -544,6 +551,39 @@ static enum MHD_Result queue_ready(pl_request *r) {
   return ok;
 }
 
+/* libmicrohttpd 0.9.75 parses a header line in place: the value follows its
+ * name in the read buffer, after the colon (zeroed) and any white space. A
+ * folded line (obs-fold) is the one exception: MHD appends the continuation
+ * to the *name*, in memory of its own ("X-A: b\r\n c" arrives as a header
+ * "X-Ac" with value "b"; "Transfer-Encoding:\r\n chunked" as
+ * "Transfer-Encodingchunked"). So a name whose value does not follow it was
+ * folded; RFC 9112 section 5.2 lets a server refuse that with 400. Both
+ * pointers are MHD's and the bytes between them are read only when they lie
+ * in one head (the value right after the name, within the head's limit). */
+static int folded(const char *key, size_t key_size, const char *value, size_t head_max) {
+  uintptr_t k = (uintptr_t)key + key_size, v = (uintptr_t)value;
+  if (v <= k || v - k > head_max) return 1;
+  for (const char *p = key + key_size + 1; p < value; p++)
+    if (*p != ' ' && *p != '\t') return 1;
+  return 0;
+}
+
+typedef struct framing_walk {
+  pl__http_framing f;
+  size_t head_max;
+  int folded;
+} framing_walk;
+
+static enum MHD_Result framing_add(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size) {
+  (void)kind;
+  framing_walk *w = cls;
+  if (!key || !value) return MHD_YES;
+  if (folded(key, key_size, value, w->head_max)) w->folded = 1;
+  pl__http_framing_add(&w->f, (pl__http_str){key, key_size}, (pl__http_str){value, value_size});
+  return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls) {
@@ -563,6 +603,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (strcmp(version, "HTTP/1.1") == 0 &&
         !MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
       r->no_host = 1;
+    /* Framing first: a refused head is answered before its body is read,
+     * and the connection closed, so no byte after it is taken as a request. */
+    framing_walk w = {.head_max = s->cfg.max_header_bytes + 4096};
+    pl__http_framing_init(&w.f);
+    MHD_get_connection_values_n(mc, MHD_HEADER_KIND, framing_add, &w);
+    pl__http_framing_verdict(&w.f, &r->framing);
+    if (!r->framing.status && w.folded)
+      r->framing = (pl__http_refusal){400, "bad_request",
+                                      "a header line is folded onto the next (obs-fold, RFC 9112 "
+                                      "section 5.2); the connection is closed"};
+    /* MHD takes a request line without a version (HTTP/0.9's form, or a
+     * line a NUL byte cut short) as a request; RFC 9112 has no such form. */
+    if (!r->framing.status && strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
+      r->framing = (pl__http_refusal){400, "bad_request",
+                                      "the request line has no HTTP/1.0 or HTTP/1.1 version (a NUL "
+                                      "byte inside it?); the connection is closed"};
     const char *cl =
         MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;
@@ -576,7 +632,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     }
     /* A request refused for its head or a huge declared size is answered
      * before its body is read (MHD then closes the connection). */
-    if (r->head_too_large || r->no_host || huge) {
+    if (r->head_too_large || r->framing.status || r->no_host || huge) {
       dispatch(s, r);
       if (r->state == REQ_READY) return queue_ready(r);
     }

@@ -24,7 +24,8 @@
 
 #include "common/json_error.h"
 #include "profile/threads.h"
-#include "inspector/http_head.h"
+#include "http/framing.h"
+#include "http/head.h"
 #include "inspector/protocol.h"
 #include "inspector/session.h"
 #include "inspector/websocket.h"
@@ -718,8 +719,12 @@ static void handle_request(pl__insp_session *c, const pl__http_head *h) {
                   "", 1, 0);
     return;
   }
-  if (pl__http_header_find(h, "Transfer-Encoding", NULL) ||
-      (pl__http_header_find(h, "Content-Length", &v) && !(v.n == 1 && v.p[0] == '0'))) {
+  pl__http_refusal why;
+  if (pl__http_framing_check_head(h, &why)) {
+    respond_error(c, why.status, why.code, why.message, "", 1, 0);
+    return;
+  }
+  if (pl__http_header_find(h, "Content-Length", &v) && !(v.n == 1 && v.p[0] == '0')) {
     respond_error(c, 400, "bad_request", "a GET request has no body", "", 1, 0);
     return;
   }

@@ -1,14 +1,17 @@
-/* libFuzzer target: the inspector's HTTP request-head parser and its Host,
- * Origin and list checks (src/inspector/http_head.c). Whatever the bytes,
- * parsing stays inside the input; a head it accepts is consistent (ends in
- * CRLF CRLF within PL__HTTP_HEAD_MAX, every piece inside the head, tokens
- * and values of allowed characters), and the checks run on every value. */
+/* libFuzzer target: the strict HTTP request-head parser, its Host, Origin
+ * and list checks (src/http/head.c) and the framing rules
+ * (src/http/framing.c). Whatever the bytes, parsing stays inside the input;
+ * a head it accepts is consistent (ends in CRLF CRLF within
+ * PL__HTTP_HEAD_MAX, every piece inside the head, tokens and values of
+ * allowed characters), the checks run on every value, and the framing
+ * verdict agrees with a second count of the head's framing headers. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "inspector/http_head.h"
+#include "http/framing.h"
+#include "http/head.h"
 
 static void inside(const char *buf, size_t len, pl__http_str s) {
   if (s.n > len || s.p < buf || s.p + s.n > buf + len) abort();
@@ -59,6 +62,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = pl__http_header_find(&h, "Host", &v);
     if (n == 0 && v.n != 0) abort();
     if (n) inside(buf, h.len, v);
+    /* the framing rules against a second reading of the same head */
+    pl__http_refusal why = {0};
+    unsigned status = pl__http_framing_check_head(&h, &why);
+    size_t te = pl__http_header_find(&h, "Transfer-Encoding", NULL);
+    size_t cl = pl__http_header_find(&h, "Content-Length", &v);
+    if (status == 0) {
+      if (te || cl > 1 || n > 1) abort();
+      for (size_t i = 0; i < v.n; i++)
+        if (v.p[i] < '0' || v.p[i] > '9') abort();
+      if (cl && (v.n == 0 || v.n > 19)) abort();
+    } else {
+      if (status != 400 && status != 411) abort();
+      if (!why.code || !why.message || why.status != status) abort();
+      if (te == 0 && cl <= 1 && n <= 1 && status == 411) abort();
+    }
   } else if (rc == -EAGAIN) {
     if (size >= PL__HTTP_HEAD_MAX) abort();
   } else if (rc != -EMSGSIZE && rc != -EINVAL) {

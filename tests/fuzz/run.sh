@@ -17,7 +17,7 @@ cflags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno
 sources() {
   case $1 in
     frame|state) echo "$root/src/export/frame.c $root/src/export/state.c" ;;
-    http-head) echo "$root/src/inspector/http_head.c" ;;
+    http-head) echo "$root/src/http/head.c $root/src/http/framing.c" ;;
     ws-frames) echo "$root/src/inspector/websocket.c" ;;
     cdp)
       # the protocol side and everything below it that a capture reaches

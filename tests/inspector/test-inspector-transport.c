@@ -1,4 +1,4 @@
-/* The inspector's transport (src/inspector/inspector.c, http_head.c,
+/* The inspector's transport (src/inspector/inspector.c, src/http/head.c,
  * websocket.c) against plain sockets: discovery answers, the Host and
  * Origin checks, WebSocket framing, flow control, close paths, stop. The
  * protocol side is an echo double defined here (session.h's pl__cdp_*

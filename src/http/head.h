@@ -1,9 +1,10 @@
-/* The inspector's HTTP request-head parser and its checks: the request line
+/* The strict HTTP request-head parser and its checks (the inspector's
+ * transport parses with it; the framing rules use its pieces): the request line
  * and headers of one request (at most PL__HTTP_HEAD_MAX bytes), Node's Host
  * rule against DNS rebinding, and the Origin rule of the WebSocket upgrade.
  * Pure functions over caller memory: no I/O, no allocation, any thread. */
-#ifndef PL_INSPECTOR_HTTP_HEAD_H
-#define PL_INSPECTOR_HTTP_HEAD_H
+#ifndef PL_HTTP_HEAD_H
+#define PL_HTTP_HEAD_H
 
 #include <stddef.h>
 
@@ -32,6 +33,14 @@ typedef struct pl__http_head {
   pl__http_header headers[PL__HTTP_MAX_HEADERS];
   size_t len; /* bytes of the head, the final CRLF CRLF included */
 } pl__http_head;
+
+/* RFC 9110 tchar: 1 when c may appear in a token (a method, a header
+ * name), else 0. */
+int pl__http_is_tchar(unsigned char c);
+
+/* 1 when c may appear in a field value: visible ASCII, space, tab or
+ * obs-text (0x80-0xff); 0 for other control characters and DEL. */
+int pl__http_is_value_char(unsigned char c);
 
 /* Parse the request head at the start of buf[0..len). Strict: lines end in
  * CRLF; the request line is `token SP target SP HTTP/1.0|1.1`; the target

@@ -1,19 +1,16 @@
-/* The inspector's HTTP request-head parser, Host and Origin checks (see
- * http_head.h). */
-#include "inspector/http_head.h"
+/* The strict HTTP request-head parser, Host and Origin checks (see head.h). */
+#include "http/head.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
 #include <string.h>
 
-/* RFC 9110 tchar: the characters of a token. */
-static int is_tchar(unsigned char c) {
+int pl__http_is_tchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
   return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-/* A field value byte: visible ASCII, space, tab or obs-text. */
-static int is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+int pl__http_is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
@@ -28,7 +25,7 @@ int pl__http_str_ieq(pl__http_str v, const char *s) {
 /* The request line buf[0..n) (no CRLF). */
 static int parse_request_line(const char *buf, size_t n, pl__http_head *h) {
   size_t i = 0;
-  while (i < n && is_tchar((unsigned char)buf[i])) i++;
+  while (i < n && pl__http_is_tchar((unsigned char)buf[i])) i++;
   if (i == 0 || i > 32 || i >= n || buf[i] != ' ') return -EINVAL;
   h->method = (pl__http_str){buf, i};
   size_t t = ++i;
@@ -48,14 +45,14 @@ static int parse_request_line(const char *buf, size_t n, pl__http_head *h) {
 /* One header line buf[0..n) (no CRLF). */
 static int parse_header_line(const char *buf, size_t n, pl__http_head *h) {
   size_t i = 0;
-  while (i < n && is_tchar((unsigned char)buf[i])) i++;
+  while (i < n && pl__http_is_tchar((unsigned char)buf[i])) i++;
   if (i == 0 || i >= n || buf[i] != ':') return -EINVAL; /* also obs-fold, space before ':' */
   if (h->nheaders >= PL__HTTP_MAX_HEADERS) return -EMSGSIZE;
   pl__http_header *hd = &h->headers[h->nheaders];
   hd->name = (pl__http_str){buf, i};
   size_t v = i + 1, e = n;
   for (size_t k = v; k < n; k++)
-    if (!is_value_char((unsigned char)buf[k])) return -EINVAL;
+    if (!pl__http_is_value_char((unsigned char)buf[k])) return -EINVAL;
   while (v < e && (buf[v] == ' ' || buf[v] == '\t')) v++;
   while (e > v && (buf[e - 1] == ' ' || buf[e - 1] == '\t')) e--;
   hd->value = (pl__http_str){buf + v, e - v};
