@@ -6,7 +6,8 @@
 # snapshot file names: leaksname) with clang and runs each for a bounded time
 # over its corpus (tests/fuzz/corpus/read-<target>/):
 #   tests/fuzz/run-readers.sh [SECONDS_PER_TARGET] [OUTDIR]
-# FUZZ_READ_TARGETS="json pprof" runs only those. Each target also checks
+# FUZZ_READ_TARGETS="json pprof" runs only those; FUZZ_RUNS=N stops each
+# after N executions instead (SECONDS then only an upper bound). Each target also checks
 # that every writer accepts what a reader built (fuzz-read-check.h).
 # Exit 0: no crash; 77: cannot build here (no clang/libFuzzer/protoc-c);
 # else a crash (the reproducer is left in OUTDIR). tests/fuzz/run.sh calls it.
@@ -61,8 +62,10 @@ for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile heapsnapshot folded pp
   dict=""
   case $t in json|cpuprofile|heapprofile|heapsnapshot|profile) dict="-dict=$here/read-json.dict" ;; esac
   echo "fuzz: read-$t for ${secs}s" >&2
+  runs=""
+  [ -n "${FUZZ_RUNS:-}" ] && runs="-runs=$FUZZ_RUNS"
   # shellcheck disable=SC2086
-  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-read-$t" -max_total_time="$secs" \
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-read-$t" -max_total_time="$secs" $runs \
       -max_len=16384 -timeout=10 -rss_limit_mb=2048 $dict -print_final_stats=1 \
       "corpus-read-$t") >"$out/run-read-$t.log" 2>&1 || {
     tail -40 "$out/run-read-$t.log" >&2

@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (the export parsers; the inspector's HTTP head
 # parser, WebSocket layer and CDP dispatch) with clang and runs each for a bounded time:
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET] [OUTDIR]
-# FUZZ_TARGETS="http-head ws-frames" runs only those. Exit 0: no crash; 77:
+# FUZZ_TARGETS="http-head ws-frames" runs only those; FUZZ_RUNS=N stops each
+# after N executions instead (then SECONDS is only an upper bound). Exit 0: no crash; 77:
 # cannot build here (no clang/libFuzzer); else a crash (the reproducer is
 # left in OUTDIR).
 set -eu
@@ -59,7 +60,9 @@ for t in ${FUZZ_TARGETS:-frame state http-head ws-frames cdp}; do
   mkdir -p "$out/corpus-$t"
   cp "$here/corpus/$t"/* "$out/corpus-$t/"
   echo "fuzz: $t for ${secs}s" >&2
-  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-$t" -max_total_time="$secs" -max_len=8192 $dict \
+  runs=""
+  [ -n "${FUZZ_RUNS:-}" ] && runs="-runs=$FUZZ_RUNS"
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./fuzz-$t" -max_total_time="$secs" $runs -max_len=8192 $dict \
       -print_final_stats=1 "corpus-$t") >"$out/run-$t.log" 2>&1 || {
     tail -40 "$out/run-$t.log" >&2
     echo "fuzz: $t crashed; reproducer in $out" >&2

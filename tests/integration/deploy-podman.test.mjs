@@ -12,7 +12,11 @@
 //   answers with that token only; a profile is taken and `proflab export
 //   --docker --engine podman` gets it out (the proflabd helper, as the
 //   non-root user); `podman healthcheck run` passes; `podman stop` (SIGTERM)
-//   ends it with status 0.
+//   ends it with status 0;
+// - run as deploy/kubernetes/deployment.yaml runs it (read-only root file
+//   system, the artifact directory and /tmp the only writable places, no
+//   capabilities, no new privileges): nothing else can be written, and
+//   profiles, heap snapshots, downloads and exports all work.
 // Skipped, with the reason, without podman or root; in the sanitized pass
 // (the image holds the normal build).
 import { test, before } from 'node:test';
@@ -54,10 +58,10 @@ const freePort = () => new Promise((resolve) => {
   s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
 });
 
-async function start(env) {
+async function start(env, extra = []) {
   const port = await freePort();
   const e = Object.entries({ PROFLAB_LISTEN: `127.0.0.1:${port}`, PORT: port, ...env }).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-  const run = engine(['run', '-d', '--network=host', ...ULIMITS, ...e, IMAGE]);
+  const run = engine(['run', '-d', '--network=host', ...ULIMITS, ...extra, ...e, IMAGE]);
   assert.equal(run.status, 0, `podman run failed: ${run.stderr}`);
   const cid = run.stdout.trim();
   const base = `http://127.0.0.1:${port}`;
@@ -131,6 +135,49 @@ test('LAB_ENABLE and LAB_TOKEN from the environment: the lab answers with the to
     assert.equal(stop.status, 0, String(stop.stderr));
     assert.equal(engine(['inspect', '-f', '{{.State.ExitCode}}', cid]).stdout.trim(), '0', 'SIGTERM: drained and exited 0');
     assert.match(engine(['logs', cid]).stdout, /"event":"shutdown"/);
+  } finally {
+    engine(['rm', '-f', cid]);
+  }
+});
+
+test('a read-only root file system, as the Kubernetes manifest runs it: only the artifact directory is written; profile, snapshot, download and export work', { skip: reason ?? false }, async () => {
+  assert.equal(built, '', built);
+  // deployment.yaml: readOnlyRootFilesystem, capabilities drop ALL,
+  // allowPrivilegeEscalation false, emptyDirs on /var/lib/proflab and /tmp
+  const hardened = ['--read-only', '--read-only-tmpfs=false', '--tmpfs', '/var/lib/proflab:rw,size=64m,U',
+    '--tmpfs', '/tmp:rw,size=16m', '--cap-drop=ALL', '--security-opt=no-new-privileges'];
+  const { cid, base } = await start({ LAB_ENABLE: 'true', LAB_TOKEN: TOKEN, LAB_TASK_ID: 'deploy-ro' }, hardened);
+  try {
+    const cfg = JSON.parse(engine(['inspect', cid]).stdout)[0].HostConfig;
+    assert.equal(cfg.ReadonlyRootfs, true);
+    const probe = engine(['exec', cid, 'sh', '-c',
+      'for d in / /etc /usr/local/bin /var/lib /home; do touch "$d/.w" 2>/dev/null && echo "wrote $d"; done; '
+      + 'touch /var/lib/proflab/.w && rm /var/lib/proflab/.w && echo artifacts-writable; '
+      + 'grep -E "^(CapEff|NoNewPrivs):" /proc/1/status']);
+    assert.equal(probe.status, 0, probe.stderr);
+    assert.doesNotMatch(probe.stdout, /^wrote /m, 'nothing outside the artifact directory is writable');
+    assert.match(probe.stdout, /artifacts-writable/);
+    assert.match(probe.stdout, /CapEff:\s+0+\n/);
+    assert.match(probe.stdout, /NoNewPrivs:\s+1/);
+    const h = { 'x-lab-token': TOKEN };
+    const cpu = await fetch(`${base}/api/lab/cpu-profile?seconds=1`, { method: 'POST', headers: h });
+    const prof = await cpu.json();
+    assert.equal(cpu.status, 200, JSON.stringify(prof));
+    const snap = await fetch(`${base}/api/lab/heap-snapshot`, { method: 'POST', headers: h });
+    const heap = await snap.json();
+    assert.equal(snap.status, 200, JSON.stringify(heap));
+    const dl = await fetch(`${base}/api/lab/artifacts/${heap.file}`, { headers: h });
+    assert.equal(dl.status, 200);
+    assert.ok(JSON.parse(await dl.text()).snapshot, 'a heap snapshot came down');
+    const out = path.join(tmpdir('deploy-podman-ro'), 'cpu.cpuprofile');
+    const r = await runExport(['--docker', cid, '--engine', ENGINE.join(' '), '--dir', '/var/lib/proflab', '--latest', 'cpu', out], { env: { PATH: process.env.PATH } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256File(out), prof.sha256);
+    const logs = engine(['logs', cid]);
+    assert.doesNotMatch(logs.stdout + logs.stderr, /"level":"(error|fatal)"/, 'no errors logged');
+    const stop = engine(['stop', '-t', '10', cid]);
+    assert.equal(stop.status, 0, String(stop.stderr));
+    assert.equal(engine(['inspect', '-f', '{{.State.ExitCode}}', cid]).stdout.trim(), '0');
   } finally {
     engine(['rm', '-f', cid]);
   }
