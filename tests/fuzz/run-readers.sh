@@ -32,23 +32,10 @@ srcs="$root/src/format/*.c $out/gen/format/profile.pb-c.c $root/src/model/*.c \
   $root/src/common/buf.c $root/src/common/arena.c $root/src/common/sink.c \
   $root/src/common/util.c $root/src/analysis/top.c $root/src/analysis/dominators.c \
   $root/src/analysis/leaks.c"
-mkdir -p "$out/obj-read"
-objs=""
-for s in $srcs; do
-  o="$out/obj-read/$(echo "$s" | tr / _).o"
-  objs="$objs $o"
-  # shellcheck disable=SC2086 # word splitting of the flags is meant
-  if ! clang $(echo "$cflags" | sed 's/fuzzer,/fuzzer-no-link,/') -I"$root/src" -I"$root/include" \
-      -I"$out/gen" -c -o "$o" "$s" 2>>"$out/build-read-lib.log"; then
-    if grep -q "fuzzer" "$out/build-read-lib.log"; then
-      echo "fuzz: clang cannot build libFuzzer targets here:" >&2
-      tail -3 "$out/build-read-lib.log" >&2
-      exit 77
-    fi
-    cat "$out/build-read-lib.log" >&2
-    exit 1
-  fi
-done
+# shellcheck disable=SC2086 # word splitting of the lists is meant
+objs=$("$here/compile.sh" "$out/obj-read" "$out/build-read-lib.log" \
+  "$(echo "$cflags" | sed 's/fuzzer,/fuzzer-no-link,/') -I$root/src -I$root/include -I$out/gen" \
+  -- $srcs) || exit $?
 
 for t in ${FUZZ_READ_TARGETS:-json cpuprofile heapprofile heapsnapshot folded pprof profile leaksname}; do
   # shellcheck disable=SC2086 # word splitting of the object list is meant

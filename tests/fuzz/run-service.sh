@@ -43,22 +43,8 @@ for s in "$root"/src/profile/*.c; do
   case $s in */thread_start.c) ;; *) srcs="$srcs $s" ;; esac
 done
 srcs="$srcs $out/gen/format/profile.pb-c.c $root/programs/agent/settings.c $here/fuzz-stubs.c"
-objs=""
-for s in $srcs; do
-  o="$out/obj/$(echo "$s" | tr / _).o"
-  objs="$objs $o"
-  [ -f "$o" ] && [ "$o" -nt "$s" ] && continue
-  # shellcheck disable=SC2086 # word splitting of the flags is meant
-  if ! clang $libcflags $incs -c -o "$o" "$s" 2>>"$out/build-lib.log"; then
-    if grep -q "fuzzer" "$out/build-lib.log"; then
-      echo "fuzz: clang cannot build libFuzzer targets here:" >&2
-      tail -3 "$out/build-lib.log" >&2
-      exit 77
-    fi
-    cat "$out/build-lib.log" >&2
-    exit 1
-  fi
-done
+# shellcheck disable=SC2086 # word splitting of the source list is meant
+objs=$("$here/compile.sh" "$out/obj" "$out/build-lib.log" "$libcflags $incs" -- $srcs) || exit $?
 rm -f "$out/libsvc.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libsvc.a" $objs

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, SANITIZED } from './helpers.mjs';
 
-const SECONDS = process.env.PROFLAB_FUZZ_SECONDS || '3';
+const SECONDS = process.env.PROFLAB_FUZZ_SECONDS || '2';
 
 test('fuzz the profile readers', (t) => {
   if (SANITIZED) {

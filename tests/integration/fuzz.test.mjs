@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT, SANITIZED, tmpdir } from '../tools/export-lib.mjs';
 
-const SECONDS = process.env.PROFLAB_FUZZ_SECONDS || '3';
+const SECONDS = process.env.PROFLAB_FUZZ_SECONDS || '2';
 
 test('fuzz every parser target (export, inspector HTTP/WebSocket/CDP)', (t) => {
   if (SANITIZED) {
