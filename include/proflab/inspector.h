@@ -65,6 +65,14 @@ const char *pl_inspector_url(void);
  * profile of a session is stopped and dropped. */
 void pl_inspector_stop(void);
 
+/* In a child after fork(): the inspector thread is the parent's and does
+ * not exist here. Close this process's copy of the listening socket (the
+ * port stays the parent's alone) and forget the rest without touching it
+ * (its memory, a copy, is left; so are copies of sessions' sockets), so
+ * the child may start an inspector of its own. Fine in a pthread_atfork
+ * child handler. */
+void pl_inspector_forget_after_fork(void);
+
 /* Counters since the process started (any thread). */
 typedef struct pl_inspector_stats {
   int running;

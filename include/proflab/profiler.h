@@ -77,6 +77,13 @@ int pl_cpu_profiler_running(void);
  * (-ENOENT when no profile runs). */
 int pl_cpu_profiler_stop(pl_cpu_profile **out);
 
+/* In a child after fork() (call it first thing, e.g. from a
+ * pthread_atfork child handler): a profile the parent was recording is
+ * the parent's — its threads and timers do not exist here — so it is
+ * dropped without being touched (its memory, a copy, is left), and the
+ * child can start its own. Nothing is written for it here. */
+void pl_cpu_profiler_forget_after_fork(void);
+
 /* Mark the loop's poll phase for idle detection: a uv_prepare sets the flag
  * before poll, a uv_check clears it after. Handles are unreferenced and
  * live until pl_loop_idle_untrack. 0 or -errno. */

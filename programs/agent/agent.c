@@ -21,8 +21,10 @@
 #include "proflab/inspector.h"
 #include "proflab/log.h"
 #include "profile/threads.h"
+#include "registry.h"
 #include "serve.h"
 #include "settings.h"
+#include "symbol/symbolizer.h"
 
 static agent_settings settings;
 static pid_t first_pid;     /* the process the constructor ran in */
@@ -33,6 +35,17 @@ static char inspect_title[200];
 static char program[64];      /* the program's name at start (nginx rewrites its argv) */
 static pl__whole_run cpu_run; /* PROFLAB_CPU_PROFILE, while it runs */
 static int cpu_running, heap_profile;
+/* The whole-run profile's mode and rate, read once in the constructor (a
+ * forked child's environment may be gone: nginx's workers keep only TZ). */
+static pl_cpu_options cpu_opts;
+static int cpu_opts_ok;
+/* This process's whole-run files: the settings' own, or in a forked child
+ * the same with its pid inserted (pl__whole_run_path_for_pid). */
+static char cpu_path[AGENT_PATH_MAX + 16], heap_path[AGENT_PATH_MAX + 16];
+static unsigned inspect_port; /* the port this process's inspector got (a child's starts above) */
+/* A forked child's start (child_start) against its exit (agent_fini). */
+static pthread_mutex_t life_lock = PTHREAD_MUTEX_INITIALIZER;
+static int exiting;
 
 /* One line on stderr, written at once (the program's stdio buffers are
  * not ours to use). */
@@ -44,6 +57,8 @@ static void say(const char *fmt, ...) {
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof(line)) vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
   va_end(ap);
+  /* one line, whatever a value it names holds (a path with a newline) */
+  agent_escape_controls(line, sizeof(line) - 1);
   size_t l = strnlen(line, sizeof(line) - 2);
   line[l++] = '\n';
   (void)pl__write_all(2, line, l);
@@ -91,20 +106,54 @@ static void clean_preload(void) {
     unsetenv("LD_PRELOAD");
 }
 
+/* The port of a "ws://HOST:PORT/ID" URL, or 0. */
+static unsigned url_port(const char *url) {
+  const char *host = url ? strstr(url, "://") : NULL;
+  if (!host) return 0;
+  host += 3;
+  const char *slash = strchr(host, '/');
+  const char *colon = NULL;
+  for (const char *p = host; *p && (!slash || p < slash); p++)
+    if (*p == ':') colon = p;
+  uint64_t port;
+  if (!colon ||
+      pl__parse_u64n(colon + 1, (size_t)((slash ? slash : colon + strlen(colon)) - colon - 1),
+                     &port) != 0 ||
+      port > 65535)
+    return 0;
+  return (unsigned)port;
+}
+
+/* Start the inspector. In a forked child the port is the next free one
+ * above the parent's (unless the setting asked for any free port). */
 static void start_inspector(uint32_t main_tid) {
   snprintf(inspect_title, sizeof(inspect_title), "%s (pid %d, proflab agent)", program,
            (int)getpid());
-  settings.inspect_opts.title = inspect_title;
-  settings.inspect_opts.task = settings.task;
-  settings.inspect_opts.wall_tid = main_tid;
-  settings.inspect_opts.idle_flag = NULL;
-  settings.inspect_opts.wall_all_threads = 1;
+  pl_inspector_options o = settings.inspect_opts;
+  o.title = inspect_title;
+  o.task = settings.task;
+  o.wall_tid = main_tid;
+  o.idle_flag = NULL;
+  o.wall_all_threads = 1;
+  int forked = getpid() != first_pid;
+  int next = forked && !(o.port_set && o.port == 0);
+  unsigned base = inspect_port ? inspect_port : o.port ? o.port : PL_INSPECT_DEFAULT_PORT;
   char err[256];
-  int rc = pl_inspector_start(&settings.inspect_opts, err, sizeof(err));
-  if (rc && rc != -EALREADY)
+  int rc = -EADDRINUSE;
+  for (unsigned i = 0; i < (next ? 100u : 1u) && rc == -EADDRINUSE; i++) {
+    if (next) {
+      o.port = base + 1 + i;
+      o.port_set = 1;
+      if (o.port > 65535) break;
+    }
+    rc = pl_inspector_start(&o, err, sizeof(err));
+  }
+  if (rc && rc != -EALREADY) {
     say("inspector: %s; running without it", err);
-  else
-    inspector_pid = getpid();
+    return;
+  }
+  inspector_pid = getpid();
+  inspect_port = url_port(pl_inspector_url());
 }
 
 /* Bind the lab's listener and start the agent thread. In a forked child
@@ -144,12 +193,9 @@ static void start_lab(uint32_t main_tid) {
 /* The whole-run CPU profile: wall mode samples the main thread. The
  * profiler's threads start with every signal blocked, as the agent's. */
 static void start_cpu_profile(uint32_t main_tid) {
-  pl_cpu_options o = {0};
+  if (!cpu_opts_ok) return; /* the constructor said why */
+  pl_cpu_options o = cpu_opts;
   char err[512];
-  if (pl__whole_run_cpu_options(&o, err, sizeof(err)) != 0) {
-    say("%s; no CPU profile will be written", err);
-    return;
-  }
   o.wall_tid = main_tid;
   o.wall_all = 1; /* every thread of the program, found as they start */
   sigset_t all, old;
@@ -158,7 +204,7 @@ static void start_cpu_profile(uint32_t main_tid) {
    * to tell whether the program blocks it */
   sigdelset(&all, SIGPROF);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pl__whole_run_cpu_start(&cpu_run, settings.cpu_profile, &o,
+  int rc = pl__whole_run_cpu_start(&cpu_run, cpu_path, &o,
                                    "the whole-run profile (PROFLAB_CPU_PROFILE)", err, sizeof(err));
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc)
@@ -167,47 +213,109 @@ static void start_cpu_profile(uint32_t main_tid) {
     cpu_running = 1;
 }
 
+/* The whole-run heap profile, written at exit. */
+static void start_heap_profile(void) {
+  char err[512];
+  if (!pl_heap_running())
+    say("PROFLAB_HEAP_PROFILE needs the heap tracker (PROFLAB_HEAP_TRACKING is false or it "
+        "could not start); no heap profile will be written");
+  else if (pl__whole_run_check_path(heap_path, "PROFLAB_HEAP_PROFILE", err, sizeof(err)) != 0)
+    say("%s; no heap profile will be written", err);
+  else
+    heap_profile = 1;
+}
+
 /* ---- fork: the child gets an agent of its own ------------------------- */
 
 static int fork_parked; /* the agent thread was parked across the fork */
 static uint32_t child_main_tid;
+/* What the parent ran, for the child to start again; child_pending while
+ * this (forked) process has not started them yet: a child it forks
+ * meanwhile (a double fork) inherits the wish. */
+static int child_lab, child_inspect, child_cpu, child_heap, child_pending;
 
 static void fork_prepare(void) { fork_parked = agent_serve_fork_prepare(200); }
 static void fork_parent(void) { agent_serve_fork_parent(); }
 
+/* A child's whole-run file: the setting's with the pid inserted; 0 or -1
+ * (said). */
+static int child_path(const char *setting, const char *var, char *out, size_t n) {
+  if (pl__whole_run_path_for_pid(setting, (int)getpid(), out, n) == 0) return 0;
+  say("%s: the path with this process's pid is too long; no profile will be written here", var);
+  return -1;
+}
+
 /* The child's agent starts after 100 ms on a thread of its own, outside
  * the fork handler: a child that execs or exits at once (a shell's
- * command, a fork-heavy program's worker) never makes a listener. */
+ * command, a fork-heavy program's worker) never makes a listener. What the
+ * parent ran starts again as the child's own: the lab's listener, the
+ * inspector (the next free port), the whole-run profiles (files named
+ * with the child's pid). */
 static void *child_start(void *arg) {
   (void)arg;
   struct timespec ts = {0, 100 * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
   pl_heap_untracked_begin();
-  start_lab(child_main_tid);
-  pl_json *j = pl_log_begin(where[0] ? "info" : "warn", "agent_start");
-  pl_json_kv_int(j, "pid", (int64_t)getpid());
-  pl_json_kv_int(j, "forked_from", (int64_t)getppid());
-  pl_json_kv_str(j, "program", program);
-  if (where[0]) pl_json_kv_str(j, "lab", where);
-  pl_log_end();
-  pl_log_flush();
+  pthread_mutex_lock(&life_lock);
+  if (!exiting) {
+    pl__symbolizer_forget_after_fork(); /* the parent's session, perhaps half-changed */
+    if (child_lab) start_lab(child_main_tid);
+    if (child_inspect) start_inspector(child_main_tid);
+    if (child_cpu &&
+        child_path(settings.cpu_profile, "PROFLAB_CPU_PROFILE", cpu_path, sizeof(cpu_path)) == 0)
+      start_cpu_profile(child_main_tid);
+    if (child_heap && child_path(settings.heap_profile, "PROFLAB_HEAP_PROFILE", heap_path,
+                                 sizeof(heap_path)) == 0)
+      start_heap_profile();
+    int insp = inspector_pid == getpid() && pl_inspector_running();
+    if (where[0])
+      (void)agent_registry_write(program, where, insp ? pl_inspector_url() : NULL, settings.task);
+    int any = where[0] || insp || cpu_running || heap_profile;
+    pl_json *j = pl_log_begin(any ? "info" : "warn", "agent_start");
+    pl_json_kv_int(j, "pid", (int64_t)getpid());
+    pl_json_kv_int(j, "forked_from", (int64_t)getppid());
+    pl_json_kv_str(j, "program", program);
+    if (where[0]) pl_json_kv_str(j, "lab", where);
+    if (insp && pl_inspector_url()) pl_json_kv_str(j, "inspector", pl_inspector_url());
+    if (cpu_running) pl_json_kv_str(j, "cpu_profile", cpu_path);
+    if (heap_profile) pl_json_kv_str(j, "heap_profile", heap_path);
+    pl_log_end();
+    pl_log_flush();
+  }
+  child_pending = 0;
+  pthread_mutex_unlock(&life_lock);
+  pl_heap_untracked_end();
   return NULL;
 }
 
 static void fork_child(void) {
+  /* the parent's threads (agent, inspector, profiler) do not exist here:
+   * forget what they held, touching nothing they may have been changing */
   int had = agent_serve_forget();
+  int insp = inspector_pid == agent_pid && pl_inspector_running();
+  pl_inspector_forget_after_fork();
+  pl__whole_run_forget_after_fork(&cpu_run);
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&life_lock, &fresh, sizeof(fresh));
+  exiting = 0;
+  if (!child_pending) { /* else: forked before its own start, it passes the wish on */
+    child_lab = had;
+    child_inspect = insp;
+    child_cpu = cpu_running; /* the parent's files stay the parent's to write */
+    child_heap = heap_profile;
+  }
   agent_pid = getpid();
-  cpu_running = 0; /* the parent's whole-run profiles are the parent's to write */
+  cpu_running = 0;
   heap_profile = 0;
   where[0] = '\0';
-  if (!had) return;
+  if (!child_lab && !child_inspect && !child_cpu && !child_heap) return;
   if (!fork_parked) {
-    say("the agent was busy when this process was forked: it runs without the agent's "
-        "endpoints");
+    say("the agent was busy when this process was forked: it runs without the agent");
     return;
   }
   child_main_tid = (uint32_t)syscall(SYS_gettid);
+  child_pending = 1;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -257,25 +365,30 @@ __attribute__((constructor)) static void agent_init(void) {
   pl_heap_untracked_begin(); /* what the agent allocates from here on is its own */
   uint32_t main_tid = (uint32_t)syscall(SYS_gettid);
   if (settings.lab_active) start_lab(main_tid);
-  if (where[0] && pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
-    say("cannot register fork handlers: forked children will not get an agent");
   if (settings.inspect) start_inspector(main_tid);
-  if (settings.cpu_profile[0]) start_cpu_profile(main_tid);
-  if (settings.heap_profile[0]) {
-    if (!pl_heap_running())
-      say("PROFLAB_HEAP_PROFILE needs the heap tracker (PROFLAB_HEAP_TRACKING is false or it "
-          "could not start); no heap profile will be written");
-    else if (pl__whole_run_check_path(settings.heap_profile, "PROFLAB_HEAP_PROFILE", err,
-                                      sizeof(err)) != 0)
-      say("%s; no heap profile will be written", err);
+  if (settings.cpu_profile[0]) {
+    snprintf(cpu_path, sizeof(cpu_path), "%s", settings.cpu_profile);
+    if (pl__whole_run_cpu_options(&cpu_opts, err, sizeof(err)) != 0)
+      say("%s; no CPU profile will be written", err);
     else
-      heap_profile = 1;
+      cpu_opts_ok = 1;
+    start_cpu_profile(main_tid);
   }
-  if (!where[0] && !pl_inspector_running() && !cpu_running && !heap_profile) {
+  if (settings.heap_profile[0]) {
+    snprintf(heap_path, sizeof(heap_path), "%s", settings.heap_profile);
+    start_heap_profile();
+  }
+  int insp = inspector_pid == getpid() && pl_inspector_running();
+  if (!where[0] && !insp && !cpu_running && !heap_profile) {
     /* nothing runs: nothing to announce */
     pl_heap_untracked_end();
     return;
   }
+  /* a forked child starts what runs here again, as its own */
+  if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+    say("cannot register fork handlers: forked children will not get an agent");
+  if (where[0])
+    (void)agent_registry_write(program, where, insp ? pl_inspector_url() : NULL, settings.task);
   pl_json *j = pl_log_begin("info", "agent_start");
   pl_json_kv_int(j, "pid", (int64_t)getpid());
   pl_json_kv_str(j, "program", program);
@@ -292,15 +405,26 @@ __attribute__((constructor)) static void agent_init(void) {
 __attribute__((destructor)) static void agent_fini(void) {
   if (getpid() != agent_pid) return;
   pl_heap_untracked_begin();
+  /* a forked child still starting its agent: wait for it (at most 2 s;
+   * then the process's exit takes what runs) */
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 2;
+  if (pthread_mutex_timedlock(&life_lock, &dl) != 0) {
+    pl_heap_untracked_end();
+    return;
+  }
+  exiting = 1;
   if (cpu_running && pl__whole_run_cpu_finish(&cpu_run) != 0)
-    say("the CPU profile %s could not be written (see the log)", settings.cpu_profile);
+    say("the CPU profile %s could not be written (see the log)", cpu_path);
   cpu_running = 0;
-  if (heap_profile &&
-      pl__whole_run_heap_write(settings.heap_profile, "the whole-run heap profile") != 0)
-    say("the heap profile %s could not be written (see the log)", settings.heap_profile);
+  if (heap_profile && pl__whole_run_heap_write(heap_path, "the whole-run heap profile") != 0)
+    say("the heap profile %s could not be written (see the log)", heap_path);
   heap_profile = 0;
   if (inspector_pid == getpid() && pl_inspector_running()) pl_inspector_stop();
   agent_serve_stop(2000);
+  agent_registry_remove();
+  pthread_mutex_unlock(&life_lock);
   pl_log_flush();
   pl_heap_untracked_end();
 }

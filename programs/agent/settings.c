@@ -19,23 +19,63 @@ static int copy(char *dst, size_t n, const char *src) {
   return 0;
 }
 
-int agent_default_socket(char *out, size_t n, int pid, char *err, size_t errlen) {
-  char dir[64];
-  snprintf(dir, sizeof(dir), "/tmp/proflab-%u", (unsigned)getuid());
+void agent_escape_controls(char *buf, size_t n) {
+  char out[2048];
+  if (n > sizeof(out)) n = sizeof(out); /* messages are shorter */
+  if (!n) return;
+  size_t k = 0;
+  const unsigned char *end = (const unsigned char *)buf + n;
+  for (const unsigned char *p = (const unsigned char *)buf; p < end && *p; p++) {
+    char esc[4] = {(char)*p};
+    size_t el = 1;
+    if (*p == '\n' || *p == '\r' || *p == '\t') {
+      esc[0] = '\\';
+      esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+      el = 2;
+    } else if (*p < 0x20 || *p == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      esc[0] = '\\';
+      esc[1] = 'x';
+      esc[2] = hex[*p >> 4];
+      esc[3] = hex[*p & 15];
+      el = 4;
+    }
+    if (k + el > n - 1) break; /* cut, never in the middle of an escape */
+    memcpy(out + k, esc, el);
+    k += el;
+  }
+  memcpy(buf, out, k);
+  buf[k] = '\0';
+}
+
+int agent_runtime_dir(char *dir, size_t n, char *err, size_t errlen) {
+  if ((size_t)snprintf(dir, n, "/tmp/proflab-%u", (unsigned)getuid()) >= n) {
+    snprintf(err, errlen, "runtime directory name too long");
+    return -ENAMETOOLONG;
+  }
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-    return -errno;
+    int e = errno;
+    snprintf(err, errlen, "cannot create %s: %s", dir, strerror(e));
+    return -e;
   }
   struct stat st;
   if (lstat(dir, &st) != 0) {
-    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-    return -errno;
+    int e = errno;
+    snprintf(err, errlen, "%s: %s", dir, strerror(e));
+    return -e;
   }
   if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
     snprintf(err, errlen, "%s is not a directory of mode 0700 owned by uid %u", dir,
              (unsigned)getuid());
     return -EPERM;
   }
+  return 0;
+}
+
+int agent_default_socket(char *out, size_t n, int pid, char *err, size_t errlen) {
+  char dir[64];
+  int rc = agent_runtime_dir(dir, sizeof(dir), err, errlen);
+  if (rc) return rc;
   if ((size_t)snprintf(out, n, "%s/agent-%d.sock", dir, pid) >= n) {
     snprintf(err, errlen, "socket path too long");
     return -ENAMETOOLONG;
@@ -100,7 +140,7 @@ static int env_path(const char *name, char *dst, size_t n, char *err, size_t err
   return 0;
 }
 
-int agent_settings_read(agent_settings *s, char *err, size_t errlen) {
+static int read_settings(agent_settings *s, char *err, size_t errlen) {
   memset(s, 0, sizeof(*s));
   s->log_fd = 2;
   int rc;
@@ -181,4 +221,12 @@ int agent_settings_read(agent_settings *s, char *err, size_t errlen) {
     s->inspect = 1;
   }
   return 0;
+}
+
+int agent_settings_read(agent_settings *s, char *err, size_t errlen) {
+  int rc = read_settings(s, err, errlen);
+  /* A message echoes the variable's value, which may hold a newline:
+   * the message stays one line. */
+  if (rc) agent_escape_controls(err, errlen);
+  return rc;
 }

@@ -39,6 +39,16 @@ typedef struct agent_settings {
 /* Fill s from the environment. 0, or -EINVAL with one line in err saying
  * which variable is wrong and what it accepts. Opens the log file. */
 int agent_settings_read(agent_settings *s, char *err, size_t errlen);
+/* Make the NUL-terminated text in buf (of n bytes) printable on one line:
+ * control characters (a newline in a variable's value that a message
+ * echoes) become \n, \r, \t or \xNN, in place; the result is cut to fit
+ * n. Other bytes (UTF-8) are kept. */
+void agent_escape_controls(char *buf, size_t n);
+/* The runtime directory of this user's agents, /tmp/proflab-<uid>: their
+ * default sockets and registry files (registry.h). Created mode 0700; it
+ * must be the caller's, a directory, and nobody else's to read. 0 or
+ * -errno with a message in err. */
+int agent_runtime_dir(char *dir, size_t n, char *err, size_t errlen);
 /* The default Unix socket path for pid: /tmp/proflab-<uid>/agent-<pid>.sock
  * (the directory is created mode 0700 and must be the caller's). 0 or
  * -errno with a message in err. */

@@ -61,12 +61,14 @@ int cli_lab_heap_snapshot(const char *cmd, struct cli_conn *conn, const char *ta
  * return). Returns a CLI_EXIT_* code, 127 (CMD not found) or 126. */
 int cli_cmd_run(int argc, char **argv);
 
-/* proflab ps (ps.c): the agents' sockets in /tmp/proflab-UID/, their
- * processes, stale sockets removed. */
+/* proflab ps (ps.c): the agents of this user from their registry files
+ * and default sockets in /tmp/proflab-UID/, their processes, stale files
+ * removed. */
 int cli_cmd_ps(int argc, char **argv);
-/* --pid PID of the lab commands: "unix:/tmp/proflab-UID/agent-PID.sock"
- * into out. -1 when the socket is there, else an exit status after a
- * one-line reason ("proflab CMD: ...") on stderr. */
+/* --pid PID of the lab commands: the address the agent of PID registered
+ * ("unix:PATH" or "http://HOST:PORT"), else its default socket
+ * "unix:/tmp/proflab-UID/agent-PID.sock", into out. -1 when found, else
+ * an exit status after a one-line reason ("proflab CMD: ...") on stderr. */
 int cli_agent_socket(const char *cmd, const char *pid_text, char *out, size_t n);
 
 /* export.c: get an artifact out of a container through an exec channel.

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "artifact/store.h"
+#include "proflab/profiler.h"
 #include "cli.h"
 #include "common/util.h"
 #include "cli_http.h"
@@ -34,6 +35,9 @@ enum {
   OPT_TASK,
   OPT_SHA256,
   OPT_PID,
+  OPT_MODE,
+  OPT_THREADS,
+  OPT_OFFCPU,
 };
 
 /* One command's description: its own options and its help text. */
@@ -50,8 +54,8 @@ static const char common_help[] =
     "  --url URL          the lab (LAB_URL, default " DEFAULT_URL
     "); https:// works too,\n"
     "                     and unix:/PATH reaches an agent's socket (no token)\n"
-    "  --pid PID          the agent in process PID: its socket\n"
-    "                     unix:/tmp/proflab-UID/agent-PID.sock (proflab ps lists them)\n"
+    "  --pid PID          the agent in process PID, at the address it registered (its\n"
+    "                     Unix socket or TCP; proflab ps lists them)\n"
     "  --token TOKEN      the lab token (LAB_TOKEN)\n"
     "  --token-file FILE  read the token from FILE (its first line)\n"
     "  --json             machine-readable output on stdout\n"
@@ -83,7 +87,10 @@ typedef struct cli_args {
   const char *task;
   const char *sha256;
   const char *positional;
-  const char *pid; /* --pid, resolved into url_buf */
+  const char *mode;    /* --mode: wall or cpu (checked), or NULL */
+  const char *threads; /* --threads: "all" or TIDs (checked), or NULL */
+  int offcpu;          /* --offcpu */
+  const char *pid;     /* --pid, resolved into url_buf */
   char url_buf[160];
   char token_buf[4096];
 } cli_args;
@@ -247,6 +254,15 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, cli_args *a) {
         break;
       case OPT_SHA256:
         a->sha256 = optarg;
+        break;
+      case OPT_MODE:
+        a->mode = optarg;
+        break;
+      case OPT_THREADS:
+        a->threads = optarg;
+        break;
+      case OPT_OFFCPU:
+        a->offcpu = 1;
         break;
       case ':':
         return usage_error(c, "option %s needs a value", argv[optind - 1]);
@@ -632,7 +648,8 @@ static int trigger_and_fetch(const cmd_spec *c, const cli_args *a, const char *p
 
 static const cmd_spec profile_spec = {
     "profile",
-    "[--seconds N] [--format F] [--hz H] [-o FILE] [options]",
+    "[--seconds N] [--format F] [--hz H] [--mode M]\n"
+    "                       [--threads LIST] [--offcpu] [-o FILE] [options]",
     "Record a CPU profile on the lab, then download it from the task that wrote it\n"
     "and check its SHA-256. Behind a load balancer the stickiness cookie is kept\n"
     "and other tasks' answers are retried; if that fails, `proflab export --task\n"
@@ -642,24 +659,73 @@ static const cmd_spec profile_spec = {
     (const struct option[]){{"seconds", required_argument, NULL, OPT_SECONDS},
                             {"format", required_argument, NULL, OPT_FORMAT},
                             {"hz", required_argument, NULL, OPT_HZ},
+                            {"mode", required_argument, NULL, OPT_MODE},
+                            {"threads", required_argument, NULL, OPT_THREADS},
+                            {"offcpu", no_argument, NULL, OPT_OFFCPU},
                             DOWNLOAD_OPTS,
                             {0}},
     "  --seconds N        how long to sample (default 5; at most LAB_MAX_PROFILE_SECONDS)\n"
     "  --format F         cpuprofile (default; DevTools, speedscope), pprof, folded\n"
-    "  --hz H             samples per second (default 1000)\n" DOWNLOAD_OPTS_HELP,
+    "  --hz H             samples per second (default 1000)\n"
+    "  --mode M           wall (default): wall-clock samples of the event-loop thread\n"
+    "                     (proflabd) or of every thread of the program (an agent);\n"
+    "                     cpu: CPU-time samples of every thread\n"
+    "  --threads LIST     wall mode: only these threads, thread ids separated by\n"
+    "                     commas (at most 64; e.g. 4199,4200), or all\n"
+    "  --offcpu           wall mode: threads waiting in a system call (epoll, a\n"
+    "                     futex, sleep, read) keep their stacks instead of (idle):\n"
+    "                     where they wait\n" DOWNLOAD_OPTS_HELP,
     (const char *const[]){"cpuprofile", "pprof", "folded", NULL}};
+
+/* --threads: "all" or thread ids (1 to 2^31-1) separated by commas, each
+ * once, at most PL_CPU_MAX_THREADS; whether each is a thread of the
+ * program is the lab's to say (its 422 is shown as is). 0 or an exit
+ * status after a one-line reason. */
+static int check_threads(const cmd_spec *c, const char *v) {
+  if (strcmp(v, "all") == 0) return 0;
+  uint64_t seen[PL_CPU_MAX_THREADS];
+  unsigned n = 0;
+  for (const char *p = v;;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    uint64_t tid;
+    if (len == 0 || pl__parse_u64n(p, len, &tid) != 0 || tid == 0 || tid > INT32_MAX)
+      return usage_error(c, "--threads '%.60s' must be all or thread ids separated by commas", v);
+    for (unsigned i = 0; i < n; i++)
+      if (seen[i] == tid)
+        return usage_error(c, "--threads names thread %llu twice", (unsigned long long)tid);
+    if (n == PL_CPU_MAX_THREADS)
+      return usage_error(c, "--threads names more than %d threads; leave it out to sample all",
+                         PL_CPU_MAX_THREADS);
+    seen[n++] = tid;
+    if (!end) return 0;
+    p = end + 1;
+  }
+}
 
 int cli_cmd_profile(int argc, char **argv) {
   const cmd_spec *c = &profile_spec;
   cli_args a;
   int rc = parse_args(c, argc, argv, &a);
   if (rc >= 0) return rc;
-  char path[256];
+  if (a.mode && strcmp(a.mode, "wall") != 0 && strcmp(a.mode, "cpu") != 0)
+    return usage_error(c, "--mode '%.40s' must be wall or cpu", a.mode);
+  int cpu_mode = a.mode && strcmp(a.mode, "cpu") == 0;
+  if (a.threads && cpu_mode)
+    return usage_error(c, "--threads is for --mode wall; --mode cpu samples every thread");
+  if (a.offcpu && cpu_mode)
+    return usage_error(c, "--offcpu is for --mode wall; --mode cpu samples running threads only");
+  if (a.threads && (rc = check_threads(c, a.threads)) != 0) return rc;
+  char path[1024]; /* 64 thread ids of up to 10 digits fit */
   uint64_t seconds = a.has_seconds ? a.seconds : 5;
   int n = snprintf(path, sizeof(path), "/api/lab/cpu-profile?seconds=%llu",
                    (unsigned long long)seconds);
   if (a.format) n += snprintf(path + n, sizeof(path) - (size_t)n, "&format=%s", a.format);
-  if (a.has_hz) snprintf(path + n, sizeof(path) - (size_t)n, "&hz=%llu", (unsigned long long)a.hz);
+  if (a.has_hz)
+    n += snprintf(path + n, sizeof(path) - (size_t)n, "&hz=%llu", (unsigned long long)a.hz);
+  if (a.mode) n += snprintf(path + n, sizeof(path) - (size_t)n, "&mode=%s", a.mode);
+  if (a.threads) n += snprintf(path + n, sizeof(path) - (size_t)n, "&threads=%s", a.threads);
+  if (a.offcpu) snprintf(path + n, sizeof(path) - (size_t)n, "&offcpu=1");
   return trigger_and_fetch(c, &a, path, (long)seconds + 300, "recording a CPU profile",
                            (double)seconds, "the lab writes the profile");
 }

@@ -54,7 +54,7 @@ static void usage(FILE *f) {
           "  -h, --help          this help\n"
           "lab options (--url):\n"
           "  --url URL           the lab (LAB_URL); takes the snapshots\n"
-          "  --pid PID           the agent in process PID (its Unix socket; proflab ps)\n"
+          "  --pid PID           the agent in process PID (its address; proflab ps)\n"
           "  --every DURATION    time between snapshots (default 10s)\n"
           "  --count N           snapshots to take, 3 to 1000 (default %d)\n"
           "  --keep DIR          keep the downloaded snapshots in DIR (created); without\n"

@@ -113,6 +113,12 @@ void pl__capture_set_until(pl__capture *c, uint64_t until_wall_ns) {
   pthread_mutex_unlock(&slots_lock);
 }
 
+void pl__capture_forget_after_fork(void) {
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&slots_lock, &fresh, sizeof(fresh));
+  slots[PL__CAPTURE_CPU] = slots[PL__CAPTURE_HEAP] = NULL;
+}
+
 void pl__capture_count(pl__capture_kind kind, uint64_t *w, uint64_t *f) {
   pthread_mutex_lock(&slots_lock);
   *w = kind <= PL__CAPTURE_HEAP ? written[kind] : 0;

@@ -57,6 +57,13 @@ int pl__capture_holder_of(pl__capture_kind kind, pl__capture_holder *out);
 /* Set until when the holder expects to hold the slot (wall clock). */
 void pl__capture_set_until(pl__capture *c, uint64_t until_wall_ns);
 
+/* In a child after fork(): the captures holding the slots are the
+ * parent's (its profile, its snapshot being written, a DevTools
+ * session's): free both slots without touching them (their memory, a
+ * copy, is left), so the child can capture. The counters stay. Stores
+ * only: fine in a pthread_atfork child handler. */
+void pl__capture_forget_after_fork(void);
+
 /* Captures of kind written and failed since the process started. */
 void pl__capture_count(pl__capture_kind kind, uint64_t *written, uint64_t *failed);
 

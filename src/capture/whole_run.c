@@ -33,6 +33,37 @@ int pl__whole_run_cpu_options(pl_cpu_options *o, char *err, size_t errlen) {
   return 0;
 }
 
+/* The extensions the writers are chosen by (pl_cpu_format_of_path,
+ * pl__whole_run_heap_write), longest first where one ends another. */
+static const char *const format_exts[] = {".pb.gz",        ".cpuprofile", ".folded", ".heapprofile",
+                                          ".heapsnapshot", ".pprof",      NULL};
+
+int pl__whole_run_path_for_pid(const char *path, int pid, char *out, size_t n) {
+  size_t len = strlen(path);
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t at = len; /* where the pid goes */
+  for (const char *const *e = format_exts; *e; e++) {
+    size_t el = strlen(*e);
+    if ((size_t)(path + len - base) > el && strcmp(path + len - el, *e) == 0) {
+      at = len - el;
+      break;
+    }
+  }
+  if (at == len) { /* another extension: before its last dot (not a leading one) */
+    const char *dot = strrchr(base, '.');
+    if (dot && dot > base) at = (size_t)(dot - path);
+  }
+  int w = snprintf(out, n, "%.*s.%d%s", (int)at, path, pid, path + at);
+  return w >= 0 && (size_t)w < n ? 0 : -ENAMETOOLONG;
+}
+
+void pl__whole_run_forget_after_fork(pl__whole_run *w) {
+  if (w) w->capture = NULL;
+  pl__capture_forget_after_fork();
+  pl_cpu_profiler_forget_after_fork();
+}
+
 static int partial_of(const char *path, char *out, size_t n) {
   return (size_t)snprintf(out, n, "%s.partial", path) < n ? 0 : -ENAMETOOLONG;
 }

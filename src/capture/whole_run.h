@@ -25,6 +25,19 @@ int pl__whole_run_cpu_options(pl_cpu_options *o, char *err, size_t errlen);
 /* Fail now, not after a long run: 0 when "<path>.partial" can be created
  * (it is removed again), else -errno with "<var> <path>: reason" in err. */
 int pl__whole_run_check_path(const char *path, const char *var, char *err, size_t errlen);
+/* A forked child's file for a whole-run profile at path: the pid
+ * inserted before the extension that names the format, so parent and
+ * child never write the same file and the format stays the same
+ * ("run.cpuprofile" -> "run.4242.cpuprofile", "cpu.pb.gz" ->
+ * "cpu.4242.pb.gz"; no extension: "prof" -> "prof.4242"). 0, or
+ * -ENAMETOOLONG when it does not fit in n. */
+int pl__whole_run_path_for_pid(const char *path, int pid, char *out, size_t n);
+/* In a child after fork(): the whole-run profile running (w, may be NULL)
+ * and every capture are the parent's to write; forget them without
+ * touching them (pl__capture_forget_after_fork,
+ * pl_cpu_profiler_forget_after_fork), so the child can start its own.
+ * Stores only: fine in a pthread_atfork child handler. */
+void pl__whole_run_forget_after_fork(pl__whole_run *w);
 /* Check path, claim the CPU capture (as who: "the whole-run profile
  * (PROFLAB_CPU_PROFILE)") in the format path's extension names, and start
  * the profiler with o. 0, or -errno with a message in err (nothing runs). */

@@ -119,3 +119,47 @@ int pl__write_all(int fd, const void *p, size_t n) {
   }
   return 0;
 }
+
+void pl__proc_starttime(int pid, char *out, size_t n) {
+  char path[64], buf[1024];
+  out[0] = '\0';
+  if (pid > 0)
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  else
+    snprintf(path, sizeof(path), "/proc/self/stat");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t got = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (got <= 0) return;
+  buf[got] = '\0';
+  char *s = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+  if (!s) return;
+  s++;
+  for (int field = 2; *s && field < 22; s++) /* s at the space before field 3 */
+    if (*s == ' ') field++;
+  size_t l = strcspn(s, " ");
+  if (l && l < n) {
+    memcpy(out, s, l);
+    out[l] = '\0';
+  }
+}
+
+void pl__proc_cmdline(int pid, char *out, size_t n) {
+  char path[64];
+  out[0] = '\0';
+  if (n < 2) return;
+  if (pid > 0)
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+  else
+    snprintf(path, sizeof(path), "/proc/self/cmdline");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t got = read(fd, out, n - 1);
+  close(fd);
+  if (got <= 0) return;
+  while (got > 0 && out[got - 1] == '\0') got--;
+  for (ssize_t i = 0; i < got; i++)
+    if (out[i] == '\0') out[i] = ' ';
+  out[got] = '\0';
+}

@@ -51,6 +51,15 @@ static inline uint64_t pl__mix64(uint64_t x) {
 /* write(2) all of p, retrying on EINTR and short writes. 0 or -errno. */
 int pl__write_all(int fd, const void *p, size_t n);
 
+/* The start time of process pid (0: this process) in clock ticks since
+ * boot, field 22 of /proc/PID/stat, as text into out; "" when unreadable.
+ * With the pid it tells a process from a later one that reused the pid. */
+void pl__proc_starttime(int pid, char *out, size_t n);
+
+/* The command line of process pid (0: this process), /proc/PID/cmdline
+ * with its NULs as spaces, into out; "" when unreadable. */
+void pl__proc_cmdline(int pid, char *out, size_t n);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void pl__hex(const unsigned char *in, size_t n, char *out);
 

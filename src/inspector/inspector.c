@@ -1169,6 +1169,21 @@ void pl_inspector_stop(void) {
   pl_log_flush();
 }
 
+void pl_inspector_forget_after_fork(void) {
+  if (!atomic_load(&running)) return;
+  uv_os_fd_t fd;
+  if (uv_fileno((const uv_handle_t *)&g.listener, &fd) == 0 && fd >= 0) close(fd);
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&g.mu, &fresh, sizeof(fresh));
+  g.accepting_posts = 0;
+  g.stop_requested = 0;
+  g.posts = g.posts_tail = NULL;
+  g.conns = NULL;
+  g.nconns = 0;
+  atomic_store(&n_sessions_open, 0);
+  atomic_store(&running, 0);
+}
+
 void pl_inspector_get_stats(pl_inspector_stats *out) {
   out->running = atomic_load(&running);
   out->connections = atomic_load(&n_connections);

@@ -686,6 +686,15 @@ int pl_cpu_profiler_running(void) {
   return on;
 }
 
+void pl_cpu_profiler_forget_after_fork(void) {
+  /* the lock may have been held by a thread that is not in this process */
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&prof_lock, &fresh, sizeof(fresh));
+  current = NULL;
+  pl__thread_start_watch(0);
+  pl__sigprof_forget_after_fork();
+}
+
 static int by_time(const void *a, const void *b) {
   const pl_cpu_sample *x = a, *y = b;
   return x->time_ns < y->time_ns ? -1 : x->time_ns > y->time_ns;

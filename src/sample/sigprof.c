@@ -280,6 +280,11 @@ void pl__sigprof_end(void) {
   atomic_store(&cur_ring, NULL);
 }
 
+void pl__sigprof_forget_after_fork(void) {
+  pl__sigprof_end();
+  atomic_store(&in_handler, 0);
+}
+
 void pl__sigprof_quiesce(void) {
   struct timespec ts = {0, 100000};
   while (atomic_load(&in_handler) > 0) nanosleep(&ts, NULL);

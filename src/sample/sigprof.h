@@ -70,6 +70,12 @@ uint32_t pl__sigprof_queued_done(unsigned i);
 void pl__sigprof_end(void);
 /* Wait until no handler is inside the ring. */
 void pl__sigprof_quiesce(void);
+/* In a child after fork(): the parent's recording is over here (its
+ * timers and ticker are not inherited) and a handler another thread of
+ * the parent was in when it forked never leaves: forget both, so the
+ * child can record (pl__sigprof_quiesce would wait forever). Stores only:
+ * fine in a pthread_atfork child handler. */
+void pl__sigprof_forget_after_fork(void);
 /* Signals handled by the current/last recording. */
 uint64_t pl__sigprof_signals(void);
 /* Whether the process's SIGPROF disposition is still our handler (normal

@@ -118,6 +118,19 @@ void pl__symbolizer_free(pl__symbolizer *s) {
   pthread_mutex_unlock(&lock);
 }
 
+void pl__symbolizer_forget_after_fork(void) {
+  if (pthread_mutex_trylock(&lock) == 0) {
+    drop(&shared);
+    pthread_mutex_unlock(&lock);
+    return;
+  }
+  /* held by a thread that is not in this process: the session may be
+   * half-changed; leave its memory */
+  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&lock, &fresh, sizeof(fresh));
+  memset(&shared, 0, sizeof(shared));
+}
+
 int pl__symbolizer_drop_idle(uint64_t idle_ns) {
   if (pthread_mutex_trylock(&lock) != 0) return 0; /* in use right now */
   int dropped = 0;

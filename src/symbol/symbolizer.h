@@ -30,6 +30,12 @@ int pl__symbolizer_new(pl__symbolizer **out);
  * module data is tens of MB). Never waits: returns 0 if it is in use or
  * was used more recently, 1 if it was dropped (the next user rebuilds it). */
 int pl__symbolizer_drop_idle(uint64_t idle_ns);
+/* In a child after fork() (not in the atfork handler: it frees): the
+ * session was the parent's (built for its pid), and a thread of the
+ * parent symbolizing at the fork left the lock held with the session
+ * half-changed: drop it, or forget it when the lock is held, so the
+ * child's next user builds its own. */
+void pl__symbolizer_forget_after_fork(void);
 /* Give it back (it stays built for the next user). */
 void pl__symbolizer_free(pl__symbolizer *s);
 /* Fill f for address pc; strings are allocated in arena. Unknown code gets

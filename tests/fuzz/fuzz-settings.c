@@ -8,7 +8,8 @@
  * sets it empty; nothing else is in the environment. PROFLAB_AGENT_LOG is never set (it opens a
  * file) and the default socket directory is not created (agent_default_socket is not called).
  *
- * Checks: 0 or -EINVAL; on failure a message; on success the
+ * Checks: 0 or -EINVAL; on failure a message of one line (no control
+ * character, whatever the values hold); on success the
  * strings are terminated inside their buffers, the lab's strings point
  * into the settings (not into the environment, which the host may
  * change), a TCP port is at most 65535, the task is [A-Za-z0-9._-]. */
@@ -86,9 +87,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (s.log_fd > 2) abort(); /* never opened here */
   if (rc != 0) {
     if (rc != -EINVAL) abort();
-    /* (a message may carry a newline that was in the variable's value: it
-     * echoes the value, which comes from whoever started the program) */
     if (!terminated(err, sizeof(err)) || err[0] == 'x') abort();
+    /* one line: a value the message echoes is escaped (a newline in it
+     * becomes \n) */
+    for (const char *c = err; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == 0x7f) abort();
     return 0;
   }
   if (!terminated(s.host, sizeof(s.host)) || !terminated(s.unix_path, sizeof(s.unix_path)) ||

@@ -93,3 +93,84 @@ test('proflab ps lists two agents, removes the stale socket of a killed one; --p
     await b.stop('SIGKILL');
   }
 });
+
+// Agents on TCP and on an explicit unix:PATH (issue 12's leftover): each
+// agent writes a registry file (/tmp/proflab-UID/agent-PID.json, 0600, no
+// token) that proflab ps reads; --pid reaches a TCP agent with the token;
+// the file goes at exit, and a killed agent's is pruned.
+test('proflab ps lists agents on TCP and on unix:PATH from their registry files; never a token', async () => {
+  const token = 'ps-test-token-0123456789abcdef';
+  const regDir = `/tmp/proflab-${process.getuid()}`;
+  const tcp = await runUnderAgent([program('agent-threads'), '120', 'tcp'],
+    { runArgs: ['--listen', '127.0.0.1:0', '--inspect=127.0.0.1:0'], env: { LAB_ARTIFACT_DIR: dir, LAB_TOKEN: token } });
+  const sockPath = path.join(dir, 'explicit.sock');
+  const unixPath = await runUnderAgent([program('agent-threads'), '120', 'unixpath'],
+    { runArgs: ['--listen', `unix:${sockPath}`], env: { LAB_ARTIFACT_DIR: dir } });
+  const killed = await runUnderAgent([program('agent-threads'), '120', 'tcp-killed'],
+    { runArgs: ['--listen', '127.0.0.1:0'], env: { LAB_ARTIFACT_DIR: dir, LAB_TOKEN: token } });
+  try {
+    await tcp.waitFor((s) => /^ready$/m.test(s.stdout));
+    assert.match(tcp.start.lab, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const reg = path.join(regDir, `agent-${tcp.pid}.json`);
+    const st = fs.statSync(reg);
+    assert.equal(st.mode & 0o777, 0o600, 'the registry file is 0600');
+    const text = fs.readFileSync(reg, 'utf8');
+    assert.ok(!text.includes(token), 'the registry file holds the token');
+    const file = JSON.parse(text);
+    assert.equal(file.pid, tcp.pid);
+    assert.equal(file.lab, tcp.start.lab);
+    assert.equal(file.inspector, tcp.start.inspector);
+
+    await killed.stop('SIGKILL'); // no destructor: its registry file stays
+    const killedReg = path.join(regDir, `agent-${killed.pid}.json`);
+    assert.ok(fs.existsSync(killedReg));
+
+    const { stdout } = await cli(['ps', '--json']);
+    assert.ok(!stdout.includes(token), 'ps printed the token');
+    const rows = JSON.parse(stdout).agents;
+    const row = (pid) => rows.find((x) => x.pid === pid);
+    const t = row(tcp.pid);
+    assert.ok(t, `the TCP agent ${tcp.pid} is not listed: ${stdout}`);
+    assert.equal(t.state, 'alive');
+    assert.equal(t.address, tcp.start.lab);
+    assert.equal(t.inspector, tcp.start.inspector);
+    assert.match(t.cmdline, /agent-threads 120 tcp$/);
+    const u = row(unixPath.pid);
+    assert.ok(u, `the unix:PATH agent ${unixPath.pid} is not listed: ${stdout}`);
+    assert.equal(u.state, 'alive');
+    assert.equal(u.address, `unix:${sockPath}`);
+    const k = row(killed.pid);
+    assert.ok(k, `the killed agent ${killed.pid} is not listed: ${stdout}`);
+    assert.equal(k.state, 'stale');
+    assert.equal(k.removed, true);
+    assert.ok(!fs.existsSync(killedReg), 'the stale registry file is still there');
+    assert.match(k.cmdline, /agent-threads 120 tcp-killed$/, 'a gone process: the command line from its file');
+
+    const table = (await cli(['ps'])).stdout;
+    assert.ok(!table.includes(token));
+    assert.match(table, new RegExp(`^${tcp.pid}\\s+alive\\s+${tcp.start.lab.replace(/\./g, '\\.')}\\s+\\S*agent-threads 120 tcp$`, 'm'));
+
+    // --pid: the TCP agent with its token, the unix:PATH agent without one
+    const withToken = (args) => run(CLI, args, { env: agentEnv({ LAB_TOKEN: token }), timeout: 120000 });
+    const s1 = JSON.parse((await withToken(['status', '--pid', String(tcp.pid), '--json'])).stdout);
+    assert.equal(s1.pid, tcp.pid);
+    const noToken = await run(CLI, ['status', '--pid', String(tcp.pid)], { env: agentEnv({ LAB_TOKEN: undefined }) })
+      .then(() => assert.fail('a TCP agent without a token'), (e) => e);
+    assert.equal(noToken.code, 2);
+    assert.match(noToken.stderr, /no lab token/);
+    const s2 = JSON.parse((await cli(['status', '--pid', String(unixPath.pid), '--json'])).stdout);
+    assert.equal(s2.pid, unixPath.pid);
+
+    // a program that exits removes its file (a signal's default action
+    // runs no destructor: that is the stale case above)
+    const brief = await runUnderAgent(['/bin/sleep', '3'],
+      { runArgs: ['--listen', '127.0.0.1:0'], env: { LAB_ARTIFACT_DIR: dir, LAB_TOKEN: token } });
+    const briefReg = path.join(regDir, `agent-${brief.pid}.json`);
+    assert.ok(fs.existsSync(briefReg));
+    assert.equal((await brief.exited).code, 0);
+    assert.ok(!fs.existsSync(briefReg), 'the registry file outlived its agent');
+  } finally {
+    await tcp.stop('SIGKILL');
+    await unixPath.stop('SIGKILL');
+  }
+});

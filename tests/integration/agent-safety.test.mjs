@@ -43,6 +43,36 @@ for (const [name, env, re] of cases) {
   });
 }
 
+// A value with a newline (or another control character) is echoed escaped:
+// still one line on stderr, never a second line that looks like another
+// message.
+const controlCases = [
+  ['PROFLAB_AGENT_LISTEN', 'now\nhere', /PROFLAB_AGENT_LISTEN='now\\nhere'/],
+  ['LAB_HEAP_SAMPLE_BYTES', '1\n2', /LAB_HEAP_SAMPLE_BYTES='1\\n2'/],
+  ['LAB_MAX_PROFILE_SECONDS', '5\r\nproflab agent (pid 1): fake', /LAB_MAX_PROFILE_SECONDS=5\\r\\nproflab agent/],
+  ['PROFLAB_HEAP_TRACKING', 'yes\x1b[31m', /PROFLAB_HEAP_TRACKING='yes\\x1b\[31m'/],
+  ['PROFLAB_INSPECT', 'a:b\t:c', /PROFLAB_INSPECT: .*a:b\\t:c/],
+  ['PROFLAB_AGENT_LOG', '/nonexistent/\ndir/agent.log', /PROFLAB_AGENT_LOG=\/nonexistent\/\\ndir/],
+  ['LAB_ARTIFACT_DIR', '/proc/no\npe', /artifact directory \/proc\/no\\npe/],
+];
+for (const [name, value, re] of controlCases) {
+  test(`bad settings: ${name} with a control character in its value: escaped, still one line`, () => {
+    const r = preloaded({ [name]: value });
+    assert.equal(r.status, 3, r.stderr);
+    assert.equal(r.stdout, 'out\n');
+    oneLine(r, re);
+    assert.doesNotMatch(r.stderr.slice(0, -1), /[\x00-\x1f\x7f]/, 'a control character on stderr');
+  });
+}
+
+test('PROFLAB_CPU_PROFILE_MODE with a newline: the whole-run profile is refused in one line', () => {
+  const r = preloaded({ PROFLAB_CPU_PROFILE: '/tmp/never-written.cpuprofile', PROFLAB_CPU_PROFILE_MODE: 'wall\ncpu', PROFLAB_AGENT_LOG: 'off' });
+  assert.equal(r.status, 3, r.stderr);
+  const lines = r.stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /PROFLAB_CPU_PROFILE_MODE=wall\\ncpu: must be wall or cpu; no CPU profile will be written/);
+});
+
 test('the port is taken: one line, the program runs as without the agent', async () => {
   const busy = net.createServer();
   await new Promise((res) => busy.listen(0, '127.0.0.1', res));

@@ -90,6 +90,7 @@ test('--help: the tool and each command describe themselves (exit 0, stdout)', a
   }
   const p = await cli(['profile', '-h']);
   assert.match(p.stdout, /--seconds N/);
+  for (const o of [/--mode M/, /--threads LIST/, /--offcpu/]) assert.match(p.stdout, o);
   assert.match(p.stdout, /export --task/);
 });
 
@@ -108,6 +109,10 @@ test('bad command lines: exit 2 with a one-line reason, nothing sent', async () 
     [['profile', '--format', 'svg'], /--format 'svg'/],
     [['profile', '--seconds', '1x'], /--seconds/],
     [['profile', '-o'], /option -o needs a value/],
+    [['profile', '--mode', 'fast'], /--mode 'fast' must be wall or cpu/],
+    [['profile', '--threads', '12,x'], /--threads '12,x' must be all or thread ids/],
+    [['profile', '--mode', 'cpu', '--threads', '12'], /--threads is for --mode wall/],
+    [['profile', '--mode', 'cpu', '--offcpu'], /--offcpu is for --mode wall/],
     [['snapshot', '--format', 'cpuprofile'], /--format 'cpuprofile'/],
     [['download'], /NAME is required/],
     [['download', '../etc/passwd'], /not an artifact name/],
