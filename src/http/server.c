@@ -176,10 +176,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   run_mhd(p->data);
 }
 
-/* MHD sends a file 128 KiB per sendfile() and per MHD_run, then asks to be
- * run again at once (timeout 0). A few more rounds here, while it has work
- * ready, spare a loop iteration per chunk (downloads went 0.6x -> ~0.9x of
- * nginx) and stay short: 8 rounds are about 1 MiB of a download. */
+/* MHD sends a file 128 KiB per send() and per MHD_run (pl_respond_fd),
+ * then asks to be run again at once (timeout 0). A few more rounds here,
+ * while it has work ready, spare a loop iteration per chunk and stay short:
+ * 8 rounds are at most 4 MiB of a download. */
 #define MHD_ROUNDS 8
 
 static void run_mhd(pl_server *s) {
@@ -808,14 +808,55 @@ int pl_respond_error(pl_request *r, unsigned status, const char *code, const cha
   return pl_respond_json(r, status, &b);
 }
 
+/* A file's bytes for MHD, read with pread and sent with send(). Not
+ * MHD's sendfile path: sendfile returns short when a signal arrives (the
+ * CPU sampler's SIGPROF, thousands a second on the loop thread), and
+ * libmicrohttpd 0.9.75 takes every short write for a full socket buffer,
+ * so it waits for a writability edge that never comes (the socket was
+ * writable all along): the download stalls until the idle timeout. A short
+ * send() on a non-blocking socket only ever means a full buffer. */
+#define FILE_BLOCK (512u * 1024u)
+
+typedef struct file_body {
+  int fd;
+  uint64_t offset;
+} file_body;
+
+static ssize_t file_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  file_body *fb = cls;
+  for (;;) {
+    ssize_t n = pread(fb->fd, buf, max, (off_t)(fb->offset + pos));
+    if (n > 0) return n;
+    if (n < 0 && errno == EINTR) continue;
+    /* 0: the file is shorter than announced; an error: cannot go on */
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  }
+}
+
+static void file_free(void *cls) {
+  file_body *fb = cls;
+  close(fb->fd);
+  free(fb);
+}
+
 int pl_respond_fd(pl_request *r, unsigned status, const char *content_type, int fd, uint64_t offset,
                   uint64_t len) {
   if (!can_answer(r)) {
     close(fd);
     return -EALREADY;
   }
-  struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
-  if (!resp) close(fd);
+  struct MHD_Response *resp = NULL;
+  file_body *fb = malloc(sizeof(*fb));
+  if (fb) {
+    fb->fd = fd;
+    fb->offset = offset;
+    resp = MHD_create_response_from_callback(len, len < FILE_BLOCK ? (size_t)len + 1 : FILE_BLOCK,
+                                             file_read, fb, file_free);
+  }
+  if (!resp) {
+    free(fb);
+    close(fd);
+  }
   return finish(r, status, content_type, resp);
 }
 
@@ -948,9 +989,7 @@ int pl_server_start(pl_server *s) {
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   /* A peer that goes away must not kill the process: SIGPIPE is ignored
-   * (unless the program set a handler), and MHD is told so, which lets it
-   * send files with sendfile() (without, it copies them through its small
-   * connection pool, 6 KiB per write). */
+   * (unless the program set a handler), and MHD is told so. */
   struct sigaction old_pipe;
   int pipe_handled = 0;
   if (!s->cfg.leave_sigpipe && sigaction(SIGPIPE, NULL, &old_pipe) == 0) {
@@ -961,13 +1000,12 @@ int pl_server_start(pl_server *s) {
   }
   s->mhd = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-      s,                                               /* first, or MHD logs to stderr */
-      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, pipe_handled, /* then MHD may use sendfile() */
-      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-      MHD_OPTION_END);
+      s, /* first, or MHD logs to stderr */
+      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, pipe_handled, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK,
+      on_uri, s, MHD_OPTION_END);
   if (!s->mhd) {
     close(fd);
     return -EIO;
