@@ -158,53 +158,66 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   return len;
 }
 
+/* What pl_json_escape does with each byte: 0 copy, 1 escape, 2 the start
+ * of a UTF-8 sequence to check. */
+static const unsigned char json_byte_class[256] = {
+    [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1, [0x80 ... 0xff] = 2};
+
+/* Nonzero when the 8 bytes of x may hold one pl_json_escape must look at
+ * (a control byte, '"', '\\', DEL or non-ASCII); exact when zero. */
+static inline uint64_t json_word_special(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+  return (((x - ones * 0x20) | (q - ones) | (bs - ones)) & ~x & high) | /* < 0x20, '"', '\\' */
+         ((x | (x + ones)) & high);                                     /* >= 0x7f */
+}
+
 void pl_json_escape(pl_buf *b, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
-  /* Fast path: plain printable ASCII without quote or backslash, the common
-   * case for log fields, is copied as is. */
-  size_t k = 0;
-  while (k < n && s[k] >= 0x20 && s[k] < 0x7F && s[k] != '"' && s[k] != '\\') k++;
-  if (k == n) {
-    pl_buf_append(b, s, n);
-    return;
-  }
-  size_t i = 0, run = 0;
-  while (i < n) {
+  size_t i = 0, start = 0;
+  for (;;) {
+    /* a run of bytes copied as they are: most of any text, 8 at a time */
+    for (uint64_t w; i + 8 <= n; i += 8) {
+      memcpy(&w, s + i, 8);
+      if (json_word_special(w)) break;
+    }
+    while (i < n && !json_byte_class[s[i]]) i++;
+    if (i == n) break;
     unsigned char c = s[i];
-    const char *esc = NULL;
-    char tmp[8];
     size_t l = 1;
-    if (c == '"')
-      esc = "\\\"";
-    else if (c == '\\')
-      esc = "\\\\";
-    else if (c == '\n')
-      esc = "\\n";
-    else if (c == '\r')
-      esc = "\\r";
-    else if (c == '\t')
-      esc = "\\t";
-    else if (c < 0x20 || c == 0x7F) {
-      snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-      esc = tmp;
-    } else if (c >= 0x80) {
-      l = utf8_seq_len(s + i, n - i);
-      if (l == 0) {
-        esc = "\\ufffd";
-        l = 1;
-      }
+    if (json_byte_class[c] == 2 && (l = utf8_seq_len(s + i, n - i)) != 0) {
+      i += l; /* valid UTF-8 is part of the run */
+      continue;
     }
-    if (esc) {
-      pl_buf_append(b, s + i - run, run);
-      run = 0;
-      pl_buf_puts(b, esc);
-      i += l;
-    } else {
-      run += l;
-      i += l;
+    pl_buf_append(b, s + start, i - start);
+    char tmp[8];
+    const char *esc = tmp;
+    switch (c) {
+      case '"':
+        esc = "\\\"";
+        break;
+      case '\\':
+        esc = "\\\\";
+        break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      default:
+        if (c >= 0x80)
+          esc = "\\ufffd"; /* not UTF-8 */
+        else
+          snprintf(tmp, sizeof(tmp), "\\u%04x", c);
     }
+    pl_buf_puts(b, esc);
+    start = ++i;
   }
-  pl_buf_append(b, s + n - run, run);
+  pl_buf_append(b, s + start, n - start);
 }
 
 void pl_json_key(pl_json *j, const char *key) {

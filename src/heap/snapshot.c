@@ -50,17 +50,58 @@ typedef struct id_ix {
   size_t ix;
 } id_ix;
 
+/* Ids are odd and come from one counter, so the live ones are usually
+ * dense: each finds its place directly in a table of 4-byte slots, and the
+ * samples move into order in place, cycle by cycle. Returns -1 (nothing
+ * done) when the ids are too sparse for the table or it cannot be had. */
+static int place_by_id(pl_heap_sample *v, size_t n, uint64_t min, uint64_t max) {
+  uint64_t span = ((max - min) >> 1) + 1;
+  if (n > UINT32_MAX - 1 || span > 4 * (uint64_t)n + 1024) return -1;
+  uint32_t *pos = calloc((size_t)span, sizeof(*pos));
+  if (!pos) return -1;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t d = v[i].id - min;
+    if ((d & 1) || pos[d >> 1]) { /* not the counter's ids: leave it to the radix sort */
+      free(pos);
+      return -1;
+    }
+    pos[d >> 1] = (uint32_t)i + 1;
+  }
+  size_t k = 0; /* pos[k]: where the k-th sample in id order is now */
+  for (uint64_t j = 0; j < span; j++)
+    if (pos[j]) pos[k++] = pos[j] - 1;
+  for (size_t c = 0; c < n; c++) {
+    if (pos[c] == c) continue; /* in place, or moved already */
+    pl_heap_sample tmp = v[c];
+    size_t j = c;
+    for (;;) {
+      size_t from = pos[j];
+      pos[j] = (uint32_t)j;
+      if (from == c) {
+        v[j] = tmp;
+        break;
+      }
+      v[j] = v[from];
+      j = from;
+    }
+  }
+  free(pos);
+  return 0;
+}
+
 static void sort_by_id(pl_heap_sample *v, size_t n) {
   enum { BITS = 11, B = 1 << BITS };
   /* Records are reused in allocation order: often sorted already, and then
    * nothing is allocated (buffers of this size are fresh pages each time). */
-  uint64_t max = 0;
+  uint64_t max = 0, min = UINT64_MAX;
   int sorted = 1;
   for (size_t i = 0; i < n; i++) {
     if (v[i].id > max) max = v[i].id;
+    if (v[i].id < min) min = v[i].id;
     if (i && v[i].id < v[i - 1].id) sorted = 0;
   }
   if (sorted) return;
+  if (place_by_id(v, n, min, max) == 0) return;
   id_ix *a = n > 64 ? malloc(n * sizeof(*a)) : NULL;
   id_ix *b = a ? malloc(n * sizeof(*b)) : NULL;
   pl_heap_sample *out = b ? malloc(n * sizeof(*out)) : NULL;

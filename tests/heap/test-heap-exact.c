@@ -228,6 +228,36 @@ static void test_failures(void **state) {
   assert_true(after.alloc_objects == before.alloc_objects);
 }
 
+/* Freed records are reused, so the tracker's table is out of id order:
+ * the snapshot still lists samples by increasing id, each with its own
+ * block's fields (the sort moves whole samples). */
+static void test_sorted_after_reuse(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) p[i] = malloc(16 + (size_t)i % 512);
+  for (int i = N - 1; i >= 0; i -= 2) {
+    free(p[i]);
+    p[i] = NULL;
+  }
+  for (int i = N - 1; i >= 0; i -= 2) p[i] = malloc(16 + (size_t)i % 512);
+  pl_heap_snapshot *s = heap_test_snapshot(0);
+  for (size_t i = 1; i < s->nsamples; i++) assert_true(s->samples[i - 1].id < s->samples[i].id);
+  uint64_t prev_new = 0;
+  for (int i = 0; i < N; i++) {
+    const pl_heap_sample *x = heap_test_find(s, p[i]);
+    assert_non_null(x);
+    assert_int_equal(x->size, 16 + (size_t)i % 512);
+    assert_int_equal(x->address, (uintptr_t)p[i]);
+    if (i % 2 == 1) { /* reallocated from the top down: ids decrease with i */
+      if (prev_new) assert_true(x->id < prev_new);
+      prev_new = x->id;
+    }
+  }
+  pl_heap_snapshot_free(s);
+  for (int i = 0; i < N; i++) free(p[i]);
+}
+
 static void test_ids_and_times(void **state) {
   uint64_t t0 = mono_ns();
   void *a = malloc(10), *b = malloc(20), *c = malloc(30);
@@ -552,6 +582,7 @@ int main(void) {
       cmocka_unit_test(test_realloc_edges),
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_ids_and_times),
+      cmocka_unit_test(test_sorted_after_reuse),
       cmocka_unit_test(test_counters_exact),
       cmocka_unit_test(test_stack_counters),
       cmocka_unit_test(test_reentrant),

@@ -64,6 +64,46 @@ static void test_json_escape(void **state) {
   pl_buf_free(&b);
 }
 
+/* Every special byte at every offset of a word, and random texts: the
+ * escaper that scans 8 bytes at a time agrees with one byte at a time. */
+static void test_json_escape_words(void **state) {
+  (void)state;
+  static const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\', 0x7f, 0x80, 0xc3, 0xff};
+  pl_buf b, one;
+  pl_buf_init(&b);
+  pl_buf_init(&one);
+  char text[64];
+  for (size_t k = 0; k < sizeof(specials); k++) {
+    for (size_t at = 0; at < 24; at++) {
+      memset(text, 'a', sizeof(text));
+      text[at] = (char)specials[k];
+      pl_buf_reset(&b);
+      pl_buf_reset(&one);
+      pl_json_escape(&b, text, 40);
+      for (size_t i = 0; i < 40; i++) pl_json_escape(&one, text + i, 1); /* one byte: no run */
+      assert_int_equal(b.len, one.len);
+      assert_memory_equal(b.data, one.data, b.len);
+    }
+  }
+  /* random ASCII with a few specials: the same as escaping line by line */
+  unsigned seed = 7;
+  for (int round = 0; round < 2000; round++) {
+    size_t n = (size_t)(rand_r(&seed) % 60);
+    for (size_t i = 0; i < n; i++) {
+      unsigned r = (unsigned)rand_r(&seed) % 100;
+      text[i] = r < 3 ? '"' : r < 5 ? '\\' : r < 7 ? (char)(r % 32) : (char)(0x20 + r % 95);
+    }
+    pl_buf_reset(&b);
+    pl_buf_reset(&one);
+    pl_json_escape(&b, text, n);
+    for (size_t i = 0; i < n; i++) pl_json_escape(&one, text + i, 1);
+    assert_int_equal(b.len, one.len);
+    if (b.len) assert_memory_equal(b.data, one.data, b.len);
+  }
+  pl_buf_free(&b);
+  pl_buf_free(&one);
+}
+
 static void test_json_double(void **state) {
   (void)state;
   struct {
@@ -140,11 +180,9 @@ static void test_steal(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_append_and_printf),
-      cmocka_unit_test(test_json_nesting),
-      cmocka_unit_test(test_json_escape),
-      cmocka_unit_test(test_json_double),
-      cmocka_unit_test(test_steal),
+      cmocka_unit_test(test_append_and_printf), cmocka_unit_test(test_json_nesting),
+      cmocka_unit_test(test_json_escape),       cmocka_unit_test(test_json_escape_words),
+      cmocka_unit_test(test_json_double),       cmocka_unit_test(test_steal),
       cmocka_unit_test(test_put_u64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
