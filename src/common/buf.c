@@ -190,31 +190,28 @@ void pl_json_escape(pl_buf *b, const char *str, size_t n) {
       continue;
     }
     pl_buf_append(b, s + start, i - start);
-    char tmp[8];
-    const char *esc = tmp;
+    char esc[8] = {'\\', 0};
+    size_t len = 2;
     switch (c) {
       case '"':
-        esc = "\\\"";
+        esc[1] = '"';
         break;
       case '\\':
-        esc = "\\\\";
+        esc[1] = '\\';
         break;
       case '\n':
-        esc = "\\n";
+        esc[1] = 'n';
         break;
       case '\r':
-        esc = "\\r";
+        esc[1] = 'r';
         break;
       case '\t':
-        esc = "\\t";
+        esc[1] = 't';
         break;
-      default:
-        if (c >= 0x80)
-          esc = "\\ufffd"; /* not UTF-8 */
-        else
-          snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+      default: /* a control byte, DEL, or a byte that is not UTF-8 */
+        len = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c >= 0x80 ? 0xfffdu : c);
     }
-    pl_buf_puts(b, esc);
+    pl_buf_append(b, esc, len);
     start = ++i;
   }
   pl_buf_append(b, s + start, n - start);

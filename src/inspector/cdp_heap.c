@@ -104,6 +104,7 @@ static int chunk_backend(void *ctx, const void *p, size_t n) {
   struct pl__cdp_stream *st = ctx;
   pl_buf b;
   pl_buf_init(&b);
+  pl_buf_reserve(&b, n + n / 8 + 96); /* the escapes of a snapshot: ~1 per 15 bytes */
   pl_buf_puts(&b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
   pl_json_escape(&b, p, n);
   pl_buf_puts(&b, "\"}}");
