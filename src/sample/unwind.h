@@ -19,6 +19,22 @@
  *   index; one handler at a time per slot (SIGPROF is blocked while its
  *   handler runs, and a slot belongs to one thread).
  *
+ * Per-pc CFA rules (every module, not only ours): libgcc's DWARF walks
+ * teach, for each pc they pass, how to get from a frame at that pc to its
+ * caller (CFA = rsp + k or rbp + k, return address at CFA - 8, the
+ * caller's rbp unchanged or saved at CFA - m, or "outermost"), read from
+ * the module's .eh_frame (_Unwind_Find_FDE) and kept only when they give
+ * exactly the caller libgcc found. Later captures walk frame by frame
+ * with these rules (frame pointers and the suffix cache still take our
+ * own frames) while every pc has one, and fall back to DWARF (learning)
+ * at the first that has none. A rule is tied to its module's identity
+ * (_dl_find_object: mapping, unwind table): after dlclose/dlopen a rule
+ * of a module no longer there is never used. Bounded: a table mapped at
+ * init, one seqlock-protected entry per pc, written by any handler
+ * without waiting. PROFLAB_CPU_UNWIND_RULES=off turns them off (DWARF as
+ * before), =verify compares every stack they produce with DWARF (DWARF's
+ * wins; a rule that disagrees is replaced by "DWARF only" for its pc).
+ *
  * pcs[0] is the interrupted instruction, the others return addresses.
  * Known limit: a sample between a function's first instruction and its
  * frame set-up can lose that function's caller (one frame) when the
@@ -39,6 +55,7 @@ enum {
   PL__UNWIND_DWARF = 1u << 2,   /* _Unwind_Backtrace ran */
   PL__UNWIND_FOUND = 1u << 3,   /* the stack starts at the interrupted frame */
   PL__UNWIND_CHECKED = 1u << 4, /* also compared with a full DWARF unwind (every 256th) */
+  PL__UNWIND_RULES = 1u << 5,   /* frames found by per-pc CFA rules, no DWARF run */
 };
 #define PL__UNWIND_CHECK_MAX 128 /* frames a periodic check compares */
 
@@ -50,7 +67,22 @@ typedef struct pl__unwind_stats {
    * disagreements, at least 1 in 20 comparisons) */
   uint64_t verified, mismatched;
   int fell_back;
+  /* per-pc CFA rules: captures completed with them (no DWARF; counted in
+   * captures - dwarf), the frames they gave, rule walks that met a pc
+   * without a rule (DWARF ran), frames DWARF recorded in all its runs;
+   * rules learned (checked against libgcc's caller), pcs found
+   * inexpressible (kept as "DWARF only"), rules of a module no longer at
+   * their pc (dlclose/dlopen) met; rule stacks compared with DWARF (every
+   * 256th, or all with PROFLAB_CPU_UNWIND_RULES=verify) and those DWARF
+   * disagreed with. Since the last pl__unwind_prepare(), like the others;
+   * the rules themselves are kept across profiles. */
+  uint64_t rules, rule_frames, rule_misses, dwarf_frames;
+  uint64_t rules_learned, rules_inexpressible, rules_stale, rules_checked, rules_mismatched;
+  uint64_t rules_disagreed; /* of rules_inexpressible: the table's rule gave another caller */
+  int rules_mode;           /* PL__UNWIND_RULES_OFF, _ON or _VERIFY */
 } pl__unwind_stats;
+
+enum { PL__UNWIND_RULES_OFF, PL__UNWIND_RULES_ON, PL__UNWIND_RULES_VERIFY };
 
 int pl__unwind_init(void);
 void pl__unwind_prepare(void);
@@ -70,6 +102,18 @@ void pl__unwind_test_no_fallback(int on);
 /* Whether pc lies in the frame-pointer module's text (the module this code
  * is linked into; known after pl__unwind_init). */
 int pl__unwind_pc_is_ours(uintptr_t pc);
+/* Test hooks (normal context, no handler running): frame pointers off or
+ * back on (every frame then by rules or DWARF); the rules' mode; the rule
+ * a capture would use for the frame at pc (first: the interrupted frame,
+ * else a return address): 0 none, 1 a CFA rule, 2 outermost, 3 "DWARF
+ * only"; forget every rule. */
+void pl__unwind_test_fp(int on);
+void pl__unwind_test_rules(int mode);
+int pl__unwind_test_rule_of(uintptr_t pc, int first);
+void pl__unwind_test_forget_rules(void);
+/* Test hook: makes the CFA rule for that frame wrong (its CFA 8 bytes
+ * higher, or "outermost"); 1 if there was one. */
+int pl__unwind_test_break_rule(uintptr_t pc, int first, int outermost);
 
 /* ---- shared with the heap tracker's synchronous capture (heap/stack_capture.c) --
  * Its stacks start in its own frames (no signal, no ucontext), so it walks

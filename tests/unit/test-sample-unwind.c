@@ -3,17 +3,24 @@
  * unwinder, in our code, through libc (a qsort comparator, a leaf inside
  * memset) and on threads started after the stack bounds were recorded; a
  * corrupted or odd frame pointer must neither crash nor give wrong frames.
+ * The per-pc CFA rules must give DWARF's stacks exactly, in code built
+ * with -O2 -fomit-frame-pointer (frames with and without rbp as the CFA's
+ * base, rbp used as a plain register) and through libc, must be found
+ * wrong by the checks when they are (DWARF's stack wins), and must not
+ * outlive their module (dlopen/dlclose of two libraries in turn).
  *
  * A CLOCK_MONOTONIC timer signals the thread while it spins at the bottom
  * of a deep stack; the handler captures the stack both ways and compares. */
 #include "test.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -28,6 +35,11 @@
 enum { H_COMPARE, H_CORRUPT };
 static volatile sig_atomic_t h_mode;
 static _Atomic unsigned h_samples, h_equal, h_fp, h_cached, h_dwarf_only, h_with_caller;
+static _Atomic unsigned h_rules, h_rules_foreign; /* by rules, no DWARF; with a frame in libc */
+/* a pc of the library under test whose frame a rule-walked stack crossed */
+static uintptr_t h_lib_lo, h_lib_hi;
+static _Atomic uintptr_t h_lib_pc;
+static _Atomic int h_lib_first;
 static _Atomic unsigned h_corrupt_runs, h_corrupt_bad, h_corrupt_which;
 static uintptr_t h_caller_ret; /* run_case's return address from deep(): in every stack */
 static uintptr_t h_top_fp;     /* run_case's frame */
@@ -59,8 +71,22 @@ static void compare(const ucontext_t *uc) {
   }
   if (how & PL__UNWIND_FP) atomic_fetch_add(&h_fp, 1);
   if (how & PL__UNWIND_CACHED) atomic_fetch_add(&h_cached, 1);
-  if (!(how & PL__UNWIND_FP)) atomic_fetch_add(&h_dwarf_only, 1);
+  if (!(how & (PL__UNWIND_FP | PL__UNWIND_RULES))) atomic_fetch_add(&h_dwarf_only, 1);
   if (has_caller(a, na)) atomic_fetch_add(&h_with_caller, 1);
+  if ((how & PL__UNWIND_RULES) && !(how & PL__UNWIND_DWARF)) {
+    atomic_fetch_add(&h_rules, 1);
+    /* a libc frame below the start code (the last three frames) */
+    for (unsigned i = 0; i + 3 < na; i++)
+      if (!pl__unwind_pc_is_ours(a[i]) && (a[i] < h_lib_lo || a[i] >= h_lib_hi)) {
+        atomic_fetch_add(&h_rules_foreign, 1);
+        break;
+      }
+    for (unsigned i = 0; i < na && h_lib_hi && !atomic_load(&h_lib_pc); i++)
+      if (a[i] >= h_lib_lo && a[i] < h_lib_hi && pl__unwind_test_rule_of(a[i], i == 0) == 1) {
+        atomic_store(&h_lib_first, i == 0);
+        atomic_store(&h_lib_pc, a[i]);
+      }
+  }
 }
 
 /* Frame pointers that must not be followed: 0, odd, outside the stack,
@@ -141,6 +167,8 @@ static void reset_counters(void) {
   atomic_store(&h_cached, 0);
   atomic_store(&h_dwarf_only, 0);
   atomic_store(&h_with_caller, 0);
+  atomic_store(&h_rules, 0);
+  atomic_store(&h_rules_foreign, 0);
   atomic_store(&h_corrupt_runs, 0);
   atomic_store(&h_corrupt_bad, 0);
   atomic_store(&h_bad_saved, 0);
@@ -154,7 +182,7 @@ static uint64_t now_ns(void) {
 
 /* ---- workloads: leaf in our code, in a comparator below qsort, in memset */
 
-enum { W_SPIN, W_QSORT, W_MEMSET, W_NOFP };
+enum { W_SPIN, W_QSORT, W_MEMSET, W_NOFP, W_NOFP_SPIN, W_NOFP_QSORT, W_NOFP_MEMSET, W_LIB };
 static int workload;
 static uint64_t spin_until, spin_deadline;
 static unsigned spin_target;      /* samples wanted (a loaded machine runs us less) */
@@ -218,6 +246,103 @@ __attribute__((noinline, optimize("omit-frame-pointer"))) static void nofp_call(
   __asm__ volatile("" ::"r"(bogus));
 }
 
+/* ---- code built as most programs are: -O2 -fomit-frame-pointer --------
+ * Frames whose CFA is rsp-based (fixed frames), rbp-based (alloca), and
+ * one that uses rbp as a plain register (saved, junk while it calls down):
+ * their callers come from the saved slot, never from rbp. */
+#define NOFP __attribute__((noinline, optimize("O2", "omit-frame-pointer")))
+
+static volatile uintptr_t nofp_site; /* a return address in the recursion */
+
+NOFP static void nofp_leaf(void) {
+  uint64_t x = 1;
+  while (!spin_done())
+    for (int i = 0; i < 1000; i++) x = x * 6364136223846793005ull + 1;
+  sink = x;
+}
+
+NOFP static int nofp_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint32_t *)a;
+  for (int i = 0; i < 200; i++) x = x * 6364136223846793005ull + 1;
+  sink = x;
+  uint32_t p = *(const uint32_t *)a, q = *(const uint32_t *)b;
+  return p < q ? -1 : p > q;
+}
+
+NOFP static void nofp_sort_loop(void) {
+  static uint32_t v[4096];
+  while (!spin_done()) {
+    uint32_t r = 2463534242u;
+    for (size_t i = 0; i < 4096; i++) {
+      r ^= r << 13;
+      r ^= r >> 17;
+      r ^= r << 5;
+      v[i] = r;
+    }
+    qsort(v, 4096, sizeof(v[0]), nofp_cmp);
+  }
+}
+
+NOFP static void nofp_memset_loop(void) {
+  static char buf[1 << 20];
+  while (!spin_done()) {
+    memset(buf, (int)(sink & 0xff), sizeof(buf));
+    __asm__ volatile("" ::"r"(buf) : "memory");
+    sink += (unsigned char)buf[4096];
+  }
+}
+
+/* the library under test's workload (test_rules_dlclose) */
+static void (*lib_round)(void);
+
+NOFP static void nofp_lib_loop(void) {
+  while (!spin_done()) lib_round();
+}
+
+NOFP static void nofp_work(void) {
+  if (workload == W_NOFP_QSORT)
+    nofp_sort_loop();
+  else if (workload == W_NOFP_MEMSET)
+    nofp_memset_loop();
+  else if (workload == W_LIB)
+    nofp_lib_loop();
+  else
+    nofp_leaf();
+  __asm__ volatile("");
+}
+
+NOFP static void nofp_deep(int d);
+
+NOFP static void nofp_clobber(int d) {
+  nofp_site = (uintptr_t)__builtin_return_address(0);
+  register uintptr_t junk __asm__("rbp") = 0x5a5a5a5a5a5a5a5aull ^ (uintptr_t)d;
+  __asm__ volatile("" : "+r"(junk));
+  nofp_deep(d - 1);
+  __asm__ volatile("" ::"r"(junk));
+}
+
+NOFP static void nofp_alloca(int d) {
+  char *p = __builtin_alloca(16 + (size_t)(d & 7) * 16);
+  p[0] = (char)d;
+  __asm__ volatile("" ::"r"(p) : "memory");
+  nofp_deep(d - 1);
+  __asm__ volatile("" ::"r"(p) : "memory");
+}
+
+NOFP static void nofp_deep(int d) {
+  volatile char pad[40];
+  pad[0] = (char)d;
+  if (d <= 0)
+    nofp_work();
+  else if (d % 3 == 0)
+    nofp_clobber(d);
+  else if (d % 3 == 1)
+    nofp_alloca(d);
+  else
+    nofp_deep(d - 1);
+  __asm__ volatile("" ::"r"(pad) : "memory");
+}
+
 __attribute__((noinline)) static void deep(int d, int top) {
   if (d == top) h_caller_ret = (uintptr_t)__builtin_return_address(0);
   if (d > 0) {
@@ -227,6 +352,8 @@ __attribute__((noinline)) static void deep(int d, int top) {
   }
   if (workload == W_SPIN)
     spin_leaf();
+  else if (workload >= W_NOFP_SPIN)
+    nofp_deep(12);
   else if (workload == W_NOFP)
     nofp_call(h_top_fp);
   else if (workload == W_QSORT)
@@ -271,9 +398,11 @@ static void report(const char *what) {
   unsigned n = atomic_load(&h_samples);
   printf(
       "# %s: %u samples, %u equal to DWARF, %u by frame pointers (%u with cached "
-      "callers), %u DWARF only, %u with the caller\n",
+      "callers), %u by rules without DWARF (%u with a libc frame), %u DWARF only, %u with the "
+      "caller\n",
       what, n, atomic_load(&h_equal), atomic_load(&h_fp), atomic_load(&h_cached),
-      atomic_load(&h_dwarf_only), atomic_load(&h_with_caller));
+      atomic_load(&h_rules), atomic_load(&h_rules_foreign), atomic_load(&h_dwarf_only),
+      atomic_load(&h_with_caller));
   if (atomic_load(&h_bad_saved)) {
     printf("# first difference: fast %u frames, DWARF %u frames\n", h_bad_na, h_bad_nb);
     for (unsigned i = 0; i < h_bad_na || i < h_bad_nb; i++)
@@ -402,6 +531,286 @@ static void test_misleading_frame_pointer_falls_back(void **state) {
   assert_int_equal(st.fell_back, 0);
 }
 
+/* ---- per-pc CFA rules ----------------------------------------------------- */
+
+static void rules_report(const char *what, pl__unwind_stats *st) {
+  pl__unwind_get_stats(st);
+  printf(
+      "# %s: rules: %llu stacks (%llu frames), %llu misses, %llu DWARF frames; %llu learned, "
+      "%llu DWARF-only pcs (%llu disagreed with libgcc), %llu stale met; %llu checked, %llu "
+      "mismatched\n",
+      what, (unsigned long long)st->rules, (unsigned long long)st->rule_frames,
+      (unsigned long long)st->rule_misses, (unsigned long long)st->dwarf_frames,
+      (unsigned long long)st->rules_learned, (unsigned long long)st->rules_inexpressible,
+      (unsigned long long)st->rules_disagreed, (unsigned long long)st->rules_stale,
+      (unsigned long long)st->rules_checked, (unsigned long long)st->rules_mismatched);
+}
+
+/* Frame pointers off: every frame (ours too) by rules or DWARF. */
+static void rules_setup(int mode) {
+  install();
+  pl__unwind_test_fp(0);
+  pl__unwind_test_rules(mode);
+  pl__unwind_prepare();
+}
+
+static void rules_teardown(void) {
+  pl__unwind_test_fp(1);
+  pl__unwind_test_rules(PL__UNWIND_RULES_ON);
+  pl__unwind_prepare();
+}
+
+/* Rules are exact: every stack equal to DWARF's, no frame of allowance. */
+static unsigned run_rules_case(int w, unsigned want, const char *what) {
+  reset_counters();
+  h_mode = H_COMPARE;
+  spin_target_next = want;
+  run_case(w, 300, 4);
+  report(what);
+  unsigned n = atomic_load(&h_samples);
+  assert_true(n >= want / 2);
+  return n;
+}
+
+static void test_rules_without_frame_pointers(void **state) {
+  (void)state;
+  rules_setup(PL__UNWIND_RULES_ON);
+  pl__unwind_stats st;
+  unsigned n = run_rules_case(W_NOFP_SPIN, 600, "-fomit-frame-pointer, leaf in our code");
+
+  assert_int_equal(atomic_load(&h_equal), n);
+  assert_int_equal(atomic_load(&h_with_caller), n);
+  /* learned once per pc, then no DWARF */
+  assert_true(atomic_load(&h_rules) >= n / 2);
+  n = run_rules_case(W_NOFP_QSORT, 1000, "-fomit-frame-pointer, comparator below qsort");
+  assert_int_equal(atomic_load(&h_equal), n);
+  assert_true(atomic_load(&h_rules) > 0);
+  assert_true(atomic_load(&h_rules_foreign) > 0);
+  n = run_rules_case(W_NOFP_MEMSET, 600, "-fomit-frame-pointer, leaf in memset");
+  assert_int_equal(atomic_load(&h_equal), n);
+  assert_true(atomic_load(&h_rules_foreign) >= n / 2);
+  rules_report("without frame pointers", &st);
+  assert_true(st.rules_learned > 0);
+  assert_int_equal(st.rules_mismatched, 0);
+  rules_teardown();
+}
+
+/* With frame pointers (our code), rules take the frames in libc. */
+static void test_rules_with_frame_pointers(void **state) {
+  (void)state;
+  install();
+  pl__unwind_prepare();
+  pl__unwind_stats st;
+  check_case(W_MEMSET, 20, "frame pointers, leaf in memset");
+  assert_true(atomic_load(&h_rules) > 0);
+  check_case(W_QSORT, 20, "frame pointers, comparator below qsort");
+  rules_report("with frame pointers", &st);
+  assert_true(st.rules > 0);
+  assert_int_equal(st.rules_mismatched, 0);
+}
+
+/* A wrong rule (made so on purpose) is found by the checks: DWARF's stack
+ * wins, and the pc becomes "DWARF only". */
+static void break_and_check(int outermost, int mode, const char *what) {
+  pl__unwind_stats st;
+  pl__unwind_test_forget_rules();
+  pl__unwind_test_rules(PL__UNWIND_RULES_ON);
+  pl__unwind_prepare();
+  run_rules_case(W_NOFP_SPIN, 300, "warm-up");
+  uintptr_t site = nofp_site;
+  assert_int_equal(pl__unwind_test_rule_of(site, 0), 1);
+  assert_true(pl__unwind_test_break_rule(site, 0, outermost));
+  pl__unwind_test_rules(mode);
+  pl__unwind_prepare();
+  unsigned n = run_rules_case(W_NOFP_SPIN, 800, what);
+  rules_report(what, &st);
+  assert_true(st.rules_mismatched >= 1);
+  assert_int_equal(pl__unwind_test_rule_of(site, 0), 3);
+  if (mode == PL__UNWIND_RULES_VERIFY)
+    assert_int_equal(atomic_load(&h_equal), n);
+  else /* at most until the first periodic check (every 256th of the thread) */
+    assert_true(atomic_load(&h_equal) + PL__UNWIND_CHECK_EVERY + 16 >= n);
+}
+
+static void test_rules_wrong_rule_is_caught(void **state) {
+  (void)state;
+  rules_setup(PL__UNWIND_RULES_ON);
+  /* a stack cut short: only a comparison with DWARF tells */
+  break_and_check(1, PL__UNWIND_RULES_VERIFY, "outermost too early, verify");
+  break_and_check(1, PL__UNWIND_RULES_ON, "outermost too early, periodic check");
+  /* a wrong CFA: a wrong return address, usually no rule for it */
+  break_and_check(0, PL__UNWIND_RULES_ON, "CFA 8 bytes off");
+  pl__unwind_test_forget_rules();
+  rules_teardown();
+}
+
+/* Rules must not outlive their module: two libraries opened and closed in
+ * turn (the second often mapped where the first was), each profiled. */
+typedef int (*sqlite_open_fn)(const char *, void **);
+typedef int (*sqlite_exec_fn)(void *, const char *, void *, void *, char **);
+typedef int (*sqlite_close_fn)(void *);
+static sqlite_open_fn sq_open;
+static sqlite_exec_fn sq_exec;
+static sqlite_close_fn sq_close;
+typedef void *(*xml_create_fn)(const char *);
+typedef int (*xml_parse_fn)(void *, const char *, int, int);
+typedef void (*xml_free_fn)(void *);
+static xml_create_fn xml_create;
+static xml_parse_fn xml_parse;
+static xml_free_fn xml_free;
+static char xml_doc[64 << 10];
+
+static void sqlite_round(void) {
+  void *db = NULL;
+  if (sq_open(":memory:", &db) != 0) return;
+  sq_exec(db,
+          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) "
+          "SELECT sum(x * x % 7) FROM c",
+          NULL, NULL, NULL);
+  sq_close(db);
+}
+
+static void expat_round(void) {
+  void *p = xml_create(NULL);
+  if (!p) return;
+  xml_parse(p, xml_doc, (int)strlen(xml_doc), 1);
+  xml_free(p);
+}
+
+static void *open_lib(int which) {
+  static const char *const names[2] = {"libexpat.so.1", "libsqlite3.so.0"};
+  if (dlopen(names[which], RTLD_NOW | RTLD_NOLOAD)) return NULL; /* would not be unmapped */
+  void *h = dlopen(names[which], RTLD_NOW | RTLD_LOCAL);
+  if (!h) return NULL;
+  void *any;
+  if (which == 1) {
+    sq_open = (sqlite_open_fn)dlsym(h, "sqlite3_open");
+    sq_exec = (sqlite_exec_fn)dlsym(h, "sqlite3_exec");
+    sq_close = (sqlite_close_fn)dlsym(h, "sqlite3_close");
+    lib_round = sqlite_round;
+    any = (void *)sq_exec;
+  } else {
+    xml_create = (xml_create_fn)dlsym(h, "XML_ParserCreate");
+    xml_parse = (xml_parse_fn)dlsym(h, "XML_Parse");
+    xml_free = (xml_free_fn)dlsym(h, "XML_ParserFree");
+    lib_round = expat_round;
+    any = (void *)xml_parse;
+  }
+  struct dl_find_object d;
+  if (!any || _dl_find_object(any, &d) != 0) {
+    dlclose(h);
+    return NULL;
+  }
+  h_lib_lo = (uintptr_t)d.dlfo_map_start;
+  h_lib_hi = (uintptr_t)d.dlfo_map_end;
+  return h;
+}
+
+/* Where the next libraries go: a free range whose top is where the kernel
+ * places the next mapping (every gap between mappings above it, below the
+ * stack, vvar and vdso, holds an inaccessible placeholder meanwhile). Both
+ * libraries then start their mapping where the range ends minus their
+ * size, so the larger one covers the smaller one's code. */
+#define MAX_HOLDS 512
+static uintptr_t hold_lo[MAX_HOLDS], hold_hi[MAX_HOLDS];
+static unsigned nholds;
+
+static uintptr_t make_room(size_t size) {
+  void *r = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return 0;
+  uintptr_t top = (uintptr_t)r + size;
+  static uintptr_t lo[4096], hi[4096];
+  unsigned n = 0;
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[512];
+  while (f && n < 4096 && fgets(line, sizeof(line), f)) {
+    if (strstr(line, "[stack]") || strstr(line, "[vvar]") || strstr(line, "[vdso]")) break;
+    unsigned long a, b;
+    if (sscanf(line, "%lx-%lx", &a, &b) == 2) lo[n] = a, hi[n++] = b;
+  }
+  if (f) fclose(f);
+  for (unsigned i = 1; i < n && nholds < MAX_HOLDS; i++) {
+    if (hi[i - 1] < top || lo[i] <= hi[i - 1]) continue;
+    void *want = (void *)hi[i - 1];
+    void *p = mmap(want, lo[i] - hi[i - 1], PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == want) {
+      hold_lo[nholds] = hi[i - 1];
+      hold_hi[nholds++] = lo[i];
+    } else if (p != MAP_FAILED) {
+      munmap(p, lo[i] - hi[i - 1]);
+    }
+  }
+  munmap(r, size);
+  return top;
+}
+
+static void release_room(void) {
+  for (unsigned i = 0; i < nholds; i++) munmap((void *)hold_lo[i], hold_hi[i] - hold_lo[i]);
+  nholds = 0;
+}
+
+/* Two libraries opened and closed in turn, each profiled with rules: a
+ * closed library's rules are never used; where the larger library now
+ * lies over the smaller one's code, the smaller one's rules are stale;
+ * stacks stay DWARF's. */
+static void test_rules_dlclose(void **state) {
+  (void)state;
+  size_t k = 0;
+  strcpy(xml_doc, "<doc>");
+  k = strlen(xml_doc);
+  while (k + 64 < sizeof(xml_doc)) k += (size_t)sprintf(xml_doc + k, "<e a='%zu'>t%zu</e>", k, k);
+  strcpy(xml_doc + k, "</doc>");
+  rules_setup(PL__UNWIND_RULES_ON);
+  pl__unwind_stats st;
+  uintptr_t top = make_room(16u << 20);
+  uintptr_t prev_pc = 0;
+  int prev_first = 0;
+  unsigned rounds = 0, gone = 0, covered = 0;
+  for (int round = 0; round < 6; round++) {
+    void *h = open_lib(round % 2);
+    if (!h) continue;
+    rounds++;
+    printf("# %s mapped at %#lx-%#lx (room ends at %#lx)\n", round % 2 ? "libsqlite3" : "libexpat",
+           (unsigned long)h_lib_lo, (unsigned long)h_lib_hi, (unsigned long)top);
+    if (round % 2 && prev_pc >= h_lib_lo && prev_pc < h_lib_hi) {
+      /* libexpat's rule at a pc of libsqlite3: not used */
+      covered++;
+      assert_int_equal(pl__unwind_test_rule_of(prev_pc, prev_first), 0);
+    } else if (prev_pc && prev_pc >= h_lib_lo && prev_pc < h_lib_hi) {
+      /* libexpat back where it was: its rules hold again (unless
+       * libsqlite3's replaced them) */
+      printf("# libexpat's rule at %#lx: %d\n", (unsigned long)prev_pc,
+             pl__unwind_test_rule_of(prev_pc, prev_first));
+    }
+    atomic_store(&h_lib_pc, 0);
+    unsigned n = run_rules_case(W_LIB, 300, round % 2 ? "in libsqlite3" : "in libexpat");
+    assert_int_equal(atomic_load(&h_equal), n);
+    uintptr_t pc = atomic_load(&h_lib_pc);
+    int first = atomic_load(&h_lib_first);
+    if (pc) assert_int_equal(pl__unwind_test_rule_of(pc, first), 1);
+    assert_int_equal(dlclose(h), 0);
+    h_lib_lo = h_lib_hi = 0;
+    struct dl_find_object d;
+    if (pc && _dl_find_object((void *)pc, &d) != 0) {
+      gone++;
+      assert_int_equal(pl__unwind_test_rule_of(pc, first), 0); /* its module is gone */
+    }
+    if (round % 2 == 0) { /* libexpat's pc, which libsqlite3 may cover next */
+      prev_pc = pc;
+      prev_first = first;
+    }
+  }
+  release_room();
+  rules_report("dlopen/dlclose", &st);
+  printf("# %u rounds, %u rules checked gone after dlclose, %u found under the other library\n",
+         rounds, gone, covered);
+  if (rounds == 0) skip();
+  assert_true(gone > 0);
+  assert_int_equal(st.rules_mismatched, 0);
+  rules_teardown();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_deep_stack_in_our_code),
@@ -410,6 +819,10 @@ int main(void) {
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_corrupt_frame_pointer),
       cmocka_unit_test(test_misleading_frame_pointer_falls_back),
+      cmocka_unit_test(test_rules_with_frame_pointers),
+      cmocka_unit_test(test_rules_without_frame_pointers),
+      cmocka_unit_test(test_rules_wrong_rule_is_caught),
+      cmocka_unit_test(test_rules_dlclose),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
