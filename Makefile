@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis bench-agent fuzz soak clean format
+.PHONY: all deps test-deps build run test test-unit test-integration test-asan bench bench-analysis bench-agent bench-export-hostile fuzz soak clean format
 
 all: build
 
@@ -64,6 +64,11 @@ bench-agent:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	bench/agent/run.sh
+
+# proflab export through hostile exec channels, clean vs each fault (issue 14)
+bench-export-hostile:
+	@$(MAKE) --no-print-directory build
+	bench/export/hostile.sh
 
 # every libFuzzer target for FUZZ_SECONDS each, with the executions of each (issue 14)
 FUZZ_SECONDS ?= 60

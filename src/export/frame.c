@@ -253,6 +253,13 @@ int pl__export_frame_parse(const char *body, size_t len, pl__export_frame *f) {
       f->code = fl[1].p;
       f->code_len = fl[1].n;
       return 0;
+    case PL__FRAME_PAD:
+      if (n != 3 || parse_u64(fl[1], 10, &f->seq) != 0 || fl[2].n > PL__EXPORT_PAD_MAX)
+        return -EINVAL;
+      for (size_t i = 0; i < fl[2].n; i++)
+        if (fl[2].p[i] != '.') return -EINVAL;
+      f->fill_len = fl[2].n;
+      return 0;
     default:
       return -EINVAL;
   }
@@ -311,6 +318,12 @@ int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t 
   return c == f->check ? 0 : -EBADMSG;
 }
 
+size_t pl__export_pad_body_len(uint64_t seq, size_t pad) {
+  size_t digits = 1;
+  for (uint64_t v = seq; v >= 10; v /= 10) digits++;
+  return 2 + digits + 1 + pad; /* "n|" SEQ "|" FILL */
+}
+
 /* ---- streaming scanner ---------------------------------------------------- */
 
 int pl__export_scanner_init(pl__export_scanner *s, const char *marker) {
@@ -340,7 +353,20 @@ int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__expo
                     void *ctx) {
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)buf[i];
-    if (c == '\r' || c == '\n') continue;
+    if (s->damage_open) {
+      if (c == '\r' || c == '\n') {
+        if (s->damage_len > 0) s->damage_open = 0; /* the damaging line ended */
+      } else if (c < 0x20 || c >= 0x7f || s->damage_len + 1 >= sizeof(s->damage)) {
+        s->damage_open = 0;
+      } else {
+        s->damage[s->damage_len++] = (char)c;
+        s->damage[s->damage_len] = '\0';
+      }
+    }
+    if (c == '\r' || c == '\n') {
+      s->line_start = s->body_len;
+      continue;
+    }
     if (!s->in_frame) {
       /* The token starts with '{', which it contains nowhere else, so a
        * mismatch restarts the match at this byte. */
@@ -349,6 +375,7 @@ int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__expo
           s->in_frame = 1;
           s->matched = 0;
           s->body_len = 0;
+          s->line_start = 0;
         }
       } else {
         s->matched = c == '{' ? 1 : 0;
@@ -364,6 +391,19 @@ int pl__export_scan(pl__export_scanner *s, const char *buf, size_t len, pl__expo
     if (!frame_char(c) || s->body_len >= PL__EXPORT_FRAME_MAX) {
       s->in_frame = 0;
       s->matched = c == '{' ? 1 : 0;
+      s->damage_len = 0;
+      s->damage[0] = '\0';
+      s->damage_open = 0;
+      s->damage_byte = c;
+      if (c >= 0x20 && c < 0x7f) {
+        /* the injected text, for messages: from the start of its line (when
+         * that is near: text injected after a line break) to its end */
+        size_t from = s->body_len - s->line_start <= 32 ? s->line_start : s->body_len;
+        for (size_t k = from; k < s->body_len; k++) s->damage[s->damage_len++] = s->body[k];
+        s->damage[s->damage_len++] = (char)c;
+        s->damage[s->damage_len] = '\0';
+        s->damage_open = 1;
+      }
       int r = cb(ctx, "", 0, 1);
       if (r) return r;
       continue;

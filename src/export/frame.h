@@ -18,9 +18,19 @@
  *             cksum) of the LENGTH raw bytes; ENC `b` base64, `x` hex,
  *             `z` zstd+base64, `g` gzip+base64.
  *   x  error: {M|x|CODE}  e.g. ENOENT, EACCES, EISDIR.
+ *   n  pad:   {M|n|SEQ|FILL}  the answer to `n SEQ PAD`: FILL is PAD dots.
+ *             Sent only when asked, so a client that never asks never sees one.
  *
- * Client to helper (stdin lines): the marker, then `g OFFSET LENGTH ENC`
- * requests. The helper exits only when its stdin ends. */
+ * Client to helper (stdin lines): the marker, then requests, answered one
+ * frame each, in order:
+ *   g OFFSET LENGTH ENC   a data frame
+ *   n SEQ PAD             a pad frame of PAD (at most PL__EXPORT_PAD_MAX)
+ *                         dots: output that pushes a tail the channel holds
+ *                         back, and proof that every answer before it was sent
+ *   i                     the info frame again (the first one was damaged)
+ * A helper that answers `n` and `i` says so with `N` in ENCODINGS; older
+ * helpers ignore both lines (they ignore any line they do not know). The
+ * helper exits only when its stdin ends. */
 #ifndef PROFLAB_EXPORT_FRAME_H
 #define PROFLAB_EXPORT_FRAME_H
 
@@ -31,6 +41,7 @@
 #define PL__EXPORT_FRAME_MAX (16u << 20) /* longest frame text accepted */
 #define PL__EXPORT_CHUNK_MAX (4u << 20)  /* largest chunk a client requests */
 #define PL__EXPORT_GRANULE 4096u         /* offsets and chunk sizes are multiples */
+#define PL__EXPORT_PAD_MAX (1u << 20)    /* largest pad a helper writes */
 
 /* --- checksums and encodings ------------------------------------------- */
 
@@ -52,7 +63,7 @@ long pl__export_hex_decode(const char *in, size_t len, unsigned char *out, size_
 
 /* --- frames ------------------------------------------------------------ */
 
-enum { PL__FRAME_INFO = 'i', PL__FRAME_DATA = 'd', PL__FRAME_ERROR = 'x' };
+enum { PL__FRAME_INFO = 'i', PL__FRAME_DATA = 'd', PL__FRAME_ERROR = 'x', PL__FRAME_PAD = 'n' };
 
 /* One parsed frame; pointers point into the frame text given to the parser. */
 typedef struct pl__export_frame {
@@ -77,6 +88,9 @@ typedef struct pl__export_frame {
   /* error */
   const char *code;
   size_t code_len;
+  /* pad: seq, and the number of fill dots (any other fill is -EINVAL) */
+  uint64_t seq;
+  size_t fill_len;
 } pl__export_frame;
 
 /* Parses the body of a frame (the text between `{MARKER|` and `}`, CR/LF
@@ -91,6 +105,10 @@ int pl__export_frame_parse(const char *body, size_t len, pl__export_frame *f);
 int pl__export_frame_data(const pl__export_frame *f, unsigned char *out, size_t outsz,
                           unsigned char *scratch, size_t scratchsz);
 
+/* Body length of the pad frame answering `n SEQ PAD` (what the scanner
+ * collects for it), so a client can tell how much of one it is missing. */
+size_t pl__export_pad_body_len(uint64_t seq, size_t pad);
+
 /* Streaming scanner: finds `{MARKER|...}` in arbitrary channel output. */
 typedef struct pl__export_scanner {
   char token[PL__EXPORT_MARKER_LEN + 3]; /* "{" MARKER "|" */
@@ -99,11 +117,19 @@ typedef struct pl__export_scanner {
   int in_frame;
   char *body; /* frame body being collected */
   size_t body_len, body_cap;
+  /* what damaged the last bad frame: the text from the first byte outside
+   * the alphabet to the end of its line (or of the buffer), for messages */
+  char damage[80];
+  size_t damage_len;
+  int damage_open;           /* still collecting damage text */
+  unsigned char damage_byte; /* the first byte outside the alphabet */
+  size_t line_start;         /* body length at the last CR/LF inside the frame */
 } pl__export_scanner;
 
 /* Callback for each complete frame (bad = 1: a byte outside the frame
- * alphabet or an overlong frame; body is then not meaningful). Return
- * non-zero to stop scanning (pl__export_scan returns that value). */
+ * alphabet or an overlong frame; body is then not meaningful, and
+ * s->damage starts with the offending byte). Return non-zero to stop
+ * scanning (pl__export_scan returns that value). */
 typedef int (*pl__export_frame_cb)(void *ctx, const char *body, size_t len, int bad);
 
 /* marker: PL__EXPORT_MARKER_LEN hex digits. Returns 0 or -EINVAL. */

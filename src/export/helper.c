@@ -28,6 +28,8 @@ typedef struct helper {
   unsigned char *raw, *comp;
   char *text;
   size_t raw_cap, comp_cap, text_cap;
+  char info[256]; /* the info frame, for `i` */
+  size_t info_len;
 } helper;
 
 static int write_all(const void *buf, size_t len) {
@@ -55,12 +57,35 @@ static int emitf(const char *fmt, ...) {
   return write_all(line, (size_t)n);
 }
 
-/* Writes the info frame; returns 0 or 1. */
-static int emit_info(const helper *h, unsigned long long size, const char *sum, const char *ident) {
-  char text[256];
-  int n = snprintf(text, sizeof(text), "%llu|s:%s|%s|zb", size, sum, ident);
+/* Writes the info frame and keeps it for `i`; returns 0 or 1. ENCODINGS:
+ * z (zstd), b (base64), N (answers `n` and `i`). */
+static int emit_info(helper *h, unsigned long long size, const char *sum, const char *ident) {
+  char text[200];
+  int n = snprintf(text, sizeof(text), "%llu|s:%s|%s|zbN", size, sum, ident);
   if (n < 0 || (size_t)n >= sizeof(text)) return 1;
-  return emitf("{%s|i|%s|c%08x}\n", h->marker, text, pl__export_crc32(text, (size_t)n)) != 0;
+  int m = snprintf(h->info, sizeof(h->info), "{%s|i|%s|c%08x}\n", h->marker, text,
+                   pl__export_crc32(text, (size_t)n));
+  if (m < 0 || (size_t)m >= sizeof(h->info)) return 1;
+  h->info_len = (size_t)m;
+  return write_all(h->info, h->info_len) != 0;
+}
+
+/* Answers `n SEQ PAD`: a pad frame of PAD dots, written in pieces. */
+static int serve_pad(const helper *h, unsigned long long seq, unsigned long long pad) {
+  static const char dots[] =
+      "................................................................"
+      "................................................................";
+  if (pad > PL__EXPORT_PAD_MAX) pad = PL__EXPORT_PAD_MAX;
+  if (emitf("{%s|n|%llu|", h->marker, seq) != 0) return -1;
+  char buf[4096];
+  for (size_t i = 0; i < sizeof(buf); i += sizeof(dots) - 1)
+    memcpy(buf + i, dots, sizeof(dots) - 1);
+  while (pad > 0) {
+    size_t k = pad < sizeof(buf) ? (size_t)pad : sizeof(buf);
+    if (write_all(buf, k) != 0) return -1;
+    pad -= k;
+  }
+  return write_all("}\n", 2);
 }
 
 /* Reads one line from stdin (without the newline, CR dropped). Returns the
@@ -173,10 +198,15 @@ static int serve_chunk(helper *h, unsigned long long off, unsigned long long len
 static int serve_requests(helper *h) {
   char line[256];
   while (read_line(line, sizeof(line)) >= 0) {
-    unsigned long long off, len;
+    unsigned long long a, b;
     char enc;
-    if (sscanf(line, "g %llu %llu %c", &off, &len, &enc) != 3) continue; /* noise */
-    if (serve_chunk(h, off, len, enc) != 0) return 1;
+    if (sscanf(line, "g %llu %llu %c", &a, &b, &enc) == 3) {
+      if (serve_chunk(h, a, b, enc) != 0) return 1;
+    } else if (sscanf(line, "n %llu %llu", &a, &b) == 2) {
+      if (serve_pad(h, a, b) != 0) return 1;
+    } else if (strcmp(line, "i") == 0 && h->info_len) {
+      if (write_all(h->info, h->info_len) != 0) return 1;
+    } /* anything else is noise (an echo, a banner) */
   }
   return 0;
 }

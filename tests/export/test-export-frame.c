@@ -1,17 +1,23 @@
 /* Export framing and resume state: checksums against known values, base64
- * and hex, the streaming scanner through channel damage, the frame parser,
- * and the state file's parse/format round trip. */
+ * and hex, the streaming scanner through channel damage (and what it keeps
+ * of the damaging text), the frame parser (pad frames included), the
+ * helper's answers to `n` and `i`, and the state file's parse/format round
+ * trip. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "export/frame.h"
+#include "export/helper.h"
 #include "export/state.h"
 
 #define M "0123456789abcdef0123456789abcdef"
@@ -91,6 +97,129 @@ static void test_scanner_damage(void **state) {
   pl__export_scanner_free(&sc);
 }
 
+static void test_scanner_keeps_damage(void **state) {
+  (void)state;
+  pl__export_scanner sc;
+  assert_int_equal(pl__export_scanner_init(&sc, M), 0);
+  seen s = {0};
+  /* a warning line injected after a line break inside a frame: the whole
+   * line is kept, its start (collected as frame text) included */
+  const char *text = "{" M "|d|0|5|c3610a686|b|aG\nbash: warning: setlocale\nVsbG8=}";
+  assert_int_equal(pl__export_scan(&sc, text, strlen(text), collect, &s), 0);
+  assert_int_equal(s.bad, 1);
+  assert_string_equal(sc.damage, "bash: warning: setlocale");
+  assert_int_equal(sc.damage_open, 0);
+  assert_int_equal(sc.damage_byte, ' ');
+  /* a flipped bit: the byte, no line */
+  memset(&s, 0, sizeof(s));
+  const char flip[] = "{" M "|d|0|5|c3610a686|b|aG\xd6sbG8=}";
+  assert_int_equal(pl__export_scan(&sc, flip, strlen(flip), collect, &s), 0);
+  assert_int_equal(s.bad, 1);
+  assert_int_equal(sc.damage_byte, 0xd6);
+  assert_int_equal(sc.damage_len, 0);
+  pl__export_scanner_free(&sc);
+}
+
+static void test_pad_frame(void **state) {
+  (void)state;
+  pl__export_frame f;
+  const char *pad = "n|17|.....";
+  assert_int_equal(pl__export_frame_parse(pad, strlen(pad), &f), 0);
+  assert_int_equal(f.kind, PL__FRAME_PAD);
+  assert_int_equal(f.seq, 17);
+  assert_int_equal(f.fill_len, 5);
+  assert_int_equal(pl__export_pad_body_len(17, 5), strlen(pad));
+  assert_int_equal(pl__export_pad_body_len(0, 0), strlen("n|0|"));
+  assert_int_equal(pl__export_frame_parse("n|3|", 4, &f), 0);
+  assert_int_equal(f.fill_len, 0);
+  const char *bad[] = {"n|", "n|x|..", "n|1|..x..", "n|1|..|.", "n|1"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(pl__export_frame_parse(bad[i], strlen(bad[i]), &f), -EINVAL);
+}
+
+/* Runs `export-helper get FILE` with input on stdin; returns its output. */
+static char *run_helper(const char *file, const char *input, size_t *outlen) {
+  int in[2], out[2];
+  assert_int_equal(pipe(in), 0);
+  assert_int_equal(pipe(out), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    char *argv[] = {"export-helper", "get", (char *)file, NULL};
+    _exit(pl__export_helper_main(3, argv));
+  }
+  close(in[0]);
+  close(out[1]);
+  assert_int_equal(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+  close(in[1]);
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  ssize_t r;
+  while ((r = read(out[0], buf + n, cap - n - 1)) > 0) {
+    n += (size_t)r;
+    if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+  }
+  buf[n] = '\0';
+  close(out[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  *outlen = n;
+  return buf;
+}
+
+/* The kinds of frames seen, in order, with pad frames' seq and fill. */
+typedef struct frame_order {
+  int n;
+  char kinds[8];
+  uint64_t seq[8];
+  size_t fill[8];
+} frame_order;
+
+static int collect_order(void *ctx, const char *body, size_t len, int bad) {
+  frame_order *o = ctx;
+  pl__export_frame f;
+  assert_int_equal(bad, 0);
+  assert_int_equal(pl__export_frame_parse(body, len, &f), 0);
+  if (o->n < 8) {
+    o->kinds[o->n] = (char)f.kind;
+    o->seq[o->n] = f.seq;
+    o->fill[o->n] = f.fill_len;
+    o->n++;
+  }
+  return 0;
+}
+
+static void test_helper_pad_and_info(void **state) {
+  (void)state;
+  char file[] = "/tmp/proflab-export-test-XXXXXX";
+  int fd = mkstemp(file);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "hello", 5), 5);
+  close(fd);
+  /* noise, a pad, the info again, a chunk, a pad: answered in order */
+  size_t n;
+  char *out = run_helper(file, M "\nnoise\nn 1 7\ni\ng 0 5 b\nn 2 0\n", &n);
+  unlink(file);
+  pl__export_scanner sc;
+  assert_int_equal(pl__export_scanner_init(&sc, M), 0);
+  frame_order o = {0};
+  assert_int_equal(pl__export_scan(&sc, out, n, collect_order, &o), 0);
+  assert_int_equal(o.n, 5);
+  assert_memory_equal(o.kinds, "inidn", 5);
+  assert_int_equal(o.seq[1], 1);
+  assert_int_equal(o.fill[1], 7);
+  assert_int_equal(o.seq[4], 2);
+  assert_int_equal(o.fill[4], 0);
+  /* the info frame says the helper answers `n` and `i` */
+  assert_non_null(strstr(out, "|zbN|"));
+  pl__export_scanner_free(&sc);
+  free(out);
+}
+
 static void test_frame_parse(void **state) {
   (void)state;
   pl__export_frame f;
@@ -161,7 +290,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_checksums),        cmocka_unit_test(test_base64_hex),
       cmocka_unit_test(test_scanner_damage),   cmocka_unit_test(test_frame_parse),
-      cmocka_unit_test(test_state_round_trip),
+      cmocka_unit_test(test_state_round_trip), cmocka_unit_test(test_scanner_keeps_damage),
+      cmocka_unit_test(test_pad_frame),        cmocka_unit_test(test_helper_pad_and_info),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

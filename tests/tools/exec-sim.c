@@ -22,6 +22,28 @@
  *   EXECSIM_SOURCE    file that F12 changes at the start of a session
  *   EXECSIM_F12_MAX   at most this many F12 changes per counter file (2)
  *   EXECSIM_LOG       append one line per session naming the faults fired
+ *
+ * Hostile channels (issue 14), each in every session, independent of the
+ * fault draw above (so they combine with it):
+ *   EXECSIM_WRAP=W        a terminal wrapping lines at W columns (CRLF inserted)
+ *   EXECSIM_CRLF=1        LF becomes CRLF (a pty)
+ *   EXECSIM_INJECT_EVERY=B  a warning line injected mid-stream about every B
+ *                         bytes of output (the first at a random point below
+ *                         B): inside frames, inside their opening marker, in
+ *                         the info frame, anywhere
+ *   EXECSIM_INJECT_BRACE=K,...  the warning line injected 8 bytes after the
+ *                         K-th '{' of the command's stdout (K = 1: inside
+ *                         the opening marker of the first frame, the info)
+ *   EXECSIM_HOLD=N        the last N bytes of output stay in the channel until
+ *                         more output pushes them out (pty or agent-side
+ *                         buffering); whatever is held when the command exits
+ *                         is lost
+ *   EXECSIM_FREEZE=B      after B bytes of output the channel delivers
+ *                         nothing more, yet stays open and keeps relaying
+ *                         stdin (a tail that is never delivered)
+ *   EXECSIM_RATE=R        link rate in bytes/s (0: unlimited), and
+ *   EXECSIM_START=S       seconds to start a session: a link like F8's at a
+ *                         chosen speed; not scaled by EXECSIM_SCALE
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,7 +133,12 @@ static size_t since_nl;
 static uint64_t cut_at = UINT64_MAX, hang_at = UINT64_MAX, stall_at = UINT64_MAX;
 static uint64_t flip_at[3] = {UINT64_MAX, UINT64_MAX, UINT64_MAX};
 static uint64_t inject_at = UINT64_MAX;
-static size_t wrap_w, holdback;
+static size_t wrap_w, holdback, hold_push;
+static uint64_t inject_every, freeze_at = UINT64_MAX;
+static long brace_at[8], braces; /* EXECSIM_INJECT_BRACE targets, '{' seen */
+static int nbrace_at;
+static long injected;
+static int crlf;
 static double rate; /* bytes/s, 0 = unlimited */
 static double idle_s;
 static char session_id[32];
@@ -162,12 +189,17 @@ static void push(char c) {
 static void emit(const char *p, size_t n);
 
 static void emit_byte(char c) {
-  if (produced == inject_at) {
-    inject_at = UINT64_MAX;
-    emit("\nbash: warning: setlocale: LC_ALL: cannot change locale (en_US.UTF-8)\n", 69);
+  if (produced >= inject_at) {
+    inject_at = inject_every ? produced + inject_every / 2 + rnd_below(inject_every) : UINT64_MAX;
+    static const char warn[] =
+        "\nbash: warning: setlocale: LC_ALL: cannot change locale (en_US.UTF-8)\n";
+    emit(warn, sizeof(warn) - 1);
+    if (logfp && !injected++)
+      fprintf(logfp, "session %ld: injected a line at %llu\n", session_no,
+              (unsigned long long)produced);
   }
   if (c == '\n') {
-    if (pty || fault[4]) push('\r');
+    if (pty || fault[4] || crlf) push('\r');
     push('\n');
     since_nl = 0;
     return;
@@ -201,6 +233,8 @@ static double flush_out(int final) {
     /* F2: the tail stays in flight until output has been quiet a while */
     if (holdback && !final && t - last_produce < 0.05 * scale + 0.005)
       avail = avail > holdback ? avail - holdback : 0;
+    /* EXECSIM_HOLD: the tail leaves only when more output pushes it */
+    if (hold_push) avail = avail > hold_push ? avail - hold_push : 0;
     if (avail == 0) return -1;
     size_t n = avail > 1024 && fault[5] ? 1024 : avail;
     if (rate > 0) {
@@ -210,6 +244,7 @@ static double flush_out(int final) {
     if (written + n > hang_at) n = (size_t)(hang_at - written);
     if (written + n > stall_at) n = (size_t)(stall_at - written);
     if (written + n > cut_at) n = (size_t)(cut_at - written);
+    if (written + n > freeze_at) n = (size_t)(freeze_at - written);
     if (n == 0) {
       if (written == cut_at) {
         raw_write("Cannot perform start session: EOF", 33);
@@ -316,10 +351,37 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) flip_at[i] = i == 0 || (rnd() & 1) ? rnd_below(span) : UINT64_MAX;
   if (fault[7]) hang_at = rnd_below(span);
   if (fault[8]) rate = 500000.0 / scale;
+  wrap_w = (size_t)env_num("EXECSIM_WRAP", (double)wrap_w);
+  crlf = env_num("EXECSIM_CRLF", 0) != 0;
+  inject_every = (uint64_t)env_num("EXECSIM_INJECT_EVERY", 0);
+  if (inject_every && inject_every < 256) inject_every = 256; /* longer than the line itself */
+  if (inject_every) inject_at = rnd_below(inject_every);
+  hold_push = (size_t)env_num("EXECSIM_HOLD", 0);
+  const char *br = getenv("EXECSIM_INJECT_BRACE");
+  for (char *e; br && *br && nbrace_at < 8; br = *e ? e + 1 : e) {
+    brace_at[nbrace_at] = strtol(br, &e, 10);
+    if (e == br || (*e && *e != ',') || brace_at[nbrace_at] < 1) {
+      fprintf(stderr, "exec-sim: bad EXECSIM_INJECT_BRACE\n");
+      return 2;
+    }
+    nbrace_at++;
+  }
+  double fz = env_num("EXECSIM_FREEZE", -1);
+  if (fz >= 0) freeze_at = (uint64_t)fz;
+  if (getenv("EXECSIM_RATE") && *getenv("EXECSIM_RATE")) rate = env_num("EXECSIM_RATE", 0);
+  double start_s = env_num("EXECSIM_START", 0);
+  if (logfp &&
+      (wrap_w || crlf || inject_every || nbrace_at || hold_push || freeze_at != UINT64_MAX))
+    fprintf(logfp,
+            "session %ld: hostile wrap=%zu crlf=%d inject_every=%llu inject_brace=%d hold=%zu "
+            "freeze=%lld\n",
+            session, wrap_w, crlf, (unsigned long long)inject_every, nbrace_at, hold_push,
+            freeze_at == UINT64_MAX ? -1LL : (long long)freeze_at);
   idle_s = 2.0 * scale + 0.05;
   if (fault[9]) stall_at = rnd_below(span);
 
   if (fault[8]) sleep_s(1.0 * scale); /* session start */
+  sleep_s(start_s);
   if (fault[3] || pty) {
     char b[256];
     int n = snprintf(b, sizeof(b),
@@ -402,7 +464,16 @@ int main(int argc, char **argv) {
       if (idx < 0 || !pf[idx].revents) continue;
       ssize_t k = read(*fdp, buf, sizeof(buf));
       if (k > 0) {
-        if (w == 0 || pty || fault[4]) {
+        if (w == 0 && nbrace_at) {
+          for (ssize_t i = 0; i < k && written < hang_at; i++) {
+            emit_byte(buf[i]);
+            if (buf[i] != '{') continue;
+            braces++;
+            for (int b = 0; b < nbrace_at; b++)
+              if (brace_at[b] == braces) inject_at = produced + 8;
+          }
+          last_produce = now_s();
+        } else if (w == 0 || pty || fault[4]) {
           if (written < hang_at) emit(buf, (size_t)k);
           last_produce = now_s();
         } else if (write(STDERR_FILENO, buf, (size_t)k) < 0) {

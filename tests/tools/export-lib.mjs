@@ -77,6 +77,28 @@ export function makeSource(file, size, seed = 1) {
   return buf;
 }
 
+/**
+ * Writes about `size` bytes of a .cpuprofile-like JSON (one node object per
+ * line, as bench/export/run.sh makes): what `proflab export` mostly carries,
+ * and as compressible. Deterministic for a seed.
+ */
+export function makeProfile(file, size, seed = 12345) {
+  const fns = ['work_build_records', 'work_serialize', 'work_hash', 'work_sort', 'on_access', 'MHD_run',
+    'uv_run', 'main'];
+  const parts = [];
+  let n = 0, total = 0, x = seed;
+  while (total < size) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const line = `{"id":${n},"callFrame":{"functionName":"${fns[x % 8]}","scriptId":"${1000000 + (x % 7)}",`
+      + `"url":"file:///src/app/${fns[(x >> 3) % 8]}.c","lineNumber":${x % 900},"columnNumber":0},`
+      + `"hitCount":${x % 50},"children":[${n + 1}]},\n`;
+    parts.push(line);
+    total += line.length;
+    n++;
+  }
+  fs.writeFileSync(file, parts.join(''));
+}
+
 /** A fresh directory holding src.bin of `size` bytes: {dir, src}. */
 export function sourceIn(tag, size, seed = 1) {
   const dir = tmpdir(tag);
