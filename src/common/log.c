@@ -19,12 +19,32 @@ static char log_task[128];
 static pl_log_sink_fn log_sink;
 static void *log_sink_arg;
 
+/* In a forked child only the forking thread exists: a lock another thread
+ * held at the fork would never be released there, and the buffer it was
+ * filling may be half-reallocated. So the child starts the log afresh (the
+ * parent's unflushed lines stay the parent's to write; the old buffer is
+ * kept reachable, not reused). Nothing is taken in the parent: a log write
+ * blocked on a full stdout never delays the program's fork(). */
+static pl_buf log_buf_before_fork;
+
+static void log_after_fork_child(void) {
+  static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  memcpy(&log_lock, &fresh, sizeof(fresh));
+  log_buf_before_fork = log_buf;
+  pl_buf_init(&log_buf);
+}
+
+static pthread_once_t log_atfork_once = PTHREAD_ONCE_INIT;
+static void log_register_atfork(void) { (void)pthread_atfork(NULL, NULL, log_after_fork_child); }
+#define LOG_FORK_SAFE() (void)pthread_once(&log_atfork_once, log_register_atfork)
+
 static void write_all_stdout(const char *p, size_t n, void *arg) {
   (void)arg;
   (void)pl__write_all(STDOUT_FILENO, p, n); /* stdout gone: never take the service down */
 }
 
 void pl_log_set_sink(pl_log_sink_fn fn, void *arg) {
+  LOG_FORK_SAFE();
   pthread_mutex_lock(&log_lock);
   log_sink = fn;
   log_sink_arg = arg;
@@ -32,6 +52,7 @@ void pl_log_set_sink(pl_log_sink_fn fn, void *arg) {
 }
 
 void pl_log_set_task(const char *task) {
+  LOG_FORK_SAFE();
   pthread_mutex_lock(&log_lock);
   snprintf(log_task, sizeof(log_task), "%s", task ? task : "");
   pthread_mutex_unlock(&log_lock);
@@ -69,6 +90,7 @@ static void format_ts(char *ts, size_t n) {
 }
 
 pl_json *pl_log_begin(const char *level, const char *event) {
+  LOG_FORK_SAFE();
   pthread_mutex_lock(&log_lock);
   char ts[40];
   format_ts(ts, sizeof(ts));
@@ -103,6 +125,7 @@ void pl_log_msg(const char *level, const char *event, const char *fmt, ...) {
 }
 
 void pl_log_flush(void) {
+  LOG_FORK_SAFE();
   pthread_mutex_lock(&log_lock);
   flush_locked();
   pthread_mutex_unlock(&log_lock);
