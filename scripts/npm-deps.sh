@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the npm test clients listed in tests/package.json: chrome-remote-interface
-# and ws (the inspector tests), speedscope (tests/clients), chrome-devtools-frontend
+# and ws (the inspector tests; with ws's native utf-8-validate and bufferutil),
+# speedscope (tests/clients), chrome-devtools-frontend
 # and esbuild (DevTools' heap snapshot code, run in node by the top tests), yaml,
 # @cdktf/hcl2json, kubernetes-models and @kubernetes/client-node (deploy/'s checks).
 # `scripts/npm-deps.sh bench`: instead, memlab for bench/analysis/run.sh into

@@ -96,7 +96,10 @@ static long read_line(char *buf, size_t cap) {
     char c;
     ssize_t r = read(STDIN_FILENO, &c, 1);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return n ? (long)n : -1;
+    if (r <= 0) {
+      if (!n) return -1;
+      break; /* a last line without its newline: terminated all the same */
+    }
     if (c == '\n') break;
     if (c == '\r') continue;
     if (n + 1 < cap) buf[n++] = c;

@@ -14,9 +14,12 @@
 #define CHUNK 4096 /* records or stacks copied per hold of the mutex */
 
 /* The samples array (56 bytes a live sample, megabytes at T = 1): its own
- * mapping, the part the live samples will fill populated in one go.
+ * mapping, in transparent huge pages where the system allows them on
+ * request, the part the live samples will fill populated in one go.
  * Faulting it in page by page cost ~2 ms of a 4 MB snapshot's ~12 here (a
- * VM, where each fault is a trap). n is sized for the record high-water
+ * VM, where each fault is a trap); with 110k samples the whole copy
+ * took a median 4.8 ms populated in one go, 3.6 ms in huge pages (several
+ * runs each, alternating). n is sized for the record high-water
  * mark, which never goes down: only `used` bytes are populated. */
 #define BIG_MIN (1u << 20)
 static void *big_alloc(size_t n, size_t used) {
@@ -24,6 +27,7 @@ static void *big_alloc(size_t n, size_t used) {
   void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
   if (used > n) used = n;
+  (void)madvise(p, n, MADV_HUGEPAGE); /* a hint: "never" leaves small pages */
   (void)madvise(p, (used + 4095) & ~(size_t)4095,
                 MADV_POPULATE_WRITE); /* a hint: faults do it too */
   return p;

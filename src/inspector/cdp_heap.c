@@ -31,6 +31,7 @@ struct pl__cdp_stream {
   int report_progress;
   pl__capture *cap;
   int rc;
+  pl_buf event; /* the writer's: the chunk's event, kept between chunks */
   /* holders: the job, and each message posted and not yet run; the last
    * one frees the stream (when the inspector stops, the job may finish on
    * its own thread while earlier posts still run on the inspector's) */
@@ -39,6 +40,7 @@ struct pl__cdp_stream {
 
 static void stream_unref(struct pl__cdp_stream *st) {
   if (atomic_fetch_sub(&st->refs, 1) != 1) return;
+  pl_buf_free(&st->event);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
   free(st);
@@ -102,15 +104,13 @@ static int post_message(struct pl__cdp_stream *st, const char *data, size_t len)
 /* The sink's backend: snapshot bytes → one addHeapSnapshotChunk event. */
 static int chunk_backend(void *ctx, const void *p, size_t n) {
   struct pl__cdp_stream *st = ctx;
-  pl_buf b;
-  pl_buf_init(&b);
-  pl_buf_reserve(&b, n + n / 8 + 96); /* the escapes of a snapshot: ~1 per 15 bytes */
-  pl_buf_puts(&b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
-  pl_json_escape(&b, p, n);
-  pl_buf_puts(&b, "\"}}");
-  int rc = pl_buf_failed(&b) ? -ENOMEM : post_message(st, b.data, b.len);
-  pl_buf_free(&b);
-  return rc;
+  pl_buf *b = &st->event;
+  pl_buf_reset(b);
+  pl_buf_reserve(b, n + n / 64 + 96); /* the escapes: the strings' quotes */
+  pl_buf_puts(b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
+  pl_json_escape(b, p, n);
+  pl_buf_puts(b, "\"}}");
+  return pl_buf_failed(b) ? -ENOMEM : post_message(st, b->data, b->len);
 }
 
 static int post_progress(struct pl__cdp_stream *st, size_t done, size_t total, int finished) {
@@ -216,6 +216,7 @@ static void on_take_snapshot(pl__cdp *c, json_int_t id, json_t *params) {
   st->id = id;
   st->report_progress = rp && json_is_true(rp);
   st->cap = cap;
+  pl_buf_init(&st->event);
   atomic_init(&st->refs, 1); /* the job's */
   int rc = pl__cdp_job(c, snapshot_work, snapshot_done, st);
   if (rc) {

@@ -15,10 +15,10 @@
 
 #include "common/util.h"
 
-/* A symbolized address, kept with the session: libdwfl finds a symbol by
- * scanning the module's symbol table (tens of us for libc), and a heap
- * snapshot asks again for every pc of every stack recorded since the
- * tracker started, snapshot after snapshot. */
+/* A symbolized address, kept with the session: a heap snapshot asks again
+ * for every pc of every stack recorded since the tracker started, snapshot
+ * after snapshot, and a frame with lines costs line-table searches and
+ * string copies. */
 typedef struct cached {
   uintptr_t pc; /* 0: empty slot */
   int lines;    /* the frame has file and lines (else names only) */
@@ -39,8 +39,40 @@ struct pl__symbolizer {
 
 #define CACHE_MAX (1u << 20) /* entries at most; then it stops growing */
 
+/* A module's symbols in address order, built the first time an address in
+ * it is looked up and kept in the module's user data: libdwfl's
+ * dwfl_module_addrinfo() scans the whole symbol table for every address
+ * (libc's has thousands), which made the first snapshot of a process cost
+ * ~120 ms of symbol scanning for 1000 pcs. */
+typedef struct sym_entry {
+  uintptr_t addr;
+  uintptr_t end_max; /* the highest end (addr + size) of this and every earlier entry */
+  size_t size;
+  const char *name; /* libdwfl's string, alive as long as the session */
+  uint32_t order;   /* its index in the module's symbol table */
+  int bind;         /* 3 global, 2 weak, 1 local (libdwfl's preference) */
+} sym_entry;
+
+typedef struct sym_index {
+  size_t n;
+  sym_entry e[];
+} sym_index;
+
+/* The user data of a module whose index could not be built: libdwfl's
+ * own lookup answers for it. */
+static sym_index no_index;
+
+static int free_index(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
+                      void *arg) {
+  (void)mod, (void)name, (void)start, (void)arg;
+  if (*userdata && *userdata != &no_index) free(*userdata);
+  *userdata = NULL;
+  return DWARF_CB_OK;
+}
+
 /* Drop the session and what it cached (a module came or went, or idle). */
 static void drop(pl__symbolizer *s) {
+  if (s->dwfl) dwfl_getmodules(s->dwfl, free_index, NULL, 0);
   if (s->dwfl) dwfl_end(s->dwfl);
   s->dwfl = NULL;
   free(s->cache);
@@ -276,6 +308,118 @@ static const char *display_name(const pl__symbolizer *s, const char *name, pl__a
   return pl__arena_strdup(arena, name);
 }
 
+static int binding_rank(const GElf_Sym *sym) {
+  switch (GELF_ST_BIND(sym->st_info)) {
+    case STB_GLOBAL:
+      return 3;
+    case STB_WEAK:
+      return 2;
+    case STB_LOCAL:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static int by_addr(const void *a, const void *b) {
+  const sym_entry *x = a, *y = b;
+  if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+  return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The symbols of mod that can name an address inside [start, end): what
+ * libdwfl's lookup considers (named, defined, not a section, file or TLS
+ * symbol), sorted by address. NULL when the table cannot be read or memory
+ * is short. */
+static sym_index *build_index(Dwfl_Module *mod, Dwarf_Addr start, Dwarf_Addr end) {
+  int n = dwfl_module_getsymtab(mod);
+  if (n <= 0 || (size_t)n > (SIZE_MAX - sizeof(sym_index)) / sizeof(sym_entry)) return NULL;
+  sym_index *ix = malloc(sizeof(*ix) + (size_t)n * sizeof(sym_entry));
+  if (!ix) return NULL;
+  ix->n = 0;
+  for (int i = 1; i < n; i++) {
+    GElf_Sym sym;
+    GElf_Addr addr = 0;
+    const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+    int type = GELF_ST_TYPE(sym.st_info);
+    if (!name || !*name || sym.st_shndx == SHN_UNDEF || type == STT_SECTION || type == STT_FILE ||
+        type == STT_TLS || addr < start || addr >= end)
+      continue;
+    sym_entry *e = &ix->e[ix->n++];
+    e->addr = (uintptr_t)addr;
+    e->size = (size_t)sym.st_size;
+    e->name = name;
+    e->order = (uint32_t)i;
+    e->bind = binding_rank(&sym);
+  }
+  qsort(ix->e, ix->n, sizeof(sym_entry), by_addr);
+  uintptr_t end_max = 0;
+  for (size_t i = 0; i < ix->n; i++) {
+    uintptr_t e = ix->e[i].addr + ix->e[i].size;
+    if (e > end_max) end_max = e;
+    ix->e[i].end_max = end_max;
+  }
+  return ix;
+}
+
+/* Whether a is a better name for an address than b (both hold it), as
+ * libdwfl ranks them: a global or weak symbol before a local one (it
+ * searches the locals only when no other symbol matched), then the
+ * nearest start, then global before weak, then the earlier in the table. */
+static int better(const sym_entry *a, const sym_entry *b) {
+  int al = a->bind <= 1, bl = b->bind <= 1;
+  if (al != bl) return bl;
+  if (a->addr != b->addr) return a->addr > b->addr;
+  if (a->bind != b->bind) return a->bind > b->bind;
+  return a->order < b->order;
+}
+
+/* The symbol naming pc in ix, or NULL: the best sized symbol holding pc;
+ * else the nearest sizeless one (an assembly label) below pc that no
+ * sized symbol overlaps. */
+static const sym_entry *index_find(const sym_index *ix, uintptr_t pc) {
+  size_t lo = 0, hi = ix->n; /* k = entries with addr <= pc */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ix->e[mid].addr <= pc)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  size_t k = lo;
+  if (k == 0) return NULL;
+  const sym_entry *best = NULL;
+  for (size_t j = k; j-- > 0 && ix->e[j].end_max > pc;) {
+    const sym_entry *e = &ix->e[j];
+    if (e->size && pc < e->addr + e->size && (!best || better(e, best))) best = e;
+  }
+  if (best) return best;
+  const sym_entry *label = NULL;
+  for (size_t j = k; j-- > 0 && !ix->e[j].size;) {
+    const sym_entry *e = &ix->e[j];
+    if (label && e->addr != label->addr) break;
+    if (!label || better(e, label)) label = e;
+  }
+  return label && label->addr >= ix->e[k - 1].end_max ? label : NULL;
+}
+
+/* The symbol name for pc in mod and pc's offset from its start, or NULL. */
+static const char *symbol_of(Dwfl_Module *mod, void **userdata, Dwarf_Addr start, Dwarf_Addr end,
+                             uintptr_t pc, GElf_Off *offset) {
+  if (!*userdata) {
+    sym_index *ix = build_index(mod, start, end);
+    *userdata = ix ? (void *)ix : (void *)&no_index;
+  }
+  if (*userdata == &no_index) {
+    GElf_Sym sym;
+    return dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
+  }
+  const sym_entry *e = index_find(*userdata, pc);
+  if (!e) return NULL;
+  *offset = pc - e->addr;
+  return e->name;
+}
+
 /* libdwfl's answer for pc. */
 static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f, unsigned flags) {
   memset(f, 0, sizeof(*f));
@@ -289,16 +433,17 @@ static int lookup(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f
     f->function = pl__arena_strdup(arena, tmp);
     return f->function ? 0 : -ENOMEM;
   }
-  Dwarf_Addr mod_start = 0;
+  Dwarf_Addr mod_start = 0, mod_end = 0;
   const char *mainfile = NULL;
-  const char *modname = dwfl_module_info(mod, NULL, &mod_start, NULL, NULL, NULL, &mainfile, NULL);
+  void **userdata = NULL;
+  const char *modname =
+      dwfl_module_info(mod, &userdata, &mod_start, &mod_end, NULL, NULL, &mainfile, NULL);
   const char *modpath = mainfile ? mainfile : modname ? modname : "";
   f->module = pl__arena_strdup(arena, modpath);
   if (!f->module) return -ENOMEM;
 
   GElf_Off offset = 0;
-  GElf_Sym sym;
-  const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+  const char *name = symbol_of(mod, userdata, mod_start, mod_end, pc, &offset);
   if (name && *name) {
     f->function = display_name(s, name, arena);
   } else {

@@ -4,11 +4,12 @@
  * There is one symbolizer per process, kept between uses: reading the
  * modules' symbol tables and DWARF costs tens of ms the first time, and
  * libdwfl caches per module what it has read, so later profiles and heap
- * snapshots symbolize in a fraction of that. It also keeps every answer
- * by address (libdwfl finds a symbol by scanning the module's symbol
- * table: tens of us an address in libc), so a snapshot that asks again
- * for the pcs of every stack recorded since start costs a table lookup and
- * a string copy each. It is rebuilt, its answers forgotten, when the
+ * snapshots symbolize in a fraction of that. Names come from its own
+ * index of each module's symbols sorted by address (libdwfl's lookup
+ * scans the whole table: tens of us an address in libc), named as libdwfl
+ * would name them. It also keeps every answer by address, so a snapshot
+ * that asks again for the pcs of every stack recorded since start costs a
+ * table lookup and a string copy each. It is rebuilt, its answers forgotten, when the
  * loader's counters (dl_phdr_info.dlpi_adds/dlpi_subs) show a library was
  * loaded or unloaded since its last use, and freed by pl__symbolizer_drop_idle()
  * after a while unused. pl__symbolizer_new() hands it out under a

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   sourceIn, tmpdir, makeSource, runExport, sha256File, exportUntilDone, testPath, FAKE_BIN, SIM_DIR, EXIT,
-  PROFLAB,
+  PROFLAB, PROFLABD,
 } from '../tools/export-lib.mjs';
 
 const HELPERS = ['proflabd', 'node', 'sh'];
@@ -53,6 +53,21 @@ describe('export command line', () => {
       assert.deepEqual(fs.readdirSync(dir), [], 'a usage error created files');
     });
   }
+});
+
+describe('export helper input', () => {
+  // Found by the export-helper fuzz target: a channel that closes after a
+  // line with no newline left that line unterminated (the helper read past
+  // it on its stack). The last line is now a line like any other.
+  test('proflabd export-helper: a marker line without its newline is still the marker', () => {
+    const { src } = sourceIn('helper-eof', 1000, 3);
+    const marker = '0123456789abcdef0123456789abcdef';
+    for (const input of [marker, `${marker}\n`, `noise\n${marker}`]) {
+      const r = spawnSync(PROFLABD, ['export-helper', 'get', src], { input, encoding: 'latin1' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^\\{${marker}\\|i\\|1000\\|`), `input ${JSON.stringify(input)}`);
+    }
+  });
 });
 
 describe('export on a clean channel', () => {

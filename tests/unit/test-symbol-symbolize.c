@@ -2,7 +2,11 @@
  * between users, dropped when idle. */
 #include "test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <elfutils/libdwfl.h>
 
 #include "common/arena.h"
 #include "symbol/symbolizer.h"
@@ -79,11 +83,91 @@ static void test_cached_answers(void **state) {
   pl__arena_free(&a);
 }
 
+/* The symbolizer's own symbol index names every address as libdwfl's
+ * dwfl_module_addrinfo() does (in a session of the test's own): the start,
+ * middle and last byte of every sized symbol of every module of this
+ * process (up to ~1200 symbols a module), and the byte after it (a gap,
+ * or the next symbol). */
+typedef struct probe_state {
+  pl__symbolizer *s;
+  pl__arena *a;
+  size_t probes, mismatches;
+} probe_state;
+
+static void probe(probe_state *ps, Dwfl_Module *mod, uintptr_t pc) {
+  GElf_Off off = 0;
+  GElf_Sym sym;
+  const char *want = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
+  char cut[512] = "";
+  if (want && *want) {
+    snprintf(cut, sizeof(cut), "%s", want);
+    char *at = strchr(cut, '@');
+    if (at && at != cut) *at = '\0'; /* the symbolizer cuts versions */
+  }
+  pl_frame f;
+  assert_int_equal(pl__symbolize_flags(ps->s, pc, ps->a, &f, PL__SYMBOLIZE_NAMES), 0);
+  ps->probes++;
+  int same = cut[0] ? !strcmp(f.function, cut) : strchr(f.function, '+') != NULL;
+  if (!same && ps->mismatches++ < 10)
+    fprintf(stderr, "0x%lx: libdwfl %s, symbolizer %s\n", (unsigned long)pc,
+            cut[0] ? cut : "(none)", f.function);
+}
+
+static int probe_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_Addr start,
+                        void *arg) {
+  (void)ud, (void)name, (void)start;
+  probe_state *ps = arg;
+  Dwarf_Addr end = 0;
+  dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL);
+  int n = dwfl_module_getsymtab(mod);
+  int stride = n > 1200 ? n / 1200 : 1; /* libdwfl's own lookup scans the table: a sample */
+  for (int i = 1; i < n; i += stride) {
+    GElf_Sym sym;
+    GElf_Addr addr = 0;
+    const char *sname = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+    if (!sname || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_size ||
+        sym.st_shndx == SHN_UNDEF)
+      continue;
+    probe(ps, mod, addr);
+    probe(ps, mod, addr + sym.st_size / 2);
+    probe(ps, mod, addr + sym.st_size - 1);
+    if (addr + sym.st_size < end) probe(ps, mod, addr + sym.st_size);
+  }
+  return DWARF_CB_OK;
+}
+
+static void test_index_names_as_libdwfl(void **state) {
+  (void)state;
+  static char *debuginfo_path = NULL;
+  static const Dwfl_Callbacks cb = {
+      .find_elf = dwfl_linux_proc_find_elf,
+      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .debuginfo_path = &debuginfo_path,
+  };
+  Dwfl *d = dwfl_begin(&cb);
+  assert_non_null(d);
+  dwfl_report_begin(d);
+  assert_int_equal(dwfl_linux_proc_report(d, getpid()), 0);
+  assert_int_equal(dwfl_report_end(d, NULL, NULL), 0);
+  pl__arena a;
+  pl__arena_init(&a);
+  probe_state ps = {.a = &a};
+  assert_int_equal(pl__symbolizer_new(&ps.s), 0);
+  assert_int_equal(dwfl_getmodules(d, probe_module, &ps, 0), 0);
+  pl__symbolizer_free(ps.s);
+  dwfl_end(d);
+  pl__arena_free(&a);
+  fprintf(stderr, "%zu addresses, %zu named differently\n", ps.probes, ps.mismatches);
+  assert_true(ps.probes > 1000); /* libc's functions at least */
+  assert_int_equal(ps.mismatches, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names_our_code),
       cmocka_unit_test(test_kept_then_dropped_when_idle),
       cmocka_unit_test(test_cached_answers),
+      cmocka_unit_test(test_index_names_as_libdwfl),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
