@@ -30,6 +30,8 @@ typedef struct helper {
   size_t raw_cap, comp_cap, text_cap;
   char info[256]; /* the info frame, for `i` */
   size_t info_len;
+  char in[4096]; /* stdin as read: requests arrive a line or a few at a time */
+  size_t in_pos, in_len;
 } helper;
 
 static int write_all(const void *buf, size_t len) {
@@ -88,18 +90,26 @@ static int serve_pad(const helper *h, unsigned long long seq, unsigned long long
   return write_all("}\n", 2);
 }
 
-/* Reads one line from stdin (without the newline, CR dropped). Returns the
- * length, or -1 at end of input. */
-static long read_line(char *buf, size_t cap) {
+/* Reads one line from stdin (without the newline, CR dropped; a last line
+ * without its newline is a line too). Returns the length, or -1 at end of
+ * input. A read takes what the channel has (a pipe never waits to fill
+ * the buffer), so requests are answered as they come. */
+static long read_line(helper *h, char *buf, size_t cap) {
   size_t n = 0;
+  int any = 0;
   for (;;) {
-    char c;
-    ssize_t r = read(STDIN_FILENO, &c, 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      if (!n) return -1;
-      break; /* a last line without its newline: terminated all the same */
+    if (h->in_pos == h->in_len) {
+      ssize_t r = read(STDIN_FILENO, h->in, sizeof(h->in));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        if (!any) return -1;
+        break;
+      }
+      h->in_pos = 0;
+      h->in_len = (size_t)r;
     }
+    char c = h->in[h->in_pos++];
+    any = 1;
     if (c == '\n') break;
     if (c == '\r') continue;
     if (n + 1 < cap) buf[n++] = c;
@@ -200,7 +210,7 @@ static int serve_chunk(helper *h, unsigned long long off, unsigned long long len
 
 static int serve_requests(helper *h) {
   char line[256];
-  while (read_line(line, sizeof(line)) >= 0) {
+  while (read_line(h, line, sizeof(line)) >= 0) {
     unsigned long long a, b;
     char enc;
     if (sscanf(line, "g %llu %llu %c", &a, &b, &enc) == 3) {
@@ -269,7 +279,7 @@ int pl__export_helper_main(int argc, char **argv) {
   /* The first line is the run's marker; stray lines before it (a terminal's
    * noise) are skipped. */
   for (;;) {
-    if (read_line(line, sizeof(line)) < 0) return 0;
+    if (read_line(&h, line, sizeof(line)) < 0) return 0;
     if (strlen(line) == PL__EXPORT_MARKER_LEN &&
         strspn(line, "0123456789abcdef") == PL__EXPORT_MARKER_LEN)
       break;
