@@ -139,7 +139,9 @@ struct pl_server {
   int drain_done_called;
   void (*drain_done)(pl_server *, void *);
   void *drain_arg;
-  int in_mhd; /* inside MHD_run: resume must not re-enter */
+  int in_mhd;          /* inside MHD_run: resume must not re-enter */
+  size_t heads;        /* requests whose line was seen and whose head is not complete */
+  unsigned long lines; /* request lines seen (on_uri calls) */
 };
 
 static const char *method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
@@ -186,10 +188,18 @@ static void run_mhd(pl_server *s) {
   if (!s->mhd) return;
   MHD_UNSIGNED_LONG_LONG ms;
   s->in_mhd = 1;
+  unsigned long lines = s->lines;
   for (int i = 0; i < MHD_ROUNDS; i++) {
     MHD_run(s->mhd);
     if (MHD_get_timeout(s->mhd, &ms) != MHD_YES || ms != 0) break;
   }
+  /* A request line seen in these rounds whose head did not complete in
+   * them: when libmicrohttpd refused it (a line or arguments overflowing
+   * its memory pool), the connection is closed, but its socket is only
+   * released, and the client told, by the next MHD_run (with MHD_USE_TURBO
+   * there is no shutdown() at the close), which no event brings when the
+   * whole request has been read: the 1 s sweep did, a second later. */
+  if (s->lines != lines && s->heads) MHD_run(s->mhd);
   s->in_mhd = 0;
   if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
     if (ms > 60000) ms = 60000;
@@ -344,6 +354,7 @@ static pl_request *req_alloc(pl_server *s) {
 
 static void req_release(pl_request *r) {
   pl_server *s = r->server;
+  if (!r->path) s->heads--; /* its head never completed */
   if (r->resp) MHD_destroy_response(r->resp);
   for (size_t i = 0; i < r->nextra; i++) {
     free(r->extra_name[i]);
@@ -375,7 +386,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc) {
   }
   pl_request *r = req_alloc(s);
   if (c) c->pending = r;
+  s->lines++;
   if (r) {
+    s->heads++; /* until on_access's first call, or its release */
     r->mhd = mc;
     r->c = c;
     r->start_ns = pl__now_ns();
@@ -594,6 +607,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     /* First call: headers are complete. Answer on a later call (an answer
      * queued on the first call makes MHD close the connection). */
     r->path = url;
+    s->heads--;
     r->method_name = method;
     r->method = method_bit(method);
     if (r->c) r->c->phase = PHASE_REQUEST;

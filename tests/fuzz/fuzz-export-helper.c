@@ -1,8 +1,10 @@
 /* libFuzzer target: the remote side of `proflab export` (src/export/helper.c,
  * `proflabd export-helper`): what arrives on its stdin through an exec
  * channel — the marker line, then `g OFFSET LENGTH ENC` requests amid
- * whatever noise the channel adds. Byte 0 picks `get FILE` (an 8 KiB file)
- * or `list DIR`; the rest is stdin (from a file, so the helper reads it at
+ * whatever noise the channel adds. Byte 0 picks `get FILE` (a 1 KiB file:
+ * enough for ranges inside, across and past its end; a larger one only
+ * made each input slower, its chunks base64-encoded under coverage
+ * instrumentation) or `list DIR`; the rest is stdin (from a file, so the helper reads it at
  * its own pace); stdout goes to /dev/null.
  *
  * Checks: the helper returns 0 or 1 (a failed write or read), never
@@ -26,7 +28,7 @@ static void setup(void) {
   snprintf(file, sizeof(file), "%s/cpu-20250101T000000.000Z-t.cpuprofile", dir);
   FILE *f = fopen(file, "w");
   if (!f) abort();
-  for (int i = 0; i < 8 * 1024 / 16; i++) fprintf(f, "%015d\n", i * 7919);
+  for (int i = 0; i < 1024 / 16; i++) fprintf(f, "%015d\n", i * 7919);
   fclose(f);
   snprintf(in, sizeof(in), "%s/stdin", dir);
   saved_in = dup(0);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, program, runUnderAgent, appGet, agentEnv } from './agent-lib.mjs';
+import { CLI, program, runUnderAgent, appGet, agentEnv, labRequest } from './agent-lib.mjs';
 
 const run = promisify(execFile);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proflab-agent-cli-'));
@@ -67,4 +67,37 @@ test('status, profile, snapshot and leaks over the agent\'s Unix socket, without
   await appGet(srv.appPort, '/exit/0').catch(() => {});
   const { code } = await srv.exited;
   assert.equal(code, 0, srv.stderr);
+});
+
+// Found by the http-request fuzz target (each such input took ~1 s): a
+// request libmicrohttpd refuses while reading its line (arguments that
+// overflow its memory pool), arriving whole with the end of input before
+// the server looks at the connection, left no later event to run
+// libmicrohttpd again and release the closed connection: the client saw
+// the close only at the server's 1 s sweep. Now the run that saw the line
+// runs once more. The client writes at once after connecting, as the fuzz
+// target does (python3, which the structure suite uses too: node writes a
+// tick later, after the server may have looked). The median of 10 (a
+// close in ~0.1 ms, the sweep at a uniform 0-1000 ms) separates the two.
+test('a request refused while its line is read is closed at once on a Unix socket', async () => {
+  // an idle program: nothing else wakes the agent's loop before the sweep
+  const srv = await runUnderAgent(['sleep', '60']);
+  try {
+    const client = [
+      'import socket, sys, time',
+      'req = b"GET /api/health?" + b"a=1&" * 2000 + b" HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"',
+      'for _ in range(10):',
+      '    s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])',
+      '    t0 = time.monotonic(); s.sendall(req); s.shutdown(socket.SHUT_WR)',
+      '    while s.recv(65536): pass',
+      '    print("%.2f" % ((time.monotonic() - t0) * 1000)); s.close()',
+    ].join('\n');
+    const r = await run('python3', ['-c', client, srv.lab.socketPath]);
+    const took = r.stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
+    assert.equal(took.length, 10, r.stdout + r.stderr);
+    assert.ok(took[5] < 250, `closes took ${took.join(', ')} ms`);
+    assert.equal((await labRequest(srv.lab, 'GET', '/api/lab/status')).status, 200, 'still serving');
+  } finally {
+    await srv.stop();
+  }
 });
