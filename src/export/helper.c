@@ -30,7 +30,9 @@ typedef struct helper {
   size_t raw_cap, comp_cap, text_cap;
   char info[256]; /* the info frame, for `i` */
   size_t info_len;
-  char in[4096]; /* stdin as read: requests arrive a line or a few at a time */
+  unsigned long long size; /* of the file when opened, or of the listing */
+  ZSTD_CCtx *zctx;         /* made at the first `z` chunk, kept for the next ones */
+  char in[4096];           /* stdin as read: requests arrive a line or a few at a time */
   size_t in_pos, in_len;
 } helper;
 
@@ -170,6 +172,8 @@ static int grow(void *pp, size_t *cap, size_t want) {
 /* Answers one `g OFFSET LENGTH ENC` request with a data frame. */
 static int serve_chunk(helper *h, unsigned long long off, unsigned long long len, char enc) {
   if (len > PL__EXPORT_CHUNK_MAX) len = PL__EXPORT_CHUNK_MAX;
+  if (len > (off < h->size ? h->size - off : 0)) /* no buffer for bytes past the end */
+    len = off < h->size ? h->size - off : 0;
   if (grow(&h->raw, &h->raw_cap, len ? len : 1) != 0) return -1;
   size_t got = 0;
   if (h->fd >= 0) {
@@ -190,7 +194,8 @@ static int serve_chunk(helper *h, unsigned long long off, unsigned long long len
   if (enc == 'z' && got > 0) {
     size_t bound = ZSTD_compressBound(got);
     if (grow(&h->comp, &h->comp_cap, bound) != 0) return -1;
-    size_t c = ZSTD_compress(h->comp, bound, h->raw, got, 3);
+    if (!h->zctx && !(h->zctx = ZSTD_createCCtx())) return -1;
+    size_t c = ZSTD_compressCCtx(h->zctx, h->comp, bound, h->raw, got, 3);
     if (!ZSTD_isError(c) && c < got) {
       payload = h->comp;
       plen = c;
@@ -294,6 +299,7 @@ int pl__export_helper_main(int argc, char **argv) {
     } else if (sha256_mem(h.mem ? (void *)h.mem : (void *)"", h.mem_len, sum) != 0) {
       rc = 1;
     } else {
+      h.size = h.mem_len;
       rc = emit_info(&h, (unsigned long long)h.mem_len, sum, "-");
       if (rc == 0) rc = serve_requests(&h);
     }
@@ -311,6 +317,7 @@ int pl__export_helper_main(int argc, char **argv) {
       char ident[96];
       snprintf(ident, sizeof(ident), "%llu.%lld.%ld", (unsigned long long)st.st_ino,
                (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+      h.size = (unsigned long long)st.st_size;
       rc = emit_info(&h, (unsigned long long)st.st_size, sum, ident);
       if (rc == 0) rc = serve_requests(&h);
     }
@@ -321,5 +328,6 @@ int pl__export_helper_main(int argc, char **argv) {
   free(h.raw);
   free(h.comp);
   free(h.text);
+  ZSTD_freeCCtx(h.zctx);
   return rc;
 }
