@@ -2,6 +2,7 @@
  * between users, dropped when idle. */
 #include "test.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -98,11 +99,23 @@ static void probe(probe_state *ps, Dwfl_Module *mod, uintptr_t pc) {
   GElf_Off off = 0;
   GElf_Sym sym;
   const char *want = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
-  char cut[512] = "";
+  char cut[4096] = "";
   if (want && *want) {
-    snprintf(cut, sizeof(cut), "%s", want);
-    char *at = strchr(cut, '@');
-    if (at && at != cut) *at = '\0'; /* the symbolizer cuts versions */
+    /* as the symbolizer shows names: C++ ones demangled by the process's
+     * own demangler when it has one (an ASan build loads libstdc++),
+     * versions cut */
+    typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+    demangle_fn dm = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    int status = -1;
+    char *d = want[0] == '_' && want[1] == 'Z' && dm ? dm(want, NULL, NULL, &status) : NULL;
+    if (d && status == 0) {
+      snprintf(cut, sizeof(cut), "%s", d);
+    } else {
+      snprintf(cut, sizeof(cut), "%s", want);
+      char *at = strchr(cut, '@');
+      if (at && at != cut) *at = '\0';
+    }
+    free(d);
   }
   pl_frame f;
   assert_int_equal(pl__symbolize_flags(ps->s, pc, ps->a, &f, PL__SYMBOLIZE_NAMES), 0);
