@@ -160,7 +160,9 @@ int pl__capture_prepare(pl__capture *c) {
   uint64_t t0 = pl__now_ns();
   if (c->kind == PL__CAPTURE_CPU) {
     if (!c->cpu) return fail(c, "stop", -EINVAL); /* never started, or still running */
+    pl__heap_tracker_untracked_begin();           /* the symbolizer's allocations are the tool's */
     rc = pl_cpu_profile_symbolize(c->cpu);
+    pl__heap_tracker_untracked_end();
     c->times.symbolize_ms = (double)(pl__now_ns() - t0) / 1e6;
     if (rc) return fail(c, "symbolize", rc);
   } else {
@@ -186,8 +188,12 @@ int pl__capture_write(pl__sink *out, void *arg) {
   pl__capture *c = arg;
   if (!c->prepared) return fail(c, "write", -EINVAL);
   uint64_t t0 = pl__now_ns();
+  /* The writer's tables and buffers (and, over the DevTools protocol, the
+   * messages it posts) are the tool's allocations, not the program's. */
+  pl__heap_tracker_untracked_begin();
   int rc = c->kind == PL__CAPTURE_CPU ? pl__cpu_write(c->cpu, (pl_cpu_format)c->format, out)
                                       : pl__heap_write(c->heap, (pl_heap_format)c->format, out);
+  pl__heap_tracker_untracked_end();
   c->times.write_ms = (double)(pl__now_ns() - t0) / 1e6;
   if (rc) return fail(c, "write", rc);
   c->outcome = OUTCOME_WRITTEN;

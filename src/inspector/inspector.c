@@ -22,6 +22,7 @@
 #include <openssl/sha.h>
 #include <uv.h>
 
+#include "capture/heap_tracker.h"
 #include "common/json_error.h"
 #include "profile/threads.h"
 #include "http/framing.h"
@@ -978,6 +979,9 @@ int pl__insp_post(void (*fn)(void *arg), void *arg) {
 
 static void *inspector_thread(void *arg) {
   (void)arg;
+  /* Everything this thread allocates is the tool's (frames, queues,
+   * messages): never sampled into the program's heap profiles. */
+  pl__heap_tracker_untracked_begin();
   uv_run(&g.loop, UV_RUN_DEFAULT); /* until stopped and everything closed */
   if (!uv_is_closing((uv_handle_t *)&g.sweep)) uv_close((uv_handle_t *)&g.sweep, NULL);
   uv_run(&g.loop, UV_RUN_DEFAULT);
@@ -990,6 +994,7 @@ static void *inspector_thread(void *arg) {
       pl_log_msg("error", "inspector_stop", "the inspector's loop did not close");
   }
   pl_log_flush();
+  pl__heap_tracker_untracked_end();
   return NULL;
 }
 
