@@ -160,9 +160,7 @@ int pl__capture_prepare(pl__capture *c) {
   uint64_t t0 = pl__now_ns();
   if (c->kind == PL__CAPTURE_CPU) {
     if (!c->cpu) return fail(c, "stop", -EINVAL); /* never started, or still running */
-    pl__heap_tracker_untracked_begin();           /* the symbolizer's allocations are the tool's */
     rc = pl_cpu_profile_symbolize(c->cpu);
-    pl__heap_tracker_untracked_end();
     c->times.symbolize_ms = (double)(pl__now_ns() - t0) / 1e6;
     if (rc) return fail(c, "symbolize", rc);
   } else {
