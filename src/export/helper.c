@@ -172,8 +172,8 @@ static int grow(void *pp, size_t *cap, size_t want) {
 /* Answers one `g OFFSET LENGTH ENC` request with a data frame. */
 static int serve_chunk(helper *h, unsigned long long off, unsigned long long len, char enc) {
   if (len > PL__EXPORT_CHUNK_MAX) len = PL__EXPORT_CHUNK_MAX;
-  if (len > (off < h->size ? h->size - off : 0)) /* no buffer for bytes past the end */
-    len = off < h->size ? h->size - off : 0;
+  unsigned long long avail = off < h->size ? h->size - off : 0;
+  if (len > avail) len = avail; /* no buffer for bytes past the end */
   if (grow(&h->raw, &h->raw_cap, len ? len : 1) != 0) return -1;
   size_t got = 0;
   if (h->fd >= 0) {
@@ -300,7 +300,7 @@ int pl__export_helper_main(int argc, char **argv) {
       rc = 1;
     } else {
       h.size = h.mem_len;
-      rc = emit_info(&h, (unsigned long long)h.mem_len, sum, "-");
+      rc = emit_info(&h, h.size, sum, "-");
       if (rc == 0) rc = serve_requests(&h);
     }
   } else {
@@ -318,7 +318,7 @@ int pl__export_helper_main(int argc, char **argv) {
       snprintf(ident, sizeof(ident), "%llu.%lld.%ld", (unsigned long long)st.st_ino,
                (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
       h.size = (unsigned long long)st.st_size;
-      rc = emit_info(&h, (unsigned long long)st.st_size, sum, ident);
+      rc = emit_info(&h, h.size, sum, ident);
       if (rc == 0) rc = serve_requests(&h);
     }
   }

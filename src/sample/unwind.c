@@ -521,11 +521,6 @@ static int cfi_run(cfi_in *r, cfi_row *row, uintptr_t *loc, uintptr_t a, uint64_
       case 0x07: /* undefined */
         cfi_set(row, cfi_uleb(r), RH_UNDEFINED, 0);
         break;
-      case 0x09: /* register */
-        reg = cfi_uleb(r);
-        cfi_uleb(r);
-        cfi_set(row, reg, RH_OTHER, 0);
-        break;
       case 0x0a: /* remember_state */
         if (depth == CFI_STACK) return -1;
         saved[depth++] = *row;
@@ -572,6 +567,7 @@ static int cfi_run(cfi_in *r, cfi_row *row, uintptr_t *loc, uintptr_t a, uint64_
       case 0x13: /* def_cfa_offset_sf */
         row->cfa_off = cfi_factor((uint64_t)cfi_sleb(r), daf);
         break;
+      case 0x09: /* register */
       case 0x14: /* val_offset */
         reg = cfi_uleb(r);
         cfi_uleb(r);

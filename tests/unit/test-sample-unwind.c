@@ -211,16 +211,21 @@ __attribute__((noinline)) static int cmp_slow(const void *a, const void *b) {
   return p < q ? -1 : p > q;
 }
 
+/* The same pseudo-random values each time: what the sort loops sort. */
+static void fill_xorshift(uint32_t *v, size_t n) {
+  uint32_t r = 2463534242u;
+  for (size_t i = 0; i < n; i++) {
+    r ^= r << 13;
+    r ^= r >> 17;
+    r ^= r << 5;
+    v[i] = r;
+  }
+}
+
 __attribute__((noinline)) static void sort_loop(void) {
   static uint32_t v[4096];
   while (!spin_done()) {
-    uint32_t r = 2463534242u;
-    for (size_t i = 0; i < 4096; i++) {
-      r ^= r << 13;
-      r ^= r >> 17;
-      r ^= r << 5;
-      v[i] = r;
-    }
+    fill_xorshift(v, 4096);
     qsort(v, 4096, sizeof(v[0]), cmp_slow);
   }
 }
@@ -272,13 +277,7 @@ NOFP static int nofp_cmp(const void *a, const void *b) {
 NOFP static void nofp_sort_loop(void) {
   static uint32_t v[4096];
   while (!spin_done()) {
-    uint32_t r = 2463534242u;
-    for (size_t i = 0; i < 4096; i++) {
-      r ^= r << 13;
-      r ^= r >> 17;
-      r ^= r << 5;
-      v[i] = r;
-    }
+    fill_xorshift(v, 4096);
     qsort(v, 4096, sizeof(v[0]), nofp_cmp);
   }
 }
