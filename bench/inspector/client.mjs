@@ -3,10 +3,11 @@
 // same for proflabd and for node --inspect. One line of key=value figures
 // per measurement on stdout.
 //
-//   node bench/inspector/client.mjs snapshot PORT REPEAT
+//   node bench/inspector/client.mjs snapshot PORT REPEAT [RECORD_FILE]
 //       REPEAT × HeapProfiler.takeHeapSnapshot{reportProgress:false} on one
 //       session: bytes (the chunks, UTF-8), ms from the request to the
-//       answer, MB/s (10^6 bytes per second)
+//       answer, MB/s (10^6 bytes per second); with RECORD_FILE, the first
+//       snapshot's chunks are saved there as a JSON array (replay.mjs)
 //   node bench/inspector/client.mjs profile PORT SECONDS INTERVAL_US READY_FILE
 //       Profiler.enable, setSamplingInterval{interval}, start; creates
 //       READY_FILE; SECONDS later stop: the samples delivered (the length
@@ -35,19 +36,25 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function snapshot(repeat) {
+async function snapshot(repeat, recordFile) {
   const client = await CDP({ host: '127.0.0.1', port });
   try {
     await client.HeapProfiler.enable();
     for (let i = 1; i <= repeat; i++) {
       let bytes = 0;
       let chunks = 0;
-      const onChunk = ({ chunk }) => { bytes += Buffer.byteLength(chunk); chunks++; };
+      const record = recordFile && i === 1 ? [] : null;
+      const onChunk = ({ chunk }) => {
+        bytes += Buffer.byteLength(chunk);
+        chunks++;
+        if (record) record.push(chunk);
+      };
       client.on('HeapProfiler.addHeapSnapshotChunk', onChunk);
       const t0 = process.hrtime.bigint();
       await client.HeapProfiler.takeHeapSnapshot({ reportProgress: false });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       client.removeListener('HeapProfiler.addHeapSnapshotChunk', onChunk);
+      if (record) fs.writeFileSync(recordFile, JSON.stringify(record));
       console.log(`run=${i} bytes=${bytes} chunks=${chunks} ms=${ms.toFixed(1)} mb_per_s=${(bytes / 1e6 / (ms / 1e3)).toFixed(1)}`);
     }
   } finally {
@@ -82,7 +89,7 @@ async function profile(seconds, intervalUs, readyFile) {
 }
 
 try {
-  if (cmd === 'snapshot') await snapshot(Number(rest[0] || 5));
+  if (cmd === 'snapshot') await snapshot(Number(rest[0] || 5), rest[1]);
   else if (cmd === 'profile') await profile(Number(rest[0]), Number(rest[1]), rest[2]);
   else {
     console.error('usage: client.mjs snapshot PORT REPEAT | profile PORT SECONDS INTERVAL_US READY_FILE');

@@ -14,6 +14,10 @@
 #    also pays for reading symbols); the order alternates every round.
 #    Reported: first and steady (median of the later ones) MB/s, the sizes,
 #    and the ratio proflabd / node (median of per-round ratios). Goal >= 10x.
+#    The floor, each round too: bench/inspector/replay.mjs, a server that
+#    does no work, answers with proflabd's snapshot (recorded in round 1)
+#    from one prebuilt buffer; the same client's MB/s against it, divided
+#    by node's, is the highest ratio any server could reach on this machine.
 # 2. CPU profile under load: wrk -t1 -cCONNECTIONS on GET /api/work?n=WORK_N
 #    (proflabd's, and bench/inspector/node-work.mjs doing the same work in
 #    JavaScript), DURATION s with no profile ("off") and DURATION s with a
@@ -91,6 +95,14 @@ start_proflabd() {
   fi
 }
 
+# start_replay: sets SRV, IPORT (the recorded snapshot: $tmp/record.json)
+start_replay() {
+  read -r IPORT < <(free_ports 1)
+  node bench/inspector/replay.mjs "$tmp/record.json" "$IPORT" >/dev/null 2>"$tmp/err" &
+  SRV=$!
+  wait_http "http://127.0.0.1:$IPORT/json/version"
+}
+
 # start_node heap|cpu: sets SRV, PORT, IPORT
 start_node() {
   read -r PORT IPORT < <(free_ports 2)
@@ -127,9 +139,14 @@ if [[ " $PARTS " == *" heap "* ]]; then
   for r in $(seq "$ROUNDS"); do
     for side in $([ $((r % 2)) -eq 1 ] && echo "proflabd node" || echo "node proflabd"); do
       if [ "$side" = proflabd ]; then start_proflabd heap; else start_node heap; fi
-      node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" >"$tmp/$side.out" || die "$side: the snapshot client failed"
+      record=""
+      [ "$side" = proflabd ] && [ "$r" -eq 1 ] && record=$tmp/record.json
+      node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" $record >"$tmp/$side.out" || die "$side: the snapshot client failed"
       stop_server
     done
+    start_replay
+    node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" >"$tmp/replay.out" || die "replay: the snapshot client failed"
+    stop_server
     pf=$(head -n1 "$tmp/proflabd.out" | field mb_per_s)
     ps=$(tail -n +2 "$tmp/proflabd.out" | field mb_per_s | median)
     nf=$(head -n1 "$tmp/node.out" | field mb_per_s)
@@ -138,16 +155,19 @@ if [[ " $PARTS " == *" heap "* ]]; then
     nb=$(head -n1 "$tmp/node.out" | field bytes)
     pms=$(tail -n +2 "$tmp/proflabd.out" | field ms | median)
     nms=$(tail -n +2 "$tmp/node.out" | field ms | median)
-    printf '  round %d  proflabd %8s B: first %7.1f MB/s, then %7.1f (%s ms)   node %8s B: first %6.1f MB/s, then %6.1f (%s ms)   load %s\n' \
-      "$r" "$pb" "$pf" "$ps" "$pms" "$nb" "$nf" "$ns" "$nms" "$(cut -d' ' -f1 /proc/loadavg)"
-    echo "$pf $ps $nf $ns" >>"$tmp/heap"
+    zf=$(head -n1 "$tmp/replay.out" | field mb_per_s)
+    zs=$(tail -n +2 "$tmp/replay.out" | field mb_per_s | median)
+    zms=$(tail -n +2 "$tmp/replay.out" | field ms | median)
+    printf '  round %d  proflabd %8s B: first %7.1f MB/s, then %7.1f (%s ms)   node %8s B: first %6.1f MB/s, then %6.1f (%s ms)   no-work floor: first %7.1f MB/s, then %7.1f (%s ms)   load %s\n' \
+      "$r" "$pb" "$pf" "$ps" "$pms" "$nb" "$nf" "$ns" "$nms" "$zf" "$zs" "$zms" "$(cut -d' ' -f1 /proc/loadavg)"
+    echo "$pf $ps $nf $ns $zf $zs" >>"$tmp/heap"
   done
   awk '
     function med(arr, n,   i, j, t) {
       for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
       return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
     }
-    { pf[NR] = $1; ps[NR] = $2; nf[NR] = $3; ns[NR] = $4; rf[NR] = $1 / $3; rs[NR] = $2 / $4 }
+    { pf[NR] = $1; ps[NR] = $2; nf[NR] = $3; ns[NR] = $4; rf[NR] = $1 / $3; rs[NR] = $2 / $4; zf[NR] = $5 / $3; zs[NR] = $6 / $4 }
     END {
       n = NR
       a = med(pf, n); b = med(ps, n); c = med(nf, n); d = med(ns, n)
@@ -155,6 +175,7 @@ if [[ " $PARTS " == *" heap "* ]]; then
       lo1 = rf[1]; hi1 = rf[1]; lo2 = rs[1]; hi2 = rs[1]
       for (i = 1; i <= n; i++) { if (rf[i] < lo1) lo1 = rf[i]; if (rf[i] > hi1) hi1 = rf[i]; if (rs[i] < lo2) lo2 = rs[i]; if (rs[i] > hi2) hi2 = rs[i] }
       printf "ratio proflabd / node (median of per-round ratios): first snapshot %.2fx (%.2f-%.2f), steady %.2fx (%.2f-%.2f); goal >= 10x\n", med(rf, n), lo1, hi1, med(rs, n), lo2, hi2
+      printf "floor: a server doing no work / node (the most any server reaches with this client here): first %.2fx, steady %.2fx\n", med(zf, n), med(zs, n)
     }' "$tmp/heap"
 fi
 

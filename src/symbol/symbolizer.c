@@ -14,6 +14,7 @@
 #include <elfutils/libdwfl.h>
 
 #include "common/util.h"
+#include "symbol/debuginfo.h"
 
 /* A symbolized address, kept with the session: a heap snapshot asks again
  * for every pc of every stack recorded since the tracker started, snapshot
@@ -84,7 +85,7 @@ static void drop(pl__symbolizer *s) {
 static char *debuginfo_path = NULL;
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = pl__find_debuginfo,
     .debuginfo_path = &debuginfo_path,
 };
 
@@ -139,9 +140,10 @@ int pl__symbolizer_new(pl__symbolizer **out) {
 
 void pl__symbolizer_free(pl__symbolizer *s) {
   if (!s) return;
-  /* The counters as the user leaves: libdw loads its debuginfod client
-   * (and its dependencies) during the first lookups, which must not look
-   * like a change of the program's modules next time. */
+  /* The counters as the user leaves: a library loaded by the lookups
+   * themselves (dwfl_standard_find_debuginfo loaded libdw's debuginfod
+   * client and libcurl; debuginfo.c does not) must not look like a change
+   * of the program's modules next time. */
   unsigned long long c[2] = {~0ull, ~0ull};
   dl_iterate_phdr(read_counters, c);
   s->adds = c[0];
