@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "common/radix_sort.h"
 #include "heap/track_internal.h"
 
 #define H pl__heap
@@ -45,14 +46,10 @@ static int by_id(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Samples by increasing id: an LSD radix sort of (id, index) pairs, 11
- * bits a pass, as many passes as the largest id needs (two for the first 4
- * million ids), then one move of the samples into place. Several times
- * faster than qsort on 100k+ samples; qsort if the buffers cannot be had. */
-typedef struct id_ix {
-  uint64_t id;
-  size_t ix;
-} id_ix;
+/* Samples by increasing id: (id, index) pairs radix-sorted
+ * (common/radix_sort.h), then one move of the samples into place. Several
+ * times faster than qsort on 100k+ samples; qsort if the buffers cannot be
+ * had. */
 
 /* Ids are odd and come from one counter, so the live ones are usually
  * dense: each finds its place directly in a table of 4-byte slots, and the
@@ -94,7 +91,6 @@ static int place_by_id(pl_heap_sample *v, size_t n, uint64_t min, uint64_t max) 
 }
 
 static void sort_by_id(pl_heap_sample *v, size_t n) {
-  enum { BITS = 11, B = 1 << BITS };
   /* Records are reused in allocation order: often sorted already, and then
    * nothing is allocated (buffers of this size are fresh pages each time). */
   uint64_t max = 0, min = UINT64_MAX;
@@ -106,8 +102,8 @@ static void sort_by_id(pl_heap_sample *v, size_t n) {
   }
   if (sorted) return;
   if (place_by_id(v, n, min, max) == 0) return;
-  id_ix *a = n > 64 ? malloc(n * sizeof(*a)) : NULL;
-  id_ix *b = a ? malloc(n * sizeof(*b)) : NULL;
+  pl__key_ix *a = n > 64 ? malloc(n * sizeof(*a)) : NULL;
+  pl__key_ix *b = a ? malloc(n * sizeof(*b)) : NULL;
   pl_heap_sample *out = b ? malloc(n * sizeof(*out)) : NULL;
   if (!out) {
     free(a);
@@ -116,20 +112,11 @@ static void sort_by_id(pl_heap_sample *v, size_t n) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    a[i].id = v[i].id;
+    a[i].key = v[i].id;
     a[i].ix = i;
   }
-  id_ix *src = a, *dst = b;
-  for (unsigned shift = 0; shift < 64 && (max >> shift); shift += BITS) {
-    size_t count[B + 1] = {0};
-    for (size_t i = 0; i < n; i++) count[((src[i].id >> shift) & (B - 1)) + 1]++;
-    for (size_t d = 0; d < B; d++) count[d + 1] += count[d];
-    for (size_t i = 0; i < n; i++) dst[count[(src[i].id >> shift) & (B - 1)]++] = src[i];
-    id_ix *x = src;
-    src = dst;
-    dst = x;
-  }
-  for (size_t i = 0; i < n; i++) out[i] = v[src[i].ix];
+  const pl__key_ix *order = pl__radix_sort(a, b, n, max);
+  for (size_t i = 0; i < n; i++) out[i] = v[order[i].ix];
   memcpy(v, out, n * sizeof(*v));
   free(a);
   free(b);

@@ -13,6 +13,7 @@
 
 #include <elfutils/libdwfl.h>
 
+#include "common/radix_sort.h"
 #include "common/util.h"
 #include "symbol/debuginfo.h"
 
@@ -329,6 +330,34 @@ static int by_addr(const void *a, const void *b) {
   return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* ix's entries by address, in table order at one address (they were
+ * added in table order and the radix sort is stable): libc's 7,600 took
+ * qsort ~0.9 ms of a first heap snapshot. */
+static void sort_index(sym_index *ix, uintptr_t start) {
+  size_t n = ix->n;
+  pl__key_ix *a = malloc((n ? n : 1) * sizeof(*a));
+  pl__key_ix *b = a ? malloc((n ? n : 1) * sizeof(*b)) : NULL;
+  sym_entry *out = b ? malloc((n ? n : 1) * sizeof(*out)) : NULL;
+  if (!out) {
+    free(a);
+    free(b);
+    qsort(ix->e, n, sizeof(sym_entry), by_addr);
+    return;
+  }
+  uint64_t max = 0;
+  for (size_t i = 0; i < n; i++) {
+    a[i].key = ix->e[i].addr - start;
+    a[i].ix = i;
+    if (a[i].key > max) max = a[i].key;
+  }
+  const pl__key_ix *order = pl__radix_sort(a, b, n, max);
+  for (size_t i = 0; i < n; i++) out[i] = ix->e[order[i].ix];
+  memcpy(ix->e, out, n * sizeof(*out));
+  free(a);
+  free(b);
+  free(out);
+}
+
 /* The symbols of mod that can name an address inside [start, end): what
  * libdwfl's lookup considers (named, defined, not a section, file or TLS
  * symbol), sorted by address. NULL when the table cannot be read or memory
@@ -354,7 +383,7 @@ static sym_index *build_index(Dwfl_Module *mod, Dwarf_Addr start, Dwarf_Addr end
     e->order = (uint32_t)i;
     e->bind = binding_rank(&sym);
   }
-  qsort(ix->e, ix->n, sizeof(sym_entry), by_addr);
+  sort_index(ix, (uintptr_t)start);
   uintptr_t end_max = 0;
   for (size_t i = 0; i < ix->n; i++) {
     uintptr_t e = ix->e[i].addr + ix->e[i].size;
