@@ -12,9 +12,7 @@ static pl__http_str trim(pl__http_str v) {
 }
 
 void pl__http_framing_add(pl__http_framing *f, pl__http_str name, pl__http_str value) {
-  if (name.n == 0) f->bad_name = 1;
-  for (size_t i = 0; i < name.n; i++)
-    if (!pl__http_is_tchar((unsigned char)name.p[i])) f->bad_name = 1;
+  if (!pl__http_is_token(name)) f->bad_name = 1;
   for (size_t i = 0; i < value.n; i++)
     if (!pl__http_is_value_char((unsigned char)value.p[i])) f->bad_value = 1;
   value = trim(value);

@@ -10,6 +10,13 @@ int pl__http_is_tchar(unsigned char c) {
   return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+int pl__http_is_token(pl__http_str s) {
+  if (!s.n) return 0;
+  for (size_t i = 0; i < s.n; i++)
+    if (!pl__http_is_tchar((unsigned char)s.p[i])) return 0;
+  return 1;
+}
+
 int pl__http_is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }

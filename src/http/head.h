@@ -38,6 +38,9 @@ typedef struct pl__http_head {
  * name), else 0. */
 int pl__http_is_tchar(unsigned char c);
 
+/* 1 when s is a token: one or more tchars (a method, a header name). */
+int pl__http_is_token(pl__http_str s);
+
 /* 1 when c may appear in a field value: visible ASCII, space, tab or
  * obs-text (0x80-0xff); 0 for other control characters and DEL. */
 int pl__http_is_value_char(unsigned char c);

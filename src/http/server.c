@@ -633,6 +633,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
       r->framing = (pl__http_refusal){400, "bad_request",
                                       "the request line has no HTTP/1.0 or HTTP/1.1 version (a NUL "
                                       "byte inside it?); the connection is closed"};
+    /* MHD takes any bytes up to the first space for the method (G@T, G"T);
+     * RFC 9110 section 9.1 methods are tokens. */
+    if (!r->framing.status && !pl__http_is_token((pl__http_str){method, strlen(method)}))
+      r->framing = (pl__http_refusal){400, "bad_request",
+                                      "the request method is not a token (RFC 9110 section 9.1); "
+                                      "the connection is closed"};
     const char *cl =
         MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen;

@@ -128,6 +128,8 @@ test('proflab\'s own refusals: JSON with the contract\'s codes, the connection c
     ['obs-fold', 'GET /api/health HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n', '', 400, 'bad_request', /obs-fold/],
     ['obs-fold on Transfer-Encoding', post('Transfer-Encoding:\r\n chunked\r\n'), '0\r\n\r\n', 400, 'bad_request', /obs-fold/],
     ['two Hosts', 'GET /api/health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', '', 400, 'bad_request', /more than one Host/],
+    ['a method that is not a token', 'G@T /api/health HTTP/1.1\r\nHost: x\r\n\r\n', '', 400, 'bad_request', /method is not a token/],
+    ['a method with a quote', 'G"T /api/health HTTP/1.1\r\nHost: x\r\n\r\n', '', 400, 'bad_request', /method is not a token/],
   ];
   for (const [name, head, body, status, code, msg] of cases) {
     const { raw, timedOut } = await exchange(head + body + SECOND);
