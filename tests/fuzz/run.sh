@@ -35,7 +35,7 @@ libs() {
   case $1 in
     frame|state) echo "-lz -lzstd" ;;
     ws-frames) echo "-lwslay" ;;
-    cdp) echo "-ldw -luv -lcrypto -lz -lprotobuf-c -ljansson -lpthread -ldl" ;;
+    cdp) echo "-ldw -lelf -luv -lcrypto -lz -lprotobuf-c -ljansson -lpthread -ldl" ;;
   esac
 }
 # The pprof schema, compiled as the build does (src/format/meson.build).
