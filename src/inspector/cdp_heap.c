@@ -31,7 +31,6 @@ struct pl__cdp_stream {
   int report_progress;
   pl__capture *cap;
   int rc;
-  pl_buf event; /* the writer's: the chunk's event, kept between chunks */
   /* holders: the job, and each message posted and not yet run; the last
    * one frees the stream (when the inspector stops, the job may finish on
    * its own thread while earlier posts still run on the inspector's) */
@@ -40,7 +39,6 @@ struct pl__cdp_stream {
 
 static void stream_unref(struct pl__cdp_stream *st) {
   if (atomic_fetch_sub(&st->refs, 1) != 1) return;
-  pl_buf_free(&st->event);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
   free(st);
@@ -49,7 +47,7 @@ static void stream_unref(struct pl__cdp_stream *st) {
 typedef struct posted_msg {
   struct pl__cdp_stream *st;
   size_t len;
-  char data[];
+  char *data; /* malloc'ed, the message's own */
 } posted_msg;
 
 static void send_posted(void *arg) {
@@ -63,27 +61,32 @@ static void send_posted(void *arg) {
   if (above) st->paused = 1;
   pthread_cond_broadcast(&st->cv);
   pthread_mutex_unlock(&st->mu);
+  free(m->data);
   free(m);
   stream_unref(st);
   pl__cdp_release(c);
 }
 
 /* Writer thread: hand one message to the inspector thread, waiting while
- * the client is behind. -ECANCELED once the session is gone. */
-static int post_message(struct pl__cdp_stream *st, const char *data, size_t len) {
+ * the client is behind; data (malloc'ed) is taken, whatever the outcome.
+ * -ECANCELED once the session is gone. */
+static int post_message(struct pl__cdp_stream *st, char *data, size_t len) {
   pthread_mutex_lock(&st->mu);
   while (!st->cancelled && (st->paused || st->posted > POSTED_MAX))
     pthread_cond_wait(&st->cv, &st->mu);
   int cancelled = st->cancelled;
   if (!cancelled) st->posted += len;
   pthread_mutex_unlock(&st->mu);
-  if (cancelled) return -ECANCELED;
-  posted_msg *m = malloc(sizeof(*m) + len);
+  if (cancelled) {
+    free(data);
+    return -ECANCELED;
+  }
+  posted_msg *m = malloc(sizeof(*m));
   int rc = m ? 0 : -ENOMEM;
   if (m) {
     m->st = st;
     m->len = len;
-    memcpy(m->data, data, len);
+    m->data = data;
     atomic_fetch_add(&st->refs, 1);
     pl__cdp_hold(st->c); /* the session outlives the message too */
     rc = pl__insp_post(send_posted, m);
@@ -93,6 +96,7 @@ static int post_message(struct pl__cdp_stream *st, const char *data, size_t len)
       free(m);
     }
   }
+  if (rc) free(data);
   if (rc) {
     pthread_mutex_lock(&st->mu);
     st->posted -= len;
@@ -101,16 +105,23 @@ static int post_message(struct pl__cdp_stream *st, const char *data, size_t len)
   return rc;
 }
 
-/* The sink's backend: snapshot bytes → one addHeapSnapshotChunk event. */
+/* The sink's backend: snapshot bytes → one addHeapSnapshotChunk event,
+ * built in its own buffer, which the message then takes (no copy). */
 static int chunk_backend(void *ctx, const void *p, size_t n) {
   struct pl__cdp_stream *st = ctx;
-  pl_buf *b = &st->event;
-  pl_buf_reset(b);
-  pl_buf_reserve(b, n + n / 64 + 96); /* the escapes: the strings' quotes */
-  pl_buf_puts(b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
-  pl_json_escape(b, p, n);
-  pl_buf_puts(b, "\"}}");
-  return pl_buf_failed(b) ? -ENOMEM : post_message(st, b->data, b->len);
+  pl_buf b;
+  pl_buf_init(&b);
+  pl_buf_reserve(&b, n + n / 64 + 96); /* the escapes: the strings' quotes */
+  pl_buf_puts(&b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
+  pl_json_escape(&b, p, n);
+  pl_buf_puts(&b, "\"}}");
+  if (pl_buf_failed(&b)) {
+    pl_buf_free(&b);
+    return -ENOMEM;
+  }
+  size_t len;
+  char *data = pl_buf_steal(&b, &len);
+  return post_message(st, data, len);
 }
 
 static int post_progress(struct pl__cdp_stream *st, size_t done, size_t total, int finished) {
@@ -120,7 +131,8 @@ static int post_progress(struct pl__cdp_stream *st, size_t done, size_t total, i
                "{\"method\":\"HeapProfiler.reportHeapSnapshotProgress\",\"params\":{\"done\":%zu,"
                "\"total\":%zu%s}}",
                done, total, finished ? ",\"finished\":true" : "");
-  return post_message(st, m, (size_t)n);
+  char *own = n > 0 ? strndup(m, (size_t)n) : NULL;
+  return own ? post_message(st, own, (size_t)n) : -ENOMEM;
 }
 
 static void snapshot_work(void *arg) {
@@ -216,7 +228,6 @@ static void on_take_snapshot(pl__cdp *c, json_int_t id, json_t *params) {
   st->id = id;
   st->report_progress = rp && json_is_true(rp);
   st->cap = cap;
-  pl_buf_init(&st->event);
   atomic_init(&st->refs, 1); /* the job's */
   int rc = pl__cdp_job(c, snapshot_work, snapshot_done, st);
   if (rc) {
