@@ -96,8 +96,8 @@ static int post_message(struct pl__cdp_stream *st, char *data, size_t len) {
       free(m);
     }
   }
-  if (rc) free(data);
   if (rc) {
+    free(data);
     pthread_mutex_lock(&st->mu);
     st->posted -= len;
     pthread_mutex_unlock(&st->mu);
