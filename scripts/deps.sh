@@ -13,7 +13,7 @@ build="gcc g++ make pkg-config meson ninja-build
 libuv1-dev libmicrohttpd-dev libwslay-dev libssl-dev libjansson-dev
 libdw-dev zlib1g-dev libzstd-dev libprotobuf-c-dev
 protobuf-c-compiler libcmocka-dev libcurl4-openssl-dev"
-test_pkgs="curl nodejs npm clang clang-format python3 groff-base golang-go chromium graphviz nginx-light libclang-rt-14-dev podman runc debootstrap prometheus python3-botocore wrk libc6-dbg"
+test_pkgs="binutils curl nodejs npm clang clang-format python3 groff-base golang-go chromium graphviz nginx-light libclang-rt-14-dev podman runc debootstrap prometheus python3-botocore wrk libc6-dbg"
 bench_pkgs="wrk nginx-light libgoogle-perftools4 linux-perf time heaptrack"
 
 case "$level" in
