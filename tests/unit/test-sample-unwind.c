@@ -42,7 +42,12 @@ static _Atomic uintptr_t h_lib_pc;
 static _Atomic int h_lib_first;
 static _Atomic unsigned h_corrupt_runs, h_corrupt_bad, h_corrupt_which;
 static uintptr_t h_caller_ret; /* run_case's return address from deep(): in every stack */
-static uintptr_t h_top_fp;     /* run_case's frame */
+/* Inside deep(): only these samples are compared. The timer runs from just
+ * before deep() is called to just after it returns, and on a loaded
+ * machine a signal can land in run_case itself, where no stack has the
+ * caller (DWARF's neither). */
+static volatile sig_atomic_t h_inside;
+static uintptr_t h_top_fp; /* run_case's frame */
 static uintptr_t h_bad_a[MAXF], h_bad_b[MAXF];
 static unsigned h_bad_na, h_bad_nb;
 static _Atomic int h_bad_saved;
@@ -153,9 +158,9 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   (void)sig;
   (void)si;
   int saved = errno;
-  if (h_mode == H_COMPARE)
-    compare(ucv);
-  else
+  if (h_mode == H_COMPARE) {
+    if (h_inside) compare(ucv);
+  } else
     corrupt(ucv);
   errno = saved;
 }
@@ -343,10 +348,14 @@ NOFP static void nofp_deep(int d) {
 }
 
 __attribute__((noinline)) static void deep(int d, int top) {
-  if (d == top) h_caller_ret = (uintptr_t)__builtin_return_address(0);
+  if (d == top) {
+    h_caller_ret = (uintptr_t)__builtin_return_address(0);
+    h_inside = 1;
+  }
   if (d > 0) {
     deep(d - 1, top);
     __asm__ volatile(""); /* not a tail call: every level keeps a frame */
+    if (d == top) h_inside = 0;
     return;
   }
   if (workload == W_SPIN)
@@ -359,6 +368,7 @@ __attribute__((noinline)) static void deep(int d, int top) {
     sort_loop();
   else
     memset_loop();
+  if (d == top) h_inside = 0;
 }
 
 /* The caller every stack must keep: run_case, which calls deep(). */
