@@ -17,4 +17,13 @@ typedef struct pl__key_ix {
  * pairs on. */
 pl__key_ix *pl__radix_sort(pl__key_ix *v, pl__key_ix *tmp, size_t n, uint64_t max_key);
 
+/* Sorts the n records of size bytes at base, stably, by the unsigned
+ * 64-bit field at byte offset key_off less bias (no record's field below
+ * bias): (key, index) pairs through pl__radix_sort, then one move of the
+ * records into place. Up to 64 records, or when its buffers cannot be had,
+ * qsort with cmp, which must order as the keys do and break ties as the
+ * records stand for the result to be the same. */
+void pl__radix_sort_records(void *base, size_t n, size_t size, size_t key_off, uint64_t bias,
+                            int (*cmp)(const void *, const void *));
+
 #endif

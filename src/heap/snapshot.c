@@ -3,6 +3,7 @@
  * then sorted and summed outside it. The calling thread is "busy"
  * throughout, so the snapshot's own allocations are not tracked. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -102,25 +103,8 @@ static void sort_by_id(pl_heap_sample *v, size_t n) {
   }
   if (sorted) return;
   if (place_by_id(v, n, min, max) == 0) return;
-  pl__key_ix *a = n > 64 ? malloc(n * sizeof(*a)) : NULL;
-  pl__key_ix *b = a ? malloc(n * sizeof(*b)) : NULL;
-  pl_heap_sample *out = b ? malloc(n * sizeof(*out)) : NULL;
-  if (!out) {
-    free(a);
-    free(b);
-    qsort(v, n, sizeof(*v), by_id);
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    a[i].key = v[i].id;
-    a[i].ix = i;
-  }
-  const pl__key_ix *order = pl__radix_sort(a, b, n, max);
-  for (size_t i = 0; i < n; i++) out[i] = v[order[i].ix];
-  memcpy(v, out, n * sizeof(*v));
-  free(a);
-  free(b);
-  free(out);
+  _Static_assert(sizeof(v->id) == sizeof(uint64_t), "the sort key is 64-bit");
+  pl__radix_sort_records(v, n, sizeof(*v), offsetof(pl_heap_sample, id), 0, by_id);
 }
 
 int pl_heap_snapshot_take(pl_heap_snapshot **out) {

@@ -334,28 +334,9 @@ static int by_addr(const void *a, const void *b) {
  * added in table order and the radix sort is stable): libc's 7,600 took
  * qsort ~0.9 ms of a first heap snapshot. */
 static void sort_index(sym_index *ix, uintptr_t start) {
-  size_t n = ix->n;
-  pl__key_ix *a = malloc((n ? n : 1) * sizeof(*a));
-  pl__key_ix *b = a ? malloc((n ? n : 1) * sizeof(*b)) : NULL;
-  sym_entry *out = b ? malloc((n ? n : 1) * sizeof(*out)) : NULL;
-  if (!out) {
-    free(a);
-    free(b);
-    qsort(ix->e, n, sizeof(sym_entry), by_addr);
-    return;
-  }
-  uint64_t max = 0;
-  for (size_t i = 0; i < n; i++) {
-    a[i].key = ix->e[i].addr - start;
-    a[i].ix = i;
-    if (a[i].key > max) max = a[i].key;
-  }
-  const pl__key_ix *order = pl__radix_sort(a, b, n, max);
-  for (size_t i = 0; i < n; i++) out[i] = ix->e[order[i].ix];
-  memcpy(ix->e, out, n * sizeof(*out));
-  free(a);
-  free(b);
-  free(out);
+  _Static_assert(sizeof(ix->e[0].addr) == sizeof(uint64_t), "the sort key is 64-bit");
+  pl__radix_sort_records(ix->e, ix->n, sizeof(sym_entry), offsetof(sym_entry, addr), start,
+                         by_addr);
 }
 
 /* The symbols of mod that can name an address inside [start, end): what

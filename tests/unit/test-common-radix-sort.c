@@ -1,7 +1,9 @@
 /* The stable radix sort of (key, index) pairs: the order qsort gives by
- * (key, index), for keys of every width. */
+ * (key, index), for keys of every width; and of records by a field, above
+ * a bias, the same with either path (radix or qsort). */
 #include "test.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "common/radix_sort.h"
@@ -60,10 +62,55 @@ static void test_all_zero_keys_stay_put(void **state) {
   assert_int_equal(got[2].ix, 1);
 }
 
+/* A record as the heap's samples and the symbolizer's entries are: the
+ * key among other fields, ties broken by where the record stood. */
+typedef struct rec {
+  uint32_t before;
+  uint64_t key;
+  uint32_t pos;
+} rec;
+
+static int by_key_pos(const void *a, const void *b) {
+  const rec *x = a, *y = b;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void check_records(size_t n, uint64_t bias, unsigned seed) {
+  rec *v = malloc((n + 1) * sizeof(*v)), *want = malloc((n + 1) * sizeof(*want));
+  assert_non_null(v);
+  assert_non_null(want);
+  srand(seed);
+  for (size_t i = 0; i < n; i++) {
+    v[i].before = (uint32_t)rand();
+    v[i].key = bias + (uint64_t)(rand() % 512); /* many ties */
+    v[i].pos = (uint32_t)i;
+    want[i] = v[i];
+  }
+  qsort(want, n, sizeof(*want), by_key_pos);
+  pl__radix_sort_records(v, n, sizeof(*v), offsetof(rec, key), bias, by_key_pos);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(v[i].key == want[i].key);
+    assert_int_equal(v[i].pos, want[i].pos);
+    assert_int_equal(v[i].before, want[i].before); /* the whole record moved */
+  }
+  free(v);
+  free(want);
+}
+
+static void test_records(void **state) {
+  (void)state;
+  check_records(0, 0, 8);
+  check_records(40, 0, 9);                            /* qsort: too few to pay */
+  check_records(10000, 0, 10);                        /* radix */
+  check_records(10000, UINT64_C(0x7f0000000000), 11); /* module addresses above its start */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_matches_qsort),
       cmocka_unit_test(test_all_zero_keys_stay_put),
+      cmocka_unit_test(test_records),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
