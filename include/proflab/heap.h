@@ -118,6 +118,15 @@ void pl_heap_get_stats(pl_heap_stats *st);
  * tracked. */
 int pl_heap_snapshot_take(pl_heap_snapshot **out);
 
+/* Copy the program counters of every stack recorded so far (return
+ * addresses, stack after stack, so the same pc recurs) into pcs[0..cap)
+ * and return how many there are: more than cap means they did not all fit
+ * (call again with that much room). 0 when not running. For a tool that
+ * symbolizes them while a snapshot is taken; a snapshot taken afterwards
+ * holds no stack beyond them but those recorded in between. Takes the
+ * mutex briefly, a few thousand at a time. */
+size_t pl_heap_stack_pcs(uintptr_t *pcs, size_t cap);
+
 /* Between begin and end, the calling thread's allocations are not sampled
  * (the symbolizer's, when a snapshot is symbolized: they are the tool's,
  * not the program's). Nests. Without the tracker running: nothing. */

@@ -13,6 +13,7 @@
 #include "format/cpu_writers.h"
 #include "format/heap_writers.h"
 #include "proflab/symbolize.h"
+#include "symbol/symbolizer.h"
 
 enum { OUTCOME_NONE, OUTCOME_WRITTEN, OUTCOME_FAILED };
 
@@ -154,6 +155,30 @@ int pl__capture_cpu_running(const pl__capture *c) { return c->cpu_running; }
 
 void pl__capture_heap_since(pl__capture *c, uint64_t since_ns) { c->heap_since_ns = since_ns; }
 
+/* A heap snapshot's stacks symbolized on a thread of their own while the
+ * snapshot is taken: a first snapshot's lookups read symbol tables (and
+ * DWARF, for lines) for milliseconds, the copy of the samples takes
+ * milliseconds too, and neither needs the other. The snapshot's own
+ * symbolization then finds its answers kept, but for stacks recorded in
+ * between. */
+typedef struct ahead {
+  pthread_t thread;
+  unsigned flags;
+} ahead;
+
+static void *symbolize_ahead(void *arg) {
+  const ahead *a = arg;
+  pl__heap_tracker_untracked_begin(); /* the tool's allocations */
+  uintptr_t *pcs;
+  size_t n;
+  if (pl__heap_tracker_stack_pcs(&pcs, &n) == 0) {
+    if (n) (void)pl__symbolizer_warm(pcs, n, a->flags); /* a failure is the snapshot's to meet */
+    free(pcs);
+  }
+  pl__heap_tracker_untracked_end();
+  return NULL;
+}
+
 int pl__capture_prepare(pl__capture *c) {
   if (c->prepared) return 0;
   int rc;
@@ -164,9 +189,13 @@ int pl__capture_prepare(pl__capture *c) {
     c->times.symbolize_ms = (double)(pl__now_ns() - t0) / 1e6;
     if (rc) return fail(c, "symbolize", rc);
   } else {
+    ahead a = {.flags = c->format == PL_HEAP_FORMAT_HEAPSNAPSHOT ? PL__SYMBOLIZE_NAMES : 0};
+    int ahead_runs =
+        pl__heap_tracker_linked() && pthread_create(&a.thread, NULL, symbolize_ahead, &a) == 0;
     rc = pl__heap_tracker_take(&c->heap);
     uint64_t t1 = pl__now_ns();
     c->times.take_ms = (double)(t1 - t0) / 1e6;
+    if (ahead_runs) pthread_join(a.thread, NULL); /* symbolize_ms counts the wait */
     if (rc) return fail(c, "copy", rc);
     if (c->heap_since_ns) pl_heap_snapshot_keep_since(c->heap, c->heap_since_ns);
     /* The symbolizer's allocations are the tool's, not the program's. A

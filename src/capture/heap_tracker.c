@@ -2,6 +2,7 @@
 #include "capture/heap_tracker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proflab/heap.h"
@@ -12,10 +13,12 @@
 #pragma weak pl_heap_snapshot_take
 #pragma weak pl_heap_untracked_begin
 #pragma weak pl_heap_untracked_end
+#pragma weak pl_heap_stack_pcs
 
 int pl__heap_tracker_linked(void) {
   return pl_heap_running && pl_heap_get_stats && pl_heap_snapshot_take &&
-         pl_heap_uses_sanitizer_hooks && pl_heap_untracked_begin && pl_heap_untracked_end;
+         pl_heap_uses_sanitizer_hooks && pl_heap_untracked_begin && pl_heap_untracked_end &&
+         pl_heap_stack_pcs;
 }
 
 int pl__heap_tracker_figures(pl__heap_figures *out) {
@@ -61,6 +64,24 @@ const char *pl__heap_tracker_state(const pl__heap_figures *f) {
 int pl__heap_tracker_take(pl_heap_snapshot **out) {
   if (!pl__heap_tracker_linked()) return -ENOSYS;
   return pl_heap_snapshot_take(out);
+}
+
+int pl__heap_tracker_stack_pcs(uintptr_t **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!pl__heap_tracker_linked()) return -ENOSYS;
+  uintptr_t *pcs = NULL;
+  size_t cap = 0, got;
+  /* new stacks may come between asking how many and copying: room for more */
+  while ((got = pl_heap_stack_pcs(pcs, cap)) > cap) {
+    free(pcs);
+    cap = got + got / 8 + 64;
+    pcs = cap <= SIZE_MAX / sizeof(*pcs) ? malloc(cap * sizeof(*pcs)) : NULL;
+    if (!pcs) return -ENOMEM;
+  }
+  *out = pcs;
+  *n = got;
+  return 0;
 }
 
 void pl__heap_tracker_untracked_begin(void) {

@@ -5,6 +5,7 @@
 #ifndef PL_CAPTURE_HEAP_TRACKER_H
 #define PL_CAPTURE_HEAP_TRACKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proflab/heap_snapshot.h"
@@ -37,6 +38,10 @@ const char *pl__heap_tracker_state(const pl__heap_figures *f);
 
 /* Calls into the tracker that do nothing (or fail) without it. */
 int pl__heap_tracker_take(pl_heap_snapshot **out); /* -ENOSYS without it */
+/* The pcs of every stack recorded so far (pl_heap_stack_pcs) in *out
+ * (malloc'ed, the caller frees it; NULL when there are none) and *n. 0,
+ * -ENOSYS without the tracker, -ENOMEM. */
+int pl__heap_tracker_stack_pcs(uintptr_t **out, size_t *n);
 void pl__heap_tracker_untracked_begin(void);
 void pl__heap_tracker_untracked_end(void);
 

@@ -107,6 +107,74 @@ static void sort_by_id(pl_heap_sample *v, size_t n) {
   pl__radix_sort_records(v, n, sizeof(*v), offsetof(pl_heap_sample, id), 0, by_id);
 }
 
+/* The copy puts samples in id order as it goes. Records are reused in
+ * allocation order, so the table is in id order but for the few records
+ * reused out of turn: each sample is appended if its id is above the last
+ * one's; if not, either the last few samples (up to POP_MAX, whose ids are
+ * above its own) or the sample itself are set aside, whichever keeps the
+ * rest in order. At the end the ones set aside are sorted and merged in
+ * from the back, moving only the samples they land before. When too many
+ * are set aside, the copy goes on unordered and sort_by_id does it all. */
+#define ASIDE_MAX 8192 /* samples set aside before giving up */
+#define POP_MAX 1024   /* samples taken back off the end for one arriving */
+
+typedef struct in_order {
+  pl_heap_sample *v; /* room for every record below the high-water mark */
+  size_t n;
+  pl_heap_sample *aside; /* room for aside_max; NULL: unordered from the start */
+  size_t naside, aside_max;
+  int unordered; /* the aside buffer was full or missing: v[0..n) in table order */
+} in_order;
+
+static void set_aside(in_order *o, const pl_heap_sample *x) {
+  if (o->naside < o->aside_max) {
+    o->aside[o->naside++] = *x;
+    return;
+  }
+  /* give up: what was set aside goes back, at the end, and so does x */
+  if (o->naside) memcpy(o->v + o->n, o->aside, o->naside * sizeof(*x));
+  o->n += o->naside;
+  o->naside = 0;
+  o->v[o->n++] = *x;
+  o->unordered = 1;
+}
+
+static void put_in_order(in_order *o, const pl_heap_sample *x) {
+  if (o->unordered || !o->n || o->v[o->n - 1].id < x->id) {
+    o->v[o->n++] = *x;
+    return;
+  }
+  if (o->n > POP_MAX && x->id < o->v[o->n - 1 - POP_MAX].id) {
+    set_aside(o, x); /* below more than POP_MAX: x is the one out of turn */
+    return;
+  }
+  while (o->n && o->v[o->n - 1].id > x->id && !o->unordered) {
+    pl_heap_sample last = o->v[--o->n];
+    set_aside(o, &last);
+  }
+  o->v[o->n++] = *x;
+}
+
+/* v[0..n) in id order (and n counts the samples set aside too). */
+static void finish_in_order(in_order *o) {
+  if (o->unordered) {
+    sort_by_id(o->v, o->n);
+    return;
+  }
+  size_t m = o->naside;
+  if (!m) return;
+  qsort(o->aside, m, sizeof(*o->aside), by_id);
+  size_t i = o->n, j = m, w = o->n + m;
+  while (j) {
+    if (i && o->v[i - 1].id > o->aside[j - 1].id)
+      o->v[--w] = o->v[--i];
+    else
+      o->v[--w] = o->aside[--j];
+  }
+  o->n += m;
+  o->naside = 0;
+}
+
 int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   if (!pl_heap_running()) return -ENOENT;
   pl__heap_tls *t = &pl__heap_tls_state;
@@ -125,26 +193,30 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   size_t samples_bytes = (hw ? hw : 1) * sizeof(*s->samples);
   s->samples = big_alloc(samples_bytes, (live + 1024) * sizeof(*s->samples));
   if (!s->samples || pl_heap_snapshot_adopt(s, s->samples, samples_bytes, big_free) != 0) goto out;
-  size_t n = 0;
+  in_order o = {.v = s->samples, .aside_max = hw < ASIDE_MAX ? hw : ASIDE_MAX};
+  o.aside = malloc((o.aside_max ? o.aside_max : 1) * sizeof(*o.aside));
+  if (!o.aside) o.aside_max = 0; /* unordered once one is out of turn */
   for (uint32_t base = 0; base < hw; base += CHUNK) {
     uint32_t end = hw - base > CHUNK ? base + CHUNK : hw;
     pl__heap_lock(t);
     for (uint32_t i = base; i < end; i++) {
       const pl__heap_rec *r = &H.recs[i];
       if (!r->id || atomic_load_explicit(&r->freed, memory_order_relaxed)) continue;
-      pl_heap_sample *x = &s->samples[n++];
-      x->id = r->id;
-      x->size = r->size;
-      x->time_ns = r->time_ns;
-      x->address = r->ptr;
-      x->weight_objects = r->weight;
-      x->weight_bytes = x->weight_objects * (double)r->size;
-      x->stack = r->stack;
-      x->tid = r->tid;
+      pl_heap_sample x = {.id = r->id,
+                          .size = r->size,
+                          .time_ns = r->time_ns,
+                          .address = r->ptr,
+                          .weight_objects = r->weight,
+                          .weight_bytes = r->weight * (double)r->size,
+                          .stack = r->stack,
+                          .tid = r->tid};
+      put_in_order(&o, &x);
     }
     pl__heap_unlock(t);
   }
-  s->nsamples = n;
+  finish_in_order(&o);
+  free(o.aside);
+  s->nsamples = o.n;
 
   /* Stacks: append-only, so every stack a copied sample names is below the
    * count read now. Their pcs never change; their counters do. */
@@ -183,7 +255,6 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   s->time_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
   s->wall_ns = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
 
-  sort_by_id(s->samples, s->nsamples);
   for (size_t i = 0; i < s->nsamples; i++) {
     const pl_heap_sample *x = &s->samples[i];
     pl_heap_stack *k = &s->stacks[x->stack];
@@ -199,6 +270,23 @@ out:
   pl_heap_snapshot_free(s);
   pl__heap_busy_exit(t);
   return rc;
+}
+
+size_t pl_heap_stack_pcs(uintptr_t *pcs, size_t cap) {
+  if (!pl_heap_running()) return 0;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  pl__heap_lock(t);
+  size_t n = H.npcs;
+  pl__heap_unlock(t);
+  if (n > cap) return n;
+  /* below n, pcs are written once, before n passed them, and never change */
+  for (size_t base = 0; base < n; base += CHUNK) {
+    size_t k = n - base > CHUNK ? CHUNK : n - base;
+    pl__heap_lock(t);
+    memcpy(pcs + base, H.pcs + base, k * sizeof(*pcs));
+    pl__heap_unlock(t);
+  }
+  return n;
 }
 
 void pl_heap_untracked_begin(void) { pl__heap_busy_enter(&pl__heap_tls_state); }

@@ -49,7 +49,7 @@ static int symbolize_heap(pl_heap_snapshot *s, unsigned flags) {
     pl_heap_stack *k = &s->stacks[i];
     k->frames = frame_ix + pos;
     for (uint32_t d = 0; d < k->depth; d++) {
-      uintptr_t pc = k->pcs[d] - 1; /* return address → call instruction */
+      uintptr_t pc = pl__call_site(k->pcs[d]);
       size_t h = pl__mix64(pc) & (cap - 1);
       while (table[h] && addrs[table[h] - 1] != pc) h = (h + 1) & (cap - 1);
       if (!table[h]) {

@@ -287,6 +287,22 @@ int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_fr
   return rc;
 }
 
+int pl__symbolizer_warm(const uintptr_t *return_addrs, size_t n, unsigned flags) {
+  pl__symbolizer *s;
+  int rc = pl__symbolizer_new(&s);
+  if (rc) return rc;
+  pl__arena scratch;
+  pl__arena_init(&scratch);
+  for (size_t i = 0; i < n && !rc; i++) {
+    uintptr_t pc = pl__call_site(return_addrs[i]);
+    pl_frame f;
+    if (!cache_find(s, pc, flags)) rc = pl__symbolize_flags(s, pc, &scratch, &f, flags);
+  }
+  pl__arena_free(&scratch);
+  pl__symbolizer_free(s);
+  return rc;
+}
+
 /* The name to show for a symbol: C++ names demangled ("_ZN3foo3barEv" ->
  * "foo::bar()") when the demangler is there, a symbol version cut
  * ("clock_nanosleep@GLIBC_2.2.5" -> "clock_nanosleep": libc's .symtab in

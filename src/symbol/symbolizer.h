@@ -51,4 +51,16 @@ enum { PL__SYMBOLIZE_NAMES = 1u << 0 };
 int pl__symbolize_flags(pl__symbolizer *s, uintptr_t pc, pl__arena *arena, pl_frame *f,
                         unsigned flags);
 
+/* Where a return address found in a stack is looked up: the call
+ * instruction's last byte (an inlined or noreturn call may be the last
+ * instruction of a function, its return address the next one's first). */
+static inline uintptr_t pl__call_site(uintptr_t return_addr) { return return_addr - 1; }
+
+/* Look up, with flags, the call sites of n return addresses that a model's
+ * symbolization will ask for soon, to have the answers kept (the first
+ * lookups in a module read its symbol table, and for lines its DWARF:
+ * milliseconds): a thread does it while another takes a heap snapshot.
+ * Takes the symbolizer (waits for it) and gives it back. 0 or -errno. */
+int pl__symbolizer_warm(const uintptr_t *return_addrs, size_t n, unsigned flags);
+
 #endif

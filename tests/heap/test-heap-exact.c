@@ -228,34 +228,93 @@ static void test_failures(void **state) {
   assert_true(after.alloc_objects == before.alloc_objects);
 }
 
-/* Freed records are reused, so the tracker's table is out of id order:
- * the snapshot still lists samples by increasing id, each with its own
- * block's fields (the sort moves whole samples). */
-static void test_sorted_after_reuse(void **state) {
-  (void)state;
-  enum { N = 3000 };
-  static void *p[N];
-  for (int i = 0; i < N; i++) p[i] = malloc(16 + (size_t)i % 512);
-  for (int i = N - 1; i >= 0; i -= 2) {
-    free(p[i]);
-    p[i] = NULL;
+static int by_sample_addr(const void *a, const void *b) {
+  const pl_heap_sample *x = *(const pl_heap_sample *const *)a,
+                       *y = *(const pl_heap_sample *const *)b;
+  return x->address < y->address ? -1 : x->address > y->address;
+}
+
+/* n blocks; count of them, from index first every step, freed and
+ * allocated again from the top down: their records are reused, out of id
+ * order in the tracker's table. The snapshot still lists samples by
+ * increasing id, each with its own block's fields. */
+static void check_reuse(int n, int first, int count, int step) {
+  void **p = calloc((size_t)n, sizeof(*p));
+  assert_non_null(p);
+  for (int i = 0; i < n; i++) p[i] = malloc(16 + (size_t)i % 512);
+  for (int k = 0; k < count; k++) {
+    free(p[first + k * step]);
+    p[first + k * step] = NULL;
   }
-  for (int i = N - 1; i >= 0; i -= 2) p[i] = malloc(16 + (size_t)i % 512);
+  for (int k = count - 1; k >= 0; k--)
+    p[first + k * step] = malloc(16 + (size_t)(first + k * step) % 512);
   pl_heap_snapshot *s = heap_test_snapshot(0);
   for (size_t i = 1; i < s->nsamples; i++) assert_true(s->samples[i - 1].id < s->samples[i].id);
+  const pl_heap_sample **by_addr = malloc((s->nsamples + 1) * sizeof(*by_addr));
+  assert_non_null(by_addr);
+  for (size_t i = 0; i < s->nsamples; i++) by_addr[i] = &s->samples[i];
+  qsort(by_addr, s->nsamples, sizeof(*by_addr), by_sample_addr);
   uint64_t prev_new = 0;
-  for (int i = 0; i < N; i++) {
-    const pl_heap_sample *x = heap_test_find(s, p[i]);
-    assert_non_null(x);
+  for (int i = 0; i < n; i++) {
+    pl_heap_sample key = {.address = (uintptr_t)p[i]}, *kp = &key;
+    const pl_heap_sample **hit =
+        bsearch(&kp, by_addr, s->nsamples, sizeof(*by_addr), by_sample_addr);
+    assert_non_null(hit);
+    const pl_heap_sample *x = *hit;
     assert_int_equal(x->size, 16 + (size_t)i % 512);
-    assert_int_equal(x->address, (uintptr_t)p[i]);
-    if (i % 2 == 1) { /* reallocated from the top down: ids decrease with i */
-      if (prev_new) assert_true(x->id < prev_new);
+    if (i >= first && (i - first) % step == 0 && (i - first) / step < count) {
+      if (prev_new) assert_true(x->id < prev_new); /* reallocated from the top down */
       prev_new = x->id;
     }
   }
+  free(by_addr);
   pl_heap_snapshot_free(s);
-  for (int i = 0; i < N; i++) free(p[i]);
+  for (int i = 0; i < n; i++) free(p[i]);
+  free(p);
+}
+
+/* Each way the copy orders samples (heap/snapshot.c): a few reused
+ * records set aside and merged in, a run of them at the front taken back
+ * off the end, a run longer than it takes back, and more than it sets
+ * aside (the whole sort). */
+static void test_sorted_after_reuse(void **state) {
+  (void)state;
+  check_reuse(3000, 1, 1500, 2);     /* every other record */
+  check_reuse(20000, 0, 300, 1);     /* a run at the front */
+  check_reuse(20000, 5000, 10, 1);   /* a short run in the middle */
+  check_reuse(20000, 5000, 2000, 1); /* a run of 2,000 */
+  check_reuse(40000, 1, 20000, 2);   /* 20,000 out of turn */
+}
+
+/* The pcs of every stack, as a snapshot taken just before copies them;
+ * a buffer too small is told how much room it needs, and nothing is
+ * written past it. */
+static void test_stack_pcs(void **state) {
+  (void)state;
+  void *keep = malloc(100);
+  pl_heap_snapshot *s = heap_test_snapshot(0);
+  size_t total = 0;
+  for (size_t i = 0; i < s->nstacks; i++) total += s->stacks[i].depth;
+  assert_true(total > 1);
+  uintptr_t small[2] = {0, 42};
+  size_t need = pl_heap_stack_pcs(small, 1);
+  assert_true(need >= total);
+  assert_int_equal(small[1], 42);
+  pl_heap_untracked_begin();
+  uintptr_t *pcs = malloc((need + 64) * sizeof(*pcs));
+  pl_heap_untracked_end();
+  assert_non_null(pcs);
+  size_t n = pl_heap_stack_pcs(pcs, need + 64);
+  assert_true(n >= total && n <= need + 64);
+  for (size_t i = 0; i < s->nstacks; i++) { /* each stack's pcs, where it keeps them */
+    const pl_heap_stack *k = &s->stacks[i];
+    size_t off = (size_t)(k->pcs - s->stacks[0].pcs);
+    assert_true(off + k->depth <= n);
+    assert_memory_equal(pcs + off, k->pcs, k->depth * sizeof(*pcs));
+  }
+  free(pcs);
+  pl_heap_snapshot_free(s);
+  free(keep);
 }
 
 static void test_ids_and_times(void **state) {
@@ -583,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_ids_and_times),
       cmocka_unit_test(test_sorted_after_reuse),
+      cmocka_unit_test(test_stack_pcs),
       cmocka_unit_test(test_counters_exact),
       cmocka_unit_test(test_stack_counters),
       cmocka_unit_test(test_reentrant),

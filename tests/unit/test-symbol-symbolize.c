@@ -84,6 +84,27 @@ static void test_cached_answers(void **state) {
   pl__arena_free(&a);
 }
 
+/* Warming looks up call sites ahead (a return address less one), in the
+ * process's session, and gives the symbolizer back; names-only answers it
+ * kept do not stand in for lines. */
+static void test_warm(void **state) {
+  (void)state;
+  assert_int_equal(pl__symbolizer_drop_idle(0) >= 0, 1); /* no session */
+  uintptr_t ret = (uintptr_t)&symbolize_me + 1;
+  assert_int_equal(pl__symbolizer_warm(&ret, 1, PL__SYMBOLIZE_NAMES), 0);
+  assert_int_equal(pl__symbolizer_warm(NULL, 0, 0), 0);
+  assert_int_equal(pl__symbolizer_drop_idle(3600ull * 1000000000ull), 0); /* built, kept */
+  pl__arena a;
+  pl__arena_init(&a);
+  pl_frame f;
+  lookup(&f, &a); /* not waiting: it was given back */
+  assert_string_equal(f.function, "symbolize_me");
+  assert_non_null(strstr(f.file, "tests/unit/test-symbol-symbolize.c"));
+  assert_true(f.line > 0);
+  pl__arena_free(&a);
+  assert_int_equal(pl__call_site(ret), (uintptr_t)&symbolize_me);
+}
+
 /* The symbolizer's own symbol index names every address as libdwfl's
  * dwfl_module_addrinfo() does (in a session of the test's own): the start,
  * middle and last byte of every sized symbol of every module of this
@@ -180,6 +201,7 @@ int main(void) {
       cmocka_unit_test(test_names_our_code),
       cmocka_unit_test(test_kept_then_dropped_when_idle),
       cmocka_unit_test(test_cached_answers),
+      cmocka_unit_test(test_warm),
       cmocka_unit_test(test_index_names_as_libdwfl),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
