@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/put_u64.h"
 #include "common/util.h"
 #include "format/cpu_common.h"
 #include "format/hashtab.h"
@@ -118,38 +119,51 @@ static void put_row(pl__sink *out, int first, const uint64_t *f, int nf) {
   if (!first) *p++ = ',';
   for (int i = 0; i < nf; i++) {
     if (i) *p++ = ',';
-    p = pl_put_u64(p, f[i]);
+    p = pl__put_u64(p, f[i]);
   }
   *p = '\0';
   b->len = (size_t)(p - b->data);
 }
 
-/* An allocation's node: ",8,<name>,<id>,<size>,0,0,0" (native, no edges). */
-static void put_alloc_node(pl__sink *out, uint64_t name, uint64_t id, uint64_t size) {
-  pl_buf *b = &out->buf;
-  if (pl_buf_reserve(b, 3 * 21 + 12)) return; /* failed: the sink reports it */
-  char *p = b->data + b->len;
+/* Rows are formatted in batches: room for BATCH of the longest is made
+ * once, and the sink may flush after each batch (so a chunk is up to one
+ * batch past its size). */
+enum { BATCH = 64, NODE_MAX = 3 * 20 + 12, EDGE_MAX = 2 * 20 + 5 };
+
+/* An allocation's node at p: ",8,<name>,<id>,<size>,0,0,0" (native, no
+ * edges). Returns the end. */
+static char *put_alloc_node(char *p, uint64_t name, uint64_t id, uint64_t size) {
   memcpy(p, ",8,", 3);
-  p = pl_put_u64(p + 3, name);
+  p = pl__put_u64(p + 3, name);
   *p++ = ',';
-  p = pl_put_u64(p, id);
+  p = pl__put_u64(p, id);
   *p++ = ',';
-  p = pl_put_u64(p, size);
-  memcpy(p, ",0,0,0", 7); /* with the NUL */
-  b->len = (size_t)(p + 6 - b->data);
+  p = pl__put_u64(p, size);
+  memcpy(p, ",0,0,0", 6);
+  return p + 6;
 }
 
-/* An element edge: ",1,<index>,<to_node>". */
-static void put_element_edge(pl__sink *out, uint64_t index, uint64_t to) {
-  pl_buf *b = &out->buf;
-  if (pl_buf_reserve(b, 2 * 21 + 6)) return;
-  char *p = b->data + b->len;
+/* An element edge at p: ",1,<index>,<to_node>". Returns the end. */
+static char *put_element_edge(char *p, uint64_t index, uint64_t to) {
   memcpy(p, ",1,", 3);
-  p = pl_put_u64(p + 3, index);
+  p = pl__put_u64(p + 3, index);
   *p++ = ',';
-  p = pl_put_u64(p, to);
-  *p = '\0';
-  b->len = (size_t)(p - b->data);
+  return pl__put_u64(p, to);
+}
+
+/* Room at the end of the sink's buffer for n bytes, or NULL (failed: the
+ * sink reports it). */
+static char *room(pl__sink *out, size_t n) {
+  pl_buf *b = &out->buf;
+  return pl_buf_reserve(b, n) ? NULL : b->data + b->len;
+}
+
+/* The rows written at the end of the sink's buffer, up to end. */
+static void rows_done(pl__sink *out, char *end) {
+  pl_buf *b = &out->buf;
+  *end = '\0';
+  b->len = (size_t)(end - b->data);
+  pl__sink_maybe_flush(out);
 }
 
 static void put_str(pl__sink *out, const char *s) {
@@ -184,13 +198,18 @@ static void write_json(hs_ctx *c, pl__sink *out) {
     put_row(out, 0, row, NODE_FIELDS);
     pl__sink_maybe_flush(out);
   }
-  for (size_t i = 0; i < n && !out->error; i++) {
-    const pl_heap_sample *x = &s->samples[i];
-    uint64_t size = pl__heap_round(x->weight_bytes);
-    put_alloc_node(out, c->groups.keys[c->sample_group[i]].a,
-                   (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET),
-                   size > UINT32_MAX ? UINT32_MAX : size);
-    pl__sink_maybe_flush(out);
+  for (size_t i = 0; i < n && !out->error;) {
+    size_t end = n - i > BATCH ? i + BATCH : n;
+    char *p = room(out, (end - i) * NODE_MAX);
+    if (!p) break;
+    for (; i < end; i++) {
+      const pl_heap_sample *x = &s->samples[i];
+      uint64_t size = pl__heap_round(x->weight_bytes);
+      p = put_alloc_node(p, c->groups.keys[c->sample_group[i]].a,
+                         (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET),
+                         size > UINT32_MAX ? UINT32_MAX : size);
+    }
+    rows_done(out, p);
   }
 
   /* edges: root -> groups (shortcut, named), group -> allocations (element [i]) */
@@ -202,9 +221,14 @@ static void write_json(hs_ctx *c, pl__sink *out) {
     first = 0;
   }
   for (size_t g = 0; g < ng && !out->error; g++) {
-    for (uint32_t k = c->group_start[g]; k < c->group_start[g + 1] && !out->error; k++) {
-      put_element_edge(out, k - c->group_start[g], (1 + ng + c->members[k]) * NODE_FIELDS);
-      pl__sink_maybe_flush(out); /* a group may hold every sample: keep the buffer small */
+    /* a group may hold every sample: batches keep the buffer small */
+    for (uint32_t k = c->group_start[g], last = c->group_start[g + 1]; k < last && !out->error;) {
+      uint32_t end = last - k > BATCH ? k + BATCH : last;
+      char *p = room(out, (end - k) * EDGE_MAX);
+      if (!p) break;
+      for (; k < end; k++)
+        p = put_element_edge(p, k - c->group_start[g], (1 + ng + c->members[k]) * NODE_FIELDS);
+      rows_done(out, p);
     }
   }
   pl_buf_puts(b,

@@ -64,23 +64,26 @@ static void test_json_escape(void **state) {
   pl_buf_free(&b);
 }
 
-/* Every special byte at every offset of a word, and random texts: the
- * escaper that scans 8 bytes at a time agrees with one byte at a time. */
+/* Every special byte at every offset of three 16-byte blocks, and random
+ * texts: the escaper that scans 16 and 8 bytes at a time agrees with one
+ * byte at a time. */
 static void test_json_escape_words(void **state) {
   (void)state;
-  static const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\', 0x7f, 0x80, 0xc3, 0xff};
+  /* the escapes, and bytes next to them that are not */
+  static const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\', 0x7f, 0x80,
+                                           0xc3, 0xff, 0x20, '!', '#',  '[',  '~'};
   pl_buf b, one;
   pl_buf_init(&b);
   pl_buf_init(&one);
   char text[64];
   for (size_t k = 0; k < sizeof(specials); k++) {
-    for (size_t at = 0; at < 24; at++) {
+    for (size_t at = 0; at < 48; at++) {
       memset(text, 'a', sizeof(text));
       text[at] = (char)specials[k];
       pl_buf_reset(&b);
       pl_buf_reset(&one);
-      pl_json_escape(&b, text, 40);
-      for (size_t i = 0; i < 40; i++) pl_json_escape(&one, text + i, 1); /* one byte: no run */
+      pl_json_escape(&b, text, 56);
+      for (size_t i = 0; i < 56; i++) pl_json_escape(&one, text + i, 1); /* one byte: no run */
       assert_int_equal(b.len, one.len);
       assert_memory_equal(b.data, one.data, b.len);
     }
