@@ -53,14 +53,15 @@ typedef struct hs_ctx {
   uint32_t *group_id;     /* by group: its node id (even) */
 } hs_ctx;
 
-/* Group of every sample, members by group, grouping node ids. */
+/* Group of every sample, group sizes, grouping node ids (the members by
+ * group wait for the edges: build_members). */
 static int build_groups(hs_ctx *c) {
   const pl_heap_snapshot *s = c->v.s;
   size_t ns = s->nstacks ? s->nstacks : 1, n = s->nsamples ? s->nsamples : 1;
   c->stack_group = malloc(ns * sizeof(*c->stack_group));
   c->sample_group = malloc(n * sizeof(*c->sample_group));
-  c->members = malloc(n * sizeof(*c->members));
-  if (!c->stack_group || !c->sample_group || !c->members) return -ENOMEM;
+  c->group_start = calloc(ns + 1, sizeof(*c->group_start)); /* a group per stack at most */
+  if (!c->stack_group || !c->sample_group || !c->group_start) return -ENOMEM;
   memset(c->stack_group, 0xff, s->nstacks * sizeof(*c->stack_group));
   if (pl__strtab_intern(&c->strs, "") < 0) return -ENOMEM;
 
@@ -74,19 +75,13 @@ static int build_groups(hs_ctx *c) {
       c->stack_group[si] = (uint32_t)g;
     }
     c->sample_group[i] = c->stack_group[si];
+    c->group_start[c->stack_group[si] + 1]++;
   }
 
   size_t ng = c->groups.n;
-  c->group_start = calloc(ng + 1, sizeof(*c->group_start));
-  c->group_id = malloc((ng ? ng : 1) * sizeof(*c->group_id));
-  if (!c->group_start || !c->group_id) return -ENOMEM;
-  for (size_t i = 0; i < s->nsamples; i++) c->group_start[c->sample_group[i] + 1]++;
   for (size_t g = 0; g < ng; g++) c->group_start[g + 1] += c->group_start[g];
-  for (size_t i = 0; i < s->nsamples; i++)
-    c->members[c->group_start[c->sample_group[i]]++] = (uint32_t)i;
-  for (size_t g = ng; g > 0; g--)
-    c->group_start[g] = c->group_start[g - 1]; /* undo the fill's shift */
-  c->group_start[0] = 0;
+  c->group_id = malloc((ng ? ng : 1) * sizeof(*c->group_id));
+  if (!c->group_id) return -ENOMEM;
 
   /* Even ids in [2, 2^32 - 2], from the name; the next free one on a collision. */
   for (size_t g = 0; g < ng; g++) {
@@ -102,6 +97,22 @@ static int build_groups(hs_ctx *c) {
       k = (k + 1) % 2147483647u;
     }
   }
+  return 0;
+}
+
+/* Sample indices by group, in sample order within each. */
+static int build_members(hs_ctx *c) {
+  const pl_heap_snapshot *s = c->v.s;
+  size_t ng = c->groups.n;
+  c->members = malloc((s->nsamples ? s->nsamples : 1) * sizeof(*c->members));
+  uint32_t *next = malloc((ng ? ng : 1) * sizeof(*next));
+  if (!c->members || !next) {
+    free(next);
+    return -ENOMEM;
+  }
+  memcpy(next, c->group_start, ng * sizeof(*next));
+  for (size_t i = 0; i < s->nsamples; i++) c->members[next[c->sample_group[i]]++] = (uint32_t)i;
+  free(next);
   return 0;
 }
 
@@ -172,7 +183,7 @@ static void put_str(pl__sink *out, const char *s) {
   pl_buf_putc(&out->buf, '"');
 }
 
-static void write_json(hs_ctx *c, pl__sink *out) {
+static int write_json(hs_ctx *c, pl__sink *out) {
   const pl_heap_snapshot *s = c->v.s;
   size_t ng = c->groups.n, n = s->nsamples;
   uint64_t node_count = 1 + ng + n, edge_count = ng + n;
@@ -213,6 +224,8 @@ static void write_json(hs_ctx *c, pl__sink *out) {
   }
 
   /* edges: root -> groups (shortcut, named), group -> allocations (element [i]) */
+  int rc = build_members(c);
+  if (rc) return rc;
   pl_buf_puts(b, "],\n\"edges\":[");
   int first = 1;
   for (size_t g = 0; g < ng && !out->error; g++) {
@@ -240,6 +253,7 @@ static void write_json(hs_ctx *c, pl__sink *out) {
     pl__sink_maybe_flush(out);
   }
   pl_buf_puts(b, "]}\n");
+  return 0;
 }
 
 int pl__heapsnapshot_write(const pl_heap_snapshot *s, pl__sink *out) {
@@ -258,7 +272,7 @@ int pl__heapsnapshot_write(const pl_heap_snapshot *s, pl__sink *out) {
     rc = -EOVERFLOW;
     goto out;
   }
-  write_json(&c, out);
+  rc = write_json(&c, out);
 
 out:
   pl__strtab_free(&c.strs);
