@@ -10,6 +10,7 @@
  *   init.c           pl_heap_init, the fork handlers
  *   stats.c          pl_heap_get_stats
  *   snapshot.c       copies for writers
+ *   sample_order.c   the copy's samples put in id order as they come
  * Their shared state: track_internal.h. */
 #ifndef PL_HEAP_INTERNAL_H
 #define PL_HEAP_INTERNAL_H

@@ -3,13 +3,12 @@
  * then sorted and summed outside it. The calling thread is "busy"
  * throughout, so the snapshot's own allocations are not tracked. */
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-#include "common/radix_sort.h"
+#include "heap/sample_order.h"
 #include "heap/track_internal.h"
 
 #define H pl__heap
@@ -42,139 +41,6 @@ static void big_free(void *p, size_t n) {
     munmap(p, n);
 }
 
-static int by_id(const void *a, const void *b) {
-  const pl_heap_sample *x = a, *y = b;
-  return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Samples by increasing id: (id, index) pairs radix-sorted
- * (common/radix_sort.h), then one move of the samples into place. Several
- * times faster than qsort on 100k+ samples; qsort if the buffers cannot be
- * had. */
-
-/* Ids are odd and come from one counter, so the live ones are usually
- * dense: each finds its place directly in a table of 4-byte slots, and the
- * samples move into order in place, cycle by cycle. Returns -1 (nothing
- * done) when the ids are too sparse for the table or it cannot be had. */
-static int place_by_id(pl_heap_sample *v, size_t n, uint64_t min, uint64_t max) {
-  uint64_t span = ((max - min) >> 1) + 1;
-  if (n > UINT32_MAX - 1 || span > 4 * (uint64_t)n + 1024) return -1;
-  uint32_t *pos = calloc((size_t)span, sizeof(*pos));
-  if (!pos) return -1;
-  for (size_t i = 0; i < n; i++) {
-    uint64_t d = v[i].id - min;
-    if ((d & 1) || pos[d >> 1]) { /* not the counter's ids: leave it to the radix sort */
-      free(pos);
-      return -1;
-    }
-    pos[d >> 1] = (uint32_t)i + 1;
-  }
-  size_t k = 0; /* pos[k]: where the k-th sample in id order is now */
-  for (uint64_t j = 0; j < span; j++)
-    if (pos[j]) pos[k++] = pos[j] - 1;
-  for (size_t c = 0; c < n; c++) {
-    if (pos[c] == c) continue; /* in place, or moved already */
-    pl_heap_sample tmp = v[c];
-    size_t j = c;
-    for (;;) {
-      size_t from = pos[j];
-      pos[j] = (uint32_t)j;
-      if (from == c) {
-        v[j] = tmp;
-        break;
-      }
-      v[j] = v[from];
-      j = from;
-    }
-  }
-  free(pos);
-  return 0;
-}
-
-static void sort_by_id(pl_heap_sample *v, size_t n) {
-  /* Records are reused in allocation order: often sorted already, and then
-   * nothing is allocated (buffers of this size are fresh pages each time). */
-  uint64_t max = 0, min = UINT64_MAX;
-  int sorted = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (v[i].id > max) max = v[i].id;
-    if (v[i].id < min) min = v[i].id;
-    if (i && v[i].id < v[i - 1].id) sorted = 0;
-  }
-  if (sorted) return;
-  if (place_by_id(v, n, min, max) == 0) return;
-  _Static_assert(sizeof(v->id) == sizeof(uint64_t), "the sort key is 64-bit");
-  pl__radix_sort_records(v, n, sizeof(*v), offsetof(pl_heap_sample, id), 0, by_id);
-}
-
-/* The copy puts samples in id order as it goes. Records are reused in
- * allocation order, so the table is in id order but for the few records
- * reused out of turn: each sample is appended if its id is above the last
- * one's; if not, either the last few samples (up to POP_MAX, whose ids are
- * above its own) or the sample itself are set aside, whichever keeps the
- * rest in order. At the end the ones set aside are sorted and merged in
- * from the back, moving only the samples they land before. When too many
- * are set aside, the copy goes on unordered and sort_by_id does it all. */
-#define ASIDE_MAX 8192 /* samples set aside before giving up */
-#define POP_MAX 1024   /* samples taken back off the end for one arriving */
-
-typedef struct in_order {
-  pl_heap_sample *v; /* room for every record below the high-water mark */
-  size_t n;
-  pl_heap_sample *aside; /* room for aside_max; NULL: unordered from the start */
-  size_t naside, aside_max;
-  int unordered; /* the aside buffer was full or missing: v[0..n) in table order */
-} in_order;
-
-static void set_aside(in_order *o, const pl_heap_sample *x) {
-  if (o->naside < o->aside_max) {
-    o->aside[o->naside++] = *x;
-    return;
-  }
-  /* give up: what was set aside goes back, at the end, and so does x */
-  if (o->naside) memcpy(o->v + o->n, o->aside, o->naside * sizeof(*x));
-  o->n += o->naside;
-  o->naside = 0;
-  o->v[o->n++] = *x;
-  o->unordered = 1;
-}
-
-static void put_in_order(in_order *o, const pl_heap_sample *x) {
-  if (o->unordered || !o->n || o->v[o->n - 1].id < x->id) {
-    o->v[o->n++] = *x;
-    return;
-  }
-  if (o->n > POP_MAX && x->id < o->v[o->n - 1 - POP_MAX].id) {
-    set_aside(o, x); /* below more than POP_MAX: x is the one out of turn */
-    return;
-  }
-  while (o->n && o->v[o->n - 1].id > x->id && !o->unordered) {
-    pl_heap_sample last = o->v[--o->n];
-    set_aside(o, &last);
-  }
-  o->v[o->n++] = *x;
-}
-
-/* v[0..n) in id order (and n counts the samples set aside too). */
-static void finish_in_order(in_order *o) {
-  if (o->unordered) {
-    sort_by_id(o->v, o->n);
-    return;
-  }
-  size_t m = o->naside;
-  if (!m) return;
-  qsort(o->aside, m, sizeof(*o->aside), by_id);
-  size_t i = o->n, j = m, w = o->n + m;
-  while (j) {
-    if (i && o->v[i - 1].id > o->aside[j - 1].id)
-      o->v[--w] = o->v[--i];
-    else
-      o->v[--w] = o->aside[--j];
-  }
-  o->n += m;
-  o->naside = 0;
-}
-
 int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   if (!pl_heap_running()) return -ENOENT;
   pl__heap_tls *t = &pl__heap_tls_state;
@@ -190,12 +56,12 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   uint32_t hw = H.rec_hw;
   uint64_t live = H.live;
   pl__heap_unlock(t);
-  size_t samples_bytes = (hw ? hw : 1) * sizeof(*s->samples);
-  s->samples = big_alloc(samples_bytes, (live + 1024) * sizeof(*s->samples));
-  if (!s->samples || pl_heap_snapshot_adopt(s, s->samples, samples_bytes, big_free) != 0) goto out;
-  in_order o = {.v = s->samples, .aside_max = hw < ASIDE_MAX ? hw : ASIDE_MAX};
-  o.aside = malloc((o.aside_max ? o.aside_max : 1) * sizeof(*o.aside));
-  if (!o.aside) o.aside_max = 0; /* unordered once one is out of turn */
+  size_t samples_bytes = ((size_t)hw + PL__SAMPLE_ORDER_HEAD) * sizeof(*s->samples);
+  pl_heap_sample *room =
+      big_alloc(samples_bytes, (live + PL__SAMPLE_ORDER_HEAD + 1024) * sizeof(*s->samples));
+  if (!room || pl_heap_snapshot_adopt(s, room, samples_bytes, big_free) != 0) goto out;
+  pl__sample_order o;
+  pl__sample_order_init(&o, room + PL__SAMPLE_ORDER_HEAD, hw);
   for (uint32_t base = 0; base < hw; base += CHUNK) {
     uint32_t end = hw - base > CHUNK ? base + CHUNK : hw;
     pl__heap_lock(t);
@@ -210,12 +76,12 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
                           .weight_bytes = r->weight * (double)r->size,
                           .stack = r->stack,
                           .tid = r->tid};
-      put_in_order(&o, &x);
+      pl__sample_order_put(&o, &x);
     }
     pl__heap_unlock(t);
   }
-  finish_in_order(&o);
-  free(o.aside);
+  pl__sample_order_finish(&o);
+  s->samples = o.v;
   s->nsamples = o.n;
 
   /* Stacks: append-only, so every stack a copied sample names is below the

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "heap/heap_internal.h"  /* white-box: the busy guard */
+#include "heap/sample_order.h"   /* white-box: the copy's ordering */
 #include "heap/track_internal.h" /* white-box: the set's size */
 #include "sites.h"
 
@@ -315,6 +316,94 @@ static void test_stack_pcs(void **state) {
   free(pcs);
   pl_heap_snapshot_free(s);
   free(keep);
+}
+
+/* The ordering of a snapshot's copy on its own, with tables of every
+ * shape: the samples come out by increasing id, each whole, and from the
+ * path the shape calls for (merged from below into the room under v, from
+ * the top, or sorted after giving up). */
+static pl_heap_sample order_sample(uint64_t id) {
+  return (pl_heap_sample){.id = id, .size = id * 3, .stack = (uint32_t)id, .tid = 7};
+}
+
+static int by_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Put ids[0..n) in table order; returns how far below its start v ended. */
+static size_t check_order(const uint64_t *ids, size_t n, int no_aside, int *unordered) {
+  pl_heap_sample *room = malloc((n + PL__SAMPLE_ORDER_HEAD) * sizeof(*room));
+  uint64_t *want = malloc((n ? n : 1) * sizeof(*want));
+  assert_non_null(room);
+  assert_non_null(want);
+  pl__sample_order o;
+  pl__sample_order_init(&o, room + PL__SAMPLE_ORDER_HEAD, n);
+  if (no_aside) o.aside_max = 0; /* as when its memory could not be had */
+  for (size_t i = 0; i < n; i++) {
+    pl_heap_sample x = order_sample(ids[i]);
+    pl__sample_order_put(&o, &x);
+  }
+  *unordered = o.unordered;
+  pl__sample_order_finish(&o);
+  memcpy(want, ids, n * sizeof(*want));
+  qsort(want, n, sizeof(*want), by_u64);
+  assert_int_equal(o.n, n);
+  assert_true(o.v >= room && o.v <= room + PL__SAMPLE_ORDER_HEAD);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(o.v[i].id == want[i]);
+    assert_true(o.v[i].size == want[i] * 3 && o.v[i].stack == (uint32_t)want[i] && o.v[i].tid == 7);
+  }
+  size_t moved = (size_t)(room + PL__SAMPLE_ORDER_HEAD - o.v);
+  free(room);
+  free(want);
+  return moved;
+}
+
+static void test_sample_order(void **state) {
+  (void)state;
+  enum { N = 20000 }; /* more than PL__SAMPLE_ORDER_ASIDE */
+  static uint64_t ids[N];
+  int unordered;
+  /* in order */
+  for (size_t i = 0; i < N; i++) ids[i] = 2 * i + 1;
+  assert_int_equal(check_order(ids, N, 0, &unordered), 0);
+  assert_false(unordered);
+  /* 1,100 new ones in reused records, 10 old ones, then newer: the old
+   * ones are set aside and merged from below, into the room under v */
+  size_t k = 0;
+  for (size_t i = 0; i < 1100; i++) ids[k++] = 100001 + 2 * i;
+  for (size_t i = 0; i < 10; i++) ids[k++] = 1 + 2 * i;
+  for (size_t i = 0; i < 5000; i++) ids[k++] = 200001 + 2 * i;
+  assert_int_equal(check_order(ids, k, 0, &unordered), 10);
+  assert_false(unordered);
+  /* a few new ones early among old ones: taken back off the end, merged
+   * from the top */
+  for (size_t i = 0; i < N; i++) ids[i] = 2 * i + 1;
+  for (size_t i = 0; i < 5; i++) ids[100 + 300 * i] = 100001 + 2 * i;
+  assert_int_equal(check_order(ids, N, 0, &unordered), 0);
+  assert_false(unordered);
+  /* scattered swaps, both kinds at once (a small id fewer than POP places
+   * late takes back the larger ones before it: this many give up) */
+  unsigned seed = 11;
+  for (size_t i = 0; i < N; i++) ids[i] = 2 * i + 1;
+  for (int sw = 0; sw < 200; sw++) {
+    size_t a = (size_t)rand_r(&seed) % N, b = (size_t)rand_r(&seed) % N;
+    uint64_t t = ids[a];
+    ids[a] = ids[b];
+    ids[b] = t;
+  }
+  check_order(ids, N, 0, &unordered);
+  /* reversed: more out of turn than can be set aside; sorted at the end */
+  for (size_t i = 0; i < N; i++) ids[i] = 2 * (N - i) + 1;
+  check_order(ids, N, 0, &unordered);
+  assert_true(unordered);
+  /* no memory to set any aside: gives up at the first */
+  for (size_t i = 0; i < N; i++) ids[i] = 2 * i + 1;
+  ids[10] = 3 * N;
+  check_order(ids, N, 1, &unordered);
+  assert_true(unordered);
+  assert_int_equal(check_order(ids, 0, 0, &unordered), 0);
 }
 
 static void test_ids_and_times(void **state) {
@@ -643,6 +732,7 @@ int main(void) {
       cmocka_unit_test(test_ids_and_times),
       cmocka_unit_test(test_sorted_after_reuse),
       cmocka_unit_test(test_stack_pcs),
+      cmocka_unit_test(test_sample_order),
       cmocka_unit_test(test_counters_exact),
       cmocka_unit_test(test_stack_counters),
       cmocka_unit_test(test_reentrant),
