@@ -42,8 +42,8 @@
  *   allocator, libgcc's unwinder or any user code, and pthread_atfork
  *   handlers take it around fork() so the child never inherits it held by
  *   a thread that does not exist there.
- * - pl_heap_snapshot_take(), pl_heap_get_stats(), pl_heap_untracked_begin()
- *   and _end(): any thread, concurrently
+ * - pl_heap_snapshot_take(), pl_heap_stack_pcs(), pl_heap_get_stats(),
+ *   pl_heap_untracked_begin() and _end(): any thread, concurrently
  *   with allocations in every other thread. A snapshot copies the tracker's
  *   state in chunks (the mutex is held for at most a few thousand records
  *   at a time), so it is consistent per allocation, not globally: an
