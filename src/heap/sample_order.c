@@ -77,12 +77,24 @@ void pl__sample_order_init(pl__sample_order *o, pl_heap_sample *v, size_t max) {
   memset(o, 0, sizeof(*o));
   o->v = v;
   o->aside_max = max < PL__SAMPLE_ORDER_ASIDE ? max : PL__SAMPLE_ORDER_ASIDE;
-  o->aside = malloc((o->aside_max ? o->aside_max : 1) * sizeof(*o->aside));
-  if (!o->aside) o->aside_max = 0;
+}
+
+/* Room for one more set aside: 64, then four times as many, up to
+ * aside_max. 0, or -1 when the limit is reached or memory is short. */
+static int aside_room(pl__sample_order *o) {
+  if (o->naside < o->aside_cap) return 0;
+  if (o->aside_cap >= o->aside_max) return -1;
+  size_t cap = o->aside_cap ? o->aside_cap * 4 : 64;
+  if (cap > o->aside_max) cap = o->aside_max;
+  pl_heap_sample *a = realloc(o->aside, cap * sizeof(*a));
+  if (!a) return -1;
+  o->aside = a;
+  o->aside_cap = cap;
+  return 0;
 }
 
 void pl__sample_order_set_aside(pl__sample_order *o, const pl_heap_sample *x) {
-  if (o->naside < o->aside_max) {
+  if (aside_room(o) == 0) {
     o->aside[o->naside++] = *x;
     return;
   }

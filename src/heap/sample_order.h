@@ -7,7 +7,7 @@
  * end those are sorted and merged in, moving only the samples on one side
  * of them. When more than PL__SAMPLE_ORDER_ASIDE are set aside, the copy
  * goes on in table order and the end sorts it all. Plain memory: no lock,
- * no tracker state; allocations only at init. */
+ * no tracker state; memory is allocated only for samples set aside. */
 #ifndef PL_HEAP_SAMPLE_ORDER_H
 #define PL_HEAP_SAMPLE_ORDER_H
 
@@ -24,14 +24,14 @@ enum {
 typedef struct pl__sample_order {
   pl_heap_sample *v; /* the samples so far; after finish, the result */
   size_t n;
-  pl_heap_sample *aside; /* room for aside_max */
-  size_t naside, aside_max;
+  pl_heap_sample *aside; /* room for aside_cap, grown on demand up to aside_max */
+  size_t naside, aside_cap, aside_max;
   int unordered; /* gave up: v[0..n) in the order put */
 } pl__sample_order;
 
 /* Start with v, which has room for max samples and PL__SAMPLE_ORDER_HEAD
- * more below it. Without memory for the ones set aside, the first one out
- * of turn makes it give up (the result is the same). */
+ * more below it. Allocates nothing; without memory for the ones set
+ * aside, it gives up (the result is the same). */
 void pl__sample_order_init(pl__sample_order *o, pl_heap_sample *v, size_t max);
 
 /* Out of line: set x aside, or give up. */
