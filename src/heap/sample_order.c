@@ -13,11 +13,6 @@ static int by_id(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Samples by increasing id: (id, index) pairs radix-sorted
- * (common/radix_sort.h), then one move of the samples into place. Several
- * times faster than qsort on 100k+ samples; qsort if the buffers cannot be
- * had. */
-
 /* Ids are odd and come from one counter, so the live ones are usually
  * dense: each finds its place directly in a table of 4-byte slots, and the
  * samples move into order in place, cycle by cycle. Returns -1 (nothing
@@ -57,17 +52,16 @@ static int place_by_id(pl_heap_sample *v, size_t n, uint64_t min, uint64_t max) 
   return 0;
 }
 
+/* All of v[0..n) by increasing id, once the copy gave up keeping them in
+ * order: in place through the table of slots when the ids are dense, else
+ * (id, index) pairs radix-sorted (common/radix_sort.h) and one move of the
+ * samples into place; qsort if the buffers cannot be had. */
 static void sort_by_id(pl_heap_sample *v, size_t n) {
-  /* Records are reused in allocation order: often sorted already, and then
-   * nothing is allocated (buffers of this size are fresh pages each time). */
   uint64_t max = 0, min = UINT64_MAX;
-  int sorted = 1;
   for (size_t i = 0; i < n; i++) {
     if (v[i].id > max) max = v[i].id;
     if (v[i].id < min) min = v[i].id;
-    if (i && v[i].id < v[i - 1].id) sorted = 0;
   }
-  if (sorted) return;
   if (place_by_id(v, n, min, max) == 0) return;
   _Static_assert(sizeof(v->id) == sizeof(uint64_t), "the sort key is 64-bit");
   pl__radix_sort_records(v, n, sizeof(*v), offsetof(pl_heap_sample, id), 0, by_id);

@@ -1,7 +1,7 @@
 /* Snapshots of the tracker (see proflab/heap.h): copied in chunks under the
  * tracker's mutex into a heap snapshot model (proflab/heap_snapshot.h),
- * then sorted and summed outside it. The calling thread is "busy"
- * throughout, so the snapshot's own allocations are not tracked. */
+ * put in id order as they come (sample_order.c), then summed outside it. The calling thread is
+ * "busy" throughout, so the snapshot's own allocations are not tracked. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
