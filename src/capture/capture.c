@@ -155,6 +155,21 @@ int pl__capture_cpu_running(const pl__capture *c) { return c->cpu_running; }
 
 void pl__capture_heap_since(pl__capture *c, uint64_t since_ns) { c->heap_since_ns = since_ns; }
 
+static int heap_warm(unsigned flags) {
+  pl__heap_tracker_untracked_begin(); /* the tool's allocations */
+  uintptr_t *pcs;
+  size_t n;
+  int rc = pl__heap_tracker_stack_pcs(&pcs, &n);
+  if (rc == 0) {
+    if (n) rc = pl__symbolizer_warm(pcs, n, flags);
+    free(pcs);
+  }
+  pl__heap_tracker_untracked_end();
+  return rc;
+}
+
+int pl__capture_heap_warm(void) { return heap_warm(PL__SYMBOLIZE_NAMES); }
+
 /* A heap snapshot's stacks symbolized on a thread of their own while the
  * snapshot is taken: a first snapshot's lookups read symbol tables (and
  * DWARF, for lines) for milliseconds, the copy of the samples takes
@@ -168,14 +183,7 @@ typedef struct ahead {
 
 static void *symbolize_ahead(void *arg) {
   const ahead *a = arg;
-  pl__heap_tracker_untracked_begin(); /* the tool's allocations */
-  uintptr_t *pcs;
-  size_t n;
-  if (pl__heap_tracker_stack_pcs(&pcs, &n) == 0) {
-    if (n) (void)pl__symbolizer_warm(pcs, n, a->flags); /* a failure is the snapshot's to meet */
-    free(pcs);
-  }
-  pl__heap_tracker_untracked_end();
+  (void)heap_warm(a->flags); /* a failure is the snapshot's to meet */
   return NULL;
 }
 

@@ -80,6 +80,14 @@ int pl__capture_cpu_running(const pl__capture *c);
  * pl__capture_prepare. */
 void pl__capture_heap_since(pl__capture *c, uint64_t since_ns);
 
+/* Look up now, on the calling thread, the names a heap snapshot's
+ * symbolization will ask for (the call sites of every stack the tracker
+ * recorded so far), so the next .heapsnapshot finds them kept instead of
+ * reading symbol tables: a first snapshot's ~1-4 ms here, far more for a
+ * large program. Claims no capture slot; waits while the symbolizer is in
+ * use. 0, -ENOSYS without the tracker, -ENOMEM, -errno. */
+int pl__capture_heap_warm(void);
+
 /* Take (a heap snapshot; a CPU capture was taken by its stop) and
  * symbolize: a .heapsnapshot needs names only, everything else lines.
  * Idempotent. 0 or -errno (pl__capture_failed_step says which step). */

@@ -31,6 +31,7 @@ typedef struct pl__cdp {
   /* HeapProfiler */
   uint64_t sampling_since_ns;    /* startSampling time (CLOCK_MONOTONIC), 0 when off */
   int snapshot_running;          /* a takeHeapSnapshot is streaming */
+  int warming;                   /* HeapProfiler.enable's symbol look-ahead runs */
   struct pl__cdp_stream *stream; /* its stream, for flow control */
 } pl__cdp;
 

@@ -23,10 +23,12 @@
 struct pl__cdp_stream {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t posted; /* under mu */
-  int paused;    /* under mu: the session's output is above its high water */
-  int cancelled; /* under mu: the session is gone */
-  pl__cdp *c;    /* inspector thread only */
+  size_t posted;       /* under mu */
+  int paused;          /* under mu: the session's output is above its high water */
+  int cancelled;       /* under mu: the session is gone */
+  pl__cdp *c;          /* inspector thread only */
+  pl__insp_session *s; /* the writer's, under mu while not cancelled */
+  pl_buf msg;          /* the writer's: the message being built */
   json_int_t id;
   int report_progress;
   pl__capture *cap;
@@ -39,6 +41,7 @@ struct pl__cdp_stream {
 
 static void stream_unref(struct pl__cdp_stream *st) {
   if (atomic_fetch_sub(&st->refs, 1) != 1) return;
+  pl_buf_free(&st->msg);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
   free(st);
@@ -67,20 +70,30 @@ static void send_posted(void *arg) {
   pl__cdp_release(c);
 }
 
-/* Writer thread: hand one message to the inspector thread, waiting while
- * the client is behind; data (malloc'ed) is taken, whatever the outcome.
- * -ECANCELED once the session is gone. */
-static int post_message(struct pl__cdp_stream *st, char *data, size_t len) {
+/* Writer thread: send the message built in st->msg, waiting while the
+ * client is behind. When nothing is queued ahead of it, it goes into the
+ * socket from this thread (pl__insp_write_now: no hand-off, and st->msg is
+ * kept for the next one); otherwise the buffer is handed, whole, to the
+ * inspector thread, which queues it. -ECANCELED once the session is gone. */
+static int deliver(struct pl__cdp_stream *st) {
   pthread_mutex_lock(&st->mu);
   while (!st->cancelled && (st->paused || st->posted > POSTED_MAX))
     pthread_cond_wait(&st->cv, &st->mu);
-  int cancelled = st->cancelled;
-  if (!cancelled) st->posted += len;
-  pthread_mutex_unlock(&st->mu);
-  if (cancelled) {
-    free(data);
+  if (st->cancelled) {
+    pthread_mutex_unlock(&st->mu);
     return -ECANCELED;
   }
+  /* Under mu: the session is not closed before this returns (its close
+   * cancels the stream, under mu, before the transport frees it). */
+  if (st->posted == 0 && pl__insp_write_now(st->s, st->msg.data, st->msg.len) == 0) {
+    pthread_mutex_unlock(&st->mu);
+    pl_buf_reset(&st->msg);
+    return 0;
+  }
+  size_t len = st->msg.len;
+  st->posted += len;
+  pthread_mutex_unlock(&st->mu);
+  char *data = pl_buf_steal(&st->msg, &len);
   posted_msg *m = malloc(sizeof(*m));
   int rc = m ? 0 : -ENOMEM;
   if (m) {
@@ -105,23 +118,19 @@ static int post_message(struct pl__cdp_stream *st, char *data, size_t len) {
   return rc;
 }
 
-/* The sink's backend: snapshot bytes → one addHeapSnapshotChunk event,
- * built in its own buffer, which the message then takes (no copy). */
+/* The sink's backend: snapshot bytes -> one addHeapSnapshotChunk event. */
 static int chunk_backend(void *ctx, const void *p, size_t n) {
   struct pl__cdp_stream *st = ctx;
-  pl_buf b;
-  pl_buf_init(&b);
-  pl_buf_reserve(&b, n + n / 64 + 96); /* the escapes: the strings' quotes */
-  pl_buf_puts(&b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
-  pl_json_escape(&b, p, n);
-  pl_buf_puts(&b, "\"}}");
-  if (pl_buf_failed(&b)) {
-    pl_buf_free(&b);
+  pl_buf *b = &st->msg;
+  pl_buf_reserve(b, n + n / 64 + 96); /* the escapes: the strings' quotes */
+  pl_buf_puts(b, "{\"method\":\"HeapProfiler.addHeapSnapshotChunk\",\"params\":{\"chunk\":\"");
+  pl_json_escape(b, p, n);
+  pl_buf_puts(b, "\"}}");
+  if (pl_buf_failed(b)) {
+    pl_buf_reset(b);
     return -ENOMEM;
   }
-  size_t len;
-  char *data = pl_buf_steal(&b, &len);
-  return post_message(st, data, len);
+  return deliver(st);
 }
 
 static int post_progress(struct pl__cdp_stream *st, size_t done, size_t total, int finished) {
@@ -131,8 +140,12 @@ static int post_progress(struct pl__cdp_stream *st, size_t done, size_t total, i
                "{\"method\":\"HeapProfiler.reportHeapSnapshotProgress\",\"params\":{\"done\":%zu,"
                "\"total\":%zu%s}}",
                done, total, finished ? ",\"finished\":true" : "");
-  char *own = n > 0 ? strndup(m, (size_t)n) : NULL;
-  return own ? post_message(st, own, (size_t)n) : -ENOMEM;
+  pl_buf_append(&st->msg, m, (size_t)n);
+  if (pl_buf_failed(&st->msg)) {
+    pl_buf_reset(&st->msg);
+    return -ENOMEM;
+  }
+  return deliver(st);
 }
 
 static void snapshot_work(void *arg) {
@@ -225,6 +238,8 @@ static void on_take_snapshot(pl__cdp *c, json_int_t id, json_t *params) {
     return;
   }
   st->c = c;
+  st->s = c->s;
+  pl_buf_init(&st->msg);
   st->id = id;
   st->report_progress = rp && json_is_true(rp);
   st->cap = cap;
@@ -338,6 +353,27 @@ static void on_stop_sampling(pl__cdp *c, json_int_t id, json_t *params) {
 
 /* ---- the rest ----------------------------------------------------------- */
 
+static void warm_work(void *arg) {
+  (void)arg;
+  (void)pl__capture_heap_warm(); /* a failure is the next snapshot's to meet */
+}
+
+static void warm_done(pl__cdp *c, void *arg) {
+  (void)arg;
+  c->warming = 0;
+}
+
+/* DevTools enables the HeapProfiler when its Memory panel opens, well
+ * before a snapshot is asked for: the names the snapshot will need are
+ * looked up then, on a thread of their own, so a first snapshot does not
+ * wait for symbol tables to be read. */
+static void on_enable(pl__cdp *c, json_int_t id, json_t *params) {
+  (void)params;
+  pl__cdp_reply_empty(c, id);
+  if (c->warming || c->snapshot_running) return;
+  if (pl__cdp_job(c, warm_work, warm_done, NULL) == 0) c->warming = 1;
+}
+
 static void on_ok(pl__cdp *c, json_int_t id, json_t *params) {
   (void)params;
   pl__cdp_reply_empty(c, id);
@@ -358,7 +394,7 @@ static void on_object_id(pl__cdp *c, json_int_t id, json_t *params) {
 }
 
 pl__cdp_handler pl__cdp_heap_method(const char *m) {
-  if (!strcmp(m, "enable")) return on_ok;
+  if (!strcmp(m, "enable")) return on_enable;
   if (!strcmp(m, "disable")) return on_disable;
   if (!strcmp(m, "collectGarbage")) return on_ok; /* nothing to collect */
   if (!strcmp(m, "takeHeapSnapshot")) return on_take_snapshot;

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -77,6 +79,15 @@ struct pl__insp_session {
   uint64_t deadline_ms; /* the sweep closes the connection at this time; 0: none */
   uint64_t progress_ms; /* last write completion (stall detection) */
   char peer[64];        /* "ip:port", for logs */
+  uint64_t serial;      /* this connection's number (pl__insp_write_now's kick) */
+  /* The write side as another thread sees it (pl__insp_write_now), under
+   * wmu: direct is 1 only while nothing is queued ahead (wslay's queue,
+   * out, uv_writes in flight) and the inspector thread is not writing;
+   * the inspector thread also reads and changes out under wmu, or after
+   * direct_off. fd is the socket's. */
+  pthread_mutex_t wmu;
+  int direct;
+  int fd;
 };
 
 typedef struct post_item {
@@ -114,6 +125,7 @@ static struct {
   uint64_t reject_window_ms;
   unsigned reject_in_window;
   uint64_t reject_suppressed;
+  uint64_t serials;
   char rbuf[64 << 10]; /* every read lands here and is consumed in the read callback */
   /* Under mu: the post queue and the stop request. */
   pthread_mutex_t mu;
@@ -268,13 +280,32 @@ static void on_conn_closed(uv_handle_t *h) {
   pl__ws_free(c->ws);
   pl_buf_free(&c->in);
   pl_buf_free(&c->out);
+  pthread_mutex_destroy(&c->wmu);
   free(c);
+}
+
+/* The inspector thread is about to queue or write for c: writes from other
+ * threads (pl__insp_write_now) wait for direct_update. */
+static void direct_off(pl__insp_session *c) {
+  pthread_mutex_lock(&c->wmu);
+  c->direct = 0;
+  pthread_mutex_unlock(&c->wmu);
+}
+
+/* The inspector thread is done writing for now: other threads may write
+ * whole frames again when nothing is queued ahead of them. */
+static void direct_update(pl__insp_session *c) {
+  pthread_mutex_lock(&c->wmu);
+  c->direct = c->kind == CONN_WS && !c->closing && !c->shut && !pl__ws_closing(c->ws) &&
+              pl__ws_queued(c->ws) == 0 && c->out.len == 0 && c->inflight == 0;
+  pthread_mutex_unlock(&c->wmu);
 }
 
 /* Close the socket now. pl__cdp_session_closed follows in the close
  * callback, never within this call. */
 static void conn_close(pl__insp_session *c) {
   if (c->closing) return;
+  direct_off(c); /* before the descriptor goes */
   c->closing = 1;
   c->reading = 0;
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -292,6 +323,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
  * unread input does not turn our last answer into a reset. */
 static void conn_finish(pl__insp_session *c) {
   if (c->closing || c->shut) return;
+  direct_off(c);
   c->shut = 1;
   c->deadline_ms = now_ms() + CLOSE_TIMEOUT_MS;
   c->shutdown_req.data = c;
@@ -391,13 +423,18 @@ static const pl__ws_io ws_io = {.write = ws_io_write, .text = ws_io_text};
 /* Move queued frames into a uv_write. */
 static void ws_flush(pl__insp_session *c) {
   if (c->closing || c->shut) return;
-  int rc = pl__ws_flush(c->ws);
-  if (c->out.len) {
+  direct_off(c);
+  int rc = pl_buf_failed(&c->out) ? -EPIPE : pl__ws_flush(c->ws);
+  if (rc == 0 && c->out.len) {
     size_t n;
     char *p = pl_buf_steal(&c->out, &n);
     if (conn_write(c, p, n, NULL, 0) != 0) rc = -EPIPE;
   }
-  if (rc != 0) conn_close(c);
+  if (rc != 0) {
+    conn_close(c);
+    return;
+  }
+  direct_update(c);
 }
 
 /* After input, a write completion or a call of the protocol side: write
@@ -436,6 +473,7 @@ static void ws_after(pl__insp_session *c) {
 }
 
 static void ws_input(pl__insp_session *c, const char *data, size_t n) {
+  direct_off(c); /* the peer's frames may queue a pong, a close or answers */
   c->dispatching++;
   int rc = pl__ws_feed(c->ws, data, n);
   c->dispatching--;
@@ -448,6 +486,7 @@ static void ws_input(pl__insp_session *c, const char *data, size_t n) {
 
 int pl__insp_send(pl__insp_session *s, const char *msg, size_t len) {
   if (!s || s->kind != CONN_WS || s->closing || s->shut) return -EPIPE;
+  direct_off(s);
   int rc = pl__ws_send_text(s->ws, msg, len);
   if (rc != 0) return rc;
   count(&n_messages_out, 1);
@@ -457,13 +496,66 @@ int pl__insp_send(pl__insp_session *s, const char *msg, size_t len) {
   return 0;
 }
 
-size_t pl__insp_queued(const pl__insp_session *s) {
+size_t pl__insp_queued(pl__insp_session *s) {
   if (!s) return 0;
-  return (s->ws ? pl__ws_queued(s->ws) : 0) + s->out.len + s->inflight;
+  pthread_mutex_lock(&s->wmu);
+  size_t out = s->out.len;
+  pthread_mutex_unlock(&s->wmu);
+  return (s->ws ? pl__ws_queued(s->ws) : 0) + out + s->inflight;
+}
+
+/* Run on the inspector thread after another thread's write left part of a
+ * frame in out: write it (or close a connection whose rest found no
+ * memory: its stream is cut mid-frame). */
+static void on_kick(void *arg) {
+  uint64_t serial = (uint64_t)(uintptr_t)arg;
+  for (pl__insp_session *c = g.conns; c; c = c->next) {
+    if (c->serial != serial) continue;
+    if (c->kind == CONN_WS && !c->closing) ws_after(c);
+    return;
+  }
+}
+
+int pl__insp_write_now(pl__insp_session *s, const char *msg, size_t len) {
+  uint8_t head[PL__WS_HEAD_MAX];
+  size_t hn = pl__ws_text_head(head, len);
+  struct iovec iov[2] = {{head, hn}, {(void *)msg, len}};
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+  pthread_mutex_lock(&s->wmu);
+  if (!s->direct) {
+    pthread_mutex_unlock(&s->wmu);
+    return -EAGAIN;
+  }
+  ssize_t r = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (r < 0) {
+    /* Nothing went out: the caller queues it. A broken connection is the
+     * inspector thread's to find (its own write fails too). */
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) s->direct = 0;
+    pthread_mutex_unlock(&s->wmu);
+    return -EAGAIN;
+  }
+  size_t done = (size_t)r;
+  int kick = done < hn + len;
+  if (kick) {
+    /* The kernel took part of the frame: its rest goes first, from the
+     * inspector thread (a failed append marks out failed: ws_flush then
+     * closes the connection). */
+    if (done < hn) pl_buf_append(&s->out, head + done, hn - done);
+    size_t off = done > hn ? done - hn : 0;
+    pl_buf_append(&s->out, msg + off, len - off);
+    s->direct = 0;
+  }
+  uint64_t serial = s->serial;
+  pthread_mutex_unlock(&s->wmu);
+  count(&n_messages_out, 1);
+  count(&n_bytes_out, len);
+  if (kick) (void)pl__insp_post(on_kick, (void *)(uintptr_t)serial); /* stopping: all close */
+  return 0;
 }
 
 void pl__insp_close(pl__insp_session *s, uint16_t code, const char *reason) {
   if (!s || s->kind != CONN_WS || s->closing || s->shut) return;
+  direct_off(s);
   if (pl__ws_close(s->ws, code, reason) == -ENOMEM) {
     conn_close(s);
     return;
@@ -668,6 +760,12 @@ static void ws_upgrade(pl__insp_session *c, const pl__http_head *h, pl__http_str
     conn_close(c);
     return;
   }
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->fd = fd;
   c->kind = CONN_WS;
   c->deadline_ms = 0;
   if (pl__ws_new(&c->ws, &ws_io, c, WS_MAX_MSG) != 0) {
@@ -872,12 +970,18 @@ static void on_connection(uv_stream_t *server, int status) {
     pl_log_msg("error", "inspector_accept", "out of memory");
     return;
   }
+  if (pthread_mutex_init(&c->wmu, NULL) != 0) {
+    free(c);
+    return;
+  }
+  c->kind = CONN_HTTP;
+  c->serial = ++g.serials;
   if (uv_tcp_init(&g.loop, &c->tcp) != 0) {
+    pthread_mutex_destroy(&c->wmu);
     free(c);
     return;
   }
   c->tcp.data = c;
-  c->kind = CONN_HTTP;
   pl_buf_init(&c->in);
   pl_buf_init(&c->out);
   c->next = g.conns;
@@ -945,6 +1049,7 @@ static void begin_stop(void) {
   uv_close((uv_handle_t *)&g.async, NULL);
   for (pl__insp_session *c = g.conns; c; c = c->next) {
     if (c->closing) continue;
+    if (c->kind == CONN_WS && !c->shut) direct_off(c);
     if (c->kind == CONN_WS && !c->shut && pl__ws_close(c->ws, 1001, "inspector stopping") == 0)
       ws_flush(c); /* uv_write tries at once: the close frame usually goes out */
     conn_close(c);

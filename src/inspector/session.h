@@ -55,7 +55,15 @@ void pl__cdp_session_closed(void *cdp);
  * -ENOMEM. Never blocks: the caller watches pl__insp_queued(). */
 int pl__insp_send(pl__insp_session *s, const char *msg, size_t len);
 /* Bytes queued for s and not yet written to its socket. */
-size_t pl__insp_queued(const pl__insp_session *s);
+size_t pl__insp_queued(pl__insp_session *s);
+/* Any thread: write one text message to s's socket at once, on the calling
+ * thread, as one frame, when nothing is queued ahead of it (else the
+ * inspector thread is the writer: a message sent with pl__insp_send keeps
+ * its place). 0: sent whole, or what the kernel did not take is queued
+ * behind and the inspector thread sends it; -EAGAIN: nothing was written
+ * (queue it with pl__insp_send). The caller makes sure s is not freed
+ * meanwhile: pl__cdp_session_closed for s must not have returned. */
+int pl__insp_write_now(pl__insp_session *s, const char *msg, size_t len);
 /* Close s with a WebSocket close code and reason (1003 bad data, 1008
  * policy, 1009 too big, 1011 internal error); pl__cdp_session_closed
  * follows. */

@@ -200,3 +200,20 @@ uint16_t pl__ws_code_sent(const pl__ws *w) { return wslay_event_get_status_code_
 uint16_t pl__ws_code_received(const pl__ws *w) {
   return wslay_event_get_status_code_received(w->ctx);
 }
+
+size_t pl__ws_text_head(uint8_t out[PL__WS_HEAD_MAX], uint64_t len) {
+  out[0] = 0x80 | WSLAY_TEXT_FRAME; /* FIN: the whole message */
+  if (len < 126) {
+    out[1] = (uint8_t)len;
+    return 2;
+  }
+  if (len <= UINT16_MAX) {
+    out[1] = 126;
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    return 4;
+  }
+  out[1] = 127;
+  for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+  return 10;
+}

@@ -50,6 +50,14 @@ int pl__ws_close(pl__ws *w, uint16_t code, const char *reason);
  * left. 0, or -EPIPE when io->write failed (the connection is finished). */
 int pl__ws_flush(pl__ws *w);
 
+/* The head of one unmasked, unfragmented server text frame of len payload
+ * bytes (RFC 6455 5.2: FIN and opcode, then the length in 7, 7+16 or 7+64
+ * bits), as wslay heads the frames it queues: for a message written to the
+ * socket outside this connection's queue, when nothing is queued ahead of
+ * it. Returns the head's length (2, 4 or 10). */
+#define PL__WS_HEAD_MAX 10
+size_t pl__ws_text_head(uint8_t out[PL__WS_HEAD_MAX], uint64_t len);
+
 /* Payload bytes of queued messages not yet completely handed to io->write
  * (a message partly written counts whole). */
 size_t pl__ws_queued(const pl__ws *w);

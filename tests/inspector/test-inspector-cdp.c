@@ -43,16 +43,47 @@ static pthread_mutex_t post_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t post_cv = PTHREAD_COND_INITIALIZER;
 static post *post_head, *post_tail;
 
+/* sent[] grows under sent_mu: pl__insp_write_now runs on the writer's
+ * thread. An entry below nsent never changes. */
+static pthread_mutex_t sent_mu = PTHREAD_MUTEX_INITIALIZER;
+/* pl__insp_write_now: 0 refuses every message (-EAGAIN: the writer posts
+ * it), 1 takes every one, 2 every other one. */
+static int fake_direct;
+static unsigned direct_calls, direct_taken;
+
+static void record(const char *msg, size_t len) {
+  pthread_mutex_lock(&sent_mu);
+  if (nsent >= MAX_MSGS || !(sent[nsent] = strndup(msg, len))) abort();
+  nsent++;
+  pthread_mutex_unlock(&sent_mu);
+}
+
+static size_t sent_count(void) {
+  pthread_mutex_lock(&sent_mu);
+  size_t n = nsent;
+  pthread_mutex_unlock(&sent_mu);
+  return n;
+}
+
 int pl__insp_send(pl__insp_session *s, const char *msg, size_t len) {
   (void)s;
-  assert_true(nsent < MAX_MSGS);
-  sent[nsent] = strndup(msg, len);
-  assert_non_null(sent[nsent]);
-  nsent++;
+  record(msg, len);
   return 0;
 }
 
-size_t pl__insp_queued(const pl__insp_session *s) {
+int pl__insp_write_now(pl__insp_session *s, const char *msg, size_t len) {
+  (void)s;
+  pthread_mutex_lock(&sent_mu);
+  direct_calls++;
+  int take = fake_direct == 1 || (fake_direct == 2 && direct_calls % 2);
+  direct_taken += take;
+  pthread_mutex_unlock(&sent_mu);
+  if (!take) return -EAGAIN;
+  record(msg, len);
+  return 0;
+}
+
+size_t pl__insp_queued(pl__insp_session *s) {
   (void)s;
   return fake_queued;
 }
@@ -137,7 +168,8 @@ static void request(void *c, const char *msg) { pl__cdp_session_message(c, msg, 
 
 /* The answer to id among what was sent (parsed; the caller decrefs), or NULL. */
 static json_t *answer(json_int_t id) {
-  for (size_t i = 0; i < nsent; i++) {
+  size_t n = sent_count();
+  for (size_t i = 0; i < n; i++) {
     json_t *m = json_loads(sent[i], 0, NULL);
     assert_non_null(m);
     json_t *jid = json_object_get(m, "id");
@@ -352,9 +384,46 @@ static int snapshot_answered(void) {
   return m != NULL;
 }
 
+/* The snapshot of the messages sent so far: progress events first, then
+ * the chunks, the answer to id last; the chunks joined make a snapshot
+ * naming cdp_test_leak. */
+static void check_stream(json_int_t id) {
+  size_t n = sent_count();
+  pl_buf all;
+  pl_buf_init(&all);
+  int progress = 0, finished = 0;
+  for (size_t k = 0; k < n; k++) {
+    json_t *m = json_loads(sent[k], 0, NULL);
+    const char *method = json_string_value(json_object_get(m, "method"));
+    if (method && !strcmp(method, "HeapProfiler.reportHeapSnapshotProgress")) {
+      progress++;
+      if (json_is_true(json_object_get(json_object_get(m, "params"), "finished"))) finished = 1;
+    } else if (method && !strcmp(method, "HeapProfiler.addHeapSnapshotChunk")) {
+      assert_true(finished);
+      pl_buf_puts(&all, json_string_value(json_object_get(json_object_get(m, "params"), "chunk")));
+    } else {
+      assert_int_equal(k, n - 1);
+      assert_int_equal(json_integer_value(json_object_get(m, "id")), id);
+    }
+    json_decref(m);
+  }
+  assert_int_equal(progress, 2);
+  json_t *snap = json_loadb(all.data, all.len, 0, NULL);
+  assert_non_null(snap);
+  json_t *strings = json_object_get(snap, "strings");
+  int found = 0;
+  size_t i;
+  json_t *s;
+  json_array_foreach(strings, i, s) if (!strcmp(json_string_value(s), "cdp_test_leak")) found = 1;
+  assert_true(found);
+  json_decref(snap);
+  pl_buf_free(&all);
+}
+
 static void test_snapshot(void **state) {
   (void)state;
   clear_sent();
+  fake_direct = 0;
   void *c = open_session();
   cdp_test_leak(32);
   cdp_test_many();
@@ -370,37 +439,33 @@ static void test_snapshot(void **state) {
   pl__cdp_session_writable(c); /* the client caught up */
   assert_true(pump_until(snapshot_answered, 20000));
   assert_true(nsent > paused_at);
-  /* progress first, chunks, then the answer last */
-  pl_buf all;
-  pl_buf_init(&all);
-  int progress = 0, finished = 0;
-  for (size_t k = 0; k < nsent; k++) {
-    json_t *m = json_loads(sent[k], 0, NULL);
-    const char *method = json_string_value(json_object_get(m, "method"));
-    if (method && !strcmp(method, "HeapProfiler.reportHeapSnapshotProgress")) {
-      progress++;
-      if (json_is_true(json_object_get(json_object_get(m, "params"), "finished"))) finished = 1;
-    } else if (method && !strcmp(method, "HeapProfiler.addHeapSnapshotChunk")) {
-      assert_true(finished);
-      pl_buf_puts(&all, json_string_value(json_object_get(json_object_get(m, "params"), "chunk")));
-    } else {
-      assert_int_equal(k, nsent - 1);
-      assert_int_equal(json_integer_value(json_object_get(m, "id")), 1);
-    }
-    json_decref(m);
-  }
-  assert_int_equal(progress, 2);
-  json_t *snap = json_loadb(all.data, all.len, 0, NULL);
-  assert_non_null(snap);
-  json_t *strings = json_object_get(snap, "strings");
-  int found = 0;
-  size_t i;
-  json_t *s;
-  json_array_foreach(strings, i, s) if (!strcmp(json_string_value(s), "cdp_test_leak")) found = 1;
-  assert_true(found);
-  json_decref(snap);
-  pl_buf_free(&all);
+  check_stream(1);
   clear_sent();
+
+  /* messages written at once from the writer's thread where the transport
+   * takes them, posted where it does not: the same stream, in order */
+  for (fake_direct = 1; fake_direct <= 2; fake_direct++) {
+    direct_calls = direct_taken = 0;
+    json_int_t id = 10 + fake_direct;
+    char req[128];
+    snprintf(req, sizeof(req),
+             "{\"id\":%d,\"method\":\"HeapProfiler.takeHeapSnapshot\",\"params\":{"
+             "\"reportProgress\":true}}",
+             (int)id);
+    request(c, req);
+    /* nothing pumped for a while: posted messages wait, and what the
+     * writer sends after them must not pass them */
+    if (fake_direct == 2) usleep(200 * 1000);
+    waiting_for = id;
+    assert_true(pump_until(snapshot_answered, 20000));
+    check_stream(id);
+    if (fake_direct == 1)
+      assert_int_equal(direct_taken, sent_count() - 1); /* all but the answer */
+    else                                                /* some of each */
+      assert_true(direct_taken >= 1 && direct_taken < sent_count() - 1);
+    clear_sent();
+  }
+  fake_direct = 0;
 
   /* a session that vanishes mid-stream: the writer stops, the slot frees */
   fake_queued = PL__INSP_HIGH_WATER + 1;

@@ -59,6 +59,62 @@ static void pump(echo *e) {
   }
 }
 
+/* "direct": a thread of its own sends DIRECT_N messages with
+ * pl__insp_write_now, each "d<number>:" padded to direct_size(number),
+ * handing one to the inspector thread (pl__insp_post, then pl__insp_send)
+ * when the transport refuses it, and writing directly again only once no
+ * handed message is pending, as the heap snapshot stream does. */
+#define DIRECT_N 256 /* 12 MB: more than the kernel buffers on loopback */
+static size_t direct_size(unsigned i) {
+  static const size_t sizes[] = {7, 125, 126, 65535, 65536, 150000, 100000, 1000};
+  return sizes[i % 8];
+}
+static struct {
+  pthread_t thread;
+  int running;
+  pl__insp_session *s; /* NULL once the session closed */
+  atomic_int cancel, pending;
+  atomic_int now, handed; /* messages written at once, and handed over */
+} direct;
+
+static char *direct_msg(unsigned i, size_t *n) {
+  *n = direct_size(i);
+  char *m = malloc(*n + 1);
+  assert_non_null(m);
+  memset(m, 'a' + (int)(i % 26), *n);
+  char head[16];
+  int k = snprintf(head, sizeof(head), "d%05u:", i);
+  memcpy(m, head, (size_t)k);
+  return m;
+}
+
+static void direct_handed(void *arg) {
+  char *m = arg;
+  if (direct.s) pl__insp_send(direct.s, m, strlen(m));
+  free(m);
+  atomic_fetch_sub(&direct.pending, 1);
+}
+
+static void *direct_main(void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < DIRECT_N && !atomic_load(&direct.cancel); i++) {
+    while (atomic_load(&direct.pending) && !atomic_load(&direct.cancel)) usleep(200);
+    size_t n;
+    char *m = direct_msg(i, &n);
+    if (!atomic_load(&direct.pending) && pl__insp_write_now(direct.s, m, n) == 0) {
+      atomic_fetch_add(&direct.now, 1);
+      free(m);
+      continue;
+    }
+    m[n] = '\0';
+    atomic_fetch_add(&direct.pending, 1);
+    atomic_fetch_add(&direct.handed, 1);
+    assert_int_equal(pl__insp_post(direct_handed, m), 0);
+    usleep(1000); /* the client reads slowly: give it time */
+  }
+  return NULL;
+}
+
 void *pl__cdp_session_open(pl__insp_session *s, const pl__insp_target *t) {
   echo *e = calloc(1, sizeof(*e));
   if (!e) return NULL;
@@ -77,6 +133,10 @@ void pl__cdp_session_message(void *cdp, const char *msg, size_t len) {
   if (len == 3 && memcmp(msg, "big", 3) == 0) {
     e->big_left = BIG_TOTAL;
     pump(e);
+  } else if (len == 6 && memcmp(msg, "direct", 6) == 0) {
+    direct.s = e->s;
+    direct.running = pthread_create(&direct.thread, NULL, direct_main, NULL) == 0;
+    assert_true(direct.running);
   } else if (len == 5 && memcmp(msg, "close", 5) == 0) {
     pl__insp_close(e->s, 4000, "bye");
     atomic_store(&send_after_close_rc, pl__insp_send(e->s, "x", 1));
@@ -94,7 +154,13 @@ void pl__cdp_session_writable(void *cdp) {
 
 void pl__cdp_session_closed(void *cdp) {
   echo *e = cdp;
-  assert_int_equal(e->magic, 0xec40); /* a second call would read freed memory (ASan) */
+  assert_int_equal(e->magic, 0xec40);       /* a second call would read freed memory (ASan) */
+  if (direct.running && direct.s == e->s) { /* the writer stops before s goes */
+    atomic_store(&direct.cancel, 1);
+    pthread_join(direct.thread, NULL);
+    direct.running = 0;
+    direct.s = NULL;
+  }
   e->magic = 0;
   free(e);
   atomic_fetch_add(&closes, 1);
@@ -792,6 +858,18 @@ static void test_ws_protocol_errors(void **state) {
   wait_for(&closes, atomic_load(&opens));
 }
 
+/* The session still answers in step after what a test did; then the
+ * client leaves and the session closes. */
+static void end_in_step(client *c) {
+  ws_text(c, "after");
+  char *p;
+  assert_int_equal(ws_recv(c, &p, NULL), 1);
+  assert_string_equal(p, "after");
+  free(p);
+  client_free(c);
+  wait_for(&closes, atomic_load(&opens));
+}
+
 static void test_ws_big_watermarks(void **state) {
   (void)state;
   atomic_store(&max_queued, 0);
@@ -815,14 +893,7 @@ static void test_ws_big_watermarks(void **state) {
   assert_int_equal(total, BIG_TOTAL);
   assert_true(atomic_load(&writables) > w0);
   assert_true(atomic_load(&max_queued) <= PL__INSP_HIGH_WATER + BIG_CHUNK);
-  /* still usable */
-  ws_text(c, "after");
-  char *p;
-  assert_int_equal(ws_recv(c, &p, NULL), 1);
-  assert_string_equal(p, "after");
-  free(p);
-  client_free(c);
-  wait_for(&closes, atomic_load(&opens));
+  end_in_step(c);
 }
 
 static void test_ws_client_vanishes(void **state) {
@@ -850,6 +921,37 @@ static void test_ws_client_vanishes(void **state) {
   send_str(c, "GET /json HTTP/1.1\r\nHo");
   client_free(c);
   assert_int_equal(get("/json/version", local_host, NULL, NULL), 200);
+}
+
+/* Messages written from another thread (pl__insp_write_now) and from the
+ * inspector thread (echoes, and what that thread was handed) reach a client
+ * that reads slowly as whole frames, in order. */
+static void test_ws_direct_writes(void **state) {
+  (void)state;
+  client *c = ws_open();
+  ws_text(c, "direct");
+  usleep(300000); /* read nothing: the kernel's buffer fills, writes go partial, then queue */
+  for (int i = 0; i < 3; i++) ws_text(c, "echo");
+  unsigned next = 0, echoes = 0;
+  while (next < DIRECT_N || echoes < 3) {
+    char *p;
+    size_t n;
+    assert_int_equal(ws_recv(c, &p, &n), 1);
+    if (n == 4 && !memcmp(p, "echo", 4)) {
+      echoes++;
+    } else {
+      unsigned i;
+      assert_int_equal(sscanf(p, "d%05u:", &i), 1);
+      assert_int_equal(i, next); /* in order, none lost */
+      assert_int_equal(n, direct_size(i));
+      if (n > 7) assert_int_equal((unsigned char)p[n - 1], 'a' + i % 26);
+      next++;
+    }
+    free(p);
+  }
+  assert_true(atomic_load(&direct.now) > 0);
+  assert_true(atomic_load(&direct.handed) > 0);
+  end_in_step(c);
 }
 
 /* ---- posts, addresses, start/stop ---------------------------------------- */
@@ -1005,6 +1107,7 @@ int main(void) {
       cmocka_unit_test(test_ws_protocol_errors),
       cmocka_unit_test(test_ws_big_watermarks),
       cmocka_unit_test(test_ws_client_vanishes),
+      cmocka_unit_test(test_ws_direct_writes),
       cmocka_unit_test(test_post),
       cmocka_unit_test(test_parse_address),
       cmocka_unit_test(test_start_errors),
