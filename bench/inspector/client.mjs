@@ -7,7 +7,11 @@
 //       REPEAT × HeapProfiler.takeHeapSnapshot{reportProgress:false} on one
 //       session: bytes (the chunks, UTF-8), ms from the request to the
 //       answer, MB/s (10^6 bytes per second); with RECORD_FILE, the first
-//       snapshot's chunks are saved there as a JSON array (replay.mjs)
+//       snapshot's chunks are saved there as a JSON array (replay.mjs);
+//       ENABLE_PAUSE_MS (environment, default 0): wait that long between
+//       HeapProfiler.enable and the first snapshot, as a user of DevTools'
+//       Memory panel does between opening it (DevTools enables the
+//       HeapProfiler then) and asking for a snapshot
 //   node bench/inspector/client.mjs profile PORT SECONDS INTERVAL_US READY_FILE
 //       Profiler.enable, setSamplingInterval{interval}, start; creates
 //       READY_FILE; SECONDS later stop: the samples delivered (the length
@@ -40,6 +44,7 @@ async function snapshot(repeat, recordFile) {
   const client = await CDP({ host: '127.0.0.1', port });
   try {
     await client.HeapProfiler.enable();
+    await sleep(Number(process.env.ENABLE_PAUSE_MS || 0));
     for (let i = 1; i <= repeat; i++) {
       let bytes = 0;
       let chunks = 0;

@@ -12,6 +12,10 @@
 #    chooses with the same BLOCKS. Node: node --inspect of an idle script.
 #    A fresh process per side per round, REPEAT snapshots each (the first
 #    also pays for reading symbols); the order alternates every round.
+#    ENABLE_PAUSE_MS (default 0): the client waits that long after
+#    HeapProfiler.enable before the first snapshot, as DevTools' Memory
+#    panel (enabled when opened) waits for its user's click; proflabd
+#    readies the first snapshot meanwhile (symbols, samples memory).
 #    Reported: first and steady (median of the later ones) MB/s, the sizes,
 #    and the ratio proflabd / node (median of per-round ratios). Goal >= 10x.
 #    The floor, each round too: bench/inspector/replay.mjs, a server that
@@ -29,6 +33,7 @@
 #   bench/inspector/run.sh                       # 5 rounds
 #   ROUNDS=3 DURATION=5 bench/inspector/run.sh   # quicker
 #   PARTS=heap BLOCKS=300000 bench/inspector/run.sh
+#   PARTS=heap ENABLE_PAUSE_MS=1000 bench/inspector/run.sh
 #   PARTS=cpu INTERVAL=1000 bench/inspector/run.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +44,7 @@ cd "$root"
 
 ROUNDS=${ROUNDS:-5}
 REPEAT=${REPEAT:-5}
+ENABLE_PAUSE_MS=${ENABLE_PAUSE_MS:-0}
 BLOCKS=${BLOCKS:-110000}
 DURATION=${DURATION:-5}
 INTERVAL=${INTERVAL:-100}
@@ -134,18 +140,18 @@ echo "inspector benchmark — $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(nproc) CPUs, n
 # ---- 1. heap snapshots ------------------------------------------------------------
 if [[ " $PARTS " == *" heap "* ]]; then
   echo
-  echo "heap snapshot over CDP: $ROUNDS rounds, $REPEAT snapshots per fresh process; proflabd: T = 1 + $BLOCKS blocks; node: an idle script"
+  echo "heap snapshot over CDP: $ROUNDS rounds, $REPEAT snapshots per fresh process, the first ${ENABLE_PAUSE_MS} ms after HeapProfiler.enable; proflabd: T = 1 + $BLOCKS blocks; node: an idle script"
   : >"$tmp/heap"
   for r in $(seq "$ROUNDS"); do
     for side in $([ $((r % 2)) -eq 1 ] && echo "proflabd node" || echo "node proflabd"); do
       if [ "$side" = proflabd ]; then start_proflabd heap; else start_node heap; fi
       record=""
       [ "$side" = proflabd ] && [ "$r" -eq 1 ] && record=$tmp/record.json
-      node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" $record >"$tmp/$side.out" || die "$side: the snapshot client failed"
+      ENABLE_PAUSE_MS=$ENABLE_PAUSE_MS node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" $record >"$tmp/$side.out" || die "$side: the snapshot client failed"
       stop_server
     done
     start_replay
-    node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" >"$tmp/replay.out" || die "replay: the snapshot client failed"
+    ENABLE_PAUSE_MS=$ENABLE_PAUSE_MS node bench/inspector/client.mjs snapshot "$IPORT" "$REPEAT" >"$tmp/replay.out" || die "replay: the snapshot client failed"
     stop_server
     pf=$(head -n1 "$tmp/proflabd.out" | field mb_per_s)
     ps=$(tail -n +2 "$tmp/proflabd.out" | field mb_per_s | median)

@@ -42,7 +42,7 @@
  *   allocator, libgcc's unwinder or any user code, and pthread_atfork
  *   handlers take it around fork() so the child never inherits it held by
  *   a thread that does not exist there.
- * - pl_heap_snapshot_take(), pl_heap_stack_pcs(), pl_heap_get_stats(),
+ * - pl_heap_snapshot_take(), pl_heap_snapshot_prepare(), pl_heap_stack_pcs(), pl_heap_get_stats(),
  *   pl_heap_untracked_begin() and _end(): any thread, concurrently
  *   with allocations in every other thread. A snapshot copies the tracker's
  *   state in chunks (the mutex is held for at most a few thousand records
@@ -117,6 +117,17 @@ void pl_heap_get_stats(pl_heap_stats *st);
  * -ENOENT (not running) or -ENOMEM. The snapshot's own allocations are not
  * tracked. */
 int pl_heap_snapshot_take(pl_heap_snapshot **out);
+
+/* Make ready the memory the next pl_heap_snapshot_take copies the samples
+ * into (a mapping populated for the live samples now, kept until that
+ * snapshot), so a first snapshot does not wait for fresh pages: for a tool
+ * that knows a snapshot is coming. Any thread. 0, -ENOENT (not running) or
+ * -ENOMEM. A snapshot's samples memory, when freed, is kept the same way
+ * for the next one. */
+int pl_heap_snapshot_prepare(void);
+/* Unmap the kept samples memory if it has been kept idle_ns or longer.
+ * Any thread. 1 when it was unmapped, else 0. */
+int pl_heap_snapshot_release_idle(uint64_t idle_ns);
 
 /* Copy the program counters of every stack recorded so far (return
  * addresses, stack after stack, so the same pc recurs) into pcs[0..cap)

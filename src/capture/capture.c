@@ -168,7 +168,17 @@ static int heap_warm(unsigned flags) {
   return rc;
 }
 
-int pl__capture_heap_warm(void) { return heap_warm(PL__SYMBOLIZE_NAMES); }
+int pl__capture_heap_warm(void) {
+  int rc = pl__heap_tracker_prepare(); /* first: it is the quicker */
+  if (rc == -ENOSYS || rc == -ENOENT) return rc;
+  int wrc = heap_warm(PL__SYMBOLIZE_NAMES);
+  return rc ? rc : wrc;
+}
+
+int pl__capture_drop_idle(uint64_t idle_ns) {
+  int dropped = pl__symbolizer_drop_idle(idle_ns);
+  return pl__heap_tracker_release_idle(idle_ns) | dropped;
+}
 
 /* A heap snapshot's stacks symbolized on a thread of their own while the
  * snapshot is taken: a first snapshot's lookups read symbol tables (and

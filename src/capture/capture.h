@@ -80,13 +80,20 @@ int pl__capture_cpu_running(const pl__capture *c);
  * pl__capture_prepare. */
 void pl__capture_heap_since(pl__capture *c, uint64_t since_ns);
 
-/* Look up now, on the calling thread, the names a heap snapshot's
- * symbolization will ask for (the call sites of every stack the tracker
- * recorded so far), so the next .heapsnapshot finds them kept instead of
- * reading symbol tables: a first snapshot's ~1-4 ms here, far more for a
- * large program. Claims no capture slot; waits while the symbolizer is in
- * use. 0, -ENOSYS without the tracker, -ENOMEM, -errno. */
+/* Make ready now, on the calling thread, what the next .heapsnapshot needs:
+ * the names its symbolization will ask for (the call sites of every stack
+ * the tracker recorded so far), kept by the symbolizer, and the memory its
+ * samples are copied into (pl_heap_snapshot_prepare). A first snapshot
+ * then reads no symbol table (~1-4 ms here, far more for a large program)
+ * and makes no fresh pages (~1 ms for 110,000 samples). Claims no capture
+ * slot; waits while the symbolizer is in use. 0, -ENOSYS without the
+ * tracker, -ENOMEM, -errno. */
 int pl__capture_heap_warm(void);
+/* Hand back what the capture path keeps between captures once unused for
+ * idle_ns: the symbolizer (tens of MB of module data) and a heap
+ * snapshot's samples memory. Never waits. 1 when something was freed (a
+ * caller may then malloc_trim), else 0. */
+int pl__capture_drop_idle(uint64_t idle_ns);
 
 /* Take (a heap snapshot; a CPU capture was taken by its stop) and
  * symbolize: a .heapsnapshot needs names only, everything else lines.

@@ -14,11 +14,13 @@
 #pragma weak pl_heap_untracked_begin
 #pragma weak pl_heap_untracked_end
 #pragma weak pl_heap_stack_pcs
+#pragma weak pl_heap_snapshot_prepare
+#pragma weak pl_heap_snapshot_release_idle
 
 int pl__heap_tracker_linked(void) {
   return pl_heap_running && pl_heap_get_stats && pl_heap_snapshot_take &&
          pl_heap_uses_sanitizer_hooks && pl_heap_untracked_begin && pl_heap_untracked_end &&
-         pl_heap_stack_pcs;
+         pl_heap_stack_pcs && pl_heap_snapshot_prepare && pl_heap_snapshot_release_idle;
 }
 
 int pl__heap_tracker_figures(pl__heap_figures *out) {
@@ -90,4 +92,12 @@ void pl__heap_tracker_untracked_begin(void) {
 
 void pl__heap_tracker_untracked_end(void) {
   if (pl__heap_tracker_linked()) pl_heap_untracked_end();
+}
+
+int pl__heap_tracker_prepare(void) {
+  return pl__heap_tracker_linked() ? pl_heap_snapshot_prepare() : -ENOSYS;
+}
+
+int pl__heap_tracker_release_idle(uint64_t idle_ns) {
+  return pl__heap_tracker_linked() ? pl_heap_snapshot_release_idle(idle_ns) : 0;
 }

@@ -42,6 +42,10 @@ int pl__heap_tracker_take(pl_heap_snapshot **out); /* -ENOSYS without it */
  * (malloc'ed, the caller frees it; NULL when there are none) and *n. 0,
  * -ENOSYS without the tracker, -ENOMEM. */
 int pl__heap_tracker_stack_pcs(uintptr_t **out, size_t *n);
+/* pl_heap_snapshot_prepare; -ENOSYS without the tracker. */
+int pl__heap_tracker_prepare(void);
+/* pl_heap_snapshot_release_idle; 0 without the tracker. */
+int pl__heap_tracker_release_idle(uint64_t idle_ns);
 void pl__heap_tracker_untracked_begin(void);
 void pl__heap_tracker_untracked_end(void);
 

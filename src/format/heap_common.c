@@ -94,7 +94,10 @@ int pl__heap_is_helper(const char *name) {
 
 static int bad_estimate(double x) { return !isfinite(x) || x < 0; }
 
-static int check(const pl_heap_snapshot *s) {
+/* Also counts the samples of each stack into samples[] (zeroed, one per
+ * stack) and notes the first of them in first[]: the one pass over the
+ * samples a writer needs before its output. */
+static int check(const pl_heap_snapshot *s, uint32_t *samples, size_t *first) {
   if (!s) return -EINVAL;
   if ((s->nsamples && !s->samples) || (s->nstacks && !s->stacks)) return -EINVAL;
   if (s->nstacks > UINT32_MAX) return -EINVAL;
@@ -116,6 +119,7 @@ static int check(const pl_heap_snapshot *s) {
   for (size_t i = 0; i < s->nsamples; i++) {
     const pl_heap_sample *x = &s->samples[i];
     if (x->stack >= s->nstacks) return -EINVAL;
+    if (!samples[x->stack]++) first[x->stack] = i;
     if (!(x->id & 1) || (i && x->id <= prev)) return -EINVAL;
     prev = x->id;
     if (bad_estimate(x->weight_bytes) || bad_estimate(x->weight_objects)) return -EINVAL;
@@ -166,17 +170,20 @@ static int synthesize(pl__heap_view *v) {
 
 int pl__heap_view_init(pl__heap_view *v, const pl_heap_snapshot *s) {
   memset(v, 0, sizeof(*v));
-  int rc = check(s);
-  if (rc) return rc;
+  if (!s) return -EINVAL;
   v->s = s;
   pl__arena_init(&v->names);
   size_t n = s->nstacks ? s->nstacks : 1;
+  int rc;
   v->stack_frames = calloc(n, sizeof(*v->stack_frames));
   v->first = calloc(n, sizeof(*v->first));
-  if (!v->stack_frames || !v->first) {
+  v->samples = calloc(n, sizeof(*v->samples));
+  v->first_sample = malloc(n * sizeof(*v->first_sample));
+  if (!v->stack_frames || !v->first || !v->samples || !v->first_sample) {
     rc = -ENOMEM;
     goto fail;
   }
+  if ((rc = check(s, v->samples, v->first_sample))) goto fail;
   if (s->frames) {
     v->frames = s->frames;
     v->nframes = s->nframes;
@@ -198,6 +205,8 @@ fail:
 void pl__heap_view_free(pl__heap_view *v) {
   free(v->stack_frames);
   free(v->first);
+  free(v->samples);
+  free(v->first_sample);
   free(v->own_frames);
   free(v->own_ix);
   pl__arena_free(&v->names);

@@ -25,6 +25,8 @@ typedef struct pl__heap_view {
   size_t nframes;
   const uint32_t **stack_frames; /* by stack: frame indices, innermost first */
   uint32_t *first;               /* by stack: depth of the allocating frame */
+  uint32_t *samples;             /* by stack: how many samples name it */
+  size_t *first_sample;          /* by stack: its first sample's index (samples > 0) */
   /* owned when unsymbolized */
   pl_frame *own_frames;
   uint32_t *own_ix;

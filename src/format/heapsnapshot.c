@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/put_u64.h"
+#include "common/radix_sort.h"
 #include "common/util.h"
 #include "format/cpu_common.h"
 #include "format/hashtab.h"
@@ -43,40 +44,48 @@ _Static_assert(TYPE_NATIVE == 8 && EDGE_ELEMENT == 1,
 
 typedef struct hs_ctx {
   pl__heap_view v;
-  pl__strtab strs;        /* strings[]: "" (the root's name) first */
-  pl__keytab groups;      /* (name string, 0, 0) -> group, in order of first use */
-  pl__keytab used_ids;    /* (grouping node id, 0, 0) */
-  uint32_t *stack_group;  /* by stack: group, NONE until used */
-  uint32_t *sample_group; /* by sample */
-  uint32_t *group_start;  /* by group (+1): first index in members */
-  uint32_t *members;      /* sample indices, grouped, in sample order */
-  uint32_t *group_id;     /* by group: its node id (even) */
+  pl__strtab strs;       /* strings[]: "" (the root's name) first */
+  pl__keytab groups;     /* (name string, 0, 0) -> group, in order of first use */
+  pl__keytab used_ids;   /* (grouping node id, 0, 0) */
+  uint32_t *stack_group; /* by stack: group, NONE when no sample names it */
+  uint32_t *group_start; /* by group (+1): first index in members */
+  uint32_t *members;     /* sample indices, grouped, in sample order */
+  uint32_t *group_id;    /* by group: its node id (even) */
 } hs_ctx;
 
-/* Group of every sample, group sizes, grouping node ids (the members by
- * group wait for the edges: build_members). */
+/* Group of every stack that samples name, group sizes and grouping node
+ * ids, from the view's samples per stack: no pass over the samples before
+ * the first bytes. Groups are numbered in order of first use by the
+ * samples (the stacks by their first sample). The members by group wait
+ * for the edges (build_members). */
 static int build_groups(hs_ctx *c) {
   const pl_heap_snapshot *s = c->v.s;
-  size_t ns = s->nstacks ? s->nstacks : 1, n = s->nsamples ? s->nsamples : 1;
+  size_t ns = s->nstacks ? s->nstacks : 1, used = 0;
   c->stack_group = malloc(ns * sizeof(*c->stack_group));
-  c->sample_group = malloc(n * sizeof(*c->sample_group));
   c->group_start = calloc(ns + 1, sizeof(*c->group_start)); /* a group per stack at most */
-  if (!c->stack_group || !c->sample_group || !c->group_start) return -ENOMEM;
-  memset(c->stack_group, 0xff, s->nstacks * sizeof(*c->stack_group));
-  if (pl__strtab_intern(&c->strs, "") < 0) return -ENOMEM;
-
-  for (size_t i = 0; i < s->nsamples; i++) {
-    uint32_t si = s->samples[i].stack;
-    if (c->stack_group[si] == NONE) {
-      int64_t name = pl__strtab_intern(&c->strs, pl__heap_alloc_name(&c->v, si));
-      if (name < 0) return (int)name;
-      int64_t g = pl__keytab_intern(&c->groups, (uint32_t)name, 0, 0, NULL);
-      if (g < 0) return (int)g;
-      c->stack_group[si] = (uint32_t)g;
-    }
-    c->sample_group[i] = c->stack_group[si];
-    c->group_start[c->stack_group[si] + 1]++;
+  pl__key_ix *order = malloc(2 * ns * sizeof(*order));
+  if (!c->stack_group || !c->group_start || !order) {
+    free(order);
+    return -ENOMEM;
   }
+  memset(c->stack_group, 0xff, s->nstacks * sizeof(*c->stack_group));
+  for (size_t si = 0; si < s->nstacks; si++)
+    if (c->v.samples[si]) order[used++] = (pl__key_ix){c->v.first_sample[si], si};
+  const pl__key_ix *by_first = pl__radix_sort(order, order + ns, used, s->nsamples);
+  int rc = pl__strtab_intern(&c->strs, "") < 0 ? -ENOMEM : 0;
+  for (size_t k = 0; k < used && !rc; k++) {
+    size_t si = by_first[k].ix;
+    int64_t name = pl__strtab_intern(&c->strs, pl__heap_alloc_name(&c->v, si));
+    int64_t g = name < 0 ? name : pl__keytab_intern(&c->groups, (uint32_t)name, 0, 0, NULL);
+    if (g < 0) {
+      rc = (int)g;
+      break;
+    }
+    c->stack_group[si] = (uint32_t)g;
+    c->group_start[g + 1] += c->v.samples[si];
+  }
+  free(order);
+  if (rc) return rc;
 
   size_t ng = c->groups.n;
   for (size_t g = 0; g < ng; g++) c->group_start[g + 1] += c->group_start[g];
@@ -111,7 +120,8 @@ static int build_members(hs_ctx *c) {
     return -ENOMEM;
   }
   memcpy(next, c->group_start, ng * sizeof(*next));
-  for (size_t i = 0; i < s->nsamples; i++) c->members[next[c->sample_group[i]]++] = (uint32_t)i;
+  for (size_t i = 0; i < s->nsamples; i++)
+    c->members[next[c->stack_group[s->samples[i].stack]]++] = (uint32_t)i;
   free(next);
   return 0;
 }
@@ -216,7 +226,7 @@ static int write_json(hs_ctx *c, pl__sink *out) {
     for (; i < end; i++) {
       const pl_heap_sample *x = &s->samples[i];
       uint64_t size = pl__heap_round(x->weight_bytes);
-      p = put_alloc_node(p, c->groups.keys[c->sample_group[i]].a,
+      p = put_alloc_node(p, c->groups.keys[c->stack_group[x->stack]].a,
                          (uint32_t)(x->id + PL__HEAPSNAPSHOT_ID_OFFSET),
                          size > UINT32_MAX ? UINT32_MAX : size);
     }
@@ -279,7 +289,6 @@ out:
   pl__keytab_free(&c.groups);
   pl__keytab_free(&c.used_ids);
   free(c.stack_group);
-  free(c.sample_group);
   free(c.group_start);
   free(c.members);
   free(c.group_id);

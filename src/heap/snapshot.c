@@ -23,22 +23,101 @@
  * runs each, alternating). n is sized for the record high-water
  * mark, which never goes down: only `used` bytes are populated. */
 #define BIG_MIN (1u << 20)
-static void *big_alloc(size_t n, size_t used) {
-  if (n < BIG_MIN) return malloc(n);
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (used > n) used = n;
-  (void)madvise(p, n, MADV_HUGEPAGE); /* a hint: "never" leaves small pages */
-  (void)madvise(p, (used + 4095) & ~(size_t)4095,
-                MADV_POPULATE_WRITE); /* a hint: faults do it too */
+
+/* One samples mapping is kept when its snapshot is freed, for the next
+ * one: its pages are there (a first write into fresh pages, kernel
+ * zeroing included, cost ~0.35 ms for 6 MB here, ~1.2 ms the first time in
+ * a process), and pl_heap_snapshot_prepare makes one before a first
+ * snapshot. The slot is one atomic pointer (a lock would need fork care);
+ * a kept mapping starts with its header. pl_heap_snapshot_release_idle
+ * unmaps it once unused for a while. */
+typedef struct spare_head {
+  size_t bytes;
+  uint64_t since_ns; /* kept since */
+} spare_head;
+static _Atomic(spare_head *) spare;
+#define SPARE_ALIGN ((size_t)2 << 20) /* x86-64's huge page */
+
+static void spare_put(void *p, size_t n) {
+  spare_head *h = p;
+  h->bytes = n;
+  h->since_ns = pl__heap_now_ns();
+  spare_head *old = atomic_exchange(&spare, h);
+  if (old) munmap(old, old->bytes);
+}
+
+/* A mapping of at least n bytes, its first `used` bytes populated, in huge
+ * pages where allowed; *got: its size. The kept one when large enough. */
+static void *map_samples(size_t n, size_t used, size_t *got) {
+  spare_head *h = atomic_exchange(&spare, NULL);
+  void *p = NULL;
+  if (h && h->bytes >= n) {
+    p = h;
+    *got = h->bytes;
+  } else {
+    if (h) munmap(h, h->bytes);
+    /* room to grow: the record high-water mark creeps up between snapshots
+     * (a kept mapping then still fits), to a whole huge page */
+    size_t want = n + n / 8;
+    want = (want + SPARE_ALIGN - 1) & ~(size_t)(SPARE_ALIGN - 1);
+    p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *got = want;
+    (void)madvise(p, want, MADV_HUGEPAGE); /* a hint: "never" leaves small pages */
+  }
+  if (used > *got) used = *got;
+  /* a hint (faults do it too); nearly free where the pages are there */
+  (void)madvise(p, (used + 4095) & ~(size_t)4095, MADV_POPULATE_WRITE);
   return p;
+}
+
+/* The samples array's room: malloc below BIG_MIN, else map_samples. */
+static void *big_alloc(size_t n, size_t used, size_t *got) {
+  *got = n;
+  return n < BIG_MIN ? malloc(n) : map_samples(n, used, got);
 }
 
 static void big_free(void *p, size_t n) {
   if (n < BIG_MIN)
     free(p);
   else
-    munmap(p, n);
+    spare_put(p, n);
+}
+
+/* The room a snapshot taken now needs: bytes for the record high-water
+ * mark (and the order's room below), and the part live samples fill. */
+static void samples_room(pl__heap_tls *t, uint32_t *hw, size_t *bytes, size_t *used) {
+  pl__heap_lock(t);
+  *hw = H.rec_hw;
+  uint64_t live = H.live;
+  pl__heap_unlock(t);
+  *bytes = ((size_t)*hw + PL__SAMPLE_ORDER_HEAD) * sizeof(pl_heap_sample);
+  *used = (live + PL__SAMPLE_ORDER_HEAD + 1024) * sizeof(pl_heap_sample);
+}
+
+int pl_heap_snapshot_prepare(void) {
+  if (!pl_heap_running()) return -ENOENT;
+  pl__heap_tls *t = &pl__heap_tls_state;
+  uint32_t hw;
+  size_t bytes, used, got;
+  samples_room(t, &hw, &bytes, &used);
+  if (bytes < BIG_MIN) return 0; /* malloc's: nothing to prepare */
+  void *p = map_samples(bytes, used, &got);
+  if (!p) return -ENOMEM;
+  spare_put(p, got);
+  return 0;
+}
+
+int pl_heap_snapshot_release_idle(uint64_t idle_ns) {
+  spare_head *h = atomic_exchange(&spare, NULL);
+  if (!h) return 0;
+  if (pl__heap_now_ns() - h->since_ns >= idle_ns) {
+    munmap(h, h->bytes);
+    return 1;
+  }
+  spare_head *old = atomic_exchange(&spare, h); /* not yet: back, unless another came */
+  if (old) munmap(old, old->bytes);
+  return 0;
 }
 
 int pl_heap_snapshot_take(pl_heap_snapshot **out) {
@@ -52,13 +131,10 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
 
   /* Records: the ones in use when we start; later ones may or may not be
    * seen (a freed record may be reused for a new block in the meantime). */
-  pl__heap_lock(t);
-  uint32_t hw = H.rec_hw;
-  uint64_t live = H.live;
-  pl__heap_unlock(t);
-  size_t samples_bytes = ((size_t)hw + PL__SAMPLE_ORDER_HEAD) * sizeof(*s->samples);
-  pl_heap_sample *room =
-      big_alloc(samples_bytes, (live + PL__SAMPLE_ORDER_HEAD + 1024) * sizeof(*s->samples));
+  uint32_t hw;
+  size_t samples_bytes, used;
+  samples_room(t, &hw, &samples_bytes, &used);
+  pl_heap_sample *room = big_alloc(samples_bytes, used, &samples_bytes);
   if (!room || pl_heap_snapshot_adopt(s, room, samples_bytes, big_free) != 0) goto out;
   pl__sample_order o;
   pl__sample_order_init(&o, room + PL__SAMPLE_ORDER_HEAD, hw);
@@ -115,10 +191,9 @@ int pl_heap_snapshot_take(pl_heap_snapshot **out) {
   pl__heap_stats_locked(&s->stats);
   pl__heap_unlock(t);
   s->stats.tracker_bytes = pl__heap_resident();
-  struct timespec mono, wall;
-  clock_gettime(CLOCK_MONOTONIC, &mono);
+  struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
-  s->time_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+  s->time_ns = pl__heap_now_ns();
   s->wall_ns = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
 
   for (size_t i = 0; i < s->nsamples; i++) {

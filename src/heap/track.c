@@ -44,7 +44,7 @@ pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---------------------------------------------------------------- clocks, rng */
 
-static uint64_t now_ns(void) {
+uint64_t pl__heap_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -61,7 +61,7 @@ static uint64_t rng_next(pl__heap_tls *t) {
 
 static void thread_start(pl__heap_tls *t) {
   if (!t->tid) t->tid = (uint32_t)gettid();
-  uint64_t seed = pl__mix64(now_ns() ^ ((uint64_t)t->tid << 32) ^ (uintptr_t)t);
+  uint64_t seed = pl__mix64(pl__heap_now_ns() ^ ((uint64_t)t->tid << 32) ^ (uintptr_t)t);
   t->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
   t->started = 1;
 }
@@ -211,7 +211,7 @@ static void fill_locked(pl__heap_tls *t, uint32_t ri, void *p, size_t n, uint32_
 /* Returns with the mutex held. */
 PL__HEAP_TEXT __attribute__((always_inline)) static inline void sample_begin(
     pl__heap_tls *t, size_t n, pl__heap_sample_ctx *c) {
-  c->time = now_ns();
+  c->time = pl__heap_now_ns();
   c->w = pl__heap_weight(n);
   pl__heap_capture(t, c);
 }

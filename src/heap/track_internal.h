@@ -107,6 +107,8 @@ typedef struct pl__heap_state {
 
 extern pl__heap_state pl__heap;
 
+/* track.c. CLOCK_MONOTONIC in ns. */
+uint64_t pl__heap_now_ns(void);
 /* track.c. Take/release the mutex with the thread's busy guard; taking it
  * settles the queued frees. */
 void pl__heap_lock(pl__heap_tls *t);

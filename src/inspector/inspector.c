@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +25,7 @@
 #include <openssl/sha.h>
 #include <uv.h>
 
+#include "capture/capture.h"
 #include "capture/heap_tracker.h"
 #include "common/json_error.h"
 #include "profile/threads.h"
@@ -41,6 +43,7 @@
 #define CLOSE_TIMEOUT_MS 3000     /* a closing connection gets this long to finish */
 #define WRITE_STALL_MS 60000      /* a session whose writes make no progress this long is cut */
 #define SWEEP_MS 1000             /* deadline checks */
+#define DROP_IDLE_MS 15000        /* how often what captures keep is checked for disuse */
 #define STOP_GRACE_MS 2000        /* at stop, handles still open after this are closed */
 #define INFLIGHT_MAX (512u << 10) /* bytes handed to uv_write per connection at a time */
 /* Longest message a client may send (close 1009 beyond): CDP requests are
@@ -126,6 +129,7 @@ static struct {
   unsigned reject_in_window;
   uint64_t reject_suppressed;
   uint64_t serials;
+  uint64_t drop_ms;    /* last pl__capture_drop_idle */
   char rbuf[64 << 10]; /* every read lands here and is consumed in the read callback */
   /* Under mu: the post queue and the stop request. */
   pthread_mutex_t mu;
@@ -1032,6 +1036,12 @@ static void on_sweep(uv_timer_t *t) {
       pl_log_flush();
       conn_close(c);
     }
+  }
+  /* What DevTools' captures keep (the symbolizer, a snapshot's samples
+   * memory) goes back after a minute unused, the lab off included. */
+  if (now - g.drop_ms >= DROP_IDLE_MS) {
+    g.drop_ms = now;
+    if (pl__capture_drop_idle(60 * 1000000000ull)) malloc_trim(0);
   }
   if (g.stopping && now >= g.stop_ms + STOP_GRACE_MS) {
     unsigned n = 0;

@@ -7,16 +7,17 @@
 #include <malloc.h>
 #include <stdlib.h>
 
+#include "capture/capture.h"
 #include "common/util.h"
 #include "lab/lab_internal.h"
-#include "symbol/symbolizer.h"
 
-/* Every 15 s: the symbolizer is kept between profiles and snapshots (its
- * module data is tens of MB); after a minute unused it is dropped and the
- * memory handed back, so the process's RSS shows what the service holds. */
+/* Every 15 s: the symbolizer and a heap snapshot's samples memory are
+ * kept between profiles and snapshots (the symbolizer's module data is
+ * tens of MB); after a minute unused they are dropped and the memory
+ * handed back, so the process's RSS shows what the service holds. */
 static void on_sym_timer(uv_timer_t *t) {
   (void)t;
-  if (pl__symbolizer_drop_idle(60 * 1000000000ull)) malloc_trim(0);
+  if (pl__capture_drop_idle(60 * 1000000000ull)) malloc_trim(0);
 }
 
 /* The endpoint files' state, in order; freed in reverse. */

@@ -406,6 +406,43 @@ static void test_sample_order(void **state) {
   assert_int_equal(check_order(ids, 0, 0, &unordered), 0);
 }
 
+/* Live samples of exactly size bytes in a new snapshot (freed). */
+static size_t samples_of_size(size_t size) {
+  pl_heap_snapshot *s = heap_test_snapshot(0);
+  size_t n = 0;
+  for (size_t i = 0; i < s->nsamples; i++) n += s->samples[i].size == size;
+  pl_heap_snapshot_free(s);
+  return n;
+}
+
+/* The samples memory is kept from one snapshot to the next (or made by
+ * pl_heap_snapshot_prepare), and what a snapshot holds is its own: right
+ * after prepare, after a reuse, and once the records outgrow what was
+ * kept; release_idle hands it back only when it is old enough. */
+static void test_kept_samples_memory(void **state) {
+  (void)state;
+  enum { SIZE = 1237, FIRST = 30000, MORE = 50000 }; /* > 1 MiB of samples: a mapping */
+  static void *b[FIRST + MORE];
+  pl_heap_snapshot_release_idle(0);
+  assert_int_equal(pl_heap_snapshot_release_idle(0), 0); /* nothing kept */
+  for (int i = 0; i < FIRST; i++) assert_non_null(b[i] = malloc(SIZE));
+  assert_int_equal(pl_heap_snapshot_prepare(), 0);
+  assert_int_equal(pl_heap_snapshot_release_idle(60 * 1000000000ull), 0); /* too young */
+  assert_int_equal(samples_of_size(SIZE), FIRST);                         /* the prepared memory */
+  assert_int_equal(samples_of_size(SIZE), FIRST);                         /* the kept one */
+  for (int i = 0; i < FIRST; i += 2) free(b[i]);
+  assert_int_equal(samples_of_size(SIZE), FIRST / 2); /* nothing of the last one's */
+  for (int i = FIRST; i < FIRST + MORE; i++) assert_non_null(b[i] = malloc(SIZE));
+  assert_int_equal(samples_of_size(SIZE), FIRST / 2 + MORE); /* outgrown: a new mapping */
+  assert_int_equal(samples_of_size(SIZE), FIRST / 2 + MORE);
+  assert_int_equal(pl_heap_snapshot_release_idle(0), 1);
+  assert_int_equal(pl_heap_snapshot_release_idle(0), 0);
+  assert_int_equal(samples_of_size(SIZE), FIRST / 2 + MORE); /* without one */
+  for (int i = 1; i < FIRST; i += 2) free(b[i]);
+  for (int i = FIRST; i < FIRST + MORE; i++) free(b[i]);
+  pl_heap_snapshot_release_idle(0);
+}
+
 static void test_ids_and_times(void **state) {
   uint64_t t0 = mono_ns();
   void *a = malloc(10), *b = malloc(20), *c = malloc(30);
@@ -733,6 +770,7 @@ int main(void) {
       cmocka_unit_test(test_sorted_after_reuse),
       cmocka_unit_test(test_stack_pcs),
       cmocka_unit_test(test_sample_order),
+      cmocka_unit_test(test_kept_samples_memory),
       cmocka_unit_test(test_counters_exact),
       cmocka_unit_test(test_stack_counters),
       cmocka_unit_test(test_reentrant),
