@@ -364,9 +364,10 @@ static void warm_done(pl__cdp *c, void *arg) {
 }
 
 /* DevTools enables the HeapProfiler when its Memory panel opens, well
- * before a snapshot is asked for: the names the snapshot will need are
- * looked up then, on a thread of their own, so a first snapshot does not
- * wait for symbol tables to be read. */
+ * before a snapshot is asked for: what a first snapshot needs is readied
+ * then, on a thread of its own (pl__capture_heap_warm: the samples memory,
+ * the names of the recorded stacks), so it waits for neither fresh pages
+ * nor symbol tables. */
 static void on_enable(pl__cdp *c, json_int_t id, json_t *params) {
   (void)params;
   pl__cdp_reply_empty(c, id);

@@ -30,8 +30,8 @@ protoc-c --proto_path="$root/proto" --c_out="$out/gen/format" "$root/proto/profi
 # into each target.
 srcs="$root/src/format/*.c $out/gen/format/profile.pb-c.c $root/src/model/*.c \
   $root/src/common/buf.c $root/src/common/arena.c $root/src/common/sink.c \
-  $root/src/common/util.c $root/src/analysis/top.c $root/src/analysis/dominators.c \
-  $root/src/analysis/leaks.c"
+  $root/src/common/util.c $root/src/common/radix_sort.c $root/src/analysis/top.c \
+  $root/src/analysis/dominators.c $root/src/analysis/leaks.c"
 # The writers, the buffers under them and the aggregation are checked
 # (sanitizers, the model contract) but give the fuzzer no coverage to steer
 # by: it mutates readers' input, and feedback from writing every model out
