@@ -278,8 +278,10 @@ export { median };
 
 /**
  * Assert p is a valid CDP Profiler.Profile (a .cpuprofile) and return
- * {byName: {name: {self (samples), nodes, url, lineNumber}}, medianDeltaUs,
- * samples, durationUs}.
+ * {byName: {name: {self (samples), selfUs, nodes, url, lineNumber}},
+ * medianDeltaUs, samples, durationUs}. selfUs is the time DevTools charges
+ * the function: each sample stands for the time until the next one (the
+ * last, until endTime).
  */
 export function checkCpuProfile(p) {
   assert.ok(p && Array.isArray(p.nodes) && p.nodes.length > 0, 'profile.nodes is a non-empty array');
@@ -313,9 +315,17 @@ export function checkCpuProfile(p) {
     assert.ok(byId.has(s), `sample of unknown node ${s}`);
     counts.set(s, (counts.get(s) || 0) + 1);
   }
+  const spanUs = new Map(); // by node: the time its samples stand for
+  let at = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i];
+    const next = i + 1 < p.samples.length ? at + p.timeDeltas[i + 1] : p.endTime;
+    spanUs.set(p.samples[i], (spanUs.get(p.samples[i]) || 0) + Math.max(0, next - at));
+  }
   for (const n of p.nodes) {
-    const e = byName[n.callFrame.functionName] ??= { self: 0, nodes: 0, url: n.callFrame.url, lineNumber: n.callFrame.lineNumber };
+    const e = byName[n.callFrame.functionName] ??= { self: 0, selfUs: 0, nodes: 0, url: n.callFrame.url, lineNumber: n.callFrame.lineNumber };
     e.self += counts.get(n.id) || 0;
+    e.selfUs += spanUs.get(n.id) || 0;
     e.nodes++;
   }
   let sum = 0;
