@@ -3,6 +3,7 @@
 #include "capture/capture.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,9 +176,10 @@ int pl__capture_heap_warm(void) {
   return rc ? rc : wrc;
 }
 
-int pl__capture_drop_idle(uint64_t idle_ns) {
+void pl__capture_drop_idle(void) {
+  const uint64_t idle_ns = 60 * 1000000000ull;
   int dropped = pl__symbolizer_drop_idle(idle_ns);
-  return pl__heap_tracker_release_idle(idle_ns) | dropped;
+  if (pl__heap_tracker_release_idle(idle_ns) | dropped) malloc_trim(0);
 }
 
 /* A heap snapshot's stacks symbolized on a thread of their own while the

@@ -90,10 +90,12 @@ void pl__capture_heap_since(pl__capture *c, uint64_t since_ns);
  * tracker, -ENOMEM, -errno. */
 int pl__capture_heap_warm(void);
 /* Hand back what the capture path keeps between captures once unused for
- * idle_ns: the symbolizer (tens of MB of module data) and a heap
- * snapshot's samples memory. Never waits. 1 when something was freed (a
- * caller may then malloc_trim), else 0. */
-int pl__capture_drop_idle(uint64_t idle_ns);
+ * a minute: the symbolizer (tens of MB of module data) and a heap
+ * snapshot's samples memory, then malloc_trim when something went, so the
+ * process's RSS shows what the service holds. Never waits. A loop calls it
+ * every PL__CAPTURE_DROP_EVERY_MS. */
+#define PL__CAPTURE_DROP_EVERY_MS 15000
+void pl__capture_drop_idle(void);
 
 /* Take (a heap snapshot; a CPU capture was taken by its stop) and
  * symbolize: a .heapsnapshot needs names only, everything else lines.

@@ -44,12 +44,6 @@ pl__heap_state pl__heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---------------------------------------------------------------- clocks, rng */
 
-uint64_t pl__heap_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t rng_next(pl__heap_tls *t) {
   uint64_t x = t->rng;
   x ^= x >> 12;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "proflab/heap.h"
 #include "heap/heap_internal.h"
@@ -107,8 +108,12 @@ typedef struct pl__heap_state {
 
 extern pl__heap_state pl__heap;
 
-/* track.c. CLOCK_MONOTONIC in ns. */
-uint64_t pl__heap_now_ns(void);
+/* CLOCK_MONOTONIC in ns (inline: the sampled path reads it). */
+static inline uint64_t pl__heap_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 /* track.c. Take/release the mutex with the thread's busy guard; taking it
  * settles the queued frees. */
 void pl__heap_lock(pl__heap_tls *t);

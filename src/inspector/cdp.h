@@ -31,7 +31,7 @@ typedef struct pl__cdp {
   /* HeapProfiler */
   uint64_t sampling_since_ns;    /* startSampling time (CLOCK_MONOTONIC), 0 when off */
   int snapshot_running;          /* a takeHeapSnapshot is streaming */
-  int warming;                   /* HeapProfiler.enable's symbol look-ahead runs */
+  int warming;                   /* HeapProfiler.enable's readying job runs */
   struct pl__cdp_stream *stream; /* its stream, for flow control */
 } pl__cdp;
 

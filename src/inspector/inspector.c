@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -43,7 +42,6 @@
 #define CLOSE_TIMEOUT_MS 3000     /* a closing connection gets this long to finish */
 #define WRITE_STALL_MS 60000      /* a session whose writes make no progress this long is cut */
 #define SWEEP_MS 1000             /* deadline checks */
-#define DROP_IDLE_MS 15000        /* how often what captures keep is checked for disuse */
 #define STOP_GRACE_MS 2000        /* at stop, handles still open after this are closed */
 #define INFLIGHT_MAX (512u << 10) /* bytes handed to uv_write per connection at a time */
 /* Longest message a client may send (close 1009 beyond): CDP requests are
@@ -1039,9 +1037,9 @@ static void on_sweep(uv_timer_t *t) {
   }
   /* What DevTools' captures keep (the symbolizer, a snapshot's samples
    * memory) goes back after a minute unused, the lab off included. */
-  if (now - g.drop_ms >= DROP_IDLE_MS) {
+  if (now - g.drop_ms >= PL__CAPTURE_DROP_EVERY_MS) {
     g.drop_ms = now;
-    if (pl__capture_drop_idle(60 * 1000000000ull)) malloc_trim(0);
+    pl__capture_drop_idle();
   }
   if (g.stopping && now >= g.stop_ms + STOP_GRACE_MS) {
     unsigned n = 0;
@@ -1059,9 +1057,11 @@ static void begin_stop(void) {
   uv_close((uv_handle_t *)&g.async, NULL);
   for (pl__insp_session *c = g.conns; c; c = c->next) {
     if (c->closing) continue;
-    if (c->kind == CONN_WS && !c->shut) direct_off(c);
-    if (c->kind == CONN_WS && !c->shut && pl__ws_close(c->ws, 1001, "inspector stopping") == 0)
-      ws_flush(c); /* uv_write tries at once: the close frame usually goes out */
+    if (c->kind == CONN_WS && !c->shut) {
+      direct_off(c);
+      if (pl__ws_close(c->ws, 1001, "inspector stopping") == 0)
+        ws_flush(c); /* uv_write tries at once: the close frame usually goes out */
+    }
     conn_close(c);
   }
 }

@@ -4,20 +4,16 @@
 #include "proflab/lab.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 
 #include "capture/capture.h"
 #include "common/util.h"
 #include "lab/lab_internal.h"
 
-/* Every 15 s: the symbolizer and a heap snapshot's samples memory are
- * kept between profiles and snapshots (the symbolizer's module data is
- * tens of MB); after a minute unused they are dropped and the memory
- * handed back, so the process's RSS shows what the service holds. */
+/* What captures keep between uses goes back after a minute unused. */
 static void on_sym_timer(uv_timer_t *t) {
   (void)t;
-  if (pl__capture_drop_idle(60 * 1000000000ull)) malloc_trim(0);
+  pl__capture_drop_idle();
 }
 
 /* The endpoint files' state, in order; freed in reverse. */
@@ -62,7 +58,8 @@ int pl_lab_new(pl_lab **out, uv_loop_t *loop, const pl_lab_config *cfg, pl_loopm
     return rc;
   }
   if (uv_timer_init(loop, &lab->sym_timer) == 0) {
-    uv_timer_start(&lab->sym_timer, on_sym_timer, 15000, 15000);
+    uv_timer_start(&lab->sym_timer, on_sym_timer, PL__CAPTURE_DROP_EVERY_MS,
+                   PL__CAPTURE_DROP_EVERY_MS);
     uv_unref((uv_handle_t *)&lab->sym_timer); /* never keeps the loop alive */
   }
   *out = lab;

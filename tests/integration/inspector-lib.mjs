@@ -311,16 +311,15 @@ export function checkCpuProfile(p) {
   }
   const byName = Object.create(null);
   const counts = new Map();
-  for (const s of p.samples) {
-    assert.ok(byId.has(s), `sample of unknown node ${s}`);
-    counts.set(s, (counts.get(s) || 0) + 1);
-  }
   const spanUs = new Map(); // by node: the time its samples stand for
   let at = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    const s = p.samples[i];
+    assert.ok(byId.has(s), `sample of unknown node ${s}`);
+    counts.set(s, (counts.get(s) || 0) + 1);
     at += p.timeDeltas[i];
     const next = i + 1 < p.samples.length ? at + p.timeDeltas[i + 1] : p.endTime;
-    spanUs.set(p.samples[i], (spanUs.get(p.samples[i]) || 0) + Math.max(0, next - at));
+    spanUs.set(s, (spanUs.get(s) || 0) + Math.max(0, next - at));
   }
   for (const n of p.nodes) {
     const e = byName[n.callFrame.functionName] ??= { self: 0, selfUs: 0, nodes: 0, url: n.callFrame.url, lineNumber: n.callFrame.lineNumber };
